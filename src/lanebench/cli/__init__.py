@@ -1,0 +1,1 @@
+"""Command-line adapters: parse input, build one config, call one core function."""

