@@ -67,46 +67,61 @@ class Dialect:
         }
 
 
-def _option_heads(help_text: str) -> list[tuple[list[str], str]]:
-    """Each option line's flag names and the rest of the line (value hint + help)."""
-    out: list[tuple[list[str], str]] = []
-    for line in help_text.splitlines():
+_FLAG_RE = re.compile(r"(-[\w-]+)(,\s+)?")
+_HELP_COLUMN = 40  # llama.cpp pads option heads to this column (common/arg.cpp to_string)
+
+
+def _split_head(line: str) -> tuple[str, str]:
+    """An option line's head (flags and value hint) and the help text after it."""
+    if len(line) > _HELP_COLUMN and line[_HELP_COLUMN - 1] == " ":
+        return line[:_HELP_COLUMN].rstrip(), line[_HELP_COLUMN:].strip()
+    return line.rstrip(), ""
+
+
+def _option_heads(help_text: str) -> list[tuple[list[str], str, str]]:
+    """For each option: its flag names, its value hint, and its help (first lines joined)."""
+    out: list[tuple[list[str], str, str]] = []
+    lines = help_text.splitlines()
+    for i, line in enumerate(lines):
         if not line.startswith("-"):
             continue
-        head, _, rest = line.partition("  ")
+        head, help_ = _split_head(line)
         names: list[str] = []
-        hint = ""
-        for part in head.split(", "):
-            tok, _, tail = part.strip().partition(" ")
-            if tok.startswith("-"):
-                names.append(tok)
-            if tail:
-                hint = tail.strip()
-        out.append((names, (hint + "  " + rest).strip()))
+        pos = 0
+        while m := _FLAG_RE.match(head, pos):
+            names.append(m[1])
+            pos = m.end()
+            if not m[2]:
+                break
+        hint = head[pos:].strip()
+        following = []
+        for nxt in lines[i + 1 : i + 5]:
+            if not nxt.startswith(" "):
+                break
+            following.append(nxt.strip())
+        out.append((names, hint, " ".join([help_, *following]).strip()))
     return out
 
 
-def _allowed_after(help_text: str, flag: str) -> tuple[str, ...]:
-    lines = help_text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("-") and flag in [p.strip().split(" ")[0] for p in line.split("  ")[0].split(", ")]:
-            block = " ".join(lines[i : i + 4])
-            m = re.search(r"allowed values:\s*([\w, ]+)", block)
-            if m:
-                return tuple(v.strip() for v in m[1].split(",") if v.strip())
-    return ()
-
-
 def parse_dialect(version_text: str, help_text: str) -> Dialect:
-    """Derive a Dialect from the text a build prints for ``--version`` and ``--help``."""
+    """Derive a Dialect from the text a build prints for ``--version`` and ``--help``.
+
+    Flags whose help says "the argument has been removed" are not counted as present.
+    """
     flags: set[str] = set()
     spec_types: tuple[str, ...] = ()
+    kv_types: tuple[str, ...] = ()
     fa_values: tuple[str, ...] = ()
-    for names, rest in _option_heads(help_text):
+    for names, hint, help_ in _option_heads(help_text):
+        if "has been removed" in help_:
+            continue
         flags.update(names)
-        hint = rest.split("  ")[0].strip()
         if "--spec-type" in names and hint:
-            spec_types = tuple(t for t in re.split(r"[,|\[\]<> ]+", hint) if t)
+            spec_types = tuple(t for t in re.split(r"[,|\[\]<>{} ]+", hint) if t)
+        if "--cache-type-k" in names:
+            m = re.search(r"allowed values:\s*([\w, ]+)", help_)
+            if m:
+                kv_types = tuple(v.strip() for v in m[1].split(",") if v.strip())
         if "--flash-attn" in names:
             m = re.match(r"\[?([\w|]+)\]?", hint)
             if m and "|" in m[1]:
@@ -118,7 +133,7 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
         commit=(m["commit"] or None) if m else None,
         flags=frozenset(flags),
         spec_types=spec_types,
-        kv_types=_allowed_after(help_text, "--cache-type-k"),
+        kv_types=kv_types,
         flash_attn_values=fa_values,
     )
 
