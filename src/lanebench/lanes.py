@@ -103,7 +103,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
-def _loc(err: dict[str, Any]) -> str:
+def _loc(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"])
 
 
@@ -140,7 +140,9 @@ def parse_lanes(data: dict[str, Any], source: str, base: Path) -> list[LaneSpec]
             for err in exc.errors():
                 problems.append(f"{source}: {label}: field '{_loc(err)}': {err['msg']}")
     names = [lane.name for lane in lanes]
-    problems += [f"{source}: lane name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    problems += [
+        f"{source}: lane name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})
+    ]
     if problems:
         raise BadInput("\n".join(problems))
     return lanes

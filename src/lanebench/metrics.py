@@ -95,11 +95,7 @@ def parse_prometheus(text: str) -> dict[str, float]:
 
 def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Differences of cumulative counters (``*_total`` series) across a job."""
-    return {
-        k: after[k] - before.get(k, 0.0)
-        for k in after
-        if k.split("{")[0].endswith("_total")
-    }
+    return {k: after[k] - before.get(k, 0.0) for k in after if k.split("{")[0].endswith("_total")}
 
 
 def per_position_acceptance(delta: dict[str, float]) -> list[float]:

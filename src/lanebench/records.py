@@ -86,6 +86,7 @@ class LaneResult:
     aggregates: list[AggregateRecord] = field(default_factory=list)
     metrics_delta: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Stat] = field(default_factory=dict)
+    per_position: list[float] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     error: str | None = None
     log_tail: str = ""

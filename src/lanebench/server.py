@@ -110,7 +110,9 @@ class ServerProcess:
             raise
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def alive(self) -> bool:
@@ -148,10 +150,12 @@ class ServerProcess:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **self.env},
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
-                raise LaneFailed(f"{self.label}: cannot start {self.argv[0]}: {exc.strerror or exc}") from None
+                raise LaneFailed(
+                    f"{self.label}: cannot start {self.argv[0]}: {exc.strerror or exc}"
+                ) from None
         _LIVE.add(self)
         self._t0 = time.monotonic()
 
@@ -178,7 +182,9 @@ class ServerProcess:
         log_tail = self.log_tail()
         last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "no output")
         self.stop()
-        raise LaneFailed(f"{self.label}: llama-server exited with code {code} while loading: {last.strip()}", log_tail)
+        raise LaneFailed(
+            f"{self.label}: llama-server exited with code {code} while loading: {last.strip()}", log_tail
+        )
 
     def check_alive(self) -> None:
         """Raise LaneFailed with the log tail if the server has died."""

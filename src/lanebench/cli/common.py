@@ -9,8 +9,16 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    c = Console(stderr=stderr)
+    if not c.is_terminal:  # piped or redirected: wide enough that tables stay tables
+        c = Console(stderr=stderr, width=200)
+    return c
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 
 import typer
 
@@ -57,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -48,7 +48,9 @@ def _draft_args(lane: LaneSpec, draft: Draft, dialect: Dialect) -> list[str]:
             args += ["--spec-draft-p-min", str(draft.p_min)]
     elif kind == "atomic":
         if draft.kind == "mtp":
-            head_flag = ["--mtp-head", str(draft.path)] if dialect.has("--mtp-head") else ["-md", str(draft.path)]
+            head_flag = (
+                ["--mtp-head", str(draft.path)] if dialect.has("--mtp-head") else ["-md", str(draft.path)]
+            )
             args += [*head_flag, "--spec-type", "mtp"] if dialect.has("--spec-type") else head_flag
         else:
             args += ["-md", str(draft.path)]

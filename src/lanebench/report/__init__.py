@@ -1,0 +1,1 @@
+"""Rendering results: the seed report's tables, files, plots."""

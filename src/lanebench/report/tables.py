@@ -1,0 +1,160 @@
+"""The seed report's tables, built from lane results as plain rows of strings.
+
+``Table`` is a title, headers and rows; ``to_markdown`` gives the format people post, and
+``to_rich`` the terminal view. Figures are medians; where there was more than one sample the
+spread (min–max) follows in parentheses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from lanebench.records import JobSpec, LaneResult, Stat
+
+
+@dataclass(slots=True)
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    caption: str = ""
+
+
+def fmt_stat(s: Stat | None, unit: str = "", digits: int = 1) -> str:
+    """``59.4 tok/s (58.9–60.1)``; a single sample has no spread; missing is ``–``."""
+    if s is None:
+        return "–"
+    u = f" {unit}" if unit else ""
+    text = f"{s.median:.{digits}f}{u}"
+    if s.n > 1 and s.max > s.min:
+        text += f" ({s.min:.{digits}f}–{s.max:.{digits}f})"
+    return text
+
+
+def fmt_pct(s: Stat | None) -> str:
+    if s is None:
+        return "–"
+    text = f"{100 * s.median:.1f}%"
+    if s.n > 1 and s.max > s.min:
+        text += f" ({100 * s.min:.1f}–{100 * s.max:.1f})"
+    return text
+
+
+def lane_notes(lane: LaneResult) -> str:
+    """The Notes column: the lane's own note, then flags, then why it failed."""
+    parts = [lane.lane.get("notes") or ""]
+    parts += [f"⚠ {f}" for f in lane.flags]
+    if lane.status == "failed":
+        parts.append(f"FAILED: {lane.error or 'unknown error'}")
+    return "; ".join(p for p in parts if p)
+
+
+def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
+    """Lane · Load to listening · Prefill · Decode · Normalized wall · N-slot aggregate · Notes."""
+    table = Table(
+        title="Latest Measured Numbers",
+        headers=[
+            "Lane",
+            "Load to listening",
+            "Prefill",
+            "Decode",
+            f"Normalized wall, {job.n_in}-in/{job.n_out}-out",
+            f"{job.aggregate}-slot aggregate",
+            "Notes",
+        ],
+        caption=f"job: {job.n_in} tokens in, {job.n_out} out, {job.reps} reps after {job.warmup} "
+        "warm-up; medians (min–max); rates from the engine's timings",
+    )
+    for lane in lanes:
+        s = lane.summary
+        load = f"{lane.load_s:.1f} s" if lane.load_s is not None else "–"
+        table.rows.append(
+            [
+                lane.name,
+                load,
+                fmt_stat(s.get("prefill_tps"), "tok/s"),
+                fmt_stat(s.get("decode_tps"), "tok/s"),
+                fmt_stat(s.get("normalized_wall_s"), "s"),
+                fmt_stat(s.get("aggregate_tps"), "tok/s"),
+                lane_notes(lane),
+            ]
+        )
+    return table
+
+
+def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
+    """Acceptance of every lane that asked for drafting; None when no lane did."""
+    drafting = [lane for lane in lanes if lane.lane.get("draft")]
+    if not drafting:
+        return None
+    table = Table(
+        title="Draft Acceptance",
+        headers=[
+            "Lane",
+            "Draft",
+            "Block size",
+            "Acceptance",
+            "Mean accepted length",
+            "Per position",
+            "Decode",
+        ],
+        caption="acceptance = Σ draft_n_accepted / Σ draft_n; mean length = tokens per verification step",
+    )
+    for lane in drafting:
+        d = lane.lane["draft"]
+        s = lane.summary
+        acc = fmt_pct(s.get("acceptance"))
+        if lane.status != "failed" and s.get("acceptance") is None:
+            acc = "⚠ none drafted"
+        per_pos = " ".join(f"{p:.2f}" for p in lane.per_position) or "–"
+        table.rows.append(
+            [
+                lane.name,
+                f"{d.get('kind')}: {_basename(str(d.get('path')))}",
+                str(d.get("block_size")),
+                acc,
+                fmt_stat(s.get("mean_accepted_length"), digits=2),
+                per_pos,
+                fmt_stat(s.get("decode_tps"), "tok/s"),
+            ]
+        )
+    return table
+
+
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub/Reddit markdown table with its title as a heading."""
+    lines = [f"### {table.title}", ""]
+    lines.append("| " + " | ".join(_md_cell(h) for h in table.headers) + " |")
+    lines.append("|" + "|".join("---" for _ in table.headers) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    if table.caption:
+        lines += ["", f"_{table.caption}_"]
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(table: Table) -> RichTable:
+    """The same table for the terminal."""
+    rt = RichTable(title=Text(table.title), caption=Text(table.caption) if table.caption else None)
+    last = len(table.headers) - 1
+    for i, h in enumerate(table.headers):
+        if i == last:
+            rt.add_column(h, overflow="fold", ratio=1, min_width=20)
+        else:
+            rt.add_column(
+                h, justify="left" if i == 0 else "right", max_width=44 if i == 0 else None, no_wrap=i > 0
+            )
+    for row in table.rows:
+        rt.add_row(*(Text(c) for c in row), style="red" if any("FAILED" in c for c in row) else None)
+    return rt

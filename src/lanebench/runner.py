@@ -1,0 +1,188 @@
+"""Run lanes: plan every lane before anything starts, then measure them one by one.
+
+Planning resolves the binary and its dialect, the model files, the context size and the full
+argv of every lane; any problem stops the run before a server starts. Measuring a lane that
+fails (engine died, timeout) records the failure with its log tail, and the next lane runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lanebench import __version__
+from lanebench.engines.argv import build_argv
+from lanebench.engines.dialect import Dialect, probe
+from lanebench.engines.discovery import find_server_bin
+from lanebench.errors import BadInput, LanebenchError, LaneFailed
+from lanebench.hostinfo import host_basics
+from lanebench.lanes import LaneSpec
+from lanebench.measure import LaneJob, summarize
+from lanebench.models import check_gguf_file, default_model_path
+from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
+from lanebench.server import ServerProcess
+from lanebench.sinks import RunInfo, Sink
+
+CTX_PAD = 64  # tokens of slack per slot beyond n_in + n_out
+
+
+@dataclass(slots=True)
+class LanePlan:
+    """Everything needed to start one lane, resolved before anything starts."""
+
+    lane: LaneSpec
+    server_bin: Path
+    dialect: Dialect
+    model: Path
+    ctx: int
+    argv_preview: list[str]
+
+    def argv(self, port: int) -> list[str]:
+        lane = self.lane.model_copy(update={"ctx": self.ctx})
+        return build_argv(lane, self.dialect, self.server_bin, self.model, port)
+
+
+@dataclass(slots=True)
+class RunOptions:
+    job: JobSpec
+    out_dir: Path
+    server_bin: Path | None = None
+    load_timeout_s: float = 300.0
+    request_timeout_s: float = 3600.0
+    check_drafts: bool = True
+
+
+def needed_ctx(job: JobSpec, slots: int) -> int:
+    """Context for ``slots`` slots that each hold a whole job, rounded up to 256."""
+    per_slot = job.n_in + job.n_out + CTX_PAD
+    return -(-(per_slot * slots) // 256) * 256
+
+
+def _draft_problems(lane: LaneSpec, model: Path, dialect: Dialect) -> list[str]:
+    assert lane.draft is not None
+    try:
+        from lanebench.gguf.check import check_draft
+    except ImportError:  # the head checker is optional in a stripped install
+        return []
+    return [
+        f"lane {lane.name!r}: draft check: {p}"
+        for p in check_draft(model, lane.draft.path, lane.draft.kind, dialect)
+    ]
+
+
+def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
+    """Resolve one lane; raise BadInput/NotFound naming the lane and field."""
+    label = f"lane {lane.name!r}"
+    if lane.server_bin is not None:
+        binary = find_server_bin(lane.server_bin, f"{label}: field 'server_bin'")
+    else:
+        binary = find_server_bin(opts.server_bin)
+    dialect = probe(binary)
+    model = lane.model or default_model_path()
+    check_gguf_file(model, f"{label}: field 'model'")
+    if lane.draft is not None:
+        check_gguf_file(lane.draft.path, f"{label}: field 'draft.path'")
+    ctx = needed_ctx(opts.job, lane.slots)
+    if lane.ctx is not None:
+        if lane.ctx // lane.slots < opts.job.n_in + opts.job.n_out:
+            raise BadInput(
+                f"{label}: field 'ctx' = {lane.ctx} gives {lane.ctx // lane.slots} tokens per slot, "
+                f"less than the job's {opts.job.n_in + opts.job.n_out} (n_in + n_out); "
+                f"use at least {ctx} or leave it empty"
+            )
+        ctx = lane.ctx
+    plan = LanePlan(lane, binary, dialect, model, ctx, [])
+    plan.argv_preview = plan.argv(0)  # surfaces LaneRefused before anything starts
+    if lane.draft is not None and opts.check_drafts:
+        problems = _draft_problems(lane, model, dialect)
+        if problems:
+            raise BadInput("\n".join(problems))
+    return plan
+
+
+def plan_lanes(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LanePlan]:
+    """Plan all lanes, collecting every problem (one line each) before raising."""
+    plans: list[LanePlan] = []
+    problems: list[str] = []
+    for lane in lanes:
+        try:
+            plans.append(plan_lane(lane, opts))
+        except LanebenchError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise BadInput("\n".join(problems))
+    return plans
+
+
+def new_run(opts: RunOptions, builds: dict[str, Dialect], lanes_file: str | None = None) -> RunInfo:
+    now = datetime.now(UTC)
+    return RunInfo(
+        run_id=now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2),
+        started_at=now.isoformat(timespec="seconds"),
+        lanebench_version=__version__,
+        job=opts.job,
+        host=host_basics(),
+        builds={k: v.to_dict() for k, v in builds.items()},
+        lanes_file=lanes_file,
+    )
+
+
+Progress = Callable[[str, int, int], None]  # (lane name, done, total) requests
+
+
+def requests_per_lane(job: JobSpec) -> int:
+    return job.warmup + job.reps + (job.reps * job.aggregate if job.aggregate else 0)
+
+
+def measure_plan(
+    plan: LanePlan, run: RunInfo, opts: RunOptions, sinks: Sequence[Sink], progress: Progress | None = None
+) -> LaneResult:
+    """Start the lane's server, run the job, stop the server; failures are recorded, not raised."""
+    lane = plan.lane
+    result = LaneResult(name=lane.name, lane=lane.model_dump(mode="json"), argv=plan.argv_preview)
+    for s in sinks:
+        s.lane_started(run, result)
+    total = requests_per_lane(opts.job)
+    done = 0
+
+    def emit(rec: RequestRecord | AggregateRecord) -> None:
+        nonlocal done
+        if isinstance(rec, RequestRecord):
+            done += 1
+            if progress:
+                progress(lane.name, done, total)
+        for s in sinks:
+            s.sample(run, result, rec)
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in lane.name)
+    log_path = opts.out_dir / "logs" / f"{run.run_id}-{safe}.log"
+    result.log_path = str(log_path)
+    server = ServerProcess(
+        plan.argv, log_path, label=f"lane {lane.name!r}", env=lane.env, load_timeout_s=opts.load_timeout_s
+    )
+    try:
+        with server:
+            result.load_s = server.load_s
+            result.argv = server.argv
+            job = LaneJob(
+                server,
+                result,
+                opts.job,
+                emit,
+                model_key=str(plan.model),
+                request_timeout_s=opts.request_timeout_s,
+            )
+            asyncio.run(job.run())
+            server.check_alive()
+            log_tail = server.log_tail(200)
+    except LaneFailed as exc:
+        result.status, result.error, result.log_tail = "failed", str(exc), exc.log_tail or server.log_tail()
+        log_tail = result.log_tail
+    summarize(result, opts.job, log_tail)
+    for s in sinks:
+        s.lane_finished(run, result)
+    return result
