@@ -19,7 +19,7 @@ from lanebench.errors import BadInput
 SpecDialect = Literal["upstream", "atomic", "legacy", "none"]
 
 _VERSION_RE = re.compile(
-    r"version:\s*(?P<version>\S+)\s*\(build (?P<build>\d+)(?:,\s*commit (?P<commit>[^)]*))?\)"
+    r"version:\s*(?P<version>\S+)\s*\((?:build (?P<build>\d+)(?:,\s*commit (?P<commit>[^)]*))?|(?P<hash>[0-9a-f]+))\)"
 )
 
 
@@ -105,6 +105,15 @@ def _option_heads(help_text: str) -> list[tuple[list[str], str, str]]:
     return out
 
 
+def _build_number(m: re.Match[str] | None) -> int | None:
+    """Build number: ``(build N, ...)`` today; older builds print ``version: N (hash)``."""
+    if not m:
+        return None
+    if m["build"]:
+        return int(m["build"])
+    return int(m["version"]) if m["version"].isdigit() else None
+
+
 def parse_dialect(version_text: str, help_text: str) -> Dialect:
     """Derive a Dialect from the text a build prints for ``--version`` and ``--help``.
 
@@ -131,8 +140,8 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
     m = _VERSION_RE.search(version_text)
     return Dialect(
         version_text=version_text.strip().splitlines()[0] if version_text.strip() else "",
-        build=int(m["build"]) if m else None,
-        commit=(m["commit"] or None) if m else None,
+        build=_build_number(m),
+        commit=(m["commit"] or m["hash"] or None) if m else None,
         flags=frozenset(flags),
         spec_types=spec_types,
         kv_types=kv_types,
