@@ -1,9 +1,364 @@
-"""Commands of this group are registered on the root app by ``register``."""
+"""``lanebench roofline``, ``lanebench host --bandwidth`` and ``lanebench advise``: explain the numbers."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from lanebench.bandwidth import (
+    GB,
+    KNOWN_DEVICES,
+    find_device,
+    llc_bytes,
+    measure_bandwidth,
+    parse_bandwidth,
+    usable_cores,
+)
+from lanebench.cli.common import console, print_json
+from lanebench.errors import BadInput, LanebenchError
+from lanebench.models import default_model_path
+from lanebench.records import JobSpec
+from lanebench.roofline import (
+    Roofline,
+    decode_ceiling_tps,
+    pct_of_ceiling,
+    roofline_of,
+    spec_bytes_per_token,
+)
+from lanebench.specmodel import Advice, advise
+
+_JOB = JobSpec()
+DEFAULT_CTX = _JOB.n_in + _JOB.n_out // 2  # mean context while decoding the standard job
+LABELS = {
+    "attention": "attention (q, k, v, o)",
+    "ffn_dense": "dense FFN (incl. shared experts)",
+    "experts": "routed experts (active share)",
+    "output": "output projection",
+    "embed_lookup": "embedding lookups (one row)",
+    "other": "norms, router, other",
+}
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f}"
+
+
+def resolve_bandwidth(
+    bandwidth: str | None, device: str | None, measure: bool = False
+) -> dict[str, Any] | None:
+    """The bandwidth to divide by, from exactly one of --bandwidth, --device, --measure-bandwidth."""
+    given = [
+        name
+        for name, v in (("--bandwidth", bandwidth), ("--device", device), ("--measure-bandwidth", measure))
+        if v
+    ]
+    if len(given) > 1:
+        raise BadInput(f"{' and '.join(given)}: give only one source of bandwidth")
+    if bandwidth:
+        return {"bytes_per_s": parse_bandwidth(bandwidth), "source": f"--bandwidth {bandwidth}"}
+    if device:
+        d = find_device(device)
+        return {"bytes_per_s": d.bandwidth_gbs * GB, "source": f"{d.name} datasheet peak ({d.url})"}
+    if measure:
+        r = measure_bandwidth()
+        return {
+            "bytes_per_s": r.bandwidth_bytes_per_s,
+            "source": f"measured read bandwidth of this host ({r.threads} threads)",
+        }
+    return None
+
+
+def _breakdown_table(title: str, r: Roofline) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("part")
+    t.add_column("MB per token", justify="right")
+    t.add_column("share", justify="right")
+    total = r.total_bytes or 1
+    for key, label in LABELS.items():
+        t.add_row(label, _mb(r.breakdown[key]), f"{100 * r.breakdown[key] / total:.1f}%")
+    kv_label = f"KV cache ({r.kv_type}, ctx {r.ctx}; {r.n_swa_layers} SWA layers at {min(r.ctx, r.window)})"
+    t.add_row(
+        kv_label if r.window else f"KV cache ({r.kv_type}, ctx {r.ctx})",
+        _mb(r.kv_bytes),
+        f"{100 * r.kv_bytes / total:.1f}%",
+    )
+    t.add_row("weights subtotal", _mb(r.weights_bytes), f"{100 * r.weights_bytes / total:.1f}%")
+    t.add_row("[bold]total[/]", f"[bold]{_mb(r.total_bytes)}[/]", "100.0%")
+    return t
+
+
+def _describe(r: Roofline) -> str:
+    bits = [f"{r.arch}, {r.n_layer} layers", f"file tensors {_mb(r.file_tensor_bytes)} MB"]
+    bits.append(
+        "tied embeddings: token_embd read once, as the output matrix"
+        if r.tied_embeddings
+        else "separate output matrix"
+    )
+    if r.expert_count:
+        bits.append(f"experts {r.expert_used_count} of {r.expert_count} active per token")
+    return "; ".join(bits)
+
+
+def roofline(
+    model: Path = typer.Argument(..., help="Main model GGUF."),
+    head: Path | None = typer.Option(
+        None, "--head", help="Draft model or MTP head GGUF: also its bytes per drafted token."
+    ),
+    ctx: int = typer.Option(
+        DEFAULT_CTX,
+        "--ctx",
+        help="Context (tokens) at which the KV cache is read; default = mean of the standard job.",
+    ),
+    kv: str = typer.Option("f16", "--kv", help="KV cache type (f16, q8_0, q4_0, ...)."),
+    bandwidth: str | None = typer.Option(
+        None, "--bandwidth", help="Memory bandwidth, e.g. 256 (GB/s), 256GB/s, 3.35TB/s."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help=f"Use a known device's datasheet peak: {', '.join(KNOWN_DEVICES)}."
+    ),
+    measure: bool = typer.Option(
+        False, "--measure-bandwidth", help="Measure this host's read bandwidth (a few seconds)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Bytes read per generated token, by part, from the GGUF's own tensor sizes; and the decode ceiling."""
+    bw = resolve_bandwidth(bandwidth, device, measure)
+    main = roofline_of(model, ctx, kv, "MODEL")
+    drafted = roofline_of(head, ctx, kv, "--head") if head else None
+    out: dict[str, Any] = {"model": str(model), "roofline": main.to_dict(), "bandwidth": bw}
+    if drafted is not None:
+        out.update(head=str(head), head_roofline=drafted.to_dict())
+    if bw:
+        out["ceiling_tps"] = decode_ceiling_tps(main.total_bytes, bw["bytes_per_s"])
+        out["ceiling_tps_weights_only"] = decode_ceiling_tps(main.weights_bytes, bw["bytes_per_s"])
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"[bold]{model.name}[/]: {_describe(main)}", highlight=False)
+    console.print(_breakdown_table("bytes read per generated token", main))
+    for note in main.notes:
+        console.print(f"note: {note}", highlight=False)
+    if drafted is not None:
+        console.print(f"[bold]{head.name if head else ''}[/]: {_describe(drafted)}", highlight=False)
+        console.print(_breakdown_table("head: bytes read per drafted token", drafted))
+    if bw:
+        console.print(
+            f"decode ceiling: {out['ceiling_tps']:.1f} tok/s "
+            f"(weights only {out['ceiling_tps_weights_only']:.1f}) "
+            f"at {bw['bytes_per_s'] / GB:,.0f} GB/s — {bw['source']}",
+            highlight=False,
+        )
+
+
+def _devices_table() -> Table:
+    t = Table(title="known devices (datasheet peaks)", title_justify="left")
+    for col in ("key", "device", "GB/s", "source"):
+        t.add_column(col, justify="right" if col == "GB/s" else "left", overflow="fold")
+    for d in KNOWN_DEVICES.values():
+        t.add_row(d.key, d.name, f"{d.bandwidth_gbs:,.0f}", f"{d.source} — {d.url}")
+    return t
+
+
+def host(
+    bandwidth: bool = typer.Option(
+        False, "--bandwidth", help="Measure this host's memory bandwidth (a few seconds)."
+    ),
+    seconds: float = typer.Option(6.0, "--seconds", help="Time budget of the measurement."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """This host's memory bandwidth (measured with --bandwidth) beside datasheet peaks of known devices."""
+    if seconds <= 0:
+        raise BadInput(f"--seconds: expected a positive time budget, got {seconds}")
+    result = measure_bandwidth(budget_s=seconds) if bandwidth else None
+    if as_json:
+        print_json(
+            {
+                "cores": usable_cores(),
+                "llc_bytes": llc_bytes(),
+                "bandwidth": result.to_dict() if result else None,
+                "known_devices": [asdict(d) for d in KNOWN_DEVICES.values()],
+            }
+        )
+        return
+    console.print(
+        f"host: {usable_cores()} usable cores, last-level cache {llc_bytes() / 2**20:.0f} MiB",
+        highlight=False,
+    )
+    if result:
+        t = Table(title="measured memory bandwidth (numpy, median)", title_justify="left")
+        t.add_column("buffer MiB", justify="right")
+        t.add_column("read GB/s", justify="right")
+        t.add_column("copy GB/s (read+write)", justify="right")
+        for size in result.sizes_bytes:
+            t.add_row(
+                f"{size / 2**20:,.0f}",
+                f"{result.per_size['read'][size]:.1f}",
+                f"{result.per_size['copy'].get(size, 0):.1f}",
+            )
+        t.add_row("[bold]median[/]", f"[bold]{result.read_gbs:.1f}[/]", f"[bold]{result.copy_gbs:.1f}[/]")
+        console.print(t)
+        console.print(f"{result.threads} threads; the roofline uses the read figure.", highlight=False)
+    else:
+        console.print("pass --bandwidth to measure this host", highlight=False)
+    console.print(_devices_table())
+
+
+def load_run_document(path: Path) -> dict[str, Any]:
+    """Read a results JSON written by ``lanebench run --json``."""
+    if not path.is_file():
+        raise BadInput(f"RESULTS: {path} is not a file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"RESULTS: {path} is not readable JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("lanes"), list):
+        raise BadInput(
+            f"RESULTS: {path} is not a run document (no 'lanes' list); write one with lanebench run --json"
+        )
+    return doc
+
+
+def _lane_model(spec: dict[str, Any]) -> Path:
+    return Path(spec["model"]) if spec.get("model") else default_model_path()
+
+
+def lane_ceilings(doc: dict[str, Any], advice: list[Advice], bytes_per_s: float) -> list[dict[str, Any]]:
+    """Per lane: bytes per generated token (speculation included), ceiling tok/s and % reached."""
+    job = (doc.get("run") or {}).get("job") or {}
+    ctx = int(job.get("n_in", _JOB.n_in)) + int(job.get("n_out", _JOB.n_out)) // 2
+    by_lane = {a.lane: a for a in advice}
+    rows = []
+    for lane in doc["lanes"]:
+        spec = lane.get("lane") or {}
+        row: dict[str, Any] = {"lane": lane.get("name"), "ctx": ctx}
+        try:
+            target = roofline_of(
+                _lane_model(spec), ctx, spec.get("kv") or "f16", f"lane {lane.get('name')!r} model"
+            )
+            per_token: float = target.total_bytes
+            a = by_lane.get(str(lane.get("name")))
+            draft = spec.get("draft") or {}
+            if a and a.tokens_per_step and draft.get("path"):
+                head = roofline_of(
+                    Path(draft["path"]), ctx, spec.get("kv") or "f16", f"lane {lane.get('name')!r} draft"
+                )
+                steps_tokens = round((a.drafted_per_step or 0) + 1)
+                per_token = spec_bytes_per_token(
+                    target.step_bytes(steps_tokens),
+                    head.total_bytes,
+                    a.drafted_per_step or 0,
+                    a.tokens_per_step,
+                )
+        except LanebenchError as exc:
+            row["error"] = str(exc)
+            rows.append(row)
+            continue
+        ceiling = decode_ceiling_tps(per_token, bytes_per_s)
+        stat = (lane.get("summary") or {}).get("decode_tps") or {}
+        tps = stat.get("median")
+        row.update(
+            bytes_per_token=per_token,
+            ceiling_tps=ceiling,
+            decode_tps=tps,
+            pct=pct_of_ceiling(tps, ceiling) if tps else None,
+        )
+        rows.append(row)
+    return rows
+
+
+def _fmt(v: float | None, spec: str = ".2f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _advice_table(advice: list[Advice]) -> Table:
+    t = Table(
+        title="speculative decoding: measured and best (speed-up = E[tokens/step] / (1 + n·c))",
+        title_justify="left",
+    )
+    for col in (
+        "lane",
+        "B (n)",
+        "accept",
+        "α",
+        "tok/step",
+        "model E",
+        "plain lane",
+        "cost c",
+        "speed-up",
+        "best B",
+        "best speed-up",
+    ):
+        t.add_column(col, justify="left" if col in ("lane", "plain lane") else "right")
+    for a in advice:
+        t.add_row(
+            a.lane,
+            f"{a.block_size} ({a.draft_n})",
+            _fmt(a.acceptance, ".3f"),
+            _fmt(a.alpha, ".3f"),
+            _fmt(a.tokens_per_step),
+            _fmt(a.expected_tokens_per_step),
+            a.plain_lane or "–",
+            _fmt(a.draft_cost, ".3f"),
+            _fmt(a.measured_speedup),
+            str(a.best_block_size or "–"),
+            _fmt(a.best_speedup),
+        )
+    return t
+
+
+def advise_cmd(
+    results: Path = typer.Argument(..., help="Results JSON written by lanebench run --json FILE."),
+    bandwidth: str | None = typer.Option(
+        None, "--bandwidth", help="Memory bandwidth for the decode ceiling, e.g. 256GB/s."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help=f"Known device for the ceiling: {', '.join(KNOWN_DEVICES)}."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Which block size should I use? The speculative model fitted to a run; each lane's ceiling."""
+    bw = resolve_bandwidth(bandwidth, device)
+    doc = load_run_document(results)
+    advice = advise(doc)
+    ceilings = lane_ceilings(doc, advice, bw["bytes_per_s"]) if bw else None
+    if as_json:
+        print_json({"advice": [a.to_dict() for a in advice], "bandwidth": bw, "ceilings": ceilings})
+        return
+    if advice:
+        console.print(_advice_table(advice))
+        for a in advice:
+            for note in a.notes:
+                console.print(f"{a.lane}: {note}", highlight=False)
+    else:
+        console.print("no drafting lanes in this run: nothing to advise on block size", highlight=False)
+    if ceilings is not None and bw:
+        t = Table(
+            title=f"decode ceiling at {bw['bytes_per_s'] / GB:,.0f} GB/s ({bw['source']})",
+            title_justify="left",
+        )
+        for col in ("lane", "MB/token", "ceiling tok/s", "decode tok/s", "% of ceiling"):
+            t.add_column(col, justify="left" if col == "lane" else "right")
+        for row in ceilings:
+            if "error" in row:
+                t.add_row(str(row["lane"]), "–", "–", "–", row["error"])
+                continue
+            t.add_row(
+                str(row["lane"]),
+                _mb(row["bytes_per_token"]),
+                f"{row['ceiling_tps']:.1f}",
+                _fmt(row["decode_tps"], ".1f"),
+                _fmt(row["pct"], ".0f"),
+            )
+        console.print(t)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("roofline")(roofline)
+    app.command("host")(host)
+    app.command("advise")(advise_cmd)
