@@ -43,3 +43,18 @@ def gemma_270m() -> Path:
     except LanebenchError as exc:
         need(str(exc))
         raise
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The real SmolLM2-135M GGUF (another vocabulary), fetched by scripts/setup.sh --test."""
+    from lanebench.models import cache_dir
+
+    path = Path(
+        os.environ.get(
+            "LANEBENCH_SMOLLM2_GGUF", cache_dir() / "test-models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        )
+    )
+    if not path.is_file():
+        need(f"{path} is missing; run scripts/setup.sh --test")
+    return path
