@@ -25,7 +25,7 @@ def default_lanes() -> list[LaneSpec]:
         LaneSpec(
             name="Gemma 3 270M Q4_K_M, self-draft B=4",
             model=model,
-            draft=Draft(kind="model", path=model, block_size=4),
+            draft=Draft(kind="model", block_size=4),
             notes="its own GGUF as draft: acceptance near 100%, yet slower on a CPU, where "
             "the draft costs as much as the target per token",
         ),

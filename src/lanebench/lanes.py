@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lanebench.errors import BadInput
 
@@ -26,7 +26,11 @@ class Draft(BaseModel):
     kind: Literal["model", "mtp"] = Field(
         description="'model': a small draft model of the same vocabulary; 'mtp': an assistant head"
     )
-    path: Path = Field(description="GGUF of the draft model or of the MTP head")
+    path: Path | None = Field(
+        default=None,
+        description="GGUF of the draft model or of the MTP head; empty (kind 'model' only) = the "
+        "lane's own model drafting for itself",
+    )
     block_size: int = Field(
         default=3,
         ge=2,
@@ -72,9 +76,17 @@ class LaneSpec(BaseModel):
             raise ValueError(f"expected a cache type such as f16, q8_0, q4_0, got {v!r}")
         return v
 
-    @property
-    def drafting(self) -> bool:
-        return self.draft is not None
+    @model_validator(mode="after")
+    def _mtp_needs_path(self) -> LaneSpec:
+        if self.draft is not None and self.draft.kind == "mtp" and self.draft.path is None:
+            raise ValueError("draft.path: an MTP lane needs the head's GGUF path")
+        return self
+
+    def draft_path(self, model: Path) -> Path | None:
+        """The draft's GGUF, with an empty path meaning ``model`` itself."""
+        if self.draft is None:
+            return None
+        return self.draft.path or model
 
 
 class LanesFile(BaseModel):

@@ -68,10 +68,9 @@ def _draft_problems(lane: LaneSpec, model: Path, dialect: Dialect) -> list[str]:
         from lanebench.gguf.check import check_draft
     except ImportError:  # the head checker is optional in a stripped install
         return []
-    return [
-        f"lane {lane.name!r}: draft check: {p}"
-        for p in check_draft(model, lane.draft.path, lane.draft.kind, dialect)
-    ]
+    draft = lane.draft_path(model) or model
+    problems = check_draft(model, draft, lane.draft.kind, dialect)
+    return [f"lane {lane.name!r}: draft check: {p}" for p in problems]
 
 
 def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
@@ -84,7 +83,7 @@ def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
     dialect = probe(binary)
     model = lane.model or default_model_path()
     check_gguf_file(model, f"{label}: field 'model'")
-    if lane.draft is not None:
+    if lane.draft is not None and lane.draft.path is not None:
         check_gguf_file(lane.draft.path, f"{label}: field 'draft.path'")
     ctx = needed_ctx(opts.job, lane.slots)
     if lane.ctx is not None:

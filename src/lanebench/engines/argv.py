@@ -24,7 +24,7 @@ def _need(dialect: Dialect, lane: LaneSpec, *flags: str) -> None:
             )
 
 
-def _draft_args(lane: LaneSpec, draft: Draft, dialect: Dialect) -> list[str]:
+def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> list[str]:
     kind = dialect.speculative
     n_max = draft.block_size - 1
     if kind == "none":
@@ -42,24 +42,24 @@ def _draft_args(lane: LaneSpec, draft: Draft, dialect: Dialect) -> list[str]:
                 f"lane {lane.name!r}: this build's --spec-type lists {', '.join(dialect.spec_types)}, "
                 f"not {spec}"
             )
-        args += ["-md", str(draft.path), "--spec-type", spec, "--spec-draft-n-max", str(n_max)]
+        args += ["-md", str(path), "--spec-type", spec, "--spec-draft-n-max", str(n_max)]
         if draft.p_min is not None:
             _need(dialect, lane, "--spec-draft-p-min")
             args += ["--spec-draft-p-min", str(draft.p_min)]
     elif kind == "atomic":
         if draft.kind == "mtp":
             head_flag = (
-                ["--mtp-head", str(draft.path)] if dialect.has("--mtp-head") else ["-md", str(draft.path)]
+                ["--mtp-head", str(path)] if dialect.has("--mtp-head") else ["-md", str(path)]
             )
             args += [*head_flag, "--spec-type", "mtp"] if dialect.has("--spec-type") else head_flag
         else:
-            args += ["-md", str(draft.path)]
+            args += ["-md", str(path)]
         args += ["--draft-block-size", str(draft.block_size)]
         if draft.p_min is not None:
             _need(dialect, lane, "--draft-p-min")
             args += ["--draft-p-min", str(draft.p_min)]
     else:  # legacy upstream: --draft-max / --draft-p-min
-        args += ["-md", str(draft.path), "--draft-max", str(n_max)]
+        args += ["-md", str(path), "--draft-max", str(n_max)]
         if draft.p_min is not None:
             _need(dialect, lane, "--draft-p-min")
             args += ["--draft-p-min", str(draft.p_min)]
@@ -100,5 +100,5 @@ def build_argv(lane: LaneSpec, dialect: Dialect, binary: Path, model: Path, port
     if lane.gpu_layers is not None:
         argv += ["-ngl", str(lane.gpu_layers)]
     if lane.draft is not None:
-        argv += _draft_args(lane, lane.draft, dialect)
+        argv += _draft_args(lane, lane.draft, lane.draft_path(model) or model, dialect)
     return argv + list(lane.extra_args)

@@ -19,7 +19,8 @@ from lanebench.errors import BadInput
 SpecDialect = Literal["upstream", "atomic", "legacy", "none"]
 
 _VERSION_RE = re.compile(
-    r"version:\s*(?P<version>\S+)\s*\((?:build (?P<build>\d+)(?:,\s*commit (?P<commit>[^)]*))?|(?P<hash>[0-9a-f]+))\)"
+    r"version:\s*(?P<version>\S+)\s*"
+    r"\((?:build (?P<build>\d+)(?:,\s*commit (?P<commit>[^)]*))?|(?P<hash>[0-9a-f]+))\)"
 )
 
 
