@@ -1,0 +1,225 @@
+"""Convert a Hugging Face assistant checkpoint into a GGUF head for a given main model.
+
+One tensor at a time, in row chunks: peak memory stays near the largest tensor. Weights are
+not edited; only their type changes (and the masked-embedding centroids are left out of
+upstream heads, as upstream's converter does). The vocabulary is copied from the main model,
+and the file records where it came from (``lanebench.source.*``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType
+
+from lanebench import __version__
+from lanebench.errors import BadInput
+from lanebench.gguf import hf
+from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadDialect, HeadParams, head_kvs, tensor_name
+from lanebench.gguf.quant import compare, encode_chunks, storage_type
+from lanebench.gguf.reader import GgufFile, open_gguf
+from lanebench.gguf.st_io import Checkpoint
+from lanebench.gguf.synth import rope_freqs
+from lanebench.gguf.tokenizer import tokenizer_kvs
+from lanebench.gguf.writer import KV, TensorPlan, refuse_existing, string, u32, write_gguf
+
+Q = GGMLQuantizationType
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertOptions:
+    """What ``convert-head`` was asked to do."""
+
+    hf_dir: Path
+    main: Path
+    out: Path
+    qtype: GGMLQuantizationType = Q.Q8_0
+    dialect: HeadDialect = "upstream"
+    force: bool = False
+
+
+@dataclass(slots=True)
+class Mapped:
+    """One source tensor and where it goes."""
+
+    hf_name: str
+    gguf_name: str
+    shape: tuple[int, ...]
+    qtype: GGMLQuantizationType
+
+
+@dataclass(slots=True)
+class ConvertResult:
+    """What was written: file, bytes, source bytes, tensors, and what was left out."""
+
+    out: Path
+    out_bytes: int
+    source_bytes: int
+    largest_source_tensor: int
+    mapped: list[Mapped]
+    skipped: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+
+
+def check_main(main: GgufFile) -> None:
+    """BadInput unless ``main`` is a gemma4 model (heads only serve gemma4 targets)."""
+    if main.arch != TARGET_ARCH:
+        raise BadInput(
+            f"--main {main.path}: architecture is {main.arch!r}, expected {TARGET_ARCH!r} "
+            "(Gemma 4 assistant heads draft for gemma4 models)"
+        )
+
+
+def plan_tensors(
+    ck: Checkpoint, spec: hf.HfHeadSpec, hp: HeadParams, cfg: dict[str, Any], opts: ConvertOptions
+) -> tuple[list[Mapped], list[str]]:
+    """Map every source tensor; BadInput for a missing, misshapen or unknown tensor."""
+    expected = spec.tensors(hp, cfg)
+    for name, shape in expected.items():
+        if name not in ck.tensors:
+            raise BadInput(
+                f"{opts.hf_dir}: tensor {name} is missing (config.json implies it, shape {list(shape)})"
+            )
+        got = ck.tensors[name].shape
+        if tuple(got) != shape:
+            raise BadInput(
+                f"{opts.hf_dir}: tensor {name} has shape {list(got)}, config.json implies {list(shape)}"
+            )
+    mapped, skipped = [], []
+    for name in ck.tensors:
+        if name not in expected:
+            if name == "lm_head.weight" and cfg.get("tie_word_embeddings", True):
+                skipped.append(f"{name} (tied to model.embed_tokens.weight)")
+                continue
+            raise BadInput(f"{opts.hf_dir}: tensor {name} is not part of {spec.architecture}")
+        if name in hf.CENTROID_TENSORS and opts.dialect == "upstream":
+            skipped.append(f"{name} (upstream computes full logits; as llama.cpp's converter)")
+            continue
+        gname = tensor_name(spec.gguf_name(name) or "", opts.dialect)
+        shape = expected[name]
+        qt = Q.I32 if ck.tensors[name].dtype.startswith("I") else storage_type(shape, opts.qtype)
+        mapped.append(Mapped(name, gname, shape, qt))
+    return mapped, skipped
+
+
+def _source_kvs(
+    opts: ConvertOptions, cfg_bytes: bytes, ck: Checkpoint, arch: str, main: GgufFile
+) -> list[KV]:
+    files = sorted({t.file for t in ck.tensors.values()})
+    return [
+        string("general.type", "model"),
+        string("general.name", f"{opts.hf_dir.name} ({opts.dialect} head)"),
+        u32("general.quantization_version", 2),
+        string("lanebench.source.path", str(opts.hf_dir.resolve())),
+        string("lanebench.source.architecture", arch),
+        string("lanebench.source.config_sha256", hashlib.sha256(cfg_bytes).hexdigest()),
+        string("lanebench.source.files", ", ".join(f"{f.name}:{f.stat().st_size}" for f in files)),
+        string("lanebench.main.path", str(opts.main.resolve())),
+        string("lanebench.main.vocab_sha256_16", main.vocab_hash(0)),
+        string("lanebench.converter", f"lanebench {__version__} convert-head --type {opts.qtype.name}"),
+    ]
+
+
+def convert_head(
+    opts: ConvertOptions, on_tensor: Callable[[TensorPlan], None] | None = None
+) -> ConvertResult:
+    """Convert ``opts.hf_dir`` into ``opts.out``; BadInput with one line on any bad input."""
+    refuse_existing(opts.out, opts.force)
+    cfg = hf.read_config(opts.hf_dir)
+    spec = hf.spec_for(cfg, str(opts.hf_dir / "config.json"))
+    hp = spec.params(cfg)
+    main = open_gguf(opts.main, "--main")
+    check_main(main)
+    _check_fit(hp, cfg, main)
+    ck = Checkpoint(opts.hf_dir)
+    try:
+        mapped, skipped = plan_tensors(ck, spec, hp, cfg, opts)
+        plans = [_plan(ck, m) for m in mapped]
+        generated = []
+        if not all(hp.is_swa):
+            rf = rope_freqs(hp.head_dim_full, hf.partial_rotary_full(cfg))
+            plans.append(TensorPlan("rope_freqs.weight", rf.shape, Q.F32, lambda: iter([rf])))
+            generated.append("rope_freqs.weight (proportional RoPE factors from config.json)")
+        kvs = [
+            *_source_kvs(opts, (opts.hf_dir / "config.json").read_bytes(), ck, spec.architecture, main),
+            *head_kvs(hp, opts.dialect),
+            *tokenizer_kvs(main),
+        ]
+        size = write_gguf(opts.out, ARCH[opts.dialect], kvs, plans, on_tensor=on_tensor)
+    finally:
+        ck.close()
+    src = [ck.tensors[m.hf_name].nbytes for m in mapped]
+    return ConvertResult(opts.out, size, sum(src), max(src, default=0), mapped, skipped, generated)
+
+
+def _plan(ck: Checkpoint, m: Mapped) -> TensorPlan:
+    def produce() -> Any:
+        t = ck.tensors[m.hf_name]
+        yield from encode_chunks(ck.raw(m.hf_name), t.dtype, m.qtype)
+        ck.release(m.hf_name)
+
+    return TensorPlan(m.gguf_name, m.shape, m.qtype, produce)
+
+
+def _check_fit(hp: HeadParams, cfg: dict[str, Any], main: GgufFile) -> None:
+    """Refuse a head that cannot serve ``main``: backbone width and vocabulary size."""
+    n_embd = int(main.arch_key("embedding_length", 0))
+    if hp.backbone != n_embd:
+        raise BadInput(
+            f"config.json: backbone_hidden_size is {hp.backbone}, but --main {main.path.name} has "
+            f"embedding_length {n_embd} (this head was trained for another model size)"
+        )
+    n_vocab = len(main.fields["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in main.fields else 0
+    if hf.vocab_size(cfg) != n_vocab:
+        raise BadInput(
+            f"config.json: text_config.vocab_size is {hf.vocab_size(cfg)}, but --main "
+            f"{main.path.name} has {n_vocab} tokens"
+        )
+
+
+# ---- verify ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TypeError_:
+    """Worst error seen for one stored type."""
+
+    qtype: str
+    tensors: int = 0
+    max_abs: float = 0.0
+    max_ratio: float = 0.0
+    worst_tensor: str = ""
+
+
+def verify(hf_dir: Path, out: Path, mapped: list[Mapped]) -> dict[str, TypeError_]:
+    """Dequantise every written tensor and compare it with its source; worst error per type.
+
+    ``max_ratio`` is error / the type's bound (≤ 1 passes; BF16 from BF16 must be exact).
+    """
+    written = open_gguf(out, "output")
+    ck = Checkpoint(hf_dir)
+    stats: dict[str, TypeError_] = {}
+    try:
+        for m in mapped:
+            t = ck.tensors[m.hf_name]
+            s = stats.setdefault(m.qtype.name, TypeError_(m.qtype.name))
+            if m.qtype == Q.I32:
+                equal = np.array_equal(
+                    ck.raw(m.hf_name).astype(np.int64), written.tensor_data(m.gguf_name).view(np.int32)
+                )
+                err, ratio = (0.0, 0.0) if equal else (float("inf"), float("inf"))
+            else:
+                err, ratio = compare(ck.raw(m.hf_name), t.dtype, written.tensor_data(m.gguf_name), m.qtype)
+            ck.release(m.hf_name)
+            s.tensors += 1
+            if ratio >= s.max_ratio:
+                s.max_ratio, s.worst_tensor = ratio, m.gguf_name
+            s.max_abs = max(s.max_abs, err)
+    finally:
+        ck.close()
+    return stats

@@ -1,0 +1,251 @@
+"""Shape-faithful random-weight models: a ``gemma4`` main GGUF and an HF assistant folder.
+
+The main model is written through the same streaming writer as a converted head, with the
+tokenizer copied from a real GGUF; the assistant is a transformers-layout checkpoint
+(config.json + BF16 safetensors, real tensor names) that ``convert-head`` then converts,
+exactly as it would a downloaded one. Values are seeded normal noise (std 0.02) for matrices
+and ~1 for norms and scalars, so the models run without NaNs; they predict nothing useful.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFValueType
+
+from lanebench import __version__
+from lanebench.gguf import hf
+from lanebench.gguf.quant import CHUNK_BYTES, encode, storage_type
+from lanebench.gguf.reader import open_gguf
+from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
+from lanebench.gguf.st_io import StPlan, f32_to_bf16_bits, write_checkpoint
+from lanebench.gguf.tokenizer import tokenizer_kvs
+from lanebench.gguf.writer import KV, TensorPlan, array, f32, string, u32, write_gguf
+
+Q = GGMLQuantizationType
+STD = 0.02
+
+
+def _values(name: str, shape: tuple[int, ...], seed: int) -> Callable[[], Iterator[np.ndarray]]:
+    """A producer of float32 2-D row slabs for tensor ``name`` (deterministic per name+seed)."""
+
+    def produce() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        rows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        cols = shape[-1]
+        near_one = len(shape) == 1 or name.endswith(("layer_scalar", ".scale"))
+        step = max(1, CHUNK_BYTES // (cols * 4))
+        for i in range(0, rows, step):
+            x = rng.standard_normal((min(step, rows - i), cols), dtype=np.float32)
+            yield (1.0 + 0.01 * x) if near_one else x * STD
+
+    return produce
+
+
+def _rows_producer(
+    name: str, shape: tuple[int, ...], seed: int, qtype: GGMLQuantizationType
+) -> Callable[[], Iterator[np.ndarray]]:
+    base = _values(name, shape, seed)
+    return lambda: (encode(x, "F32", qtype) for x in base())
+
+
+# ---- main model ------------------------------------------------------------------------
+
+
+def main_tensors(s: MainShape) -> dict[str, tuple[int, ...]]:
+    """Tensor names and numpy-order shapes of a gemma4 main model (llama.cpp's loader)."""
+    h = s.hidden
+    out: dict[str, tuple[int, ...]] = {
+        "token_embd.weight": (s.vocab, h),
+        "output_norm.weight": (h,),
+        "rope_freqs.weight": (s.head_dim_full // 2,),
+    }
+    for il, kind in enumerate(s.layer_types):
+        b = f"blk.{il}."
+        hd = s.head_dim_swa if kind == SWA else s.head_dim_full
+        nkv = s.n_kv_swa if kind == SWA else s.n_kv_full
+        out.update(
+            {
+                b + "attn_norm.weight": (h,),
+                b + "attn_q.weight": (s.n_head * hd, h),
+                b + "attn_k.weight": (nkv * hd, h),
+                b + "attn_output.weight": (h, s.n_head * hd),
+                b + "attn_q_norm.weight": (hd,),
+                b + "attn_k_norm.weight": (hd,),
+                b + "post_attention_norm.weight": (h,),
+                b + "layer_output_scale.weight": (1,),
+                b + "ffn_norm.weight": (h,),
+                b + "ffn_gate.weight": (s.ffn, h),
+                b + "ffn_up.weight": (s.ffn, h),
+                b + "ffn_down.weight": (h, s.ffn),
+                b + "post_ffw_norm.weight": (h,),
+            }
+        )
+        if not (s.k_eq_v and kind == FULL):
+            out[b + "attn_v.weight"] = (nkv * hd, h)
+        if s.n_expert:
+            e, fe = s.n_expert, s.expert_ffn
+            out.update(
+                {
+                    b + "ffn_gate_inp.weight": (e, h),
+                    b + "ffn_gate_inp.scale": (h,),
+                    b + "pre_ffw_norm_2.weight": (h,),
+                    b + "post_ffw_norm_1.weight": (h,),
+                    b + "post_ffw_norm_2.weight": (h,),
+                    b + "ffn_gate_up_exps.weight": (e, 2 * fe, h),
+                    b + "ffn_down_exps.weight": (e, h, fe),
+                    b + "ffn_down_exps.scale": (e,),
+                }
+            )
+    return out
+
+
+def main_kvs(s: MainShape) -> list[KV]:
+    """gemma4 hyper-parameter keys for ``s`` (as upstream's converter writes them)."""
+    a = "gemma4"
+    kvs = [
+        u32(f"{a}.context_length", s.context),
+        u32(f"{a}.embedding_length", s.hidden),
+        u32(f"{a}.block_count", s.n_layer),
+        u32(f"{a}.feed_forward_length", s.ffn),
+        u32(f"{a}.attention.head_count", s.n_head),
+        array(f"{a}.attention.head_count_kv", s.kv_heads(), GGUFValueType.UINT32),
+        f32(f"{a}.rope.freq_base", s.rope_base),
+        f32(f"{a}.rope.freq_base_swa", s.rope_base_swa),
+        f32(f"{a}.attention.layer_norm_rms_epsilon", s.rms_eps),
+        u32(f"{a}.attention.key_length", s.head_dim_full),
+        u32(f"{a}.attention.value_length", s.head_dim_full),
+        u32(f"{a}.attention.key_length_swa", s.head_dim_swa),
+        u32(f"{a}.attention.value_length_swa", s.head_dim_swa),
+        u32(f"{a}.attention.sliding_window", s.sliding_window),
+        u32(f"{a}.attention.shared_kv_layers", 0),
+        u32(f"{a}.embedding_length_per_layer_input", 0),
+        array(f"{a}.attention.sliding_window_pattern", [t == SWA for t in s.layer_types], GGUFValueType.BOOL),
+        u32(f"{a}.rope.dimension_count", s.head_dim_full),
+        u32(f"{a}.rope.dimension_count_swa", s.head_dim_swa),
+        f32(f"{a}.final_logit_softcapping", s.softcap),
+    ]
+    if s.n_expert:
+        kvs += [
+            u32(f"{a}.expert_count", s.n_expert),
+            u32(f"{a}.expert_used_count", s.n_expert_used),
+            u32(f"{a}.expert_feed_forward_length", s.expert_ffn),
+        ]
+    return kvs
+
+
+def rope_freqs(head_dim_full: int, partial: float) -> np.ndarray:
+    """Proportional-RoPE freq factors: 1 for rotated pairs, 1e30 for the rest."""
+    n_rot = int(head_dim_full * partial / 2)
+    return np.array([1.0] * n_rot + [1e30] * (head_dim_full // 2 - n_rot), dtype=np.float32)
+
+
+def synth_main(
+    out: Path,
+    s: MainShape,
+    tokenizer_from: Path,
+    qtype: GGMLQuantizationType = Q.Q8_0,
+    seed: int = 0,
+    on_tensor: Callable[[TensorPlan], None] | None = None,
+) -> int:
+    """Write a random-weight gemma4 GGUF of shape ``s``; returns bytes written."""
+    tok = open_gguf(tokenizer_from, "--tokenizer-from")
+    n_tok = len(tok.fields["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in tok.fields else 0
+    if n_tok != s.vocab:
+        s = _with_vocab(s, n_tok)
+    plans: list[TensorPlan] = []
+    for name, shape in main_tensors(s).items():
+        if name == "rope_freqs.weight":
+            rf = rope_freqs(s.head_dim_full, s.partial_rotary_full)
+            plans.append(TensorPlan(name, shape, Q.F32, lambda rf=rf: iter([rf])))
+            continue
+        qt = storage_type(shape, qtype)
+        plans.append(TensorPlan(name, shape, qt, _rows_producer(name, shape, seed, qt)))
+    kvs = [
+        string("general.type", "model"),
+        string("general.name", f"{s.name} (lanebench synth, random weights)"),
+        string("lanebench.synth.shape", s.name),
+        u32("lanebench.synth.seed", seed),
+        string("lanebench.synth.version", __version__),
+        u32("general.quantization_version", 2),
+        *main_kvs(s),
+        *tokenizer_kvs(tok),
+    ]
+    return write_gguf(out, "gemma4", kvs, plans, on_tensor=on_tensor)
+
+
+def _with_vocab(s: MainShape, n: int) -> MainShape:
+    from dataclasses import replace
+
+    return replace(s, vocab=n)
+
+
+# ---- HF assistant ----------------------------------------------------------------------
+
+
+def assistant_config(main: MainShape, head: HeadShape, architecture: str) -> dict[str, Any]:
+    """A config.json for an assistant of ``head`` shape serving ``main``."""
+    spec = hf.lookup(architecture, "--class")
+    text = {
+        "model_type": spec.text_model_type,
+        "hidden_size": head.hidden,
+        "intermediate_size": head.ffn,
+        "num_hidden_layers": head.n_layer,
+        "layer_types": list(head.layer_types),
+        "num_attention_heads": main.n_head,
+        "num_key_value_heads": main.n_kv_swa,
+        "num_global_key_value_heads": main.n_kv_full,
+        "head_dim": main.head_dim_swa,
+        "global_head_dim": main.head_dim_full,
+        "attention_k_eq_v": main.k_eq_v,
+        "sliding_window": main.sliding_window,
+        "rms_norm_eps": main.rms_eps,
+        "vocab_size": main.vocab,
+        "max_position_embeddings": main.context,
+        "final_logit_softcapping": None,
+        "num_kv_shared_layers": head.n_layer,
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size_per_layer_input": 0,
+        "enable_moe_block": False,
+        "use_double_wide_mlp": False,
+        "rope_parameters": {
+            FULL: {
+                "partial_rotary_factor": main.partial_rotary_full,
+                "rope_theta": main.rope_base,
+                "rope_type": "proportional",
+            },
+            SWA: {"rope_theta": main.rope_base_swa, "rope_type": "default"},
+        },
+    }
+    return {
+        "architectures": [architecture],
+        "model_type": spec.model_type,
+        "backbone_hidden_size": main.hidden,
+        "use_ordered_embeddings": False,
+        "num_centroids": 2048,
+        "centroid_intermediate_top_k": 32,
+        "tie_word_embeddings": True,
+        "torch_dtype": "bfloat16",
+        "text_config": text,
+    }
+
+
+def synth_assistant(
+    out_dir: Path, main: MainShape, head: HeadShape, architecture: str, seed: int = 0, shards: int = 1
+) -> list[Path]:
+    """Write config.json + BF16 safetensors for an assistant; returns the weight files."""
+    cfg = assistant_config(main, head, architecture)
+    spec = hf.spec_for(cfg)
+    hp = spec.params(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    plans = []
+    for name, shape in spec.tensors(hp, cfg).items():
+        base = _values(name, shape, seed)
+        plans.append(StPlan(name, "BF16", shape, lambda base=base: (f32_to_bf16_bits(x) for x in base())))
+    return write_checkpoint(out_dir, plans, shards)

@@ -1,0 +1,79 @@
+"""The vocabulary of a GGUF: copy it into another file, and compare two of them.
+
+A head or draft must carry exactly its main model's vocabulary, so lanebench never
+rebuilds one: it copies every ``tokenizer.*`` key with its GGUF type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gguf import GGUFValueType
+
+from lanebench.gguf.reader import GgufFile, _array_contents
+from lanebench.gguf.writer import KV
+
+# tokenizer.ggml.model -> llama.cpp vocab type (src/llama-vocab.cpp)
+VOCAB_TYPES = {
+    "no_vocab": "none",
+    "none": "none",
+    "llama": "spm",
+    "bert": "wpm",
+    "gpt2": "bpe",
+    "gemma4": "bpe",
+    "t5": "ugm",
+    "rwkv": "rwkv",
+    "plamo2": "plamo2",
+}
+
+
+def tokenizer_kvs(src: GgufFile) -> list[KV]:
+    """Every ``tokenizer.*`` key of ``src``, typed as stored."""
+    out: list[KV] = []
+    for key, field in src.fields.items():
+        if not key.startswith("tokenizer."):
+            continue
+        vtype = field.types[0]
+        if vtype == GGUFValueType.ARRAY:
+            out.append(KV(key, _array_contents(field), vtype, field.types[-1]))
+        else:
+            out.append(KV(key, field.contents(), vtype))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Vocab:
+    """What llama.cpp compares between a target and its draft."""
+
+    model: str
+    vocab_type: str
+    n_tokens: int
+    bos: int | None
+    eos: int | None
+    add_bos: bool
+    add_eos: bool
+    hash_all: str
+    hash_from_5: str
+
+
+def vocab_of(g: GgufFile) -> Vocab:
+    """The vocabulary facts of ``g`` (add-flags default as llama.cpp's do for the type)."""
+    model = str(g.get("tokenizer.ggml.model", "none"))
+    vtype = VOCAB_TYPES.get(model, model)
+    field = g.fields.get("tokenizer.ggml.tokens")
+    n = len(field.data) if field is not None else 0
+    return Vocab(
+        model=model,
+        vocab_type=vtype,
+        n_tokens=n,
+        bos=_opt_int(g.get("tokenizer.ggml.bos_token_id")),
+        eos=_opt_int(g.get("tokenizer.ggml.eos_token_id")),
+        add_bos=bool(g.get("tokenizer.ggml.add_bos_token", vtype in {"spm", "wpm"})),
+        add_eos=bool(g.get("tokenizer.ggml.add_eos_token", vtype == "ugm")),
+        hash_all=g.vocab_hash(0),
+        hash_from_5=g.vocab_hash(5),
+    )
+
+
+def _opt_int(v: object) -> int | None:
+    return int(v) if isinstance(v, int | float) else None

@@ -1,0 +1,161 @@
+"""Write a GGUF one tensor at a time, atomically: a temporary file renamed at the end.
+
+Tensors are planned first (name, shape, type) and produced later as a stream of encoded
+chunks, so peak memory stays near one chunk, not one model. A failure mid-write (disk full,
+file-size limit, Ctrl-C) removes the temporary file: no half file under the final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
+from gguf.quants import quant_shape_to_byte_shape
+
+from lanebench.errors import BadInput
+
+Q = GGMLQuantizationType
+_ITEM = {Q.F32: 4, Q.F16: 2, Q.BF16: 2, Q.I32: 4, Q.I8: 1, Q.I16: 2, Q.I64: 8, Q.F64: 8}
+
+
+@dataclass(frozen=True, slots=True)
+class KV:
+    """One metadata key with its GGUF type (arrays carry the element type)."""
+
+    key: str
+    value: Any
+    vtype: GGUFValueType
+    sub_type: GGUFValueType | None = None
+
+
+def u32(key: str, v: int) -> KV:
+    return KV(key, int(v), GGUFValueType.UINT32)
+
+
+def f32(key: str, v: float) -> KV:
+    return KV(key, float(v), GGUFValueType.FLOAT32)
+
+
+def boolean(key: str, v: bool) -> KV:
+    return KV(key, bool(v), GGUFValueType.BOOL)
+
+
+def string(key: str, v: str) -> KV:
+    return KV(key, str(v), GGUFValueType.STRING)
+
+
+def array(key: str, values: Sequence[Any], sub: GGUFValueType) -> KV:
+    return KV(key, list(values), GGUFValueType.ARRAY, sub)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorPlan:
+    """A tensor to write: numpy-order ``shape`` (outermost first) of the logical values,
+    stored as ``qtype``; ``produce`` yields its encoded bytes in order, in any chunking."""
+
+    name: str
+    shape: tuple[int, ...]
+    qtype: GGMLQuantizationType
+    produce: Callable[[], Iterator[np.ndarray]]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the tensor takes in the file."""
+        if self.qtype in _ITEM:
+            return int(np.prod(self.shape, dtype=np.int64)) * _ITEM[self.qtype]
+        return int(np.prod(quant_shape_to_byte_shape(self.shape, self.qtype), dtype=np.int64))
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name a write uses before the final rename."""
+    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+
+def refuse_existing(path: Path, force: bool, flag: str = "--force") -> None:
+    """BadInput if ``path`` exists and ``force`` is off."""
+    if path.exists() and not force:
+        raise BadInput(f"output {path} already exists (pass {flag} to replace it)")
+    if not path.parent.is_dir():
+        raise BadInput(f"output {path}: folder {path.parent} does not exist")
+
+
+def write_gguf(
+    path: Path,
+    arch: str,
+    kvs: Iterable[KV],
+    tensors: Sequence[TensorPlan],
+    *,
+    on_tensor: Callable[[TensorPlan], None] | None = None,
+) -> int:
+    """Write the file at ``path`` via a temporary name; returns bytes written."""
+    tmp = partial_path(path)
+    try:
+        size = _write(tmp, arch, kvs, tensors, on_tensor)
+        tmp.replace(path)
+        return size
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise BadInput(
+                f"output {path}: write failed ({os.strerror(exc.errno)}); nothing was left under that name"
+            ) from None
+        raise BadInput(f"output {path}: write failed ({exc.strerror or exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write(
+    tmp: Path,
+    arch: str,
+    kvs: Iterable[KV],
+    tensors: Sequence[TensorPlan],
+    on_tensor: Callable[[TensorPlan], None] | None,
+) -> int:
+    w = GGUFWriter(tmp, arch)
+    for kv in kvs:
+        if kv.key == "general.architecture":
+            continue
+        w.add_key_value(kv.key, kv.value, kv.vtype, sub_type=kv.sub_type)
+    for t in tensors:
+        # a non-uint8 dtype: ``shape`` is the logical shape, not a byte shape
+        w.add_tensor_info(t.name, t.shape, np.dtype(np.float32), t.nbytes, raw_dtype=t.qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    assert w.fout is not None
+    fout = w.fout[0]
+    for t in tensors:
+        _write_tensor(w, fout, t)
+        if on_tensor is not None:
+            on_tensor(t)
+    fout.flush()
+    os.fsync(fout.fileno())
+    size = fout.tell()
+    w.close()
+    return size
+
+
+def _write_tensor(w: GGUFWriter, fout: Any, t: TensorPlan) -> None:
+    """Same layout as ``GGUFWriter.write_tensor_data``, but from a stream of chunks."""
+    w.tensors[0].pop(t.name)
+    w.write_padding(fout, fout.tell())
+    written = 0
+    for chunk in t.produce():
+        buf = np.ascontiguousarray(chunk)
+        write_chunk(fout, buf)
+        written += buf.nbytes
+    if written != t.nbytes:
+        raise ValueError(f"tensor {t.name}: produced {written} bytes, planned {t.nbytes}")
+    w.write_padding(fout, written)
+
+
+def write_chunk(fout: Any, buf: np.ndarray) -> None:
+    """Write one chunk (a seam for tests that simulate a full disk)."""
+    fout.write(memoryview(buf).cast("B"))
