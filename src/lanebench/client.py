@@ -53,8 +53,8 @@ def completion_body(
         "stream": True,
         "return_tokens": True,
     }
-    if speculative:
-        body["speculative"] = speculative
+    for key, value in (speculative or {}).items():
+        body[f"speculative.{key}"] = value  # llama-server reads flat dotted keys
     return body
 
 

@@ -67,6 +67,9 @@ class LaneSpec(BaseModel):
     extra_args: list[str] = Field(default_factory=list, description="more llama-server arguments")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the server")
     notes: str = Field(default="", description="free text for the Notes column")
+    sweep: dict[str, Any] = Field(
+        default_factory=dict, description="grid values this lane was expanded from (set by lanebench sweep)"
+    )
 
     @field_validator("kv")
     @classmethod

@@ -91,6 +91,16 @@ class LaneJob:
             self.server.check_alive()
         return rec
 
+    def _more_reps(self, done: int) -> bool:
+        """Fixed reps, or with a CI target: at least ``reps``, then until the CI fits or max_reps."""
+        job = self.job
+        if done < job.reps:
+            return True
+        if job.target_ci is None or done >= job.max_reps:
+            return False
+        decode = [d for r in self.result.samples if r.kind == "single" and (d := m.engine_decode_tps(r))]
+        return not m.ci_within(decode, job.target_ci)
+
     async def run(self) -> None:
         base = self.server.base_url
         # llama-server closes a connection after a streamed reply; never reuse one
@@ -105,8 +115,10 @@ class LaneJob:
             for w in range(self.job.warmup):
                 self._record(await self._one(session, prompts, "warmup", w))
             before = await _metrics(session, base)
-            for r in range(self.job.reps):
+            r = 0
+            while self._more_reps(r):
                 self._record(await self._one(session, prompts, "single", r))
+                r += 1
             delta = m.counter_delta(before, await _metrics(session, base))
             self.result.metrics_delta = delta
             for r in range(self.job.reps if self.job.aggregate > 0 else 0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Iterable, Sequence
@@ -109,3 +110,30 @@ def per_position_acceptance(delta: dict[str, float]) -> list[float]:
         if m:
             pos[int(m[1])] = value
     return [pos[i] / steps for i in sorted(pos)]
+
+
+def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median from order statistics.
+
+    Uses the binomial(n, 1/2) ranks; None when ``n`` is too small for the confidence asked
+    (n < 6 at 95%).
+    """
+    xs = sorted(values)
+    n = len(xs)
+    best: tuple[float, float] | None = None
+    for j in range(n // 2, -1, -1):  # widen symmetric ranks (j, n-1-j) until coverage is reached
+        k = n - 1 - j
+        coverage = sum(math.comb(n, i) for i in range(j + 1, k + 1)) / 2**n
+        if coverage >= confidence:
+            best = (xs[j], xs[k])
+            break
+    return best
+
+
+def ci_within(values: Sequence[float], target: float, confidence: float = 0.95) -> bool:
+    """True when the CI half-width of the median is at most ``target`` × median."""
+    ci = median_ci(values, confidence)
+    if ci is None or not values:
+        return False
+    med = statistics.median(values)
+    return med > 0 and (ci[1] - ci[0]) / 2 <= target * med

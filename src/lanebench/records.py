@@ -108,3 +108,5 @@ class JobSpec:
     warmup: int = 1
     aggregate: int = 2
     seed: int = 42
+    target_ci: float | None = None  # stop adding reps once the 95% CI of median decode is within this share
+    max_reps: int = 20

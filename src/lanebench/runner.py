@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from lanebench import __version__
 from lanebench.engines.argv import build_argv
@@ -137,51 +138,77 @@ def requests_per_lane(job: JobSpec) -> int:
     return job.warmup + job.reps + (job.reps * job.aggregate if job.aggregate else 0)
 
 
+class _Recorder:
+    """One lane's result: announces it to the sinks, forwards samples, finishes it."""
+
+    def __init__(
+        self, plan: LanePlan, run: RunInfo, sinks: Sequence[Sink], job: JobSpec, progress: Progress | None
+    ) -> None:
+        self.plan, self.run, self.sinks, self.job, self.progress = plan, run, sinks, job, progress
+        lane = plan.lane
+        self.result = LaneResult(name=lane.name, lane=lane.model_dump(mode="json"), argv=plan.argv_preview)
+        self.done = 0
+        for s in sinks:
+            s.lane_started(run, self.result)
+
+    def emit(self, rec: RequestRecord | AggregateRecord) -> None:
+        if isinstance(rec, RequestRecord):
+            self.done += 1
+            if self.progress:
+                self.progress(self.plan.lane.name, self.done, requests_per_lane(self.job))
+        for s in self.sinks:
+            s.sample(self.run, self.result, rec)
+
+    def fail(self, exc: LaneFailed, log_tail: str) -> None:
+        r = self.result
+        r.status, r.error, r.log_tail = "failed", str(exc), exc.log_tail or log_tail
+
+    def finish(self, log_tail: str) -> LaneResult:
+        summarize(self.result, self.job, log_tail)
+        for s in self.sinks:
+            s.lane_finished(self.run, self.result)
+        return self.result
+
+
+def _server_for(plan: LanePlan, run: RunInfo, opts: RunOptions, label: str) -> ServerProcess:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    log_path = opts.out_dir / f"{run.run_id}-{safe}.log"
+    return ServerProcess(
+        plan.argv, log_path, label=f"lane {label!r}", env=plan.lane.env, load_timeout_s=opts.load_timeout_s
+    )
+
+
+def _run_job(
+    server: ServerProcess, rec: _Recorder, opts: RunOptions, speculative: dict[str, Any] | None = None
+) -> None:
+    rec.result.load_s = server.load_s
+    rec.result.argv = server.argv
+    rec.result.log_path = str(server.log_path)
+    job = LaneJob(
+        server,
+        rec.result,
+        opts.job,
+        rec.emit,
+        model_key=str(rec.plan.model),
+        request_timeout_s=opts.request_timeout_s,
+        speculative=speculative,
+    )
+    asyncio.run(job.run())
+    server.check_alive()
+
+
 def measure_plan(
     plan: LanePlan, run: RunInfo, opts: RunOptions, sinks: Sequence[Sink], progress: Progress | None = None
 ) -> LaneResult:
     """Start the lane's server, run the job, stop the server; failures are recorded, not raised."""
-    lane = plan.lane
-    result = LaneResult(name=lane.name, lane=lane.model_dump(mode="json"), argv=plan.argv_preview)
-    for s in sinks:
-        s.lane_started(run, result)
-    total = requests_per_lane(opts.job)
-    done = 0
-
-    def emit(rec: RequestRecord | AggregateRecord) -> None:
-        nonlocal done
-        if isinstance(rec, RequestRecord):
-            done += 1
-            if progress:
-                progress(lane.name, done, total)
-        for s in sinks:
-            s.sample(run, result, rec)
-
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in lane.name)
-    log_path = opts.out_dir / "logs" / f"{run.run_id}-{safe}.log"
-    result.log_path = str(log_path)
-    server = ServerProcess(
-        plan.argv, log_path, label=f"lane {lane.name!r}", env=lane.env, load_timeout_s=opts.load_timeout_s
-    )
+    rec = _Recorder(plan, run, sinks, opts.job, progress)
+    server = _server_for(plan, run, opts, plan.lane.name)
+    log_tail = ""
     try:
         with server:
-            result.load_s = server.load_s
-            result.argv = server.argv
-            job = LaneJob(
-                server,
-                result,
-                opts.job,
-                emit,
-                model_key=str(plan.model),
-                request_timeout_s=opts.request_timeout_s,
-            )
-            asyncio.run(job.run())
-            server.check_alive()
+            _run_job(server, rec, opts)
             log_tail = server.log_tail(200)
     except LaneFailed as exc:
-        result.status, result.error, result.log_tail = "failed", str(exc), exc.log_tail or server.log_tail()
-        log_tail = result.log_tail
-    summarize(result, opts.job, log_tail)
-    for s in sinks:
-        s.lane_finished(run, result)
-    return result
+        log_tail = server.log_tail()
+        rec.fail(exc, log_tail)
+    return rec.finish(log_tail)

@@ -114,7 +114,7 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         table.rows.append(
             [
                 lane.name,
-                f"{d.get('kind')}: {_basename(str(d.get('path')))}",
+                f"{d.get('kind')}: {_basename(str(d['path'])) if d.get('path') else 'its own model'}",
                 str(d.get("block_size")),
                 acc,
                 fmt_stat(s.get("mean_accepted_length"), digits=2),
