@@ -145,6 +145,31 @@ def _widest(plans: Sequence[LanePlan], opts: RunOptions) -> LanePlan:
     return plan_lane(first.lane.model_copy(update={"draft": draft}), opts)
 
 
+_SUPPORT: dict[str, bool] = {}  # per-request support, per binary, learned once per process
+
+
+def _run_on(
+    server: Any,
+    plans: Sequence[LanePlan],
+    run: RunInfo,
+    opts: RunOptions,
+    sinks: Sequence[Sink],
+    progress: Progress | None,
+    per_request: bool,
+) -> list[LaneResult]:
+    results: list[LaneResult] = []
+    for plan in plans:
+        rec = _Recorder(plan, run, sinks, opts.job, progress)
+        try:
+            _run_job(server, rec, opts, speculative_fields(plan.lane) if per_request else None)
+            results.append(rec.finish(server.log_tail(200)))
+        except LaneFailed as exc:
+            rec.fail(exc, server.log_tail())
+            results.append(rec.finish(server.log_tail()))
+            break
+    return results
+
+
 def measure_group(
     plans: Sequence[LanePlan],
     run: RunInfo,
@@ -154,30 +179,24 @@ def measure_group(
 ) -> tuple[list[LaneResult], int]:
     """Measure a group on one server if the build allows, else one server each.
 
-    Returns the results and how many servers were started.
+    The shared server is started for the widest block size; if the build turns out to ignore
+    per-request fields, it still serves the point it was started for. Returns the results (in
+    the group's order) and how many servers were started.
     """
-    if len(plans) == 1:
-        return [measure_plan(plans[0], run, opts, sinks, progress)], 1
-    server = _server_for(_widest(plans, opts), run, opts, plans[0].lane.name + " (shared)")
-    results: list[LaneResult] = []
+    binary = str(plans[0].server_bin)
+    if len(plans) == 1 or _SUPPORT.get(binary) is False:
+        return [measure_plan(p, run, opts, sinks, progress) for p in plans], len(plans)
+    widest = _widest(plans, opts)
+    server = _server_for(widest, run, opts, plans[0].lane.name + " (shared)")
+    done: dict[str, LaneResult] = {}
     try:
         with server:
-            if not supports_per_request(server.base_url):
-                raise _NoReuse
-            for plan in plans:
-                rec = _Recorder(plan, run, sinks, opts.job, progress)
-                try:
-                    _run_job(server, rec, opts, speculative_fields(plan.lane))
-                    results.append(rec.finish(server.log_tail(200)))
-                except LaneFailed as exc:
-                    rec.fail(exc, server.log_tail())
-                    results.append(rec.finish(server.log_tail()))
-                    break
-    except (_NoReuse, LaneFailed):
+            supported = _SUPPORT.setdefault(binary, supports_per_request(server.base_url))
+            same = [p for p in plans if p.argv(0) == widest.argv(0)]
+            mine = list(plans) if supported else same[:1]
+            done = {r.name: r for r in _run_on(server, mine, run, opts, sinks, progress, supported)}
+    except LaneFailed:
         pass
-    rest = plans[len(results) :]
-    return results + [measure_plan(p, run, opts, sinks, progress) for p in rest], 1 + len(rest)
-
-
-class _NoReuse(Exception):
-    """The build ignores per-request speculative fields: one server per point."""
+    rest = [p for p in plans if p.lane.name not in done]
+    done |= {p.lane.name: measure_plan(p, run, opts, sinks, progress) for p in rest}
+    return [done[p.lane.name] for p in plans], 1 + len(rest)

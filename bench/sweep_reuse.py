@@ -1,0 +1,71 @@
+"""Wall time of a 3-point draft block-size sweep: one shared server vs a restart per point.
+
+Same lanes, same job, one run. Prints both walls, the servers each started, whether this build
+honours per-request ``speculative.n_max`` (reuse needs it), and the ratio reuse / restart.
+
+    python bench/sweep_reuse.py [--server-bin BIN] [--model GGUF] [--n-in 256] [--n-out 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from lanebench.lanes import Draft, LaneSpec
+from lanebench.models import default_model_path
+from lanebench.records import JobSpec
+from lanebench.runner import RunOptions, measure_plan, new_run, plan_lanes
+from lanebench.sweep import _SUPPORT, expand, group_plans, measure_group, parse_grid
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--server-bin", type=Path)
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--n-in", type=int, default=256)
+    ap.add_argument("--n-out", type=int, default=64)
+    ap.add_argument("--grid", default="draft.block_size=2,3,4")
+    args = ap.parse_args()
+    model = args.model or default_model_path()
+    base = LaneSpec(name="self-draft", model=model, draft=Draft(kind="model", block_size=3), threads=2)
+    lanes = expand([base], [parse_grid(args.grid)])
+    job = JobSpec(n_in=args.n_in, n_out=args.n_out, reps=2, warmup=1, aggregate=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = RunOptions(job=job, out_dir=Path(tmp), server_bin=args.server_bin)
+        plans = plan_lanes(lanes, opts)
+        run = new_run(opts, {})
+
+        t0 = time.perf_counter()
+        restart = [measure_plan(p, run, opts, []) for p in plans]
+        wall_restart = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        reused, servers = [], 0
+        for group in group_plans(plans):
+            got, started = measure_group(group, run, opts, [])
+            reused += got
+            servers += started
+        wall_reuse = time.perf_counter() - t0
+
+    supported = _SUPPORT.get(str(plans[0].server_bin))
+    print(f"build: {plans[0].dialect.version_text}")
+    print(f"per-request speculative fields honoured: {supported}")
+    print(
+        f"job: {job.n_in} in / {job.n_out} out, {job.warmup} warm-up + {job.reps} reps, {len(plans)} points"
+    )
+    print(f"restart per point: {wall_restart:7.1f} s, {len(plans)} server starts")
+    print(f"shared server:     {wall_reuse:7.1f} s, {servers} server starts")
+    print(f"ratio shared / restart: {wall_reuse / wall_restart:.2f}")
+    for a, b in zip(restart, reused, strict=True):
+        da, db = a.summary.get("decode_tps"), b.summary.get("decode_tps")
+        fa, fb = (x.median if x else float("nan") for x in (da, db))
+        print(f"  {a.name}: decode {fa:.1f} (restart) vs {fb:.1f} (shared) tok/s")
+    if not supported:
+        print("note: this build ignores per-request speculative.n_max (echoes no such setting): each point")
+        print("      needs its own server; the shared server still serves the point it was started for.")
+
+
+if __name__ == "__main__":
+    main()
