@@ -21,8 +21,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_results_db(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Runs made by tests never write into the user's own results database."""
-    if "LANEBENCH_DB" not in os.environ or IN_CI:
-        os.environ["LANEBENCH_DB"] = str(tmp_path_factory.mktemp("db") / "results.sqlite")
+    os.environ["LANEBENCH_DB"] = str(tmp_path_factory.mktemp("db") / "results.sqlite")
 
 
 def need(reason: str) -> None:
