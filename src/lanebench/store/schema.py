@@ -1,0 +1,159 @@
+"""The results schema (SQLAlchemy Core) and its migrations.
+
+Plain portable types only (Text, Integer, Float, Boolean; JSON kept as text), so the same
+schema runs unchanged on SQLite and PostgreSQL. ``meta.schema_version`` says which migrations
+have run; a database from a newer lanebench is refused, an older one is brought up to date.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
+
+
+class JsonText(TypeDecorator[Any]):
+    """JSON stored as text: the same bytes on every database."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("lanebench_version", sa.String(40), nullable=False),
+    sa.Column("hostname", sa.Text),
+    sa.Column("job", JsonText, nullable=False),
+    sa.Column("host", JsonText),
+    sa.Column("builds", JsonText),
+    sa.Column("lanes_file", sa.Text),
+)
+
+lanes = sa.Table(
+    "lanes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.String(40)),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("lane", JsonText, nullable=False),
+    sa.Column("argv", JsonText),
+    sa.Column("server_bin", sa.Text),
+    sa.Column("load_s", sa.Float),
+    sa.Column("metrics_delta", JsonText),
+    sa.Column("summary", JsonText),
+    sa.Column("per_position", JsonText),
+    sa.Column("flags", JsonText),
+    sa.Column("backends", JsonText),
+    sa.Column("error", sa.Text),
+    sa.Column("log_path", sa.Text),
+    sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
+)
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lane_id", sa.Integer, sa.ForeignKey("lanes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("rep", sa.Integer, nullable=False),
+    sa.Column("stream_index", sa.Integer, nullable=False),
+    sa.Column("n_in", sa.Integer, nullable=False),
+    sa.Column("n_out", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("t_start", sa.Float),
+    sa.Column("ttft_s", sa.Float),
+    sa.Column("wall_s", sa.Float),
+    sa.Column("stream_tokens", sa.Integer),
+    sa.Column("decode_stream_s", sa.Float),
+    sa.Column("prompt_n", sa.Integer),
+    sa.Column("prompt_ms", sa.Float),
+    sa.Column("predicted_n", sa.Integer),
+    sa.Column("predicted_ms", sa.Float),
+    sa.Column("draft_n", sa.Integer),
+    sa.Column("draft_n_accepted", sa.Integer),
+    sa.Column("timings", JsonText),
+    sa.Column("content_sha", sa.String(64)),
+)
+
+aggregates = sa.Table(
+    "aggregates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lane_id", sa.Integer, sa.ForeignKey("lanes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("rep", sa.Integer, nullable=False),
+    sa.Column("streams", sa.Integer, nullable=False),
+    sa.Column("wall_s", sa.Float, nullable=False),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lane_id", sa.Integer, sa.ForeignKey("lanes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("log_tail", sa.Text),
+)
+
+fingerprints = sa.Table(
+    "fingerprints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("data", JsonText, nullable=False),
+    sa.UniqueConstraint("run_id", "kind", "key", name="uq_fingerprints_run_kind_key"),
+)
+
+sa.Index("ix_lanes_run", lanes.c.run_id)
+sa.Index("ix_samples_lane", samples.c.lane_id)
+sa.Index("ix_aggregates_lane", aggregates.c.lane_id)
+sa.Index("ix_fingerprints_run", fingerprints.c.run_id)
+
+
+Migration = Callable[[Connection], None]
+
+# A fresh database gets ``metadata.create_all`` and the latest version. An older database gets
+# MIGRATIONS[v - 1:] in order: MIGRATIONS[i] brings schema i + 1 to i + 2 (ALTER TABLE and
+# friends, in SQL that SQLite and PostgreSQL both accept). Append, never edit.
+MIGRATIONS: list[Migration] = []
+
+
+def latest_version() -> int:
+    """The schema version this lanebench writes: 1 plus one per migration."""
+    return 1 + len(MIGRATIONS)

@@ -1,0 +1,157 @@
+"""The store as a sink: every event of a run is committed as soon as it happens, so a kill -9
+loses at most the request in flight. Fingerprints are taken once per run (host, builds) and
+once per model file; collecting them never fails a run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lanebench import fingerprint as fp
+from lanebench.records import AggregateRecord, LaneResult, RequestRecord
+from lanebench.sinks import RunInfo
+from lanebench.store import rows, schema
+from lanebench.store.store import delete_lanes
+
+if TYPE_CHECKING:
+    from lanebench.store.store import Store
+
+T = schema
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _safely(collect: Any, *args: Any) -> dict[str, Any]:
+    """A fingerprint, or the reason it could not be taken (never an exception)."""
+    try:
+        return dict(collect(*args))
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+class StoreSink:
+    """Implements ``lanebench.sinks.Sink`` on a ``Store``."""
+
+    def __init__(self, store: Store, fingerprints: bool = True) -> None:
+        self.store = store
+        self.fingerprints = fingerprints
+        self._lane_ids: dict[str, int] = {}
+        self._seq: dict[str, int] = {}
+
+    # Sink protocol ---------------------------------------------------------------------------
+    def run_started(self, run: RunInfo) -> None:
+        """Record the run; for a run id already stored (resume), mark it running again."""
+        with self.store.tx() as conn:
+            exists = conn.execute(sa.select(T.runs.c.run_id).where(T.runs.c.run_id == run.run_id)).first()
+            if exists:
+                conn.execute(
+                    T.runs.update()
+                    .where(T.runs.c.run_id == run.run_id)
+                    .values(status=run.status, finished_at=None)
+                )
+            else:
+                conn.execute(T.runs.insert().values(**rows.run_row(run)))
+        if self.fingerprints:
+            self._add_fingerprint(run, "host", str(run.host.get("hostname") or "host"), fp.host_fingerprint)
+            for binary, dialect in run.builds.items():
+                self._add_fingerprint(run, "build", binary, fp.build_fingerprint, Path(binary), dialect)
+
+    def lane_started(self, run: RunInfo, lane: LaneResult) -> None:
+        """A lane row in state 'running'; a stale row of the same name is replaced."""
+        with self.store.tx() as conn:
+            old = conn.execute(
+                sa.select(T.lanes.c.id).where(T.lanes.c.run_id == run.run_id, T.lanes.c.name == lane.name)
+            ).all()
+            delete_lanes(conn, [r[0] for r in old])
+            values = {**rows.lane_result_row(lane), "status": "running"}
+            res = conn.execute(
+                T.lanes.insert().values(run_id=run.run_id, name=lane.name, started_at=_now(), **values)
+            )
+            pk = res.inserted_primary_key
+            assert pk is not None
+            self._lane_ids[lane.name] = int(pk[0])
+        self._seq[lane.name] = 0
+        if self.fingerprints:
+            self._fingerprint_models(run, lane)
+
+    def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None:
+        """One committed row per request (or batch), as soon as it is measured."""
+        if lane.name not in self._lane_ids:
+            self.lane_started(run, lane)
+        lane_id = self._lane_ids[lane.name]
+        seq = self._seq[lane.name]
+        self._seq[lane.name] = seq + 1
+        with self.store.tx() as conn:
+            if isinstance(record, RequestRecord):
+                conn.execute(T.samples.insert().values(**rows.sample_row(lane_id, seq, record)))
+            else:
+                conn.execute(T.aggregates.insert().values(**rows.aggregate_row(lane_id, seq, record)))
+
+    def lane_finished(self, run: RunInfo, lane: LaneResult) -> None:
+        """Summary, flags and status; a failed lane also gets a failures row with its log tail."""
+        if lane.name not in self._lane_ids:
+            self.lane_started(run, lane)
+        lane_id = self._lane_ids[lane.name]
+        backends = fp.backends_from_log(_read_log(lane.log_path)) if lane.log_path else []
+        with self.store.tx() as conn:
+            conn.execute(
+                T.lanes.update()
+                .where(T.lanes.c.id == lane_id)
+                .values(finished_at=_now(), backends=backends, **rows.lane_result_row(lane))
+            )
+            if lane.status == "failed":
+                conn.execute(
+                    T.failures.insert().values(
+                        lane_id=lane_id,
+                        run_id=run.run_id,
+                        at=_now(),
+                        error=lane.error,
+                        log_tail=lane.log_tail,
+                    )
+                )
+
+    def run_finished(self, run: RunInfo) -> None:
+        with self.store.tx() as conn:
+            conn.execute(
+                T.runs.update()
+                .where(T.runs.c.run_id == run.run_id)
+                .values(status=run.status, finished_at=run.finished_at or _now())
+            )
+
+    # fingerprints ----------------------------------------------------------------------------
+    def _fingerprint_models(self, run: RunInfo, lane: LaneResult) -> None:
+        spec = lane.lane
+        for path in (spec.get("model"), (spec.get("draft") or {}).get("path")):
+            if path:
+                self._add_fingerprint(run, "model", str(path), fp.model_fingerprint, Path(str(path)))
+
+    def _add_fingerprint(self, run: RunInfo, kind: str, key: str, collect: Any, *args: Any) -> None:
+        with self.store.tx() as conn:
+            if _has_fingerprint(conn, run.run_id, kind, key):
+                return
+        data = _safely(collect, *args)
+        with self.store.tx() as conn:
+            if not _has_fingerprint(conn, run.run_id, kind, key):
+                conn.execute(T.fingerprints.insert().values(run_id=run.run_id, kind=kind, key=key, data=data))
+
+
+def _has_fingerprint(conn: Connection, run_id: str, kind: str, key: str) -> bool:
+    q = sa.select(T.fingerprints.c.id).where(
+        T.fingerprints.c.run_id == run_id, T.fingerprints.c.kind == kind, T.fingerprints.c.key == key
+    )
+    return conn.execute(q).first() is not None
+
+
+def _read_log(path: str, limit: int = 4_000_000) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return ""
