@@ -1,0 +1,135 @@
+"""The same store on a real PostgreSQL server, started here (as the ``postgres`` user) and always
+stopped. Skipped locally when PostgreSQL is not installed; required in CI.
+"""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import need
+from tests.unit.test_store import _writer, make_run, measure_lane
+
+from lanebench.errors import BadInput
+from lanebench.store import open_store
+from lanebench.store.sink import StoreSink
+
+pytestmark = pytest.mark.e2e
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run(prefix + argv, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    bindir = _pg_bin()
+    if bindir is None:
+        need("PostgreSQL server binaries not found (apt-get install postgresql)")
+    assert bindir is not None
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        need("runuser not found: cannot start PostgreSQL as a non-root user")
+    base = Path(tempfile.mkdtemp(prefix="lanebench-pg-"))
+    data = base / "data"
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    init = _as_postgres(
+        [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    )
+    assert init.returncode == 0, init.stderr[-2000:]
+    port = _free_port()
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    start = _as_postgres(
+        [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]
+    )
+    try:
+        assert start.returncode == 0, start.stderr + (base / "log").read_text(errors="replace")[-2000:]
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_pg(pg_url: str) -> str:
+    """The server's database emptied of lanebench tables."""
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        for table in ("fingerprints", "failures", "aggregates", "samples", "lanes", "runs", "meta"):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    engine.dispose()
+    return pg_url
+
+
+def test_postgres_round_trip_matches_what_was_measured(fresh_pg: str) -> None:
+    store = open_store(fresh_pg)
+    run = make_run()
+    sink = StoreSink(store, fingerprints=False)
+    sink.run_started(run)
+    lanes = [measure_lane(sink, run, "plain"), measure_lane(sink, run, "broken", fail=True)]
+    run.status, run.finished_at = "failed", "2026-01-01T00:10:00+00:00"
+    sink.run_finished(run)
+
+    again = open_store(fresh_pg)
+    assert again.label == fresh_pg  # no password to hide here
+    assert again.get_run(run.run_id).to_dict() == run.to_dict()
+    assert [x.to_dict() for x in again.load_lanes(run.run_id)] == [x.to_dict() for x in lanes]
+    assert again.finished_lane_names(run.run_id) == {"plain", "broken"}
+    assert again.list_runs()[0]["lanes_failed"] == 1
+
+
+def test_postgres_resume_discards_the_unfinished_lane(fresh_pg: str) -> None:
+    store = open_store(fresh_pg)
+    run = make_run()
+    sink = StoreSink(store, fingerprints=False)
+    sink.run_started(run)
+    measure_lane(sink, run, "done")
+    from lanebench.records import LaneResult
+
+    sink.lane_started(run, LaneResult(name="killed", lane={}))
+    store.discard_unfinished(run.run_id)
+    assert [x.name for x in store.load_lanes(run.run_id)] == ["done"]
+    StoreSink(store, fingerprints=False).run_started(store.get_run(run.run_id))
+    assert len(store.list_runs()) == 1
+
+
+def test_postgres_two_writers_at_once_lose_nothing(fresh_pg: str) -> None:
+    open_store(fresh_pg)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(fresh_pg, f"pg-run-{i}", 100)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    store = open_store(fresh_pg)
+    assert [len(store.load_lanes(f"pg-run-{i}")[0].samples) for i in range(2)] == [100, 100]
+
+
+def test_postgres_newer_schema_is_refused(fresh_pg: str) -> None:
+    store = open_store(fresh_pg)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE meta SET value = '42' WHERE key = 'schema_version'"))
+    with pytest.raises(BadInput, match="written by a newer lanebench"):
+        open_store(fresh_pg)
