@@ -8,6 +8,7 @@ prints and checks them.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,10 +23,11 @@ GGUF_MAGIC = b"GGUF"
 
 
 class _PlainReader(GGUFReader):
-    """GGUFReader over a plain ndarray view of its memory map.
+    """GGUFReader with two speed-ups for big vocabularies (262,144 tokens: ~8 s -> < 1 s).
 
-    Slicing a ``np.memmap`` subclass costs far more per call than slicing an ndarray, and a
-    262,144-token vocabulary takes ~800,000 slices to parse (8 s -> 3 s here).
+    Its data is a plain ndarray view of the memory map (slicing a ``np.memmap`` subclass costs
+    far more per call), and arrays are parsed in bulk: a numeric array becomes one part, a
+    string array one part per string (``ReaderField.contents()`` reads both unchanged).
     """
 
     @property  # type: ignore[override]
@@ -35,6 +37,33 @@ class _PlainReader(GGUFReader):
     @data.setter
     def data(self, value: np.ndarray) -> None:
         self._plain = np.asarray(value)
+
+    def _get_field_parts(self, orig_offs: int, raw_type: int) -> tuple[int, list[Any], list[int], list[Any]]:
+        if raw_type != GGUFValueType.ARRAY or self.byte_order != "I":
+            return super()._get_field_parts(orig_offs, raw_type)
+        raw_itype = self._get(orig_offs, np.uint32)
+        itype = GGUFValueType(int(raw_itype[0]))
+        if itype == GGUFValueType.ARRAY:
+            return super()._get_field_parts(orig_offs, raw_type)
+        alen = self._get(orig_offs + 4, np.uint64)
+        n, offs = int(alen[0]), orig_offs + 12
+        types = [GGUFValueType.ARRAY, itype]
+        if itype != GGUFValueType.STRING:
+            arr = self._get(offs, self.gguf_scalar_to_np[itype], n)
+            if len(arr) != n:
+                raise ValueError("array runs past the end of the file")
+            return 12 + int(arr.nbytes), [raw_itype, alen, arr], [2], types
+        buf, view = self._plain, memoryview(self._plain)
+        lens = np.empty(n, dtype=np.uint64)
+        parts: list[Any] = [raw_itype, alen, lens]
+        for i in range(n):
+            (length,) = struct.unpack_from("<Q", view, offs)
+            lens[i] = length
+            parts.append(buf[offs + 8 : offs + 8 + length])
+            offs += 8 + length
+        if offs > len(buf):
+            raise ValueError("string array runs past the end of the file")
+        return offs - orig_offs, parts, list(range(3, 3 + n)), types
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +161,7 @@ def open_gguf(path: Path, what: str = "GGUF") -> GgufFile:
     st = path.stat()
     try:
         return _open_cached(path.resolve(), st.st_size, st.st_mtime_ns)
-    except (ValueError, IndexError, KeyError, OSError, OverflowError) as exc:
+    except (ValueError, IndexError, KeyError, OSError, OverflowError, struct.error) as exc:
         raise BadInput(f"{what}: {path} is truncated or corrupt ({st.st_size} bytes; gguf: {exc})") from None
 
 

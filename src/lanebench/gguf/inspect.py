@@ -1,0 +1,78 @@
+"""``lanebench gguf inspect``: what a GGUF is, in one dictionary.
+
+Architecture, head dialect (upstream ``gemma4-assistant``, the older ``gemma4_assistant``
+shape, a plain model, unknown), the key metadata, tensor count/types/bytes, parameter
+count, vocabulary size and a hash of the token texts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from gguf import MODEL_ARCH_NAMES
+
+from lanebench.gguf.heads import ARCH, dialect_of_arch
+from lanebench.gguf.reader import GgufFile, open_gguf
+from lanebench.gguf.tokenizer import vocab_of
+
+Kind = Literal["head-upstream", "head-atomic", "model", "unknown"]
+KNOWN_ARCHS = set(MODEL_ARCH_NAMES.values()) | set(ARCH.values())
+_MAX_ARRAY = 64  # longer arrays are summarised
+
+
+def kind_of(g: GgufFile) -> Kind:
+    """Which kind of file ``g`` is."""
+    d = dialect_of_arch(g.arch)
+    if d is not None:
+        return "head-upstream" if d == "upstream" else "head-atomic"
+    if g.arch in KNOWN_ARCHS and "token_embd.weight" in g.tensors:
+        return "model"
+    return "unknown"
+
+
+def _value(g: GgufFile, key: str) -> Any:
+    field = g.fields[key]
+    if len(field.data) > _MAX_ARRAY and key.startswith("tokenizer."):
+        return f"[{len(field.data)} items]"
+    v = g.get(key)
+    if isinstance(v, list) and len(v) > _MAX_ARRAY:
+        return f"[{len(v)} items]"
+    return v
+
+
+def inspect_gguf(path: Path) -> dict[str, Any]:
+    """A JSON-able description of the GGUF at ``path``."""
+    g = open_gguf(path, "inspect")
+    types: dict[str, dict[str, int]] = {}
+    for t in g.tensors.values():
+        entry = types.setdefault(t.type_name, {"tensors": 0, "bytes": 0})
+        entry["tensors"] += 1
+        entry["bytes"] += t.n_bytes
+    v = vocab_of(g)
+    arch_keys = {k: _value(g, k) for k in g.fields if k.startswith(f"{g.arch}.")}
+    other = {
+        k: _value(g, k)
+        for k in g.fields
+        if k.startswith(("general.", "lanebench.")) and k != "general.architecture"
+    }
+    return {
+        "path": str(path),
+        "file_bytes": path.stat().st_size,
+        "architecture": g.arch,
+        "kind": kind_of(g),
+        "metadata": {**arch_keys, **other},
+        "tensor_count": len(g.tensors),
+        "tensor_types": types,
+        "tensor_bytes": sum(t.n_bytes for t in g.tensors.values()),
+        "parameters": sum(t.n_elements for t in g.tensors.values()),
+        "vocab": {
+            "model": v.model,
+            "size": v.n_tokens,
+            "tokens_sha256_16": v.hash_all,
+            "bos": v.bos,
+            "eos": v.eos,
+            "add_bos": v.add_bos,
+            "add_eos": v.add_eos,
+        },
+    }
