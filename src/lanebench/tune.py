@@ -32,8 +32,8 @@ class TuneReport:
     goal: str
     best: str | None = None
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    requests: int = 0
-    full_grid_requests: int = 0
+    tokens: int = 0  # prompt + generated tokens sent, the cost that matters
+    full_grid_tokens: int = 0
     log: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +54,11 @@ def rank(results: Sequence[LaneResult], goal: str) -> list[tuple[LaneResult, flo
     _, larger = GOALS[goal]
     scored = [(r, score(r, goal)) for r in results]
     return sorted(scored, key=lambda rs: (rs[1] is None, -(rs[1] or 0) if larger else (rs[1] or 0)))
+
+
+def cost(job: JobSpec) -> int:
+    """Tokens one lane's job sends through the engine (prompt + generated, every request)."""
+    return requests_per_lane(job) * (job.n_in + job.n_out)
 
 
 def first_job(final: JobSpec) -> JobSpec:
@@ -78,14 +83,14 @@ def tune_lanes(
         raise BadInput(f"--goal: expected one of {', '.join(GOALS)}, got {goal!r}")
     if not 0 < keep < 1:
         raise BadInput(f"--keep: expected a share between 0 and 1, got {keep}")
-    report = TuneReport(goal=goal, full_grid_requests=len(lanes) * requests_per_lane(final))
+    report = TuneReport(goal=goal, full_grid_tokens=len(lanes) * cost(final))
     candidates = list(lanes)
     job = first_job(final)
     n_round = 0
     while len(candidates) > 2:
         n_round += 1
         ranked = rank(measure(candidates, replace(opts, job=job)), goal)
-        report.requests += len(candidates) * requests_per_lane(job)
+        report.tokens += len(candidates) * cost(job)
         n_keep = max(2, math.ceil(len(candidates) * keep))
         _log_round(report, n_round, job, ranked, n_keep)
         names = {r.name for r, s in ranked[:n_keep] if s is not None}
@@ -95,13 +100,13 @@ def tune_lanes(
         report.log.append("stopped: every candidate failed; nothing to confirm")
         return report
     ranked = rank(measure(candidates, replace(opts, job=final)), goal)
-    report.requests += len(candidates) * requests_per_lane(final)
+    report.tokens += len(candidates) * cost(final)
     _log_round(report, n_round + 1, final, ranked, 1, final_round=True)
     best, best_score = ranked[0]
     report.best = best.name if best_score is not None else None
     report.log.append(
         f"stopped: {len(candidates)} finalist(s) confirmed on the full job; "
-        f"{report.requests} requests instead of {report.full_grid_requests} for the full grid"
+        f"{report.tokens:,} tokens sent instead of {report.full_grid_tokens:,} for the full grid"
     )
     return report
 
