@@ -1,0 +1,58 @@
+"""Everything a report needs, read from the store once: runs, lanes, fingerprints, history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lanebench.records import LaneResult
+from lanebench.sinks import RunInfo
+
+
+@dataclass(slots=True)
+class RunData:
+    """One stored run with its lanes (samples included) and fingerprints."""
+
+    run: RunInfo
+    lanes: list[LaneResult]
+    fingerprints: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def fingerprint(self, kind: str, key: str | None = None) -> dict[str, Any] | None:
+        for f in self.fingerprints:
+            if f["kind"] == kind and (key is None or f["key"] == key):
+                return dict(f["data"])
+        return None
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        """Model fingerprints by path."""
+        return {f["key"]: dict(f["data"]) for f in self.fingerprints if f["kind"] == "model"}
+
+
+@dataclass(slots=True)
+class ReportData:
+    """The runs asked for, newest last, and finished lanes of other runs for context."""
+
+    runs: list[RunData]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run.run_id for r in self.runs]
+
+
+def load_report(store: Any, run_ids: Sequence[str]) -> ReportData:
+    """Read ``run_ids`` (the latest run when empty) and their context from ``store``."""
+    ids = list(dict.fromkeys(run_ids)) or [store.latest_run_id()]
+    runs = [
+        RunData(
+            run=store.get_run(rid),
+            lanes=store.load_lanes(rid),
+            fingerprints=store.fingerprints(rid),
+            extras=store.lane_extras(rid),
+        )
+        for rid in ids
+    ]
+    runs.sort(key=lambda r: (r.run.started_at, r.run.run_id))
+    return ReportData(runs=runs, history=store.finished_lanes())

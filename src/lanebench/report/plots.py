@@ -1,0 +1,173 @@
+"""Plots of a report as PNG bytes (matplotlib, Agg backend): lane comparison bars, acceptance
+against draft block size, prefill against decode, and the run-to-run history of a lane.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from lanebench.records import LaneResult, Stat
+from lanebench.report.data import ReportData
+
+BARS = (
+    ("decode_tps", "Decode (tok/s)"),
+    ("prefill_tps", "Prefill (tok/s)"),
+    ("normalized_wall_s", "Normalized wall (s, lower is better)"),
+    ("aggregate_tps", "N-slot aggregate (tok/s)"),
+)
+MAX_HISTORY_LANES = 8
+
+
+def plain(text: str, limit: int = 48) -> str:
+    """A label matplotlib shows as typed: ``$`` would start mathtext."""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _err(stats: list[Stat | None]) -> list[list[float]]:
+    lo = [s.median - s.min if s else 0.0 for s in stats]
+    hi = [s.max - s.median if s else 0.0 for s in stats]
+    return [lo, hi]
+
+
+def lane_bars(lanes: list[LaneResult], title: str) -> bytes | None:
+    """Four panels of horizontal bars, one bar per lane, whiskers min–max."""
+    if not lanes:
+        return None
+    names = [plain(f"{lane.name}{' (FAILED)' if lane.status == 'failed' else ''}") for lane in lanes]
+    height = 1.0 + 0.45 * len(lanes)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 2 * height + 1), squeeze=False)
+    for ax, (key, label) in zip(axes.flat, BARS, strict=True):
+        stats = [lane.summary.get(key) for lane in lanes]
+        values = [s.median if s else 0.0 for s in stats]
+        ax.barh(range(len(lanes)), values, xerr=_err(stats), color="#4c78a8", ecolor="#333", capsize=3)
+        ax.set_yticks(range(len(lanes)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(plain(title, 90))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def acceptance_vs_block(lanes: list[LaneResult]) -> bytes | None:
+    """Acceptance (%) against draft block size, one line per model + draft pair."""
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for lane in lanes:
+        d = lane.lane.get("draft") or {}
+        acc = lane.summary.get("acceptance")
+        if d and acc is not None and d.get("block_size") is not None:
+            key = f"{_base(lane.lane.get('model'))} + {_base(d.get('path'))}"
+            series[key].append((int(d["block_size"]), 100 * acc.median))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=plain(key, 60))
+    ax.set_xlabel("draft block size B (verifies B tokens, drafts B-1)")
+    ax.set_ylabel("acceptance (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Acceptance vs block size")
+    return _png(fig)
+
+
+def prefill_decode(lanes: list[LaneResult]) -> bytes | None:
+    """One point per lane: prefill (x) against decode (y), labelled."""
+    pts = [
+        (lane.name, p.median, d.median)
+        for lane in lanes
+        if (p := lane.summary.get("prefill_tps")) and (d := lane.summary.get("decode_tps"))
+    ]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="#f58518")
+    for name, x, y in pts:
+        ax.annotate(plain(name, 40), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("prefill (tok/s)")
+    ax.set_ylabel("decode (tok/s)")
+    ax.grid(alpha=0.3)
+    ax.set_title("Prefill vs decode")
+    return _png(fig)
+
+
+def history(data: ReportData) -> bytes | None:
+    """Decode median of each reported lane across every stored run that measured it."""
+    names = [lane.name for rd in data.runs for lane in rd.lanes]
+    by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for h in data.history:
+        if h["name"] in names and (h["summary"] or {}).get("decode_tps"):
+            by_name[h["name"]].append(h)
+    lines = {n: rows for n, rows in by_name.items() if len(rows) >= 2}
+    if not lines:
+        return None
+    runs = sorted({(h["started_at"], h["run_id"]) for rows in lines.values() for h in rows})
+    index = {r[1]: i for i, r in enumerate(runs)}
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name in list(dict.fromkeys(names))[:MAX_HISTORY_LANES]:
+        rows = lines.get(name)
+        if not rows:
+            continue
+        xs = [index[h["run_id"]] for h in rows]
+        stats = [Stat(**h["summary"]["decode_tps"]) for h in rows]
+        ax.errorbar(
+            xs, [s.median for s in stats], yerr=_err(list(stats)), marker="o", capsize=3, label=plain(name)
+        )
+    ax.set_xticks(range(len(runs)), [plain(f"{r[1]}\n{r[0][:10]}", 40) for r in runs], fontsize=7)
+    ax.set_ylabel("decode (tok/s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Run-to-run history (decode, median and min–max)")
+    return _png(fig)
+
+
+def _base(path: Any) -> str:
+    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def all_plots(data: ReportData) -> list[tuple[str, str, bytes]]:
+    """(file name, caption, PNG) of every plot that has data."""
+    out: list[tuple[str, str, bytes | None]] = []
+    for i, rd in enumerate(data.runs):
+        out.append(
+            (
+                f"lanes-{i + 1}.png",
+                f"Lane comparison, run {rd.run.run_id}",
+                lane_bars(rd.lanes, f"run {rd.run.run_id}"),
+            )
+        )
+    lanes = [lane for rd in data.runs for lane in rd.lanes]
+    out.append(("acceptance-vs-block.png", "Draft acceptance vs block size", acceptance_vs_block(lanes)))
+    out.append(("prefill-vs-decode.png", "Prefill vs decode", prefill_decode(lanes)))
+    out.append(("history.png", "Run-to-run history of each lane (decode)", history(data)))
+    return [(n, c, png) for n, c, png in out if png is not None]
+
+
+def save_plots(data: ReportData, directory: Path) -> list[Path]:
+    """Write every plot as PNG into ``directory``; returns the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, _caption, png in all_plots(data):
+        path = directory / name
+        path.write_bytes(png)
+        paths.append(path)
+    return paths

@@ -1,0 +1,141 @@
+"""A stored report in each format: markdown (the seed's tables), CSV (one row per lane and
+figure), JSON (runs, fingerprints, raw samples and the tables), HTML (tables and plots).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from lanebench.errors import BadInput
+from lanebench.report.data import ReportData
+from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
+from lanebench.report.tables import Table, draft_acceptance, latest_numbers, to_markdown
+
+FORMATS = ("md", "csv", "json", "html")
+_SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
+FIGURES = (
+    "prefill_tps",
+    "decode_tps",
+    "normalized_wall_s",
+    "aggregate_tps",
+    "wall_s",
+    "prefill_client_tps",
+    "decode_client_tps",
+    "acceptance",
+    "mean_accepted_length",
+)
+
+
+def pick_format(fmt: str | None, output: Path | None) -> str:
+    """``--format`` if given, else from ``-o``'s suffix, else markdown."""
+    if fmt is not None:
+        f = fmt.lower().lstrip(".")
+        if f not in FORMATS:
+            raise BadInput(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+        return f
+    if output is not None and output.suffix.lower() in _SUFFIXES:
+        return _SUFFIXES[output.suffix.lower()]
+    return "md"
+
+
+def report_tables(data: ReportData) -> list[Table]:
+    """Host, Models, then per run Latest Measured Numbers, Draft Acceptance and sweeps, then
+    Context Against Previous Rows and Failures."""
+    tables = [host_table(data), models_table(data)]
+    many = len(data.runs) > 1
+    for rd in data.runs:
+        per_run = [latest_numbers(rd.lanes, rd.run.job)]
+        if (acc := draft_acceptance(rd.lanes)) is not None:
+            per_run.append(acc)
+        per_run += sweep_tables(rd.lanes)
+        for t in per_run:
+            if many:
+                t.title = f"{t.title} ({rd.run.run_id})"
+        tables += per_run
+    tables += [t for t in (context_table(data), failures_table(data)) if t is not None]
+    return tables
+
+
+def run_line(data: ReportData) -> str:
+    """``run 2026… on host, started …, status done``, one per run."""
+    return "; ".join(
+        f"run {r.run.run_id} on {r.run.host.get('hostname', '?')}, started {r.run.started_at}, "
+        f"status {r.run.status}"
+        for r in data.runs
+    )
+
+
+def to_md(data: ReportData) -> str:
+    head = f"# lanebench report\n\n{run_line(data)}\n\n"
+    return head + "\n".join(to_markdown(t) for t in report_tables(data))
+
+
+def to_csv(data: ReportData) -> str:
+    """One row per lane: run facts, status, flags, load time and every figure's median/min/max/n."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
+    w.writerow(["run_id", "started_at", "host", "lane", "status", "flags", "error", "load_s", *cols])
+    for rd in data.runs:
+        for lane in rd.lanes:
+            figs: list[Any] = []
+            for f in FIGURES:
+                s = lane.summary.get(f)
+                figs += [s.median, s.min, s.max, s.n] if s else ["", "", "", ""]
+            w.writerow(
+                [
+                    rd.run.run_id,
+                    rd.run.started_at,
+                    rd.run.host.get("hostname", ""),
+                    lane.name,
+                    lane.status,
+                    "; ".join(lane.flags),
+                    lane.error or "",
+                    "" if lane.load_s is None else lane.load_s,
+                    *figs,
+                ]
+            )
+    return buf.getvalue()
+
+
+def to_json_doc(data: ReportData) -> dict[str, Any]:
+    """Runs with fingerprints and every lane (raw samples too), plus the rendered tables."""
+    return {
+        "runs": [
+            {
+                "run": rd.run.to_dict(),
+                "fingerprints": rd.fingerprints,
+                "lanes": [lane.to_dict() for lane in rd.lanes],
+            }
+            for rd in data.runs
+        ],
+        "tables": [
+            {"title": t.title, "headers": t.headers, "rows": t.rows, "caption": t.caption}
+            for t in report_tables(data)
+        ],
+    }
+
+
+def render(data: ReportData, fmt: str, plots_dir: Path | None = None) -> str:
+    """The report as text in ``fmt``; ``plots_dir`` also receives the PNGs."""
+    if fmt == "md":
+        text = to_md(data)
+    elif fmt == "csv":
+        text = to_csv(data)
+    elif fmt == "json":
+        text = json.dumps(to_json_doc(data), indent=2, default=str) + "\n"
+    elif fmt == "html":
+        from lanebench.report.html import to_html
+
+        return to_html(data, report_tables(data), plots_dir)
+    else:
+        raise BadInput(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if plots_dir is not None:
+        from lanebench.report.plots import save_plots
+
+        save_plots(data, plots_dir)
+    return text
