@@ -103,3 +103,20 @@ def env_with_tag(tag: str, **extra: str) -> dict[str, str]:
     env = {**os.environ, TAG_VAR: tag}
     env.update(extra)
     return env
+
+
+def lanebench_argv(*args: str) -> list[str]:
+    """Run the real CLI entry point with this interpreter (no shell, no PATH lookup)."""
+    import sys
+
+    return [sys.executable, "-m", "lanebench.cli.main", *args]
+
+
+def real_server_argv(server_bin: Path, model: Path):
+    """``argv_for_port`` for a small real llama-server: one slot, 512 context, one thread."""
+
+    def argv(port: int) -> list[str]:
+        head = [str(server_bin), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
+        return [*head, "-c", "512", "-np", "1", "-t", "1"]
+
+    return argv

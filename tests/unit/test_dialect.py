@@ -54,6 +54,13 @@ EXPECTED: dict[str, dict[str, object]] = {
 
 FIXTURES = sorted(p.stem for p in HELP_DIR.glob("*.help"))
 
+# The family a fixture belongs to follows from its file name: b<build> / legacy-* / atomic*.
+FAMILY_BY_PREFIX = {"legacy-": "legacy", "atomic": "atomic", "b": "upstream"}
+
+
+def family(name: str) -> str | None:
+    return next((fam for prefix, fam in FAMILY_BY_PREFIX.items() if name.startswith(prefix)), None)
+
 
 def load(name: str):
     version = (HELP_DIR / f"{name}.version").read_text(encoding="utf-8")
@@ -61,12 +68,19 @@ def load(name: str):
     return parse_dialect(version, help_text)
 
 
-def test_every_fixture_has_an_expectation() -> None:
-    assert FIXTURES, f"no *.help fixtures in {HELP_DIR}"
-    assert set(FIXTURES) == set(EXPECTED)
+def test_the_recorded_fixtures_are_there() -> None:
+    assert set(EXPECTED) <= set(FIXTURES), f"missing in {HELP_DIR}: {set(EXPECTED) - set(FIXTURES)}"
+    assert all(family(name) for name in FIXTURES), "name new fixtures b<build>, legacy-* or atomic*"
 
 
 @pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_family_follows_its_name(name: str) -> None:
+    d = load(name)
+    assert d.speculative == family(name)
+    assert d.build is not None
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fixture_dialect(name: str) -> None:
     want = EXPECTED[name]
     d = load(name)
