@@ -190,11 +190,12 @@ def test_block_size_sweep_gives_one_row_per_value(store: Store) -> None:
     assert column(sweep, "Acceptance") == ["76.0%", "60.4%"]
 
 
-def test_lanes_differing_in_two_fields_are_no_sweep() -> None:
+def test_lanes_differing_in_two_fields_or_the_model_are_no_sweep() -> None:
     a = seed_lane("a", M31, "f16", 2, 1, 1, 1, 0.5)
     b = seed_lane("b", M31, "q8_0", 3, 1, 1, 1, 0.5)
     c = seed_lane("c", M31, "q8_0", 2, 1, 1, 1, 0.5)
-    groups = {(key, tuple(x.name for x in lanes)) for key, lanes in sweep_groups([a, b, c])}
+    other_model = seed_lane("d", M26, "q8_0", 2, 1, 1, 1, 0.5)
+    groups = {(key, tuple(x.name for x in lanes)) for key, lanes in sweep_groups([a, b, c, other_model])}
     assert groups == {("kv", ("a", "c")), ("draft.block_size", ("c", "b"))}
 
 

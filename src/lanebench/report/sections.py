@@ -13,7 +13,8 @@ from lanebench.report.data import ReportData, RunData
 from lanebench.report.tables import Table, fmt_pct, fmt_stat, lane_notes
 
 GIB = 1024**3
-SWEEP_IGNORED = {"name", "notes", "model", "server_bin", "draft.path", "env"}
+NOT_IDENTITY = {"name", "notes"}  # labels: lanes that differ only here are the same lane
+NOT_A_SETTING = {"model", "server_bin", "draft.path", "env"}  # identity, never a swept setting
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -153,8 +154,8 @@ def _sort_key(v: Any) -> tuple[int, Any]:
 
 def sweep_groups(lanes: Sequence[LaneResult]) -> list[tuple[str, list[LaneResult]]]:
     """(field, lanes) for every set of ≥2 lanes that differ in exactly that one field."""
-    flat = [(lane, {k: v for k, v in flatten(lane.lane).items() if k not in SWEEP_IGNORED}) for lane in lanes]
-    keys = sorted({k for _, f in flat for k in f})
+    flat = [(lane, {k: v for k, v in flatten(lane.lane).items() if k not in NOT_IDENTITY}) for lane in lanes]
+    keys = sorted({k for _, f in flat for k in f} - NOT_A_SETTING)
     found = []
     for key in keys:
         groups: dict[tuple[Any, ...], list[tuple[Any, LaneResult]]] = defaultdict(list)
