@@ -78,3 +78,39 @@ def truncate(src: Path, dst: Path, fraction: float = 0.5) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * fraction)])
     return dst
+
+
+def tokenizer_gguf(path: Path, n: int = 512) -> Path:
+    """A GGUF holding only a small made-up SPM vocabulary of ``n`` tokens (no tensors)."""
+    from gguf import GGUFValueType
+
+    from lanebench.gguf.writer import array, boolean, string, u32
+
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"] + [f"tok{i}" for i in range(5, n)]
+    kvs = [
+        string("tokenizer.ggml.model", "llama"),
+        array("tokenizer.ggml.tokens", tokens, GGUFValueType.STRING),
+        array("tokenizer.ggml.scores", [0.0] * n, GGUFValueType.FLOAT32),
+        array("tokenizer.ggml.token_type", [3] * 5 + [1] * (n - 5), GGUFValueType.INT32),
+        u32("tokenizer.ggml.bos_token_id", 2),
+        u32("tokenizer.ggml.eos_token_id", 1),
+        boolean("tokenizer.ggml.add_bos_token", True),
+        boolean("tokenizer.ggml.add_eos_token", False),
+    ]
+    write_gguf(path, "llama", kvs, [])
+    return path
+
+
+def small_set(d: Path, n_vocab: int = 512) -> dict[str, Path]:
+    """A tiny main GGUF, an HF assistant and its upstream head, all on a small vocabulary."""
+    from lanebench.gguf import shapes
+    from lanebench.gguf.convert import ConvertOptions, convert_head
+    from lanebench.gguf.synth import synth_assistant, synth_main
+
+    main_shape, head_shape = shapes.preset("tiny")
+    main_shape = replace(main_shape, vocab=n_vocab)
+    tok = tokenizer_gguf(d / "tok.gguf", n_vocab)
+    synth_main(d / "main.gguf", main_shape, tok)
+    synth_assistant(d / "hf", main_shape, head_shape, "Gemma4AssistantForCausalLM")
+    convert_head(ConvertOptions(d / "hf", d / "main.gguf", d / "head.gguf"))
+    return {"tok": tok, "main": d / "main.gguf", "hf": d / "hf", "head": d / "head.gguf"}

@@ -105,7 +105,8 @@ def compare(
         err = np.abs(got.astype(np.float32) - x)
         exact = qtype == Q.BF16 and src_dtype == "BF16"
         b = np.zeros_like(x) if exact else bound(x, qtype)
-        ratio = np.where(err == 0, 0.0, err / np.where(b > 0, b, np.inf))
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            ratio = np.where(err == 0, 0.0, err / np.where(b > 0, b, np.inf))
         ratio = np.where((err > 0) & (b == 0), np.inf, ratio)
         worst_err = max(worst_err, float(err.max(initial=0.0)))
         worst_ratio = max(worst_ratio, float(ratio.max(initial=0.0)))
