@@ -139,7 +139,7 @@ def test_run_started_again_resumes_the_same_run(db: str) -> None:
     first.run_finished(run)
 
     resumed = store.get_run(run.run_id)
-    resumed.status = "running"
+    assert resumed.status == "interrupted"
     second = StoreSink(store, fingerprints=False)
     second.run_started(resumed)  # idempotent for a stored run id
     measure_lane(second, resumed, "b")

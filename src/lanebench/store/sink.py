@@ -47,14 +47,15 @@ class StoreSink:
 
     # Sink protocol ---------------------------------------------------------------------------
     def run_started(self, run: RunInfo) -> None:
-        """Record the run; for a run id already stored (resume), mark it running again."""
+        """Record the run; a run id already stored (resume) is marked running again, nothing else
+        about it changes."""
         with self.store.tx() as conn:
             exists = conn.execute(sa.select(T.runs.c.run_id).where(T.runs.c.run_id == run.run_id)).first()
             if exists:
                 conn.execute(
                     T.runs.update()
                     .where(T.runs.c.run_id == run.run_id)
-                    .values(status=run.status, finished_at=None)
+                    .values(status="running", finished_at=None)
                 )
             else:
                 conn.execute(T.runs.insert().values(**rows.run_row(run)))
