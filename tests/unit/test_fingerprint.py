@@ -11,7 +11,8 @@ import pytest
 from lanebench import fingerprint as fp
 from lanebench import hostinfo
 
-NVIDIA_SMI = "NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15\nNVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15\n"
+# the first line as an H200 machine printed it (device tool, Ubuntu 24.04, driver 580)
+NVIDIA_SMI = "NVIDIA H200, 143771 MiB, 580.159.04\nNVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15\n"
 
 ROCMINFO = """ROCk module is loaded
 *******
@@ -64,10 +65,11 @@ def test_nvidia_smi_rows() -> None:
     assert len(gpus) == 2
     assert gpus[0] == {
         "vendor": "nvidia",
-        "name": "NVIDIA H100 80GB HBM3",
-        "memory": "81559 MiB",
-        "driver": "550.54.15",
+        "name": "NVIDIA H200",
+        "memory": "143771 MiB",
+        "driver": "580.159.04",
     }
+    assert gpus[1]["name"] == "NVIDIA H100 80GB HBM3"
 
 
 def test_rocminfo_keeps_gpu_agents_only() -> None:
