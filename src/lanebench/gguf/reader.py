@@ -123,6 +123,13 @@ class GgufFile:
                 return np.asarray(t.data).reshape(-1).view(np.uint8)
         raise KeyError(name)
 
+    def packed_value(self, key: str) -> bytes:
+        """The stored bytes of ``key``'s value, type tag included (for verbatim copies)."""
+        field = self.fields[key]
+        size = sum(int(p.nbytes) for p in field.parts)
+        start = field.offset + 8 + len(key.encode())
+        return bytes(self.reader.data[start : field.offset + size])
+
     def tokens(self) -> list[str]:
         return list(self.get("tokenizer.ggml.tokens", []) or [])
 

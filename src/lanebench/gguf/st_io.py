@@ -147,8 +147,10 @@ class Checkpoint:
 
 def to_f32(raw: np.ndarray, dtype: str) -> np.ndarray:
     """Stored values as float32 (BF16 raw bits widened exactly)."""
-    if dtype == "BF16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+    if dtype == "BF16":  # the BF16 bits become the high half of each float32
+        wide = np.zeros((*raw.shape, 2), dtype=np.uint16)
+        wide[..., 1] = raw
+        return wide.view(np.float32).reshape(raw.shape)
     return raw.astype(np.float32)
 
 

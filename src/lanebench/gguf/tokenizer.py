@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from gguf import GGUFValueType
 
 from lanebench.gguf.reader import GgufFile, _array_contents
-from lanebench.gguf.writer import KV
+from lanebench.gguf.writer import KV, Packed
 
 # tokenizer.ggml.model -> llama.cpp vocab type (src/llama-vocab.cpp)
 VOCAB_TYPES = {
@@ -34,7 +34,9 @@ def tokenizer_kvs(src: GgufFile) -> list[KV]:
         if not key.startswith("tokenizer."):
             continue
         vtype = field.types[0]
-        if vtype == GGUFValueType.ARRAY:
+        if vtype == GGUFValueType.ARRAY and src.reader.byte_order == "I":
+            out.append(KV(key, Packed(src.packed_value(key)), vtype, field.types[-1]))
+        elif vtype == GGUFValueType.ARRAY:
             out.append(KV(key, _array_contents(field), vtype, field.types[-1]))
         else:
             out.append(KV(key, field.contents(), vtype))

@@ -25,6 +25,31 @@ _ITEM = {Q.F32: 4, Q.F16: 2, Q.BF16: 2, Q.I32: 4, Q.I8: 1, Q.I16: 2, Q.I64: 8, Q
 
 
 @dataclass(frozen=True, slots=True)
+class Packed:
+    """A value already in GGUF wire format (type tag included), copied from another file.
+
+    Re-packing a 262,144-entry vocabulary element by element costs seconds; copying its
+    bytes costs milliseconds and cannot change a single token.
+    """
+
+    data: bytes
+
+    def __len__(self) -> int:  # GGUFWriter logs values; keep that cheap
+        return len(self.data)
+
+
+class _Writer(GGUFWriter):
+    """GGUFWriter that passes ``Packed`` values through unchanged (little-endian only)."""
+
+    def _pack_val(
+        self, val: Any, vtype: GGUFValueType, add_vtype: bool, sub_type: GGUFValueType | None = None
+    ) -> bytes:
+        if isinstance(val, Packed):
+            return val.data if add_vtype else val.data[4:]
+        return super()._pack_val(val, vtype, add_vtype, sub_type)
+
+
+@dataclass(frozen=True, slots=True)
 class KV:
     """One metadata key with its GGUF type (arrays carry the element type)."""
 
@@ -118,7 +143,7 @@ def _write(
     tensors: Sequence[TensorPlan],
     on_tensor: Callable[[TensorPlan], None] | None,
 ) -> int:
-    w = GGUFWriter(tmp, arch)
+    w = _Writer(tmp, arch)
     for kv in kvs:
         if kv.key == "general.architecture":
             continue
