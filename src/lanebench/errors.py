@@ -33,3 +33,9 @@ class LaneFailed(LanebenchError):
     def __init__(self, message: str, log_tail: str = "") -> None:
         super().__init__(message)
         self.log_tail = log_tail
+
+
+class Interrupted(LanebenchError):
+    """Ctrl-C or SIGTERM during a run: servers are stopped, what was measured is kept."""
+
+    exit_code = 130

@@ -43,6 +43,12 @@ class Draft(BaseModel):
     )
     gpu_layers: int | None = Field(default=None, description="layers of the draft on the GPU (-ngld)")
 
+    @model_validator(mode="after")
+    def _mtp_needs_path(self) -> Draft:
+        if self.kind == "mtp" and self.path is None:
+            raise ValueError("an MTP lane needs draft.path, the head's GGUF")
+        return self
+
 
 class LaneSpec(BaseModel):
     """One way of serving a model. Every field but ``name`` may come from ``[defaults]``."""
@@ -79,11 +85,6 @@ class LaneSpec(BaseModel):
             raise ValueError(f"expected a cache type such as f16, q8_0, q4_0, got {v!r}")
         return v
 
-    @model_validator(mode="after")
-    def _mtp_needs_path(self) -> LaneSpec:
-        if self.draft is not None and self.draft.kind == "mtp" and self.draft.path is None:
-            raise ValueError("draft.path: an MTP lane needs the head's GGUF path")
-        return self
 
     def draft_path(self, model: Path) -> Path | None:
         """The draft's GGUF, with an empty path meaning ``model`` itself."""
@@ -118,6 +119,15 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def _merge(defaults: dict[str, Any], lane: dict[str, Any]) -> dict[str, Any]:
+    """A lane over its defaults; tables (draft, env) merge one level deep."""
+    out = {**defaults, **lane}
+    for key in ("draft", "env"):
+        if isinstance(defaults.get(key), dict) and isinstance(lane.get(key), dict):
+            out[key] = {**defaults[key], **lane[key]}
+    return out
+
+
 def _loc(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"])
 
@@ -147,7 +157,7 @@ def parse_lanes(data: dict[str, Any], source: str, base: Path) -> list[LaneSpec]
         if not isinstance(raw, dict):
             problems.append(f"{source}: lane #{i + 1} must be a table")
             continue
-        merged = _resolve_paths({**defaults, **raw}, base)
+        merged = _resolve_paths(_merge(defaults, raw), base)
         try:
             lanes.append(LaneSpec.model_validate(merged))
         except ValidationError as exc:

@@ -88,7 +88,11 @@ class LaneJob:
             timeout_s=self.request_timeout_s,
         )
         if not rec.ok:
-            self.server.check_alive()
+            try:
+                self.server.check_alive()
+            except LaneFailed:
+                self._record(rec)  # the request that found the server dead is data too
+                raise
         return rec
 
     def _more_reps(self, done: int) -> bool:
@@ -176,6 +180,9 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
 
 
 def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_tail: str) -> None:
+    result.flags = []  # recomputed from the records: summarize may run again (e.g. after a resume)
+    if result.status == "flagged":
+        result.status = "ok"
     failed = [r for r in result.samples if not r.ok]
     if failed:
         result.flags.append(f"{len(failed)} request(s) failed: {failed[0].error}")

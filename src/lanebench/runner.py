@@ -107,14 +107,15 @@ def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
 def plan_lanes(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LanePlan]:
     """Plan all lanes, collecting every problem (one line each) before raising."""
     plans: list[LanePlan] = []
-    problems: list[str] = []
+    problems: dict[str, LanebenchError] = {}  # one line per distinct problem, in order
     for lane in lanes:
         try:
             plans.append(plan_lane(lane, opts))
         except LanebenchError as exc:
-            problems.append(str(exc))
+            problems.setdefault(str(exc), exc)
     if problems:
-        raise BadInput("\n".join(problems))
+        worst = max(problems.values(), key=lambda e: e.exit_code)
+        raise type(worst)("\n".join(problems))
     return plans
 
 

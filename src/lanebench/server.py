@@ -172,7 +172,7 @@ class ServerProcess:
         log_tail = self.log_tail()
         self.stop()
         raise LaneFailed(
-            f"{self.label}: load timeout: no 200 from /health within {self.load_timeout_s:.0f} s "
+            f"{self.label}: load timeout: no 200 from /health within {self.load_timeout_s:g} s "
             f"(--load-timeout)",
             log_tail,
         )

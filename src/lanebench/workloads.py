@@ -6,6 +6,7 @@ are sent as token ids, so the engine sees exactly ``n_in`` tokens.
 
 from __future__ import annotations
 
+import math
 from importlib.resources import files
 
 from lanebench.errors import BadInput
@@ -30,7 +31,10 @@ class PromptSource:
         self.n_in = n_in
         self._span = len(tokens) - n_in
         # a stride that is not a divisor of the span walks through many distinct offsets
-        self._stride = max(1, min(n_in, self._span // 7) | 1)
+        stride = max(1, min(n_in, self._span // 7) | 1)
+        while math.gcd(stride, self._span + 1) > 1:  # coprime: offsets repeat only after span+1 slices
+            stride += 2
+        self._stride = stride
 
     def offset(self, i: int) -> int:
         return (i * self._stride) % (self._span + 1)

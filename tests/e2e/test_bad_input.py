@@ -168,23 +168,12 @@ def test_no_llama_server_found_says_how_to_get_one(tmp_path: Path) -> None:
     assert left == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner.plan_lanes re-raises every planning error as BadInput, so a missing engine "
-    "(NotFound, exit 3 per errors.py) exits 2 (runner.py plan_lanes: keep the highest exit_code, "
-    "e.g. raise NotFound when any problem was NotFound)",
-    strict=True,
-)
 def test_no_llama_server_found_exits_3(tmp_path: Path) -> None:
     lanes = lanes_file(tmp_path, '[[lane]]\nname = "a"\n')
     proc, _ = run_cli(tmp_path, "run", str(lanes), *TINY, env=_no_server_env(tmp_path))
     assert proc.returncode == 3
 
 
-@pytest.mark.xfail(
-    reason="BUG: with no llama-server, plan_lanes repeats the same 'no llama-server found' line "
-    "once per lane (3 times for the built-in lanes) (runner.py plan_lanes: drop duplicate problems)",
-    strict=True,
-)
 def test_no_llama_server_found_is_said_once_for_many_lanes(tmp_path: Path) -> None:
     lanes = lanes_file(tmp_path, '[[lane]]\nname = "a"\n[[lane]]\nname = "b"\n')
     proc, _ = run_cli(tmp_path, "run", str(lanes), *TINY, env=_no_server_env(tmp_path))
@@ -411,12 +400,6 @@ def test_the_lane_after_a_killed_one_still_measures(
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    reason="BUG: the request that found the server dead is dropped: LaneJob._one calls "
-    "server.check_alive() (which raises) before the caller records the failed record "
-    "(measure.py LaneJob._one: record the failed RequestRecord, then check_alive)",
-    strict=True,
-)
 def test_the_request_that_met_the_dead_server_is_kept_as_data(
     killed_then_next: tuple[LaneResult, LaneResult, list[int]],
 ) -> None:

@@ -232,12 +232,6 @@ def test_sigterm_stops_the_server_and_exits_130(sigterm_run: tuple[int, str, boo
     assert "Traceback" not in err
 
 
-@pytest.mark.xfail(
-    reason="BUG: typer turns KeyboardInterrupt into a silent Exit(130) before cli/main.py main() sees "
-    "it, so the 'interrupted; servers stopped, results measured so far are kept' line is never "
-    "printed (catch KeyboardInterrupt in the run command, or call app(standalone_mode=False))",
-    strict=True,
-)
 def test_sigterm_says_it_was_interrupted(sigterm_run: tuple[int, str, bool]) -> None:
     _, err, _ = sigterm_run
     assert "interrupted" in err

@@ -112,12 +112,6 @@ def test_legacy_flash_attn_is_a_bare_switch() -> None:
     assert "-fa" not in argv(lane(flash_attn="auto"), LEGACY)
 
 
-@pytest.mark.xfail(
-    reason="BUG: on a build whose -fa is a bare switch (legacy), kv q8_0 with flash_attn 'auto' emits "
-    "no -fa, so the server runs without flash attention and refuses the quantised V cache "
-    "(argv.py build_argv: add -fa when kv is quantised and flash_attn != 'off')",
-    strict=True,
-)
 def test_legacy_quantised_kv_with_auto_flash_attn_switches_it_on() -> None:
     args = argv(lane(kv="q8_0", flash_attn="auto"), LEGACY)
     assert "-fa" in args
@@ -276,11 +270,6 @@ def test_threads_gpu_layers_and_extra_args_order(name: str) -> None:
     assert args.index("-m") < args.index("-t") < args.index("-ngl") < args.index("-md") < len(args) - 4
 
 
-@pytest.mark.xfail(
-    reason="BUG: build_argv emits '-c None' when lane.ctx is empty (argv.py build_argv: omit -c or "
-    "raise when ctx is None; the runner fills it in, but the pure function accepts None)",
-    strict=True,
-)
 def test_empty_ctx_never_becomes_the_string_none() -> None:
     args = build_argv(LaneSpec(name="no ctx"), dialect(UPSTREAM), BIN, MODEL, PORT)
     assert "None" not in args

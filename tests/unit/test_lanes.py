@@ -288,11 +288,6 @@ def test_mtp_draft_without_path_is_refused(tmp_path: Path) -> None:
     assert "draft.path" in line and "MTP" in line
 
 
-@pytest.mark.xfail(
-    reason="BUG: errors of LaneSpec's model_validator have an empty loc, so the line reads "
-    "\"field '': Value error, draft.path: ...\" (lanes.py _mtp_needs_path / parse_lanes _loc)",
-    strict=True,
-)
 def test_mtp_draft_without_path_names_the_field_cleanly(tmp_path: Path) -> None:
     path = write(tmp_path, '[[lane]]\nname = "m"\ndraft = { kind = "mtp" }\n')
     (line,) = problems(path)
@@ -306,11 +301,6 @@ def test_lane_spec_is_frozen() -> None:
         lane.kv = "q8_0"  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    reason="BUG: [defaults].draft is replaced, not merged, by a lane's draft table, so a block-size "
-    "sweep cannot keep kind/path in [defaults] (lanes.py parse_lanes: {**defaults, **raw})",
-    strict=True,
-)
 def test_lane_draft_table_merges_over_defaults_draft(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -52,12 +52,6 @@ def test_n_in_must_be_positive(n_in: int) -> None:
         PromptSource(list(range(100)), n_in)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the stride can divide span+1 (here 37 x 7 = 259), so prompt 7 repeats prompt 0 "
-    "(workloads.py PromptSource.__init__: pick a stride coprime with span+1, "
-    "e.g. step it by 2 while math.gcd(stride, span + 1) > 1)",
-    strict=True,
-)
 def test_offsets_differ_when_the_stride_would_divide_the_span() -> None:
     src = PromptSource(list(range(300)), 42)
     offsets = [src.offset(i) for i in range(10)]

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lanebench.cli.common import console, err_console
-from lanebench.errors import BadInput
+from lanebench.errors import BadInput, Interrupted
 from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec, LaneResult
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
@@ -164,7 +164,13 @@ def execute(
     err_console.print(
         f"run {run_info.run_id}" + (f" (resumed; skipping {len(done)} lane(s))" if done else "")
     )
-    results, _ = measure_groups(groups, run_info, opts, sinks)
+    try:
+        results, _ = measure_groups(groups, run_info, opts, sinks)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(
+            f"interrupted; servers stopped; what run {run_info.run_id} measured is kept"
+            + (" (resume with --resume " + run_info.run_id + ")" if store is not None else "")
+        ) from None
     if store is not None and resume:
         results = store.load_lanes(run_info.run_id)
     render(run_info.job, results, out.markdown)

@@ -9,7 +9,7 @@ import typer
 from lanebench import __version__
 from lanebench.cli import explain_cmd, gguf_cmd, results_cmd, run_cmd, sweep_cmd
 from lanebench.cli.common import fail
-from lanebench.errors import LanebenchError
+from lanebench.errors import Interrupted, LanebenchError
 
 app = typer.Typer(
     name="lanebench",
@@ -40,13 +40,15 @@ for module in (run_cmd, sweep_cmd, gguf_cmd, results_cmd, explain_cmd):
     module.register(app)
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C and SIGTERM become a domain error: servers stop on the way out, results stay."""
+    raise Interrupted("interrupted; servers stopped, results measured so far are kept")
 
 
 def main() -> None:
     """Entry point: domain errors become one clear line and a meaningful exit code."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         app()
     except LanebenchError as exc:

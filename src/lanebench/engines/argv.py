@@ -87,14 +87,16 @@ def _kv_args(lane: LaneSpec, dialect: Dialect) -> list[str]:
 def build_argv(lane: LaneSpec, dialect: Dialect, binary: Path, model: Path, port: int) -> list[str]:
     """The full argv (never a shell string) that serves ``lane`` on 127.0.0.1:``port``."""
     argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["-c", str(lane.ctx), "-np", str(lane.slots)]
+    if lane.ctx is not None:
+        argv += ["-c", str(lane.ctx)]
+    argv += ["-np", str(lane.slots)]
     _need(dialect, lane, "--metrics")
     argv += ["--metrics"]
     argv += _kv_args(lane, dialect)
     if dialect.flash_attn_values:
         argv += ["-fa", lane.flash_attn]
-    elif lane.flash_attn == "on":
-        argv += ["-fa"]
+    elif lane.flash_attn == "on" or (lane.flash_attn == "auto" and lane.kv not in UNQUANTISED_KV):
+        argv += ["-fa"]  # older builds: a boolean flag, and a quantised V cache needs it
     if lane.threads is not None:
         argv += ["-t", str(lane.threads)]
     if lane.gpu_layers is not None:
