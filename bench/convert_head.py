@@ -33,7 +33,8 @@ t0 = time.perf_counter()
 r = convert_head(ConvertOptions(Path(hf), Path(main), Path(out), parse_qtype(qtype), force=True))
 wall = time.perf_counter() - t0
 print(json.dumps({"wall_s": wall, "source_bytes": r.source_bytes, "largest": r.largest_source_tensor,
-                  "out_bytes": r.out_bytes, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "out_bytes": r.out_bytes,
+                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 
@@ -80,11 +81,13 @@ def main() -> None:
     limit = 2 * largest + 200 * mb
     rate = statistics.median(rates)
     print(
-        f"source {samples[0]['source_bytes'] / mb:.0f} MB (BF16) -> {samples[0]['out_bytes'] / mb:.0f} MB ({args.type})"
+        f"source {samples[0]['source_bytes'] / mb:.0f} MB (BF16) -> "
+        f"{samples[0]['out_bytes'] / mb:.0f} MB ({args.type})"
     )
     print(f"throughput: median {rate:.0f} MB/s of source (min {min(rates):.0f}, max {max(rates):.0f}; "
           f"{len(rates)} reps, one core)  goal >= 150: {'PASS' if rate >= 150 else 'FAIL'}")  # fmt: skip
-    print(f"peak RSS: {rss / mb:.0f} MB; largest tensor {largest / mb:.0f} MB; limit 2x+200 = {limit / mb:.0f} MB"
+    print(f"peak RSS: {rss / mb:.0f} MB; largest tensor {largest / mb:.0f} MB; "
+          f"limit 2x+200 = {limit / mb:.0f} MB"
           f"  goal: {'PASS' if rss <= limit else 'FAIL'}")  # fmt: skip
     print("raw samples:", json.dumps(samples))
 

@@ -87,7 +87,7 @@ def test_target_must_be_gemma4(s: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_vocabulary_and_bos(s: dict[str, Path], tmp_path: Path) -> None:
-    head = rewrite(s["head"], tmp_path / "h.gguf", kv_edit=edit_tokens(lambda t: t[:-1] + ["other"]))
+    head = rewrite(s["head"], tmp_path / "h.gguf", kv_edit=edit_tokens(lambda t: [*t[:-1], "other"]))
     assert "vocabulary: expected the main model's 512 tokens" in _lines(s, head)
     key = "tokenizer.ggml.bos_token_id"
     head = rewrite(s["head"], tmp_path / "b.gguf", kv_edit=set_key(key, u32(key, 7)))
@@ -114,7 +114,7 @@ def test_draft_model_vocab_size_difference_over_128(s: dict[str, Path], tmp_path
 
 
 def test_draft_model_within_128_but_text_differs(s: dict[str, Path], tmp_path: Path) -> None:
-    d = rewrite(s["main"], tmp_path / "d.gguf", kv_edit=edit_tokens(lambda t: t[:100] + ["zz"] + t[101:]))
+    d = rewrite(s["main"], tmp_path / "d.gguf", kv_edit=edit_tokens(lambda t: [*t[:100], "zz", *t[101:]]))
     assert check_draft(s["main"], d, "model", UPSTREAM) == [
         "token text: expected identical from id 5, first differs at id 100"
     ]

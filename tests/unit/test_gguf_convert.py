@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.gguf_fixtures import small_set
 
 from lanebench.errors import BadInput
 from lanebench.gguf import shapes, writer
@@ -20,7 +21,6 @@ from lanebench.gguf.convert import ConvertOptions, convert_head, verify
 from lanebench.gguf.quant import QTYPES
 from lanebench.gguf.reader import open_gguf
 from lanebench.gguf.synth import synth_assistant
-from tests.gguf_fixtures import small_set
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +152,8 @@ def _limit_file_size() -> None:  # runs in the child: 64 KiB files, and EFBIG ra
 
 def test_real_write_failure_through_the_cli(s: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "o.gguf"
-    argv = [sys.executable, "-m", "lanebench.cli.main", "convert-head", str(s["hf"]), "--main", str(s["main"]),
-            "-o", str(out)]  # fmt: skip
+    argv = [sys.executable, "-m", "lanebench.cli.main", "convert-head", str(s["hf"])]
+    argv += ["--main", str(s["main"]), "-o", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=300)
     assert proc.returncode == 2
     assert "File too large" in proc.stderr and "Traceback" not in proc.stderr

@@ -62,7 +62,7 @@ def test_params_follow_the_config() -> None:
 def test_missing_field_is_named() -> None:
     cfg = _cfg()
     del cfg["text_config"]["hidden_size"]
-    with pytest.raises(BadInput, match="text_config.hidden_size"):
+    with pytest.raises(BadInput, match=r"text_config\.hidden_size"):
         hf.gemma4_params(cfg)
 
 

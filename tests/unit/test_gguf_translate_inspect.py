@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.gguf_fixtures import small_set
 
 from lanebench.errors import BadInput
 from lanebench.gguf.inspect import inspect_gguf
 from lanebench.gguf.reader import open_gguf
 from lanebench.gguf.translate import translate
-from tests.gguf_fixtures import small_set
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ gguf_app = typer.Typer(
 def _dialect(value: str) -> HeadDialect:
     if value not in HEAD_DIALECTS:
         raise BadInput(f"dialect {value!r} is not one of {', '.join(HEAD_DIALECTS)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _progress(total: int | None, label: str) -> tuple[Progress, Any]:
@@ -73,7 +73,8 @@ def inspect_cmd(
         head.add_row(k, f"{info[k]:,}" if isinstance(info[k], int) else str(info[k]))
     v = info["vocab"]
     head.add_row(
-        "vocab", f"{v['model']} {v['size']:,} tokens, sha {v['tokens_sha256_16']}, bos {v['bos']} eos {v['eos']}"
+        "vocab",
+        f"{v['model']} {v['size']:,} tokens, sha {v['tokens_sha256_16']}, bos {v['bos']} eos {v['eos']}",
     )
     console.print(head)
     types = Table("type", "tensors", "bytes")
@@ -112,7 +113,8 @@ def check_cmd(
     if as_json:
         print_json({"kind": kind, "build": dialect.to_dict(), "ok": not problems, "problems": problems})
     else:
-        console.print(f"build: {dialect.version_text or 'unknown'} ({dialect.speculative} dialect)", highlight=False)
+        build = f"build: {dialect.version_text or 'unknown'} ({dialect.speculative} dialect)"
+        console.print(build, highlight=False)
         for line in problems:
             console.print(f"[red]FAIL[/] {line}", highlight=False, soft_wrap=True)
         if not problems:
@@ -152,7 +154,8 @@ def convert_head_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
     """Convert an HF assistant checkpoint (safetensors + config.json) into a GGUF head."""
-    from lanebench.gguf.convert import ConvertOptions, convert_head, verify as verify_fn
+    from lanebench.gguf.convert import ConvertOptions, convert_head
+    from lanebench.gguf.convert import verify as verify_fn
 
     opts = ConvertOptions(hf_dir, main, out, parse_qtype(qtype), _dialect(dialect), force)
     refuse_existing(out, force)
@@ -203,7 +206,9 @@ def _print_convert(summary: dict[str, Any], as_json: bool) -> None:
     if "verify" in summary:
         table = Table("type", "tensors", "max |error|", "error / bound", "worst tensor", title="verify")
         for name, v in summary["verify"].items():
-            table.add_row(name, str(v["tensors"]), f"{v['max_abs']:.3g}", f"{v['max_ratio']:.3f}", v["worst_tensor"])
+            table.add_row(
+                name, str(v["tensors"]), f"{v['max_abs']:.3g}", f"{v['max_ratio']:.3f}", v["worst_tensor"]
+            )
         console.print(table)
         console.print("verify: " + ("[green]pass[/]" if summary["verify_ok"] else "[red]FAIL[/]"))
 
@@ -223,7 +228,9 @@ def _shapes(name: str, o: dict[str, int | None]) -> tuple[MainShape, HeadShape]:
     if o["layers"] is not None or o["full_every"] is not None:
         n = o["layers"] or main.n_layer
         main = replace(main, layer_types=_layer_types(n, o["full_every"] or 6))
-    changes = {k: o[k] for k in ("hidden", "ffn", "n_expert", "n_expert_used", "expert_ffn") if o[k] is not None}
+    changes: dict[str, Any] = {
+        k: o[k] for k in ("hidden", "ffn", "n_expert", "n_expert_used", "expert_ffn") if o[k] is not None
+    }
     main = replace(main, **changes)
     if main.n_expert and not main.n_expert_used:
         raise BadInput("--experts needs --experts-used (top-k experts per token)")
@@ -264,8 +271,15 @@ def synth_cmd(
         raise BadInput(f"--what {what!r} is not one of main, assistant, both")
     hf.lookup(architecture, "--class")
     overrides = {
-        "hidden": hidden, "layers": layers, "full_every": full_every, "ffn": ffn, "n_expert": experts,
-        "n_expert_used": experts_used, "expert_ffn": expert_ffn, "head_hidden": head_hidden, "head_ffn": head_ffn,
+        "hidden": hidden,
+        "layers": layers,
+        "full_every": full_every,
+        "ffn": ffn,
+        "n_expert": experts,
+        "n_expert_used": experts_used,
+        "expert_ffn": expert_ffn,
+        "head_hidden": head_hidden,
+        "head_ffn": head_ffn,
     }
     main, head = _shapes(preset_name, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,7 +296,9 @@ def synth_cmd(
         if hf_dir.exists() and not force:
             raise BadInput(f"output {hf_dir} already exists (pass --force to replace it)")
         files = synth_assistant(hf_dir, main, head, architecture, seed, shards)
-        console.print(f"wrote {hf_dir}: config.json + {len(files)} safetensors ({architecture})", highlight=False)
+        console.print(
+            f"wrote {hf_dir}: config.json + {len(files)} safetensors ({architecture})", highlight=False
+        )
 
 
 def register(app: typer.Typer) -> None:

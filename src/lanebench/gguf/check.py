@@ -94,7 +94,8 @@ def vocab_rules(mv: Vocab, dv: Vocab, main: GgufFile, draft: GgufFile, exact: bo
         )
     elif (first := _first_text_difference(main, draft)) is not None:
         out.append(
-            f"token text: expected identical from id {SPEC_VOCAB_CHECK_START_TOKEN_ID}, first differs at id {first}"
+            f"token text: expected identical from id {SPEC_VOCAB_CHECK_START_TOKEN_ID}, "
+            f"first differs at id {first}"
         )
     return out
 
@@ -122,7 +123,8 @@ def check_head(main: GgufFile, head: GgufFile, dialect: Dialect | None) -> list[
     out: list[str] = []
     if dialect is not None and not dialect.can_mtp:
         out.append(
-            f"build: expected MTP drafting (--spec-type draft-mtp or --mtp-head), found neither ({dialect.version_text})"
+            f"build: expected MTP drafting (--spec-type draft-mtp or --mtp-head), "
+            f"found neither ({dialect.version_text})"
         )
     hd = dialect_of_arch(head.arch)
     want = build_head_dialect(dialect)
@@ -233,7 +235,8 @@ def geometry_rules(main: GgufFile, hp: HeadParams) -> list[str]:
         want = m_kv[-2] if swa else m_kv[-1]
         if hp.kv_heads[il] != want:
             out.append(
-                f"head_count_kv[{il}]: expected {want} (main's last {'sliding' if swa else 'full'} layer), found {hp.kv_heads[il]}"
+                f"head_count_kv[{il}]: expected {want} (main's last {'sliding' if swa else 'full'} layer), "
+                f"found {hp.kv_heads[il]}"
             )
     return out[: MAX_LINES_PER_RULE + 2]
 

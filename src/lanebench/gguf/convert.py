@@ -24,7 +24,7 @@ from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadDialect, HeadParams, hea
 from lanebench.gguf.quant import compare, encode_chunks, storage_type
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.st_io import Checkpoint
-from lanebench.gguf.synth import rope_freqs
+from lanebench.gguf.synth import constant, rope_freqs
 from lanebench.gguf.tokenizer import tokenizer_kvs
 from lanebench.gguf.writer import KV, TensorPlan, refuse_existing, string, u32, write_gguf
 
@@ -143,7 +143,7 @@ def convert_head(
         generated = []
         if not all(hp.is_swa):
             rf = rope_freqs(hp.head_dim_full, hf.partial_rotary_full(cfg))
-            plans.append(TensorPlan("rope_freqs.weight", rf.shape, Q.F32, lambda: iter([rf])))
+            plans.append(TensorPlan("rope_freqs.weight", rf.shape, Q.F32, constant(rf)))
             generated.append("rope_freqs.weight (proportional RoPE factors from config.json)")
         kvs = [
             *_source_kvs(opts, (opts.hf_dir / "config.json").read_bytes(), ck, spec.architecture, main),

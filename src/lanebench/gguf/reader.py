@@ -53,7 +53,7 @@ class _PlainReader(GGUFReader):
             if len(arr) != n:
                 raise ValueError("array runs past the end of the file")
             return 12 + int(arr.nbytes), [raw_itype, alen, arr], [2], types
-        buf, view = self._plain, memoryview(self._plain)
+        buf, view = self._plain, self._plain.data
         lens = np.empty(n, dtype=np.uint64)
         parts: list[Any] = [raw_itype, alen, lens]
         for i in range(n):

@@ -9,6 +9,7 @@ and run in seconds on two CPU cores.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lanebench.errors import BadInput
 
@@ -132,4 +133,5 @@ def preset(name: str) -> tuple[MainShape, HeadShape]:
 
 def with_overrides(main: MainShape, **changes: int | None) -> MainShape:
     """``main`` with the non-None fields of ``changes`` replaced."""
-    return replace(main, **{k: v for k, v in changes.items() if v is not None})
+    kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+    return replace(main, **kept)

@@ -197,7 +197,7 @@ def write_safetensors(path: Path, plans: Sequence[StPlan], metadata: dict[str, s
             n = 0
             for chunk in p.produce():
                 data = np.ascontiguousarray(chunk)
-                f.write(memoryview(data).cast("B"))
+                f.write(data.data.cast("B"))
                 n += data.nbytes
             if n != p.nbytes:
                 raise ValueError(f"{p.name}: produced {n} bytes, planned {p.nbytes}")

@@ -54,6 +54,15 @@ def _rows_producer(
     return lambda: (encode(x, "F32", qtype) for x in base())
 
 
+def constant(data: np.ndarray) -> Callable[[], Iterator[np.ndarray]]:
+    """A producer that yields ``data`` once (small generated tensors)."""
+    return lambda: iter([data])
+
+
+def _bf16(base: Callable[[], Iterator[np.ndarray]]) -> Callable[[], Iterator[np.ndarray]]:
+    return lambda: (f32_to_bf16_bits(x) for x in base())
+
+
 # ---- main model ------------------------------------------------------------------------
 
 
@@ -162,7 +171,7 @@ def synth_main(
     for name, shape in main_tensors(s).items():
         if name == "rope_freqs.weight":
             rf = rope_freqs(s.head_dim_full, s.partial_rotary_full)
-            plans.append(TensorPlan(name, shape, Q.F32, lambda rf=rf: iter([rf])))
+            plans.append(TensorPlan(name, shape, Q.F32, constant(rf)))
             continue
         qt = storage_type(shape, qtype)
         plans.append(TensorPlan(name, shape, qt, _rows_producer(name, shape, seed, qt)))
@@ -247,5 +256,5 @@ def synth_assistant(
     plans = []
     for name, shape in spec.tensors(hp, cfg).items():
         base = _values(name, shape, seed)
-        plans.append(StPlan(name, "BF16", shape, lambda base=base: (f32_to_bf16_bits(x) for x in base())))
+        plans.append(StPlan(name, "BF16", shape, _bf16(base)))
     return write_checkpoint(out_dir, plans, shards)

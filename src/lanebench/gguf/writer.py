@@ -183,4 +183,4 @@ def _write_tensor(w: GGUFWriter, fout: Any, t: TensorPlan) -> None:
 
 def write_chunk(fout: Any, buf: np.ndarray) -> None:
     """Write one chunk (a seam for tests that simulate a full disk)."""
-    fout.write(memoryview(buf).cast("B"))
+    fout.write(buf.data.cast("B"))
