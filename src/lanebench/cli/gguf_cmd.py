@@ -44,6 +44,7 @@ def _progress(total: int | None, label: str) -> tuple[Progress, Any]:
         TransferSpeedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     )
     task = progress.add_task(label, total=total)
 
