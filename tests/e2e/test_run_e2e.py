@@ -160,3 +160,17 @@ def test_speculative_model_predicts_the_servers_mean_accepted_length(run_doc: di
     n = sd["lane"]["draft"]["block_size"] - 1
     served = sd["summary"]["mean_accepted_length"]["median"]
     assert abs(expected_tokens_per_step(alpha, n) - served) <= 0.10 * served
+
+
+def test_the_run_is_in_the_store_and_advise_reads_it_by_id(run_doc: dict[str, Any]) -> None:
+    run_id = run_doc["run"]["run_id"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanebench.cli.main", "advise", run_id, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    advice = {a["lane"]: a for a in json.loads(proc.stdout)["advice"]}
+    assert set(advice) >= {"self-draft"}
+    assert 0 < advice["self-draft"]["alpha"] <= 1

@@ -228,6 +228,18 @@ def load_run_document(path: Path) -> dict[str, Any]:
     return doc
 
 
+def resolve_run(ref: str, db: str | None) -> dict[str, Any]:
+    """A run document from a JSON file path, else from the results database by run id."""
+    path = Path(ref)
+    if path.suffix == ".json" or path.exists():
+        return load_run_document(path)
+    from lanebench.sinks import run_document
+    from lanebench.store import open_store
+
+    store = open_store(db)
+    return run_document(store.get_run(ref), store.load_lanes(ref))
+
+
 def _lane_model(spec: dict[str, Any]) -> Path:
     return Path(spec["model"]) if spec.get("model") else default_model_path()
 
@@ -330,7 +342,10 @@ def _advice_table(advice: list[Advice]) -> Table:
 
 
 def advise_cmd(
-    results: Path = typer.Argument(..., help="Results JSON written by lanebench run --json FILE."),
+    results: str = typer.Argument(
+        ..., help="A run id from `lanebench runs`, or a JSON file of lanebench run --json."
+    ),
+    db: str | None = typer.Option(None, "--db", envvar="LANEBENCH_DB", help="Results database for a run id."),
     bandwidth: str | None = typer.Option(
         None, "--bandwidth", help="Memory bandwidth for the decode ceiling, e.g. 256GB/s."
     ),
@@ -341,7 +356,7 @@ def advise_cmd(
 ) -> None:
     """Which block size should I use? The speculative model fitted to a run; each lane's ceiling."""
     bw = resolve_bandwidth(bandwidth, device)
-    doc = load_run_document(results)
+    doc = resolve_run(results, db)
     advice = advise(doc)
     ceilings = lane_ceilings(doc, advice, bw["bytes_per_s"]) if bw else None
     if as_json:
