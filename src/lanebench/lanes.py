@@ -85,7 +85,6 @@ class LaneSpec(BaseModel):
             raise ValueError(f"expected a cache type such as f16, q8_0, q4_0, got {v!r}")
         return v
 
-
     def draft_path(self, model: Path) -> Path | None:
         """The draft's GGUF, with an empty path meaning ``model`` itself."""
         if self.draft is None:

@@ -48,9 +48,7 @@ def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> l
             args += ["--spec-draft-p-min", str(draft.p_min)]
     elif kind == "atomic":
         if draft.kind == "mtp":
-            head_flag = (
-                ["--mtp-head", str(path)] if dialect.has("--mtp-head") else ["-md", str(path)]
-            )
+            head_flag = ["--mtp-head", str(path)] if dialect.has("--mtp-head") else ["-md", str(path)]
             args += [*head_flag, "--spec-type", "mtp"] if dialect.has("--spec-type") else head_flag
         else:
             args += ["-md", str(path)]
