@@ -174,3 +174,22 @@ def test_the_run_is_in_the_store_and_advise_reads_it_by_id(run_doc: dict[str, An
     advice = {a["lane"]: a for a in json.loads(proc.stdout)["advice"]}
     assert set(advice) >= {"self-draft"}
     assert 0 < advice["self-draft"]["alpha"] <= 1
+
+
+def test_run_refuses_a_draft_of_another_vocabulary_before_starting(
+    tmp_path: Path, server_bin: Path, gemma_270m: Path, smollm2: Path
+) -> None:
+    lanes = tmp_path / "lanes.toml"
+    lanes.write_text(
+        f'[[lane]]\nname = "other-vocab"\nmodel = "{gemma_270m}"\nserver_bin = "{server_bin}"\n'
+        f'draft = {{ kind = "model", path = "{smollm2}" }}\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanebench.cli.main", "run", str(lanes), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "lane 'other-vocab': draft check:" in proc.stderr and "vocab" in proc.stderr.lower()
+    assert "Traceback" not in proc.stderr
