@@ -55,7 +55,19 @@ def test_compare_rows_ratio_per_lane_and_lanes_in_one_run_only() -> None:
     assert decode["ratio"] == pytest.approx(1.2) and decode["verdict"] == "B better (beyond spread)"
     assert wall["ratio"] == pytest.approx(0.85) and wall["verdict"] == "B better (beyond spread)"
     assert {"lane": "gone", "only_in": "A"} in rows and {"lane": "new", "only_in": "B"} in rows
+    rows += compare_rows(
+        [LaneResult(name="d", lane={}, summary={"acceptance": s(0.5, 0.4, 0.6)})],
+        [LaneResult(name="d", lane={}, summary={"acceptance": s(0.9, 0.85, 0.95)})],
+    )
     table = compare_table("A1", "B1", rows)
+    assert [
+        "d",
+        "Acceptance",
+        "50.0% (40.0–60.0)",
+        "90.0% (85.0–95.0)",
+        "1.800",
+        "B better (beyond spread)",
+    ] in table.rows
     assert [
         "x",
         "Decode",

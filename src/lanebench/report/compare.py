@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from lanebench.records import LaneResult, Stat
-from lanebench.report.tables import Table, fmt_stat
+from lanebench.report.tables import Table, fmt_pct, fmt_stat
 
 # (summary key, label, unit, +1 when higher is better)
 COMPARED = (
@@ -74,7 +74,7 @@ def _fmt(d: dict[str, Any] | None, unit: str) -> str:
         return "–"
     s = Stat(**d)
     if unit == "":
-        return fmt_stat(Stat(100 * s.median, 100 * s.min, 100 * s.max, s.n), "%")
+        return fmt_pct(s)
     return fmt_stat(s, unit)
 
 

@@ -73,7 +73,7 @@ def acceptance_vs_block(lanes: list[LaneResult]) -> bytes | None:
         d = lane.lane.get("draft") or {}
         acc = lane.summary.get("acceptance")
         if d and acc is not None and d.get("block_size") is not None:
-            key = f"{_base(lane.lane.get('model'))} + {_base(d.get('path'))}"
+            key = f"{_base(lane.lane.get('model'))} + {_base(d.get('path')) or 'self'}"
             series[key].append((int(d["block_size"]), 100 * acc.median))
     if not series:
         return None

@@ -211,7 +211,7 @@ def _setting(lane: dict[str, Any]) -> str:
     draft = lane.get("draft") or {}
     if draft:
         kind = "MTP" if draft.get("kind") == "mtp" else "draft"
-        parts.insert(0, f"{kind} {_basename(draft.get('path'))} B={draft.get('block_size')}")
+        parts.insert(0, f"{kind} {_basename(draft.get('path')) or 'self'} B={draft.get('block_size')}")
     if lane.get("slots"):
         parts.append(f"{lane['slots']} slots")
     return f"{_basename(lane.get('model')) or 'default model'}: " + ", ".join(parts)
