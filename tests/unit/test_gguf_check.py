@@ -8,7 +8,7 @@ import pytest
 from tests.gguf_fixtures import edit_tokens, f32_tensor, rewrite, set_key, small_set, tokenizer_gguf, truncate
 
 from lanebench.engines.dialect import Dialect
-from lanebench.errors import NotFound
+from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.gguf.translate import translate
 from lanebench.gguf.writer import string, u32
@@ -34,8 +34,8 @@ def test_good_head_passes(s: dict[str, Path]) -> None:
     assert check_draft(s["main"], s["head"], "mtp", None) == []
 
 
-def test_missing_draft_is_not_found(s: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(NotFound):
+def test_missing_draft_is_bad_input(s: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="does not exist"):
         check_draft(s["main"], tmp_path / "nope.gguf", "mtp")
 
 

@@ -40,7 +40,7 @@ def check_draft(
     [] = all pass. Each problem is one line naming the rule, expected vs found."""
     m = open_gguf(main, "main model")
     if not Path(draft).exists():
-        open_gguf(draft, "draft")  # raises NotFound with the path
+        open_gguf(draft, "draft")  # raises BadInput naming the path
     try:
         d = open_gguf(draft, "draft")
     except BadInput as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
 
-from lanebench.errors import BadInput, NotFound
+from lanebench.errors import BadInput
 
 GGUF_MAGIC = b"GGUF"
 
@@ -146,14 +146,10 @@ def _array_contents(field: Any) -> list[Any]:
 
 
 def _check_magic(path: Path, what: str) -> None:
-    if not path.exists():
-        raise NotFound(f"{what}: {path} does not exist")
-    if not path.is_file():
-        raise BadInput(f"{what}: {path} is not a file")
-    with path.open("rb") as f:
-        magic = f.read(4)
-    if magic != GGUF_MAGIC:
-        raise BadInput(f"{what}: {path} is not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+    """A path the user gave must exist and be a GGUF: BadInput (exit 2) naming ``what``."""
+    from lanebench.models import check_gguf_file
+
+    check_gguf_file(path, what)
 
 
 @lru_cache(maxsize=16)
@@ -162,7 +158,7 @@ def _open_cached(path: Path, size: int, mtime_ns: int) -> GgufFile:
 
 
 def open_gguf(path: Path, what: str = "GGUF") -> GgufFile:
-    """Open ``path`` (cached while the file is unchanged); BadInput/NotFound with one line."""
+    """Open ``path`` (cached while the file is unchanged); BadInput with one line."""
     path = Path(path)
     _check_magic(path, what)
     st = path.stat()
