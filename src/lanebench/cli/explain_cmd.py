@@ -19,19 +19,14 @@ from lanebench.bandwidth import (
     parse_bandwidth,
     usable_cores,
 )
+from lanebench.ceilings import Rooflines, lane_ceilings
 from lanebench.cli.common import console, print_json
-from lanebench.errors import BadInput, LanebenchError
-from lanebench.models import default_model_path
+from lanebench.errors import BadInput
 from lanebench.records import JobSpec
 from lanebench.roofline import (
     Roofline,
-    TensorInfo,
-    bytes_per_token,
     decode_ceiling_tps,
     ggml_type,
-    pct_of_ceiling,
-    read_gguf,
-    spec_bytes_per_token,
 )
 from lanebench.specmodel import Advice, advise
 
@@ -132,7 +127,7 @@ def roofline(
     """Bytes read per generated token, by part, from the GGUF's own tensor sizes; and the decode ceiling."""
     ggml_type(kv, "--kv")  # fail before reading anything
     bw = resolve_bandwidth(bandwidth, device, measure)
-    rooflines = _Rooflines(ctx)
+    rooflines = Rooflines(ctx)
     main = rooflines(model, kv, "MODEL")
     drafted = rooflines(head, kv, "--head") if head else None
     out: dict[str, Any] = {"model": str(model), "roofline": main.to_dict(), "bandwidth": bw}
@@ -238,67 +233,6 @@ def resolve_run(ref: str, db: str | None) -> dict[str, Any]:
 
     store = open_store(db)
     return run_document(store.get_run(ref), store.load_lanes(ref))
-
-
-def _lane_model(spec: dict[str, Any]) -> Path:
-    return Path(spec["model"]) if spec.get("model") else default_model_path()
-
-
-class _Rooflines:
-    """Reads each GGUF once per ``advise`` (the 270M's vocabulary takes seconds to parse)."""
-
-    def __init__(self, ctx: int) -> None:
-        self.ctx = ctx
-        self.files: dict[Path, tuple[list[TensorInfo], dict[str, Any]]] = {}
-
-    def __call__(self, path: Path, kv: str, what: str) -> Roofline:
-        if path not in self.files:
-            self.files[path] = read_gguf(path, what)
-        return bytes_per_token(*self.files[path], self.ctx, kv)
-
-
-def _lane_bytes(lane: dict[str, Any], advice: Advice | None, rooflines: _Rooflines) -> float:
-    """Bytes per generated token of one lane; with speculation, per ``spec_bytes_per_token``."""
-    spec = lane.get("lane") or {}
-    kv = spec.get("kv") or "f16"
-    target = rooflines(_lane_model(spec), kv, f"lane {lane.get('name')!r} model")
-    draft = spec.get("draft") or {}
-    if not (advice and advice.tokens_per_step and draft.get("path")):
-        return float(target.total_bytes)
-    head = rooflines(Path(draft["path"]), kv, f"lane {lane.get('name')!r} draft")
-    drafted = advice.drafted_per_step or 0.0
-    return spec_bytes_per_token(
-        target.step_bytes(round(drafted + 1)), head.total_bytes, drafted, advice.tokens_per_step
-    )
-
-
-def lane_ceilings(doc: dict[str, Any], advice: list[Advice], bytes_per_s: float) -> list[dict[str, Any]]:
-    """Per lane: bytes per generated token (speculation included), ceiling tok/s and % reached.
-
-    The KV cache is read at the job's mean decode context, ``n_in + n_out / 2``.
-    """
-    job = (doc.get("run") or {}).get("job") or {}
-    ctx = int(job.get("n_in", _JOB.n_in)) + int(job.get("n_out", _JOB.n_out)) // 2
-    by_lane = {a.lane: a for a in advice}
-    rooflines = _Rooflines(ctx)
-    rows = []
-    for lane in doc["lanes"]:
-        row: dict[str, Any] = {"lane": lane.get("name"), "ctx": ctx}
-        rows.append(row)
-        try:
-            per_token = _lane_bytes(lane, by_lane.get(str(lane.get("name"))), rooflines)
-        except LanebenchError as exc:
-            row["error"] = str(exc)
-            continue
-        ceiling = decode_ceiling_tps(per_token, bytes_per_s)
-        tps = ((lane.get("summary") or {}).get("decode_tps") or {}).get("median")
-        row.update(
-            bytes_per_token=per_token,
-            ceiling_tps=ceiling,
-            decode_tps=tps,
-            pct=pct_of_ceiling(tps, ceiling) if tps else None,
-        )
-    return rows
 
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:

@@ -69,6 +69,12 @@ def report(
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to this file."),
     plots: Path | None = typer.Option(None, "--plots", help="Also save every plot as PNG in this folder."),
+    bandwidth: str | None = typer.Option(
+        None,
+        "--bandwidth",
+        help="Add the Decode Roofline: ceiling and % reached at this bandwidth, e.g. 256GB/s.",
+    ),
+    device: str | None = typer.Option(None, "--device", help="Decode Roofline at a known device's peak."),
 ) -> None:
     """The seed's tables from stored results: Host, Models, Latest Measured Numbers, Draft
     Acceptance, sweeps, Context Against Previous Rows; HTML adds plots."""
@@ -77,6 +83,9 @@ def report(
 
     chosen = pick_format(fmt, output)
     data = load_report(_store(db), run_ids or [])
+    from lanebench.cli.explain_cmd import resolve_bandwidth
+
+    data.bandwidth = resolve_bandwidth(bandwidth, device)
     for rd in data.runs:
         for lane in rd.lanes:
             if lane.status == "failed":

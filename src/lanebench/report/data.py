@@ -36,6 +36,7 @@ class ReportData:
 
     runs: list[RunData]
     history: list[dict[str, Any]] = field(default_factory=list)
+    bandwidth: dict[str, Any] | None = None  # for the Decode Roofline table (report --bandwidth)
 
     @property
     def run_ids(self) -> list[str]:

@@ -1,0 +1,116 @@
+"""Per lane: the decode ceiling at a bandwidth, and how much of it the lane reached.
+
+Bytes per generated token come from each lane's own GGUF (``roofline``); with speculation the
+head's bytes and the measured accepted length count too (``spec_bytes_per_token``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lanebench.errors import LanebenchError
+from lanebench.models import default_model_path
+from lanebench.records import JobSpec
+from lanebench.report.tables import Table
+from lanebench.roofline import (
+    Roofline,
+    TensorInfo,
+    bytes_per_token,
+    decode_ceiling_tps,
+    pct_of_ceiling,
+    read_gguf,
+    spec_bytes_per_token,
+)
+from lanebench.specmodel import Advice
+
+_JOB = JobSpec()
+
+
+def _lane_model(spec: dict[str, Any]) -> Path:
+    return Path(spec["model"]) if spec.get("model") else default_model_path()
+
+
+class Rooflines:
+    """Reads each GGUF once per ``advise`` (the 270M's vocabulary takes seconds to parse)."""
+
+    def __init__(self, ctx: int) -> None:
+        self.ctx = ctx
+        self.files: dict[Path, tuple[list[TensorInfo], dict[str, Any]]] = {}
+
+    def __call__(self, path: Path, kv: str, what: str) -> Roofline:
+        if path not in self.files:
+            self.files[path] = read_gguf(path, what)
+        return bytes_per_token(*self.files[path], self.ctx, kv)
+
+
+def _lane_bytes(lane: dict[str, Any], advice: Advice | None, rooflines: Rooflines) -> float:
+    """Bytes per generated token of one lane; with speculation, per ``spec_bytes_per_token``."""
+    spec = lane.get("lane") or {}
+    kv = spec.get("kv") or "f16"
+    target = rooflines(_lane_model(spec), kv, f"lane {lane.get('name')!r} model")
+    draft = spec.get("draft") or {}
+    if not (advice and advice.tokens_per_step and draft):
+        return float(target.total_bytes)
+    head_path = Path(draft["path"]) if draft.get("path") else _lane_model(spec)  # empty: drafts for itself
+    head = rooflines(head_path, kv, f"lane {lane.get('name')!r} draft")
+    drafted = advice.drafted_per_step or 0.0
+    return spec_bytes_per_token(
+        target.step_bytes(round(drafted + 1)), head.total_bytes, drafted, advice.tokens_per_step
+    )
+
+
+def lane_ceilings(doc: dict[str, Any], advice: list[Advice], bytes_per_s: float) -> list[dict[str, Any]]:
+    """Per lane: bytes per generated token (speculation included), ceiling tok/s and % reached.
+
+    The KV cache is read at the job's mean decode context, ``n_in + n_out / 2``.
+    """
+    job = (doc.get("run") or {}).get("job") or {}
+    ctx = int(job.get("n_in", _JOB.n_in)) + int(job.get("n_out", _JOB.n_out)) // 2
+    by_lane = {a.lane: a for a in advice}
+    rooflines = Rooflines(ctx)
+    rows = []
+    for lane in doc["lanes"]:
+        row: dict[str, Any] = {"lane": lane.get("name"), "ctx": ctx}
+        rows.append(row)
+        try:
+            per_token = _lane_bytes(lane, by_lane.get(str(lane.get("name"))), rooflines)
+        except LanebenchError as exc:
+            row["error"] = str(exc)
+            continue
+        ceiling = decode_ceiling_tps(per_token, bytes_per_s)
+        tps = ((lane.get("summary") or {}).get("decode_tps") or {}).get("median")
+        row.update(
+            bytes_per_token=per_token,
+            ceiling_tps=ceiling,
+            decode_tps=tps,
+            pct=pct_of_ceiling(tps, ceiling) if tps else None,
+        )
+    return rows
+
+
+def ceilings_table(doc: dict[str, Any], bandwidth: dict[str, Any]) -> Table:
+    """The report's Decode Roofline table: bytes per token, ceiling, decode, % of ceiling."""
+    from lanebench.specmodel import advise
+
+    gbps = bandwidth["bytes_per_s"] / 1e9
+    table = Table(
+        title=f"Decode Roofline at {gbps:,.0f} GB/s",
+        headers=["Lane", "MB read per token", "Ceiling", "Decode", "% of ceiling"],
+        caption=f"bandwidth: {bandwidth.get('source', 'given')}; KV read at the job's mean context",
+    )
+    for row in lane_ceilings(doc, advise(doc), bandwidth["bytes_per_s"]):
+        if "error" in row:
+            table.rows.append([str(row["lane"]), "–", "–", "–", row["error"]])
+            continue
+        dec, pct = row["decode_tps"], row["pct"]
+        table.rows.append(
+            [
+                str(row["lane"]),
+                f"{row['bytes_per_token'] / 1e6:,.1f}",
+                f"{row['ceiling_tps']:,.1f} tok/s",
+                f"{dec:,.1f} tok/s" if dec else "–",
+                f"{pct:.1f}%" if pct is not None else "–",
+            ]
+        )
+    return table
