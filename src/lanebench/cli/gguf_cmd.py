@@ -18,7 +18,7 @@ from lanebench.cli.common import console, err_console, print_json
 from lanebench.errors import BadInput
 from lanebench.gguf import hf
 from lanebench.gguf.heads import HEAD_DIALECTS, HeadDialect
-from lanebench.gguf.quant import parse_qtype
+from lanebench.gguf.quant import SYNTH_QTYPES, parse_qtype
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape, preset
 from lanebench.gguf.writer import TensorPlan, refuse_existing
 
@@ -250,7 +250,9 @@ def synth_cmd(
     tokenizer_from: Path | None = typer.Option(
         None, "--tokenizer-from", help="GGUF whose vocabulary to copy (default: the embedded 270M)"
     ),
-    qtype: str = typer.Option("q8_0", "--type", help="main model weight type: q8_0 | f16 | bf16 | f32"),
+    qtype: str = typer.Option(
+        "q8_0", "--type", help="main model weight type: q4_0 | q8_0 | f16 | bf16 | f32"
+    ),
     hidden: int | None = typer.Option(None, "--hidden", help="main hidden width (elements)"),
     layers: int | None = typer.Option(None, "--layers", help="main layer count"),
     full_every: int | None = typer.Option(None, "--full-every", help="every K-th layer is full attention"),
@@ -290,7 +292,7 @@ def synth_cmd(
         tok = tokenizer_from or default_model_path()
         progress, on_tensor = _progress(None, "synth main")
         with progress:
-            size = synth_main(target, main, tok, parse_qtype(qtype), seed, on_tensor)
+            size = synth_main(target, main, tok, parse_qtype(qtype, "--type", SYNTH_QTYPES), seed, on_tensor)
         console.print(f"wrote {target}: {size:,} bytes ({main.name}, random weights)", highlight=False)
     if what in {"assistant", "both"}:
         hf_dir = out_dir / "assistant-hf"

@@ -18,23 +18,27 @@ from lanebench.gguf.st_io import f32_to_bf16_bits, to_f32
 
 Q = GGMLQuantizationType
 QTYPES: dict[str, GGMLQuantizationType] = {"q8_0": Q.Q8_0, "f16": Q.F16, "bf16": Q.BF16, "f32": Q.F32}
+# synth may also write Q4_0 (the QAT release format); convert-head keeps to QTYPES (--verify bounds)
+SYNTH_QTYPES: dict[str, GGMLQuantizationType] = {**QTYPES, "q4_0": Q.Q4_0}
 CHUNK_BYTES = 16 << 20  # float32 bytes per chunk
 
 
-def parse_qtype(name: str, flag: str = "--type") -> GGMLQuantizationType:
-    """``q8_0|f16|bf16|f32`` -> the GGML type; BadInput otherwise."""
+def parse_qtype(
+    name: str, flag: str = "--type", table: dict[str, GGMLQuantizationType] = QTYPES
+) -> GGMLQuantizationType:
+    """``q8_0|f16|bf16|f32`` (or another ``table``) -> the GGML type; BadInput otherwise."""
     try:
-        return QTYPES[name.lower()]
+        return table[name.lower()]
     except KeyError:
-        raise BadInput(f"{flag} {name!r} is not one of {', '.join(QTYPES)}") from None
+        raise BadInput(f"{flag} {name!r} is not one of {', '.join(table)}") from None
 
 
 def storage_type(shape: tuple[int, ...], wanted: GGMLQuantizationType) -> GGMLQuantizationType:
-    """Type a tensor is stored as: vectors stay F32 (llama.cpp convention); Q8_0 needs rows
-    that are a multiple of 32 long, else F16."""
+    """Type a tensor is stored as: vectors stay F32 (llama.cpp convention); Q8_0 and Q4_0 need
+    rows that are a multiple of 32 long, else F16."""
     if len(shape) < 2:
         return Q.F32
-    if wanted == Q.Q8_0 and shape[-1] % 32:
+    if wanted in (Q.Q8_0, Q.Q4_0) and shape[-1] % 32:
         return Q.F16
     return wanted
 

@@ -63,7 +63,7 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
             "Prefill",
             "Decode",
             f"Normalized wall, {job.n_in}-in/{job.n_out}-out",
-            f"{job.aggregate}-slot aggregate",
+            f"{job.aggregate}-slot aggregate" if job.aggregate else "Aggregate (skipped)",
             "Notes",
         ],
         caption=f"job: {job.n_in} tokens in, {job.n_out} out, {job.reps} reps after {job.warmup} "
