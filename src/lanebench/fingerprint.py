@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lanebench.engines.dialect import parse_version_line
 from lanebench.hostinfo import host_details
 from lanebench.models import cache_dir
 
 HASH_CHUNK = 8 << 20
 CACHE_FILE = "fingerprints.json"
-_VERSION_RE = re.compile(r"version:\s*(\S+)\s*\(build (\d+)(?:,\s*commit ([^)]*))?\)")
-_OLD_VERSION_RE = re.compile(r"version:\s*(\d+)\s*\(([0-9a-f]{6,})\)")
 _BUILT_WITH_RE = re.compile(r"built with (.+?) for (\S+)")
 
 
@@ -36,10 +35,8 @@ def host_fingerprint() -> dict[str, Any]:
 def parse_version(text: str) -> dict[str, Any]:
     """``llama-server --version`` text: version, build number, commit, compiler, target."""
     out: dict[str, Any] = {"version_text": text.strip()}
-    if m := _VERSION_RE.search(text):
-        out.update(version=m[1], build=int(m[2]), commit=(m[3] or "").strip() or None)
-    elif m := _OLD_VERSION_RE.search(text):
-        out.update(version=m[1], build=int(m[1]), commit=m[2])
+    if parsed := parse_version_line(text):
+        out.update(zip(("version", "build", "commit"), parsed, strict=True))
     if m := _BUILT_WITH_RE.search(text):
         out.update(compiler=m[1], target=m[2])
     return out

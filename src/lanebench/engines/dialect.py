@@ -106,13 +106,20 @@ def _option_heads(help_text: str) -> list[tuple[list[str], str, str]]:
     return out
 
 
-def _build_number(m: re.Match[str] | None) -> int | None:
-    """Build number: ``(build N, ...)`` today; older builds print ``version: N (hash)``."""
+def parse_version_line(text: str) -> tuple[str, int | None, str | None] | None:
+    """``(version, build, commit)`` from ``--version`` text; None if it has no version line.
+
+    Today's builds print ``version: V (build N, commit C)``; older ones ``version: N (hash)``.
+    """
+    m = _VERSION_RE.search(text)
     if not m:
         return None
     if m["build"]:
-        return int(m["build"])
-    return int(m["version"]) if m["version"].isdigit() else None
+        build: int | None = int(m["build"])
+    else:
+        build = int(m["version"]) if m["version"].isdigit() else None
+    commit = (m["commit"] or m["hash"] or "").strip() or None
+    return m["version"], build, commit
 
 
 def parse_dialect(version_text: str, help_text: str) -> Dialect:
@@ -138,11 +145,11 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
             m = re.match(r"\[?([\w|]+)\]?", hint)
             if m and "|" in m[1]:
                 fa_values = tuple(m[1].split("|"))
-    m = _VERSION_RE.search(version_text)
+    _, build, commit = parse_version_line(version_text) or (None, None, None)
     return Dialect(
         version_text=version_text.strip().splitlines()[0] if version_text.strip() else "",
-        build=_build_number(m),
-        commit=(m["commit"] or m["hash"] or None) if m else None,
+        build=build,
+        commit=commit,
         flags=frozenset(flags),
         spec_types=spec_types,
         kv_types=kv_types,
