@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lanebench.errors import BadInput
+from lanebench.hostinfo import ram_bytes
 
 GB = 1e9
 
@@ -204,11 +205,8 @@ def usable_cores() -> int:
 
 def memory_cap() -> int:
     """Largest buffer to use: 1 GiB, or an eighth of physical memory if that is less."""
-    try:
-        phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 30
-    return min(1 << 30, phys // 8)
+    phys = ram_bytes()
+    return 1 << 30 if phys is None else min(1 << 30, phys // 8)
 
 
 def plan_sizes(llc: int, cap: int = 1 << 30) -> list[int]:

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData
+from lanebench.report.tables import basename
 
 BARS = (
     ("decode_tps", "Decode (tok/s)"),
@@ -73,7 +74,7 @@ def acceptance_vs_block(lanes: list[LaneResult]) -> bytes | None:
         d = lane.lane.get("draft") or {}
         acc = lane.summary.get("acceptance")
         if d and acc is not None and d.get("block_size") is not None:
-            key = f"{_base(lane.lane.get('model'))} + {_base(d.get('path')) or 'self'}"
+            key = f"{basename(lane.lane.get('model'))} + {basename(d.get('path')) or 'self'}"
             series[key].append((int(d["block_size"]), 100 * acc.median))
     if not series:
         return None
@@ -138,10 +139,6 @@ def history(data: ReportData) -> bytes | None:
     ax.legend(fontsize=7)
     ax.set_title("Run-to-run history (decode, median and min–max)")
     return _png(fig)
-
-
-def _base(path: Any) -> str:
-    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def all_plots(data: ReportData) -> list[tuple[str, str, bytes]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData, RunData
-from lanebench.report.tables import Table, fmt_pct, fmt_stat, lane_notes
+from lanebench.report.tables import Table, basename, fmt_pct, fmt_stat, lane_notes
 
 GIB = 1024**3
 NOT_IDENTITY = {"name", "notes"}  # labels: lanes that differ only here are the same lane
@@ -22,10 +22,6 @@ def fmt_bytes(n: int | None) -> str:
     if n is None:
         return "–"
     return f"{n:,} bytes / {n / GIB:.2f} GiB"
-
-
-def _basename(path: Any) -> str:
-    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 # Host ----------------------------------------------------------------------------------------
@@ -124,7 +120,7 @@ def models_table(data: ReportData) -> Table:
             table.rows.append(
                 [
                     role,
-                    _basename(path),
+                    basename(path),
                     fmt_bytes(fpr.get("size_bytes")),
                     str(fpr.get("arch") or "–"),
                     quant or "–",
@@ -211,10 +207,10 @@ def _setting(lane: dict[str, Any]) -> str:
     draft = lane.get("draft") or {}
     if draft:
         kind = "MTP" if draft.get("kind") == "mtp" else "draft"
-        parts.insert(0, f"{kind} {_basename(draft.get('path')) or 'self'} B={draft.get('block_size')}")
+        parts.insert(0, f"{kind} {basename(draft.get('path')) or 'self'} B={draft.get('block_size')}")
     if lane.get("slots"):
         parts.append(f"{lane['slots']} slots")
-    return f"{_basename(lane.get('model')) or 'default model'}: " + ", ".join(parts)
+    return f"{basename(lane.get('model')) or 'default model'}: " + ", ".join(parts)
 
 
 def _stat(d: dict[str, Any] | None) -> Stat | None:
@@ -225,9 +221,9 @@ def context_table(data: ReportData) -> Table | None:
     """The same lane name or model file in earlier runs or on other hosts (plus this run's row)."""
     current = {r.run.run_id for r in data.runs}
     names = {lane.name for r in data.runs for lane in r.lanes}
-    models = {_basename(lane.lane.get("model")) for r in data.runs for lane in r.lanes}
+    models = {basename(lane.lane.get("model")) for r in data.runs for lane in r.lanes}
     rows = [
-        h for h in data.history if h["name"] in names or _basename((h["lane"] or {}).get("model")) in models
+        h for h in data.history if h["name"] in names or basename((h["lane"] or {}).get("model")) in models
     ]
     if not any(h["run_id"] not in current for h in rows):
         return None

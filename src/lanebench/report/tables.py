@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -114,7 +115,7 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         table.rows.append(
             [
                 lane.name,
-                f"{d.get('kind')}: {_basename(str(d['path'])) if d.get('path') else 'its own model'}",
+                f"{d.get('kind')}: {basename(d['path']) if d.get('path') else 'its own model'}",
                 str(d.get("block_size")),
                 acc,
                 fmt_stat(s.get("mean_accepted_length"), digits=2),
@@ -125,8 +126,9 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
     return table
 
 
-def _basename(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1]
+def basename(path: Any) -> str:
+    """The file name of a path as stored (either slash); '' for None."""
+    return str(path or "").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _md_cell(text: str) -> str:
