@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -28,7 +29,6 @@ from lanebench.runner import (
     _run_job,
     _server_for,
     measure_plan,
-    plan_lane,
 )
 from lanebench.sinks import RunInfo, Sink
 
@@ -135,14 +135,20 @@ def supports_per_request(base_url: str) -> bool:
         return False
 
 
-def _widest(plans: Sequence[LanePlan], opts: RunOptions) -> LanePlan:
-    """The group's server plan: the largest block size, so every point's n_max fits."""
+def _widest(plans: Sequence[LanePlan]) -> LanePlan:
+    """The group's server plan: the largest block size, so every point's n_max fits.
+
+    The group's plans were all resolved and checked already and differ only in request fields,
+    so this re-uses the first one's binary, dialect, model and context instead of re-planning.
+    """
     first = plans[0]
     if first.lane.draft is None:
         return first
     widest = max(p.lane.draft.block_size for p in plans if p.lane.draft)
     draft = first.lane.draft.model_copy(update={"block_size": widest, "p_min": None})
-    return plan_lane(first.lane.model_copy(update={"draft": draft}), opts)
+    plan = replace(first, lane=first.lane.model_copy(update={"draft": draft}))
+    plan.argv_preview = plan.argv(0)
+    return plan
 
 
 _SUPPORT: dict[str, bool] = {}  # per-request support, per binary, learned once per process
@@ -186,7 +192,7 @@ def measure_group(
     binary = str(plans[0].server_bin)
     if len(plans) == 1 or _SUPPORT.get(binary) is False:
         return [measure_plan(p, run, opts, sinks, progress) for p in plans], len(plans)
-    widest = _widest(plans, opts)
+    widest = _widest(plans)
     server = _server_for(widest, run, opts, plans[0].lane.name + " (shared)")
     done: dict[str, LaneResult] = {}
     try:
