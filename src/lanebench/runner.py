@@ -20,6 +20,7 @@ from lanebench.engines.argv import build_argv
 from lanebench.engines.dialect import Dialect, probe
 from lanebench.engines.discovery import find_server_bin
 from lanebench.errors import BadInput, LanebenchError, LaneFailed
+from lanebench.gguf.check import check_draft
 from lanebench.hostinfo import host_basics
 from lanebench.lanes import LaneSpec
 from lanebench.measure import LaneJob, summarize
@@ -65,10 +66,6 @@ def needed_ctx(job: JobSpec, slots: int) -> int:
 
 def _draft_problems(lane: LaneSpec, model: Path, dialect: Dialect) -> list[str]:
     assert lane.draft is not None
-    try:
-        from lanebench.gguf.check import check_draft
-    except ImportError:  # the head checker is optional in a stripped install
-        return []
     draft = lane.draft_path(model) or model
     problems = check_draft(model, draft, lane.draft.kind, dialect)
     return [f"lane {lane.name!r}: draft check: {p}" for p in problems]
