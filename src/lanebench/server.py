@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import ctypes
 import http.client
+import itertools
 import os
 import signal
 import socket
@@ -22,10 +23,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from lanebench.engines.exitcause import describe_exit, mem_available_bytes
 from lanebench.errors import LaneFailed
 
 _LIVE: set[ServerProcess] = set()
 _BIND_ERRORS = ("couldn't bind", "address already in use", "failed to bind")
+_MODEL_FLAGS = ("-m", "--model", "-md", "--model-draft", "--mtp-head")
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -70,6 +73,17 @@ def health_status(port: int, timeout_s: float = 2.0) -> int | None:
         return None
     finally:
         conn.close()
+
+
+def model_bytes(argv: list[str]) -> int | None:
+    """Total size of the model files an engine command line names (``-m``, ``-md``, heads)."""
+    total, seen = 0, False
+    for flag, value in itertools.pairwise(argv):
+        if flag in _MODEL_FLAGS:
+            with contextlib.suppress(OSError):
+                total += Path(value).stat().st_size
+                seen = True
+    return total if seen else None
 
 
 class ServerProcess:
@@ -177,20 +191,31 @@ class ServerProcess:
             log_tail,
         )
 
-    def _fail_exited(self) -> None:
-        code = self.proc.returncode if self.proc else None
-        log_tail = self.log_tail()
-        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "no output")
-        self.stop()
-        raise LaneFailed(
-            f"{self.label}: llama-server exited with code {code} while loading: {last.strip()}", log_tail
+    def exit_cause(self, log_tail: str, phase: str) -> str:
+        """How the process ended, with the signal's likely cause (see engines.exitcause)."""
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            meminfo = ""
+        return describe_exit(
+            self.proc.returncode if self.proc else None,
+            log_tail,
+            phase=phase,
+            model_bytes=model_bytes(self.argv),
+            mem_available_bytes=mem_available_bytes(meminfo),
         )
 
+    def _fail_exited(self) -> None:
+        log_tail = self.log_tail()
+        cause = self.exit_cause(log_tail, "while loading")
+        self.stop()
+        raise LaneFailed(f"{self.label}: {cause}", log_tail)
+
     def check_alive(self) -> None:
-        """Raise LaneFailed with the log tail if the server has died."""
+        """Raise LaneFailed with the log tail and the cause if the server has died."""
         if self.proc is not None and self.proc.poll() is not None:
-            code = self.proc.returncode
-            raise LaneFailed(f"{self.label}: llama-server died (exit code {code})", self.log_tail())
+            log_tail = self.log_tail()
+            raise LaneFailed(f"{self.label}: {self.exit_cause(log_tail, 'mid-run')}", log_tail)
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL it after ``grace_s``; safe to call twice."""

@@ -292,3 +292,50 @@ def test_server_killed_mid_job_via_cli_exits_4(tmp_path: Path, server_bin: Path,
     assert lane["samples"][0]["ok"] is True
     assert lane["log_tail"].strip()
     assert tagged(tag) == []
+
+
+SIGNAL_FAKE = Path(__file__).resolve().parent.parent / "fakes" / "fake_llama_server_signal.py"
+
+
+@pytest.mark.e2e
+def test_an_engine_killed_by_a_signal_names_the_signal_and_what_to_do(
+    tmp_path: Path, gemma_270m: Path
+) -> None:
+    lanes = lanes_file(
+        tmp_path,
+        f"""
+[defaults]
+model = "{gemma_270m}"
+server_bin = "{SIGNAL_FAKE}"
+threads = 1
+slots = 1
+
+[[lane]]
+name = "sigill"
+env = {{ FAKE_SIGNAL = "SIGILL" }}
+
+[[lane]]
+name = "sigkill"
+env = {{ FAKE_SIGNAL = "SIGKILL" }}
+
+[[lane]]
+name = "sigsegv"
+env = {{ FAKE_SIGNAL = "SIGSEGV" }}
+""",
+    )
+    out = tmp_path / "run.json"
+    proc, left = run_cli(tmp_path, "run", str(lanes), *TINY, "--json", str(out))
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert left == []
+    errors = {lane["name"]: lane["error"] for lane in json.loads(out.read_text())["lanes"]}
+    assert "killed by SIGILL (illegal instruction) while loading" in errors["sigill"]
+    assert "CPU instructions this machine will not run" in errors["sigill"]
+    assert "lanebench install-server --rebuild" in errors["sigill"]
+    assert "killed by SIGKILL while loading, most likely by the kernel's OOM killer" in errors["sigkill"]
+    size_gb = f"{gemma_270m.stat().st_size / 1e9:.1f} GB"
+    assert f"model file(s) {size_gb}" in errors["sigkill"] and "of memory available now" in errors["sigkill"]
+    assert "crashed with SIGSEGV while loading: " in errors["sigsegv"]
+    assert errors["sigsegv"].endswith("GGML_ASSERT(ctx->mem_buffer != NULL) failed")
+    for error in errors.values():
+        assert "exited with code -" not in error
