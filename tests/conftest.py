@@ -64,3 +64,14 @@ def smollm2() -> Path:
     if not path.is_file():
         need(f"{path} is missing; run scripts/setup.sh --test")
     return path
+
+
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers follow folders: everything under tests/e2e/ is ``e2e``, so ``-m "not e2e"`` never
+    starts an engine, whether or not a test remembered its marker."""
+    for item in items:
+        if E2E_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)

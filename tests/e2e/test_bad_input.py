@@ -18,6 +18,8 @@ from tests.cli_helpers import (
     run_cli,
 )
 
+pytestmark = pytest.mark.e2e  # the real CLI end to end
+
 # Bad input: refused before any server starts
 
 
@@ -73,7 +75,6 @@ def test_bad_lane_field(tmp_path: Path, body: str, field: str, why: str) -> None
     assert one_error_line(proc) == f"{lanes}: lane 'a': field '{field}': {why}"
     assert proc.returncode == 2
     assert left == []
-
 
 def test_missing_lanes_file(tmp_path: Path) -> None:
     proc, _ = run_cli(tmp_path, "run", str(tmp_path / "nope.toml"), *TINY)

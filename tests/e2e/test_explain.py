@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # the real CLI end to end
+
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
