@@ -57,14 +57,17 @@ def main() -> None:
     )
     print(f"restart per point: {wall_restart:7.1f} s, {len(plans)} server starts")
     print(f"shared server:     {wall_reuse:7.1f} s, {servers} server starts")
-    print(f"ratio shared / restart: {wall_reuse / wall_restart:.2f}")
+    if supported:
+        print(f"ratio shared / restart: {wall_reuse / wall_restart:.2f}")
+    else:  # no reuse happened: a ratio would only measure noise between two identical schedules
+        print("ratio shared / restart: not applicable: this build ignores per-request speculative fields")
     for a, b in zip(restart, reused, strict=True):
         da, db = a.summary.get("decode_tps"), b.summary.get("decode_tps")
         fa, fb = (x.median if x else float("nan") for x in (da, db))
         print(f"  {a.name}: decode {fa:.1f} (restart) vs {fb:.1f} (shared) tok/s")
     if not supported:
-        print("note: this build ignores per-request speculative.n_max (echoes no such setting): each point")
-        print("      needs its own server; the shared server still serves the point it was started for.")
+        print("note: this build echoes no per-request speculative.n_max: each point needs its own server;")
+        print("      the shared server still serves the point it was started for.")
 
 
 if __name__ == "__main__":

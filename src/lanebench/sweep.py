@@ -13,6 +13,7 @@ import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -152,6 +153,11 @@ def _widest(plans: Sequence[LanePlan]) -> LanePlan:
 
 
 _SUPPORT: dict[str, bool] = {}  # per-request support, per binary, learned once per process
+
+
+def per_request_support(binary: Path | str) -> bool | None:
+    """Whether ``binary`` honours per-request speculative fields; None if not asked yet."""
+    return _SUPPORT.get(str(binary))
 
 
 def _run_on(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,8 +56,24 @@ def test_sweep_measures_every_point(lanes: Path, tmp_path: Path) -> None:
         "0",
         "--json",
         str(out),
+        "--out-dir",
+        str(tmp_path / "logs"),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # Servers started: one shared server (started for the widest block) serves both points when the
+    # build honours per-request speculative fields; b11434 compiles them out (#if 0), so there the
+    # shared server serves B=4 and B=2 needs a server of its own. Counted twice: by what lanebench
+    # says, and by the spawns its server logs record ("$ argv" once per start).
+    said = re.search(
+        r"servers started: (\d+) for 2 lane\(s\) \(per-request speculative fields: (\w+)\)", proc.stderr
+    )
+    assert said, proc.stderr[-2000:]
+    spawns = sum(
+        line.startswith("$ ")
+        for log in (tmp_path / "logs").rglob("*.log")
+        for line in log.read_text().splitlines()
+    )
+    assert int(said[1]) == spawns == (1 if said[2] == "honoured" else 2)
     doc = json.loads(out.read_text())
     by_name = {x["name"]: x for x in doc["lanes"]}
     assert set(by_name) == {"self [draft.block_size=2]", "self [draft.block_size=4]"}

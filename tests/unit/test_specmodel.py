@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lanebench.errors import BadInput
@@ -112,10 +113,6 @@ def test_advise_hand_computed() -> None:
     ratio = (200 / steps) / 1.25  # step time over plain token time
     assert a.step_cost_ratio == pytest.approx(ratio)
     assert a.draft_cost == pytest.approx((ratio - 1) / (168 / steps))
-    # the fitted model reproduces the measured speed-up at the measured draft length
-    assert (a.tokens_per_step or 0) / (1 + (a.drafted_per_step or 0) * (a.draft_cost or 0)) == pytest.approx(
-        1.25
-    )
     assert a.best_block_size is not None and a.best_speedup is not None
     assert a.best_speedup >= (a.model_speedup or 0)
     assert len(a.curve) == 32
@@ -149,3 +146,32 @@ def test_advise_rejects_non_run_documents() -> None:
     with pytest.raises(BadInput, match="lanes"):
         advise({"run": {}})
     assert advise({"lanes": [_lane("plain", 40.0, None, {"predicted_n": 10})]}) == []
+
+
+def _simulated_lane(name: str, block: int, alpha: float, cost: float, rng: np.random.Generator) -> dict[str, Any]:
+    """A drafting lane measured on a simulated engine (not on the formula): each step drafts
+    n = B - 1 tokens, accepts each with probability ``alpha`` until the first rejection, then
+    adds the target's own token; a step costs 1 + n·cost plain-token times (plain: 40 tok/s)."""
+    n, steps = block - 1, 20_000
+    accepted_run = np.minimum(rng.geometric(1 - alpha, size=steps) - 1, n) if alpha < 1 else np.full(steps, n)
+    accepted = int(accepted_run.sum())
+    gen = steps + accepted
+    tps = 40.0 * (gen / steps) / (1 + n * cost)
+    draft = {"kind": "model", "path": "/m/gemma.gguf", "block_size": block}
+    return _lane(name, tps, draft, {"predicted_n": gen, "draft_n": steps * n, "draft_n_accepted": accepted})
+
+
+@pytest.mark.parametrize(("alpha", "cost"), [(0.55, 0.08), (0.8, 0.3), (0.9, 0.02)])
+def test_the_fit_predicts_block_sizes_it_was_not_fitted_to(alpha: float, cost: float) -> None:
+    """Fit α and the draft cost at B = 3, then predict the speed-up measured at B = 2, 5 and 8."""
+    rng = np.random.default_rng(7)
+    plain = _lane("plain", 40.0, None, {"predicted_n": 200})
+    (a,) = advise({"run": {}, "lanes": [plain, _simulated_lane("fit", 3, alpha, cost, rng)]})
+    assert a.alpha == pytest.approx(alpha, abs=0.02)
+    assert a.draft_cost == pytest.approx(cost, abs=0.02)
+    for block in (2, 5, 8):
+        held_out = _simulated_lane(f"B={block}", block, alpha, cost, rng)
+        measured = held_out["summary"]["decode_tps"]["median"] / 40.0
+        predicted = speedup(a.alpha or 0, block - 1, a.draft_cost or 0)
+        assert predicted == pytest.approx(measured, rel=0.03), (block, predicted, measured)
+        assert dict(a.curve)[block] == pytest.approx(predicted)

@@ -17,7 +17,7 @@ from lanebench.records import JobSpec, LaneResult
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
 from lanebench.runner import LanePlan, RunOptions, new_run, plan_lanes, requests_per_lane
 from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
-from lanebench.sweep import group_plans, measure_group
+from lanebench.sweep import group_plans, measure_group, per_request_support
 
 EXIT_LANE_FAILED = 4
 
@@ -120,6 +120,15 @@ def measure_groups(
     return results, servers
 
 
+def _servers_line(servers: int, plans: Sequence[LanePlan]) -> str:
+    """How many servers measured how many lanes, and whether sharing one was possible."""
+    line = f"servers started: {servers} for {len(plans)} lane(s)"
+    known = {per_request_support(p.server_bin) for p in plans} - {None}
+    if known:
+        line += " (per-request speculative fields: " + ("honoured" if known == {True} else "ignored") + ")"
+    return line
+
+
 def execute(
     lanes: Sequence[LaneSpec],
     opts: RunOptions,
@@ -165,7 +174,8 @@ def execute(
         f"run {run_info.run_id}" + (f" (resumed; skipping {len(done)} lane(s))" if done else "")
     )
     try:
-        results, _ = measure_groups(groups, run_info, opts, sinks)
+        results, servers = measure_groups(groups, run_info, opts, sinks)
+        err_console.print(_servers_line(servers, plans), highlight=False, markup=False)
     except (KeyboardInterrupt, Interrupted):
         raise Interrupted(
             f"interrupted; servers stopped; what run {run_info.run_id} measured is kept"

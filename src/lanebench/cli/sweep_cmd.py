@@ -21,9 +21,15 @@ GRID_HELP = (
 )
 
 
-def _opts(job: JobSpec, server_bin: Path | None, no_check: bool) -> RunOptions:
+OUT_DIR_HELP = "Server logs go here (default: the user cache dir)."
+
+
+def _opts(job: JobSpec, server_bin: Path | None, no_check: bool, out_dir: Path | None = None) -> RunOptions:
     return RunOptions(
-        job=check_job(job), out_dir=cache_dir() / "logs", server_bin=server_bin, check_drafts=not no_check
+        job=check_job(job),
+        out_dir=out_dir or cache_dir() / "logs",
+        server_bin=server_bin,
+        check_drafts=not no_check,
     )
 
 
@@ -56,6 +62,7 @@ def sweep(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (servers to start, requests) and exit."
     ),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help=OUT_DIR_HELP),
 ) -> None:
     """Measure the cartesian product of lane fields, reusing a server where only request fields change."""
     job = JobSpec(n_in=n_in, n_out=n_out, reps=reps, warmup=warmup, aggregate=aggregate)
@@ -64,7 +71,7 @@ def sweep(
     out = Outputs(json_out=json_out, markdown=markdown, db=db, use_db=not no_db)
     _, results = execute(
         lanes,
-        _opts(job, server_bin, no_check),
+        _opts(job, server_bin, no_check, out_dir),
         out,
         lanes_file=lanes_file,
         resume=resume,

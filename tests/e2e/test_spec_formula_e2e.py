@@ -1,0 +1,121 @@
+"""The speculative model against a real llama-server at chosen acceptance profiles.
+
+b11434's ``--spec-synth-rates P0,P1,...`` makes the server accept drafted tokens at random with
+unconditional per-position probabilities (``tools/server/server-context.cpp``: each position is
+accepted with P_i / P_(i-1), independently, until the first rejection). With geometric rates
+P_i = α^(i+1), that is exactly the process ``lanebench.specmodel`` models, so at middling α
+(0.3 / 0.6 / 0.9, where formulas that only agree at α = 1 differ) the model's tokens per step and
+acceptance must match what lanebench measures from the server's ``/metrics``.
+
+Tolerance: 4 standard errors of the measured mean, the standard error computed from the number
+of verification steps the server counted and the spread of tokens per step under the process
+(not under the formula being tested). The same data must reject plausible wrong formulas.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lanebench.specmodel import expected_tokens_per_step
+
+pytestmark = pytest.mark.e2e
+
+BLOCK = 4  # the target verifies B tokens a round; the draft proposes n = B - 1
+N_DRAFT = BLOCK - 1
+ALPHAS = (0.3, 0.6, 0.9)
+N_OUT, REPS = 256, 3
+
+
+def rates(alpha: float) -> str:
+    return ",".join(f"{alpha ** (i + 1):.6f}" for i in range(N_DRAFT))
+
+
+def step_sd(alpha: float, n: int) -> float:
+    """Standard deviation of tokens per step: 1 + K, P(K >= k) = alpha^k for k <= n."""
+    p = [alpha**k * (1 - alpha) for k in range(n)] + [alpha**n]
+    mean = sum(k * q for k, q in enumerate(p))
+    return math.sqrt(sum((k - mean) ** 2 * q for k, q in enumerate(p)))
+
+
+@pytest.fixture(scope="module")
+def measured(
+    tmp_path_factory: pytest.TempPathFactory, server_bin: Path, gemma_270m: Path
+) -> dict[float, Any]:
+    d = tmp_path_factory.mktemp("specsynth")
+    lanes = "\n".join(
+        f"""
+[[lane]]
+name = "alpha {a}"
+draft = {{ kind = "model", block_size = {BLOCK}, p_min = 0.0 }}
+extra_args = ["--spec-synth-rates", "{rates(a)}"]
+"""
+        for a in ALPHAS
+    )
+    (d / "lanes.toml").write_text(
+        f'[defaults]\nmodel = "{gemma_270m}"\nserver_bin = "{server_bin}"\nthreads = 2\nslots = 1\n{lanes}'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanebench", "run", str(d / "lanes.toml"), "--n-in", "32", "--n-out",
+         str(N_OUT), "--reps", str(REPS), "--aggregate", "0", "--no-db", "--json", str(d / "out.json"),
+         "--out-dir", str(d / "logs")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((d / "out.json").read_text())
+    return {float(lane["name"].split()[1]): lane for lane in doc["lanes"]}
+
+
+def observed(lane: dict[str, Any]) -> tuple[float, float, float]:
+    """Tokens per step, acceptance (accepted / drafted) and verification steps, from /metrics."""
+    delta = lane["metrics_delta"]
+    steps = delta["spec_decode_num_drafts_total"]
+    accepted = delta["spec_decode_num_accepted_tokens_total"]
+    drafted = delta["spec_decode_num_draft_tokens_total"]
+    assert steps > 100 and drafted > 0, delta
+    assert lane["summary"]["mean_accepted_length"]["median"] == pytest.approx(1 + accepted / steps)
+    return 1 + accepted / steps, accepted / drafted, steps
+
+
+def fits(formula: Callable[[float, int], float], measured: dict[float, Any]) -> bool:
+    """True if ``formula`` predicts every profile's tokens per step within 4 standard errors."""
+    for alpha, lane in measured.items():
+        tokens, _, steps = observed(lane)
+        if abs(formula(alpha, N_DRAFT) - tokens) > 4 * step_sd(alpha, N_DRAFT) / math.sqrt(steps):
+            return False
+    return True
+
+
+def test_tokens_per_step_and_acceptance_match_the_model(measured: dict[float, Any]) -> None:
+    for alpha, lane in measured.items():
+        tokens, acceptance, steps = observed(lane)
+        tol = 4 * step_sd(alpha, N_DRAFT) / math.sqrt(steps)
+        predicted = expected_tokens_per_step(alpha, N_DRAFT)
+        assert abs(predicted - tokens) <= tol, (alpha, predicted, tokens, tol)
+        # acceptance = accepted / drafted = (tokens per step - 1) / n when every draft has n tokens
+        assert abs((predicted - 1) / N_DRAFT - acceptance) <= tol / N_DRAFT + 0.01, (alpha, acceptance)
+        # per position i, the share of steps that accepted it is alpha^(i+1)
+        for i, share in enumerate(lane["per_position"][:N_DRAFT]):
+            p = alpha ** (i + 1)
+            assert abs(share - p) <= 4 * math.sqrt(p * (1 - p) / steps) + 0.01, (alpha, i, share)
+
+
+WRONG_FORMULAS: dict[str, Callable[[float, int], float]] = {
+    "linear 1 + n·α": lambda a, n: 1 + n * a,
+    "one position short (1 - α^n) / (1 - α)": lambda a, n: (1 - a**n) / (1 - a),
+    "1 + n·α², right only at α = 0 and 1": lambda a, n: 1 + n * a * a,
+    "α^n·(n + 1), right only at α = 1": lambda a, n: a**n * (n + 1),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_FORMULAS))
+def test_the_same_data_reject_a_wrong_formula(measured: dict[float, Any], name: str) -> None:
+    assert fits(expected_tokens_per_step, measured)
+    assert not fits(WRONG_FORMULAS[name], measured), f"{name} would have passed: the test is too loose"
