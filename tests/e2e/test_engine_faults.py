@@ -221,7 +221,7 @@ def test_server_killed_mid_job_fails_that_lane(
     killed, _, left = killed_then_next
     assert left == []  # no server is left after either lane
     assert killed.status == "failed"
-    assert killed.error is not None and "died" in killed.error
+    assert killed.error is not None and "killed by SIGKILL mid-run" in killed.error
     assert killed.log_tail.strip()  # the server's own log, for the user to read
     assert killed.samples and killed.samples[0].ok  # what was measured before is kept
     assert killed.samples[0].kind == "warmup"
@@ -286,7 +286,7 @@ def test_server_killed_mid_job_via_cli_exits_4(tmp_path: Path, server_bin: Path,
             os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 4, err
     assert "Traceback" not in err
-    assert "lane 'killed': failed" in err and "died" in err
+    assert "lane 'killed': failed" in err and "killed by SIGKILL mid-run" in err
     (lane,) = json.loads(out.read_text())["lanes"]
     assert lane["status"] == "failed"
     assert lane["samples"][0]["ok"] is True

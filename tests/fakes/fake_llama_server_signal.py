@@ -27,7 +27,8 @@ def main() -> None:
     if sig in (signal.SIGSEGV, signal.SIGABRT):
         print("/src/ggml/src/ggml.c:1234: GGML_ASSERT(ctx->mem_buffer != NULL) failed", flush=True)
         print("fake llama-server: aborting", flush=True)
-    signal.signal(sig, signal.SIG_DFL)
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(sig, signal.SIG_DFL)  # Python's own handlers must not intercept it
     os.kill(os.getpid(), sig)
 
 
