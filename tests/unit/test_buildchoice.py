@@ -18,9 +18,21 @@ from lanebench.engines.buildchoice import (
     user_chooses_cpu_path,
 )
 
-SPR_FLAGS = set("fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512bw amx_tile amx_int8 amx_bf16".split())
+SPR_FLAGS = {
+    "fpu",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "bmi2",
+    "avx512f",
+    "avx512bw",
+    "amx_tile",
+    "amx_int8",
+}
 AMX_MACROS = "#define __AVX512F__ 1\n#define __AMX_TILE__ 1\n#define __AMX_INT8__ 1\n"
-EPYC_FLAGS = set("fpu sse4_2 avx avx2 fma f16c bmi2".split())
+EPYC_FLAGS = {"fpu", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"}
 
 
 def names(cands: list) -> list[str]:

