@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -69,23 +71,39 @@ def inspect_cmd(
     if as_json:
         print_json(info)
         return
-    head = Table(title=str(file), show_header=False)
+    render_inspect(info, console)
+
+
+def text(value: Any) -> str:
+    """``value`` as literal text for rich: markup escaped, control characters shown as escapes
+    (a GGUF's strings are the file author's, not ours to interpret)."""
+    s = str(value)
+    if not s.isprintable():
+        s = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+    return escape(s)
+
+
+def render_inspect(info: dict[str, Any], out: Console) -> None:
+    """The inspect tables: summary, tensor types, metadata."""
+    head = Table(title=text(info["path"]), show_header=False)
     for k in ("architecture", "kind", "file_bytes", "tensor_count", "tensor_bytes", "parameters"):
-        head.add_row(k, f"{info[k]:,}" if isinstance(info[k], int) else str(info[k]))
+        head.add_row(k, f"{info[k]:,}" if isinstance(info[k], int) else text(info[k]))
     v = info["vocab"]
     head.add_row(
         "vocab",
-        f"{v['model']} {v['size']:,} tokens, sha {v['tokens_sha256_16']}, bos {v['bos']} eos {v['eos']}",
+        text(
+            f"{v['model']} {v['size']:,} tokens, sha {v['tokens_sha256_16']}, bos {v['bos']} eos {v['eos']}"
+        ),
     )
-    console.print(head)
+    out.print(head)
     types = Table("type", "tensors", "bytes")
     for name, e in info["tensor_types"].items():
-        types.add_row(name, str(e["tensors"]), f"{e['bytes']:,}")
-    console.print(types)
+        types.add_row(text(name), str(e["tensors"]), f"{e['bytes']:,}")
+    out.print(types)
     meta = Table("key", "value")
     for k, val in info["metadata"].items():
-        meta.add_row(k, str(val))
-    console.print(meta)
+        meta.add_row(text(k), text(val))
+    out.print(meta)
 
 
 # ---- check -----------------------------------------------------------------------------
@@ -105,23 +123,30 @@ def check_cmd(
     from lanebench.engines.dialect import probe
     from lanebench.engines.discovery import find_server_bin
     from lanebench.gguf.check import check_draft
+    from lanebench.gguf.reader import open_gguf
 
     if (head is None) == (draft is None):
         raise BadInput("give exactly one of --head (MTP assistant head) or --draft (draft model)")
     kind = "mtp" if head is not None else "model"
+    open_gguf(main, "main model")  # a bad input file is named before the build is looked for
     dialect = probe(find_server_bin(server_bin))
     problems = check_draft(main, head or draft, kind, dialect)  # type: ignore[arg-type]
     if as_json:
         print_json({"kind": kind, "build": dialect.to_dict(), "ok": not problems, "problems": problems})
     else:
         build = f"build: {dialect.version_text or 'unknown'} ({dialect.speculative} dialect)"
-        console.print(build, highlight=False)
-        for line in problems:
-            console.print(f"[red]FAIL[/] {line}", highlight=False, soft_wrap=True)
-        if not problems:
-            console.print(f"[green]OK[/] every {kind} rule passes", highlight=False)
+        render_check(problems, kind, build, console)
     if problems:
         raise typer.Exit(1)
+
+
+def render_check(problems: list[str], kind: str, build: str, out: Console) -> None:
+    """The check report: the build line, one FAIL line per problem, or OK."""
+    out.print(text(build), highlight=False)
+    for line in problems:
+        out.print(f"[red]FAIL[/] {text(line)}", highlight=False, soft_wrap=True)
+    if not problems:
+        out.print(f"[green]OK[/] every {kind} rule passes", highlight=False)
 
 
 # ---- translate -------------------------------------------------------------------------
@@ -138,7 +163,7 @@ def translate_cmd(
     from lanebench.gguf.translate import translate
 
     src, size = translate(head, _dialect(to), out, force)
-    console.print(f"{head} ({src}) -> {out} ({to}), {size:,} bytes", highlight=False)
+    console.print(text(f"{head} ({src}) -> {out} ({to}), {size:,} bytes"), highlight=False)
 
 
 # ---- convert-head ----------------------------------------------------------------------
@@ -196,19 +221,25 @@ def _print_convert(summary: dict[str, Any], as_json: bool) -> None:
         print_json(summary)
         return
     console.print(
-        f"wrote {summary['output']}: {summary['output_bytes']:,} bytes, {summary['tensors']} tensors "
-        f"from {summary['source_bytes']:,} source bytes",
+        text(
+            f"wrote {summary['output']}: {summary['output_bytes']:,} bytes, {summary['tensors']} tensors "
+            f"from {summary['source_bytes']:,} source bytes"
+        ),
         highlight=False,
     )
     for s in summary["skipped"]:
-        console.print(f"skipped {s}", highlight=False)
+        console.print(text(f"skipped {s}"), highlight=False)
     for s in summary["generated"]:
-        console.print(f"generated {s}", highlight=False)
+        console.print(text(f"generated {s}"), highlight=False)
     if "verify" in summary:
         table = Table("type", "tensors", "max |error|", "error / bound", "worst tensor", title="verify")
         for name, v in summary["verify"].items():
             table.add_row(
-                name, str(v["tensors"]), f"{v['max_abs']:.3g}", f"{v['max_ratio']:.3f}", v["worst_tensor"]
+                name,
+                str(v["tensors"]),
+                f"{v['max_abs']:.3g}",
+                f"{v['max_ratio']:.3f}",
+                text(v["worst_tensor"]),
             )
         console.print(table)
         console.print("verify: " + ("[green]pass[/]" if summary["verify_ok"] else "[red]FAIL[/]"))
@@ -293,14 +324,14 @@ def synth_cmd(
         progress, on_tensor = _progress(None, "synth main")
         with progress:
             size = synth_main(target, main, tok, parse_qtype(qtype, "--type", SYNTH_QTYPES), seed, on_tensor)
-        console.print(f"wrote {target}: {size:,} bytes ({main.name}, random weights)", highlight=False)
+        console.print(text(f"wrote {target}: {size:,} bytes ({main.name}, random weights)"), highlight=False)
     if what in {"assistant", "both"}:
         hf_dir = out_dir / "assistant-hf"
         if hf_dir.exists() and not force:
             raise BadInput(f"output {hf_dir} already exists (pass --force to replace it)")
-        files = synth_assistant(hf_dir, main, head, architecture, seed, shards)
+        files = synth_assistant(hf_dir, main, head, architecture, seed, shards, tokenizer_from=tokenizer_from)
         console.print(
-            f"wrote {hf_dir}: config.json + {len(files)} safetensors ({architecture})", highlight=False
+            text(f"wrote {hf_dir}: config.json + {len(files)} safetensors ({architecture})"), highlight=False
         )
 
 

@@ -168,13 +168,23 @@ def head_params_of(head: GgufFile, hd: HeadDialect) -> tuple[HeadParams | None, 
     if missing:
         return None, missing
     n = int(head.arch_key("block_count"))
-    n_head = int(head.arch_key("attention.head_count"))
+    is_swa = layer_pattern(head)
+    if is_swa is None:
+        found = head.arch_key("attention.sliding_window_pattern")
+        return None, [
+            f"sliding_window_pattern: expected {n} booleans (one per block_count layer), found {found!r}"
+        ]
+    heads = set(per_layer(head.arch_key("attention.head_count"), n))
+    if len(heads) > 1:
+        found = head.arch_key("attention.head_count")
+        return None, [f"attention.head_count: expected one count for every layer, found {found}"]
+    n_head = heads.pop() if heads else 0
     hd_full = int(head.arch_key("attention.key_length"))
     backbone_key = "embedding_length_out" if hd == "upstream" else "n_embd_backbone"
     return HeadParams(
         hidden=int(head.arch_key("embedding_length")),
         backbone=int(head.arch_key(backbone_key)),
-        is_swa=tuple(bool(x) for x in head.arch_key("attention.sliding_window_pattern")),
+        is_swa=is_swa,
         n_head=n_head,
         kv_heads=per_layer(head.arch_key("attention.head_count_kv", n_head), n),
         head_dim_full=hd_full,
@@ -188,6 +198,13 @@ def head_params_of(head: GgufFile, hd: HeadDialect) -> tuple[HeadParams | None, 
         rms_eps=0.0,
         context=0,
     ), []
+
+
+def layer_pattern(g: GgufFile) -> tuple[bool, ...] | None:
+    """One bool per layer (True: sliding window) when the file stores the pattern that way
+    (the reader has checked it holds ``block_count`` entries); None otherwise."""
+    pattern = g.arch_key("attention.sliding_window_pattern")
+    return tuple(bool(x) for x in pattern) if isinstance(pattern, list) else None
 
 
 def backbone_rules(main: GgufFile, head: GgufFile, hp: HeadParams, hd: HeadDialect) -> list[str]:
@@ -209,10 +226,6 @@ def backbone_rules(main: GgufFile, head: GgufFile, hp: HeadParams, hd: HeadDiale
         target = head.arch_key("requires_target_arch")
         if target is not None and target != main.arch:
             out.append(f"requires_target_arch: expected {main.arch!r} (main), found {target!r}")
-    if len(hp.is_swa) != hp.n_layer:
-        out.append(
-            f"sliding_window_pattern: expected {hp.n_layer} entries (block_count), found {len(hp.is_swa)}"
-        )
     return out
 
 
@@ -221,9 +234,10 @@ def geometry_rules(main: GgufFile, hp: HeadParams) -> list[str]:
     the main model's last sliding layer and last full layer."""
     out: list[str] = []
     n = int(main.arch_key("block_count", 0))
-    pattern = [bool(x) for x in main.arch_key("attention.sliding_window_pattern", [])]
+    pattern = list(layer_pattern(main) or ())
     if n < 2 or len(pattern) != n or not (pattern[-2] and not pattern[-1]):
-        return [f"main layers: expected the last two to be sliding then full attention, found {pattern[-2:]}"]
+        found = pattern[-2:] if pattern else main.arch_key("attention.sliding_window_pattern")
+        return [f"main layers: expected the last two to be sliding then full attention, found {found}"]
     m_full = int(main.arch_key("attention.key_length", 0))
     m_swa = int(main.arch_key("attention.key_length_swa", m_full))
     m_kv = per_layer(main.arch_key("attention.head_count_kv", 0), n)

@@ -32,13 +32,10 @@ def kind_of(g: GgufFile) -> Kind:
 
 
 def _value(g: GgufFile, key: str) -> Any:
-    field = g.fields[key]
-    if len(field.data) > _MAX_ARRAY and key.startswith("tokenizer."):
-        return f"[{len(field.data)} items]"
-    v = g.get(key)
-    if isinstance(v, list) and len(v) > _MAX_ARRAY:
-        return f"[{len(v)} items]"
-    return v
+    """The value of ``key``; arrays longer than ``_MAX_ARRAY`` as a count, unread."""
+    if g.fields[key].is_array and g.count(key) > _MAX_ARRAY:
+        return f"[{g.count(key)} items]"
+    return g.get(key)
 
 
 def inspect_gguf(path: Path) -> dict[str, Any]:

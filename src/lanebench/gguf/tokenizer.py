@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf import GGUFValueType
-
-from lanebench.gguf.reader import GgufFile, _array_contents
+from lanebench.gguf.layout import Field
+from lanebench.gguf.reader import GgufFile
 from lanebench.gguf.writer import KV, Packed
 
 # tokenizer.ggml.model -> llama.cpp vocab type (src/llama-vocab.cpp)
@@ -27,20 +26,25 @@ VOCAB_TYPES = {
 }
 
 
+def kv_of(field: Field) -> KV:
+    """A key as a writable value, typed as stored (arrays as lists)."""
+    sub = field.types[1] if field.is_array else None
+    return KV(field.name, field.contents(), field.types[0], sub)
+
+
+def stored_kv(src: GgufFile, key: str) -> KV:
+    """``key`` copied byte for byte (for a writer in the same byte order as ``src``)."""
+    field = src.fields[key]
+    return KV(key, Packed(src.packed_value(key)), field.types[0], field.types[1] if field.is_array else None)
+
+
 def tokenizer_kvs(src: GgufFile) -> list[KV]:
-    """Every ``tokenizer.*`` key of ``src``, typed as stored."""
-    out: list[KV] = []
-    for key, field in src.fields.items():
-        if not key.startswith("tokenizer."):
-            continue
-        vtype = field.types[0]
-        if vtype == GGUFValueType.ARRAY and src.reader.byte_order == "I":
-            out.append(KV(key, Packed(src.packed_value(key)), vtype, field.types[-1]))
-        elif vtype == GGUFValueType.ARRAY:
-            out.append(KV(key, _array_contents(field), vtype, field.types[-1]))
-        else:
-            out.append(KV(key, field.contents(), vtype))
-    return out
+    """Every ``tokenizer.*`` key of ``src``, typed as stored, for a little-endian writer: copied
+    byte for byte from a little-endian file, decoded from a big-endian one."""
+    keys = [k for k in src.fields if k.startswith("tokenizer.")]
+    if src.byte_order == "<":
+        return [stored_kv(src, k) for k in keys]
+    return [kv_of(src.fields[k]) for k in keys]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,7 @@ def vocab_of(g: GgufFile) -> Vocab:
     """The vocabulary facts of ``g`` (add-flags default as llama.cpp's do for the type)."""
     model = str(g.get("tokenizer.ggml.model", "none"))
     vtype = VOCAB_TYPES.get(model, model)
-    field = g.fields.get("tokenizer.ggml.tokens")
-    n = len(field.data) if field is not None else 0
+    n = g.count("tokenizer.ggml.tokens")
     return Vocab(
         model=model,
         vocab_type=vtype,

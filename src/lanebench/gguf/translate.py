@@ -12,40 +12,38 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFValueType
 
 from lanebench import __version__
 from lanebench.errors import BadInput
 from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadDialect, dialect_keys, dialect_of_arch, rename_tensor
-from lanebench.gguf.reader import GgufFile, _array_contents, open_gguf
+from lanebench.gguf.reader import GgufFile, open_gguf
+from lanebench.gguf.tokenizer import kv_of, stored_kv
 from lanebench.gguf.writer import KV, TensorPlan, boolean, refuse_existing, string, u32, write_gguf
 
 
 def field_kvs(g: GgufFile) -> list[KV]:
-    """Every key of ``g`` (except GGUF.* and general.architecture), typed as stored."""
-    out: list[KV] = []
-    for key, field in g.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue
-        vtype = field.types[0]
-        if vtype == GGUFValueType.ARRAY:
-            out.append(KV(key, _array_contents(field), vtype, field.types[-1]))
-        else:
-            out.append(KV(key, field.contents(), vtype))
-    return out
+    """Every key of ``g`` (except general.architecture), typed as stored, values decoded."""
+    return [kv_of(f) for k, f in g.fields.items() if k != "general.architecture"]
 
 
 def copy_plans(g: GgufFile, rename: Callable[[str], str | None]) -> list[TensorPlan]:
-    """Plans that copy ``g``'s tensors byte for byte; ``rename`` returns None to drop one."""
-    plans: list[TensorPlan] = []
-    for t in g.reader.tensors:
+    """Plans that copy ``g``'s tensors byte for byte; ``rename`` returns None to drop one.
+
+    BadInput when two tensors would end up with one name."""
+    plans: dict[str, TensorPlan] = {}
+    sources: dict[str, str] = {}
+    for t in g.raw_tensors:
         new = rename(t.name)
         if new is None:
             continue
-        qtype = GGMLQuantizationType(t.tensor_type)
-        shape = tuple(int(d) for d in reversed(t.shape))  # numpy order
-        plans.append(TensorPlan(new, shape, qtype, _raw(g, t.name)))
-    return plans
+        if new in plans:
+            raise BadInput(
+                f"{g.path}: tensors {sources[new]!r} and {t.name!r} would both be named {new!r}; "
+                "remove one of them"
+            )
+        shape = tuple(reversed(t.shape))  # numpy order
+        plans[new], sources[new] = TensorPlan(new, shape, t.ggml_type, _raw(g, t.name)), t.name
+    return list(plans.values())
 
 
 def _raw(g: GgufFile, name: str) -> Callable[[], Iterator[np.ndarray]]:
@@ -53,40 +51,55 @@ def _raw(g: GgufFile, name: str) -> Callable[[], Iterator[np.ndarray]]:
 
 
 def translated_kvs(g: GgufFile, src: HeadDialect, dst: HeadDialect) -> list[KV]:
-    """``g``'s keys under ``dst``'s arch prefix, with the dialect-only keys derived."""
+    """``g``'s keys under ``dst``'s arch prefix, copied byte for byte (so the output keeps
+    ``g``'s byte order), with the dialect-only keys derived. BadInput when two keys would
+    end up with one name."""
     a_src, a_dst = ARCH[src], ARCH[dst]
-    drop = {f"{a_src}.{k}" for k in dialect_keys(src)}
-    out: list[KV] = []
-    for kv in field_kvs(g):
-        if kv.key in drop:
+    drop = {f"{a_src}.{k}" for k in dialect_keys(src)} | {"general.architecture"}
+    derived = _derived(g, src, dst)
+    drop |= {kv.key for kv in derived}  # derived afresh, so a stale copy never wins
+    out: dict[str, KV] = {}
+    sources: dict[str, str] = {}
+    for key in g.fields:
+        new = a_dst + key[len(a_src) :] if key.startswith(a_src + ".") else key
+        if key in drop or new in drop:
             continue
-        key = a_dst + kv.key[len(a_src) :] if kv.key.startswith(a_src + ".") else kv.key
-        out.append(KV(key, kv.value, kv.vtype, kv.sub_type))
+        if new in out:
+            raise BadInput(
+                f"{g.path}: keys {sources[new]!r} and {key!r} would both be named {new!r} "
+                f"in the {dst} dialect; remove one of them"
+            )
+        kv = stored_kv(g, key)
+        out[new], sources[new] = KV(new, kv.value, kv.vtype, kv.sub_type), key
+    return [*out.values(), *derived]
+
+
+def _derived(g: GgufFile, src: HeadDialect, dst: HeadDialect) -> list[KV]:
+    """The keys only ``dst`` has, from ``g``'s (validated) metadata."""
+    a_src, a_dst = ARCH[src], ARCH[dst]
     n_layer = int(g.arch_key("block_count", 0))
+    need = "n_embd_backbone" if dst == "upstream" else "embedding_length_out"
+    backbone = g.arch_key(need)
+    if backbone is None:
+        have = "embedding_length_out" if dst == "upstream" else "n_embd_backbone"
+        raise BadInput(f"{g.path}: key {a_src}.{need} is missing; cannot derive {have}")
+    note = string("lanebench.translated", f"lanebench {__version__}: {src} -> {dst}")
     if dst == "upstream":
-        backbone = g.arch_key("n_embd_backbone")
-        if backbone is None:
-            raise BadInput(
-                f"{g.path}: key {a_src}.n_embd_backbone is missing; cannot derive embedding_length_out"
-            )
-        out += [u32(f"{a_dst}.embedding_length_out", backbone), u32(f"{a_dst}.nextn_predict_layers", n_layer)]
-    else:
-        backbone = g.arch_key("embedding_length_out")
-        if backbone is None:
-            raise BadInput(
-                f"{g.path}: key {a_src}.embedding_length_out is missing; cannot derive n_embd_backbone"
-            )
-        n_kv = g.arch_key("attention.head_count_kv")
-        out += [
-            u32(f"{a_dst}.n_centroids", 2048),
-            u32(f"{a_dst}.centroid_top_k", 32),
-            u32(f"{a_dst}.n_embd_backbone", backbone),
-            boolean(f"{a_dst}.use_ordered_embeddings", "masked_embd_ordering" in g.tensors),
-            boolean(f"{a_dst}.attention.k_eq_v", isinstance(n_kv, list) and n_kv[-1] != n_kv[0]),
-            string(f"{a_dst}.requires_target_arch", TARGET_ARCH),
+        return [
+            u32(f"{a_dst}.embedding_length_out", backbone),
+            u32(f"{a_dst}.nextn_predict_layers", n_layer),
+            note,
         ]
-    out.append(string("lanebench.translated", f"lanebench {__version__}: {src} -> {dst}"))
-    return out
+    n_kv = g.arch_key("attention.head_count_kv")
+    return [
+        u32(f"{a_dst}.n_centroids", 2048),
+        u32(f"{a_dst}.centroid_top_k", 32),
+        u32(f"{a_dst}.n_embd_backbone", backbone),
+        boolean(f"{a_dst}.use_ordered_embeddings", "masked_embd_ordering" in g.tensors),
+        boolean(f"{a_dst}.attention.k_eq_v", isinstance(n_kv, list) and bool(n_kv) and n_kv[-1] != n_kv[0]),
+        string(f"{a_dst}.requires_target_arch", TARGET_ARCH),
+        note,
+    ]
 
 
 def translate(head: Path, to: HeadDialect, out: Path, force: bool = False) -> tuple[HeadDialect, int]:
@@ -104,4 +117,4 @@ def translate(head: Path, to: HeadDialect, out: Path, force: bool = False) -> tu
         raise BadInput(f"{head}: already in the {to} dialect ({g.arch!r}); nothing to translate")
     kvs = translated_kvs(g, src, to)
     plans = copy_plans(g, lambda n: rename_tensor(n, src, to))
-    return src, write_gguf(out, ARCH[to], kvs, plans)
+    return src, write_gguf(out, ARCH[to], kvs, plans, big_endian=g.byte_order == ">")

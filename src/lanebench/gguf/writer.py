@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFEndian, GGUFValueType, GGUFWriter
 from gguf.quants import quant_shape_to_byte_shape
 
 from lanebench.errors import BadInput
 
 Q = GGMLQuantizationType
+# written by the writer itself: the architecture it is given, the alignment it lays data out with
+_LAYOUT_KEYS = frozenset({"general.architecture", "general.alignment"})
 _ITEM = {Q.F32: 4, Q.F16: 2, Q.BF16: 2, Q.I32: 4, Q.I8: 1, Q.I16: 2, Q.I64: 8, Q.F64: 8}
 
 
@@ -39,13 +41,17 @@ class Packed:
 
 
 class _Writer(GGUFWriter):
-    """GGUFWriter that passes ``Packed`` values through unchanged (little-endian only)."""
+    """GGUFWriter that passes ``Packed`` values through unchanged (they must be in the
+    writer's byte order) and writes empty arrays, which GGUF allows."""
 
     def _pack_val(
         self, val: Any, vtype: GGUFValueType, add_vtype: bool, sub_type: GGUFValueType | None = None
     ) -> bytes:
         if isinstance(val, Packed):
             return val.data if add_vtype else val.data[4:]
+        if vtype == GGUFValueType.ARRAY and sub_type is not None and len(val) == 0:
+            tag = self._pack("I", vtype) if add_vtype else b""
+            return tag + self._pack("I", sub_type) + self._pack("Q", 0)
         return super()._pack_val(val, vtype, add_vtype, sub_type)
 
 
@@ -117,11 +123,14 @@ def write_gguf(
     tensors: Sequence[TensorPlan],
     *,
     on_tensor: Callable[[TensorPlan], None] | None = None,
+    big_endian: bool = False,
 ) -> int:
-    """Write the file at ``path`` via a temporary name; returns bytes written."""
+    """Write the file at ``path`` via a temporary name; returns bytes written.
+
+    ``big_endian`` writes the header in that byte order (tensor bytes are written as given)."""
     tmp = partial_path(path)
     try:
-        size = _write(tmp, arch, kvs, tensors, on_tensor)
+        size = _write(tmp, arch, kvs, tensors, on_tensor, big_endian)
         tmp.replace(path)
         return size
     except OSError as exc:
@@ -142,11 +151,14 @@ def _write(
     kvs: Iterable[KV],
     tensors: Sequence[TensorPlan],
     on_tensor: Callable[[TensorPlan], None] | None,
+    big_endian: bool = False,
 ) -> int:
-    w = _Writer(tmp, arch)
+    w = _Writer(tmp, arch, endianess=GGUFEndian.BIG if big_endian else GGUFEndian.LITTLE)
     for kv in kvs:
-        if kv.key == "general.architecture":
+        if kv.key in _LAYOUT_KEYS:
             continue
+        if kv.key in w.kv_data[0]:
+            raise ValueError(f"key {kv.key!r} given twice")
         w.add_key_value(kv.key, kv.value, kv.vtype, sub_type=kv.sub_type)
     for t in tensors:
         # a non-uint8 dtype: ``shape`` is the logical shape, not a byte shape
