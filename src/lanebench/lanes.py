@@ -7,15 +7,88 @@ and are resolved relative to the lanes file.
 
 from __future__ import annotations
 
-import tomllib
+import os
+from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lanebench.errors import BadInput
+from lanebench.inputs import I32_MAX, load_toml, show
 
 FlashAttn = Literal["on", "off", "auto"]
+MAX_FILE = 4 << 20  # bytes of a lanes file
+MAX_LINES = 20  # problems listed before "... and N more"
+_PATH_MAX, _NAME_MAX = 4095, 255  # bytes of a path and of one of its parts (Linux)
+_LANE_NAME_MAX = 128  # bytes: a lane's name also names its log file
+
+
+def _no_nul(v: str) -> str:
+    if "\0" in v:
+        raise ValueError(f"{show(v)} contains a NUL byte")
+    return v
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _lane_name(v: str) -> str:
+    if not v.isprintable() or len(v.encode()) > _LANE_NAME_MAX:
+        raise ValueError(f"expected printable text of 1 to {_LANE_NAME_MAX} bytes, got {show(v)}")
+    return v
+
+
+def _grid_value(v: Any) -> Any:
+    if not isinstance(v, str | int | float) or (isinstance(v, str) and "\0" in v):
+        raise ValueError(f"expected a grid value (a string, number or boolean), got {show(v)}")
+    return v
+
+
+def _env_name(v: str) -> str:
+    if not v or "=" in v or "\0" in v:
+        raise ValueError(f"{show(v)} is not an environment variable name")
+    return v
+
+
+def _expand(value: Any, info: ValidationInfo) -> Any:
+    """A path field: ``~`` expanded, relative to the lanes file's folder (``base`` in the
+    validation context), and refused when no system call could take it."""
+    if value is None or (isinstance(value, str | Path) and not str(value)):
+        return None
+    if not isinstance(value, str | Path):
+        raise ValueError(f"expected a path (a string), got {show(value)}")
+    text = str(value)
+    if "\0" in text:
+        raise ValueError(f"{show(text)} contains a NUL byte")
+    try:
+        p = Path(text).expanduser()
+    except RuntimeError:  # ~user of an unknown user, or no home directory
+        raise ValueError(f"{show(text)}: cannot expand '~' (no such user or no home)") from None
+    base: Path | None = (info.context or {}).get("base")
+    relative = not p.is_absolute() and base is not None
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    raw = os.fsencode(p)
+    if len(raw) > _PATH_MAX or any(len(part) > _NAME_MAX for part in raw.split(b"/")):
+        raise ValueError(
+            f"{show(text)} is longer than the system allows ({_PATH_MAX} bytes, {_NAME_MAX} per name)"
+        )
+    if relative:
+        try:
+            p = p.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise ValueError(f"{show(text)}: cannot resolve it ({exc})") from None
+    return p
 
 
 class Draft(BaseModel):
@@ -41,7 +114,11 @@ class Draft(BaseModel):
     p_min: float | None = Field(
         default=None, ge=0.0, le=1.0, description="minimum draft probability to keep drafting"
     )
-    gpu_layers: int | None = Field(default=None, description="layers of the draft on the GPU (-ngld)")
+    gpu_layers: int | None = Field(
+        default=None, ge=-1, le=I32_MAX, description="layers of the draft on the GPU (-ngld)"
+    )
+
+    _path = field_validator("path", mode="before")(_expand)
 
     @model_validator(mode="after")
     def _mtp_needs_path(self) -> Draft:
@@ -55,7 +132,9 @@ class LaneSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, description="label shown in tables")
+    name: Annotated[str, AfterValidator(_lane_name)] = Field(
+        min_length=1, description=f"label shown in tables (at most {_LANE_NAME_MAX} bytes)"
+    )
     model: Path | None = Field(default=None, description="main model GGUF; empty = the embedded 270M")
     server_bin: Path | None = Field(default=None, description="llama-server binary; empty = discover")
     kv: str = Field(default="f16", description="KV cache type for K and V (f16, q8_0, q4_0, ...)")
@@ -63,19 +142,26 @@ class LaneSpec(BaseModel):
     ctx: int | None = Field(
         default=None,
         ge=256,
+        le=I32_MAX,
         description="context size in tokens for the whole server (-c), shared by its slots; "
         "empty = slots x (n_in + n_out) rounded up",
     )
     slots: int = Field(default=2, ge=1, le=256, description="parallel slots (-np)")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads (-t); empty = engine's choice")
-    gpu_layers: int | None = Field(default=None, description="layers on the GPU (-ngl)")
+    threads: int | None = Field(
+        default=None, ge=1, le=1 << 16, description="CPU threads (-t); empty = engine's choice"
+    )
+    gpu_layers: int | None = Field(default=None, ge=-1, le=I32_MAX, description="layers on the GPU (-ngl)")
     draft: Draft | None = Field(default=None, description="optional speculative draft")
-    extra_args: list[str] = Field(default_factory=list, description="more llama-server arguments")
-    env: dict[str, str] = Field(default_factory=dict, description="environment for the server")
-    notes: str = Field(default="", description="free text for the Notes column")
-    sweep: dict[str, Any] = Field(
+    extra_args: list[Text] = Field(default_factory=list, description="more llama-server arguments")
+    env: dict[Annotated[str, AfterValidator(_env_name)], Text] = Field(
+        default_factory=dict, description="environment for the server"
+    )
+    notes: Text = Field(default="", description="free text for the Notes column")
+    sweep: dict[Text, Annotated[Any, AfterValidator(_grid_value)]] = Field(
         default_factory=dict, description="grid values this lane was expanded from (set by lanebench sweep)"
     )
+
+    _paths = field_validator("model", "server_bin", mode="before")(_expand)
 
     @field_validator("kv")
     @classmethod
@@ -100,47 +186,58 @@ class LanesFile(BaseModel):
     lanes: list[LaneSpec]
 
 
-def _expand(path: Any, base: Path) -> Any:
-    if not isinstance(path, str) or not path:
-        return path
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else (base / p).resolve()
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    out = dict(raw)
-    for key in ("model", "server_bin"):
-        if key in out:
-            out[key] = _expand(out[key], base)
-    draft = out.get("draft")
-    if isinstance(draft, dict) and "path" in draft:
-        out["draft"] = {**draft, "path": _expand(draft["path"], base)}
-    return out
+_MERGED = ("draft", "env")  # tables a lane merges over [defaults] one level deep
 
 
 def _merge(defaults: dict[str, Any], lane: dict[str, Any]) -> dict[str, Any]:
     """A lane over its defaults; tables (draft, env) merge one level deep."""
     out = {**defaults, **lane}
-    for key in ("draft", "env"):
+    for key in _MERGED:
         if isinstance(defaults.get(key), dict) and isinstance(lane.get(key), dict):
             out[key] = {**defaults[key], **lane[key]}
     return out
 
 
+def _part(p: Any) -> str:
+    return p if isinstance(p, str) and p.isprintable() and len(p) <= 64 else show(p)
+
+
 def _loc(err: Any) -> str:
-    return ".".join(str(p) for p in err["loc"])
+    return ".".join(_part(p) for p in err["loc"])
 
 
 def _lane_label(raw: dict[str, Any], index: int) -> str:
     name = raw.get("name")
-    return f"lane {name!r}" if isinstance(name, str) else f"lane #{index + 1}"
+    return f"lane {show(name)}" if isinstance(name, str) else f"lane #{index + 1}"
 
 
-def parse_lanes(data: dict[str, Any], source: str, base: Path) -> list[LaneSpec]:
-    """Validate a parsed lanes document; raise ``BadInput`` with one line per problem."""
-    problems: list[str] = []
-    unknown = sorted(set(data) - {"defaults", "lane"})
-    problems += [f"{source}: unknown table {k!r} (expected [defaults] and [[lane]])" for k in unknown]
+def _from_defaults(loc: tuple[Any, ...], lane: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """Whether the value an error points at came from ``[defaults]`` rather than the lane."""
+    if not loc:
+        return False
+    key = loc[0]
+    if key not in lane:
+        return key in defaults
+    inner, outer = lane[key], defaults.get(key)
+    if key in _MERGED and len(loc) > 1 and isinstance(inner, dict) and isinstance(outer, dict):
+        return loc[1] not in inner and loc[1] in outer
+    return False
+
+
+def cap_lines(problems: list[str]) -> str:
+    """``problems`` one per line, at most MAX_LINES of them and then a line counting the rest."""
+    shown = problems[:MAX_LINES]
+    if len(problems) > MAX_LINES:
+        shown.append(f"... and {len(problems) - MAX_LINES} more problems")
+    return "\n".join(shown)
+
+
+def _table_problems(data: dict[str, Any], source: str) -> tuple[list[str], dict[str, Any], list[Any]]:
+    """Problems of the file's shape, its [defaults] table and its [[lane]] list."""
+    problems = [
+        f"{source}: unknown table {show(k)} (expected [defaults] and [[lane]])"
+        for k in sorted(set(data) - {"defaults", "lane"})
+    ]
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         problems.append(f"{source}: [defaults] must be a table")
@@ -151,37 +248,53 @@ def parse_lanes(data: dict[str, Any], source: str, base: Path) -> list[LaneSpec]
     if not isinstance(raw_lanes, list) or not raw_lanes:
         problems.append(f"{source}: no [[lane]] entries")
         raw_lanes = []
+    return problems, defaults, raw_lanes
+
+
+def parse_lanes(data: dict[str, Any], source: str, base: Path) -> list[LaneSpec]:
+    """Validate a parsed lanes document; raise ``BadInput`` with one line per problem.
+
+    A bad value in ``[defaults]`` is one line naming ``[defaults]``, however many lanes it
+    reaches; more than MAX_LINES problems end in a line counting the rest."""
+    problems, defaults, raw_lanes = _table_problems(data, source)
+    from_defaults: dict[str, None] = {}  # ordered set of [defaults] lines
     lanes: list[LaneSpec] = []
     for i, raw in enumerate(raw_lanes):
         if not isinstance(raw, dict):
             problems.append(f"{source}: lane #{i + 1} must be a table")
             continue
-        merged = _resolve_paths(_merge(defaults, raw), base)
         try:
-            lanes.append(LaneSpec.model_validate(merged))
+            lanes.append(LaneSpec.model_validate(_merge(defaults, raw), context={"base": base}))
         except ValidationError as exc:
             label = _lane_label(raw, i)
             for err in exc.errors():
-                problems.append(f"{source}: {label}: field '{_loc(err)}': {err['msg']}")
-    names = [lane.name for lane in lanes]
+                if _from_defaults(err["loc"], raw, defaults):
+                    from_defaults[f"{source}: [defaults]: field '{_loc(err)}': {err['msg']}"] = None
+                else:
+                    problems.append(f"{source}: {label}: field '{_loc(err)}': {err['msg']}")
+    counts = Counter(lane.name for lane in lanes)
     problems += [
-        f"{source}: lane name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})
+        f"{source}: lane name {show(n)} is used twice" for n in sorted(n for n, c in counts.items() if c > 1)
     ]
+    problems = [*from_defaults, *problems]
     if problems:
-        raise BadInput("\n".join(problems))
+        raise BadInput(cap_lines(problems))
     return lanes
 
 
 def load_lanes(path: Path) -> list[LaneSpec]:
-    """Read and validate a lanes TOML file."""
+    """Read and validate a lanes TOML file (at most MAX_FILE bytes)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE + 1)
     except FileNotFoundError:
         raise BadInput(f"{path}: lanes file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise BadInput(f"{path}: cannot read lanes file ({exc})") from None
+    if len(data) > MAX_FILE:
+        raise BadInput(f"{path}: cannot read lanes file (larger than {MAX_FILE:,} bytes)")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{path}: not valid TOML ({exc})") from None
-    return parse_lanes(data, str(path), path.resolve().parent)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: cannot read lanes file ({exc})") from None
+    return parse_lanes(load_toml(text, str(path)), str(path), path.resolve().parent)

@@ -22,7 +22,7 @@ from lanebench.engines.discovery import find_server_bin
 from lanebench.errors import BadInput, LanebenchError, LaneFailed
 from lanebench.gguf.check import check_draft
 from lanebench.hostinfo import host_basics
-from lanebench.lanes import LaneSpec
+from lanebench.lanes import LaneSpec, cap_lines
 from lanebench.measure import LaneJob, summarize
 from lanebench.models import check_gguf_file, default_model_path
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
@@ -101,18 +101,29 @@ def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
     return plan
 
 
+_LANE = "\0lane\0"  # stands for a lane's label while problems are compared (names hold no NUL)
+
+
 def plan_lanes(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LanePlan]:
-    """Plan all lanes, collecting every problem (one line each) before raising."""
+    """Plan all lanes, collecting every problem (one line each) before raising.
+
+    A problem many lanes share (a missing model named in ``[defaults]``) is one line naming
+    the first lane and how many more; more than MAX_LINES lines end in a count of the rest."""
     plans: list[LanePlan] = []
-    problems: dict[str, LanebenchError] = {}  # one line per distinct problem, in order
+    problems: dict[str, tuple[LanebenchError, list[str]]] = {}  # problem -> (error, lanes), in order
     for lane in lanes:
         try:
             plans.append(plan_lane(lane, opts))
         except LanebenchError as exc:
-            problems.setdefault(str(exc), exc)
+            key = str(exc).replace(f"lane {lane.name!r}: ", _LANE + ": ")
+            problems.setdefault(key, (exc, []))[1].append(lane.name)
     if problems:
-        worst = max(problems.values(), key=lambda e: e.exit_code)
-        raise type(worst)("\n".join(problems))
+        worst = max((e for e, _ in problems.values()), key=lambda e: e.exit_code)
+        lines: list[str] = []
+        for key, (_, names) in problems.items():
+            label = f"lane {names[0]!r}" + (f" (and {len(names) - 1} more lanes)" if len(names) > 1 else "")
+            lines += key.replace(_LANE, label).splitlines()
+        raise type(worst)(cap_lines(lines))
     return plans
 
 

@@ -239,9 +239,9 @@ def test_unknown_top_level_table(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: unknown table 'default' (expected [defaults] and [[lane]])"]
 
 
-def test_unknown_field_in_defaults_names_the_lane_it_reached(tmp_path: Path) -> None:
-    path = write(tmp_path, '[defaults]\nthreds = 4\n[[lane]]\nname = "a"\n')
-    assert problems(path) == [f"{path}: lane 'a': field 'threds': Extra inputs are not permitted"]
+def test_unknown_field_in_defaults_is_named_once_as_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, '[defaults]\nthreds = 4\n[[lane]]\nname = "a"\n[[lane]]\nname = "b"\n')
+    assert problems(path) == [f"{path}: [defaults]: field 'threds': Extra inputs are not permitted"]
 
 
 def test_bad_toml(tmp_path: Path) -> None:

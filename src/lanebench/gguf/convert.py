@@ -27,8 +27,11 @@ from lanebench.gguf.st_io import Checkpoint
 from lanebench.gguf.synth import constant, rope_freqs
 from lanebench.gguf.tokenizer import tokenizer_kvs
 from lanebench.gguf.writer import KV, TensorPlan, refuse_existing, string, u32, write_gguf
+from lanebench.inputs import show
 
 Q = GGMLQuantizationType
+_FLOAT_DTYPES = ("BF16", "F16", "F32")
+_INT_DTYPES = ("I32", "I64")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,22 +81,25 @@ def check_main(main: GgufFile) -> None:
 def plan_tensors(
     ck: Checkpoint, spec: hf.HfHeadSpec, hp: HeadParams, cfg: dict[str, Any], opts: ConvertOptions
 ) -> tuple[list[Mapped], list[str]]:
-    """Map every source tensor; BadInput for a missing, misshapen or unknown tensor."""
+    """Map every source tensor; BadInput for a missing, misshapen, mistyped or unknown tensor."""
     expected = spec.tensors(hp, cfg)
     for name, shape in expected.items():
         if name not in ck.tensors:
             raise BadInput(
                 f"{opts.hf_dir}: tensor {name} is missing (config.json implies it, shape {list(shape)})"
             )
-        got = ck.tensors[name].shape
-        if tuple(got) != shape:
+        got = ck.tensors[name]
+        if tuple(got.shape) != shape:
             raise BadInput(
-                f"{opts.hf_dir}: tensor {name} has shape {list(got)}, config.json implies {list(shape)}"
+                f"{opts.hf_dir}: tensor {name} has shape {list(got.shape)}, config.json implies {list(shape)}"
             )
+        kinds = _INT_DTYPES if name in hf.INTEGER_TENSORS else _FLOAT_DTYPES
+        if got.dtype not in kinds:
+            raise BadInput(f"{got.file}: tensor {name} has dtype {got.dtype}, expected {' or '.join(kinds)}")
     mapped, skipped = [], []
     for name in ck.tensors:
         if name not in expected:
-            if name == "lm_head.weight" and cfg.get("tie_word_embeddings", True):
+            if name == "lm_head.weight" and hf.tie_word_embeddings(cfg):
                 skipped.append(f"{name} (tied to model.embed_tokens.weight)")
                 continue
             raise BadInput(f"{opts.hf_dir}: tensor {name} is not part of {spec.architecture}")
@@ -102,7 +108,7 @@ def plan_tensors(
             continue
         gname = tensor_name(spec.gguf_name(name) or "", opts.dialect)
         shape = expected[name]
-        qt = Q.I32 if ck.tensors[name].dtype.startswith("I") else storage_type(shape, opts.qtype)
+        qt = Q.I32 if name in hf.INTEGER_TENSORS else storage_type(shape, opts.qtype)
         mapped.append(Mapped(name, gname, shape, qt))
     return mapped, skipped
 
@@ -130,8 +136,8 @@ def convert_head(
 ) -> ConvertResult:
     """Convert ``opts.hf_dir`` into ``opts.out``; BadInput with one line on any bad input."""
     refuse_existing(opts.out, opts.force)
-    cfg = hf.read_config(opts.hf_dir)
-    spec = hf.spec_for(cfg, str(opts.hf_dir / "config.json"))
+    cfg, cfg_bytes = hf.read_config(opts.hf_dir), hf.config_bytes(opts.hf_dir)
+    spec = hf.spec_for(cfg, str(opts.hf_dir / hf.CONFIG))
     hp = spec.params(cfg)
     main = open_gguf(opts.main, "--main")
     check_main(main)
@@ -146,7 +152,7 @@ def convert_head(
             plans.append(TensorPlan("rope_freqs.weight", rf.shape, Q.F32, constant(rf)))
             generated.append("rope_freqs.weight (proportional RoPE factors from config.json)")
         kvs = [
-            *_source_kvs(opts, (opts.hf_dir / "config.json").read_bytes(), ck, spec.architecture, main),
+            *_source_kvs(opts, cfg_bytes, ck, spec.architecture, main),
             *head_kvs(hp, opts.dialect),
             *tokenizer_kvs(main),
         ]
@@ -168,11 +174,11 @@ def _plan(ck: Checkpoint, m: Mapped) -> TensorPlan:
 
 def _check_fit(hp: HeadParams, cfg: dict[str, Any], main: GgufFile) -> None:
     """Refuse a head that cannot serve ``main``: backbone width and vocabulary size."""
-    n_embd = int(main.arch_key("embedding_length", 0))
-    if hp.backbone != n_embd:
+    n_embd = main.arch_key("embedding_length", 0)
+    if not isinstance(n_embd, int) or hp.backbone != n_embd:
         raise BadInput(
             f"config.json: backbone_hidden_size is {hp.backbone}, but --main {main.path.name} has "
-            f"embedding_length {n_embd} (this head was trained for another model size)"
+            f"embedding_length {show(n_embd)} (this head was trained for another model size)"
         )
     n_vocab = len(main.fields["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in main.fields else 0
     if hf.vocab_size(cfg) != n_vocab:

@@ -8,7 +8,6 @@ transformers without changing a weight name, so both share one mapping.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from typing import Any
 
 from lanebench.errors import BadInput
 from lanebench.gguf.heads import HeadParams
-from lanebench.gguf.shapes import SWA
+from lanebench.gguf.shapes import FULL, SWA
+from lanebench.inputs import I32_MAX, Fields, load_json, read_limited, show
 
 _LAYER_MAP = {
     "input_layernorm.weight": "attn_norm.weight",
@@ -41,6 +41,13 @@ _GLOBAL_MAP = {
     "masked_embedding.token_ordering": "masked_embd_ordering",
 }
 _LAYER_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+CONFIG = "config.json"
+_MAX_CONFIG = 16 << 20  # bytes; real configs are a few KiB
+_WIDTH = 1 << 20  # hidden, FFN and head sizes (elements)
+_COUNT = 1 << 12  # layers, attention heads
+_VOCAB = 1 << 24  # tokens
+_TINY, _HUGE = 1e-30, 1e30  # bounds of positive float hyper-parameters
+INTEGER_TENSORS = ("masked_embedding.token_ordering",)  # token ids; every other tensor is float
 CENTROID_TENSORS = ("masked_embedding.centroids.weight", "masked_embedding.token_ordering")
 
 
@@ -70,104 +77,113 @@ def known() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def lookup(architecture: str, where: str = "config.json") -> HfHeadSpec:
+def lookup(architecture: str, where: str = CONFIG) -> HfHeadSpec:
     """The spec for ``architecture``; BadInput listing the known ones otherwise."""
     try:
         return _REGISTRY[architecture]
     except KeyError:
         raise BadInput(
-            f"{where}: architecture {architecture!r} is not a known assistant head; "
+            f"{where}: architecture {show(architecture)} is not a known assistant head; "
             f"known: {', '.join(known())}"
         ) from None
 
 
 def read_config(hf_dir: Path) -> dict[str, Any]:
-    """``config.json`` of a checkpoint folder; BadInput if missing or not JSON."""
-    path = hf_dir / "config.json"
+    """``config.json`` of a checkpoint folder; BadInput if missing, too large or not JSON."""
+    path = hf_dir / CONFIG
     if not hf_dir.is_dir():
         raise BadInput(f"{hf_dir}: not a folder (expected a Hugging Face checkpoint folder)")
     if not path.is_file():
         raise BadInput(f"{path}: missing (a Hugging Face checkpoint folder has config.json)")
-    try:
-        cfg = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc})") from None
+    cfg = load_json(config_bytes(hf_dir), str(path))
     if not isinstance(cfg, dict):
         raise BadInput(f"{path}: expected a JSON object")
     return cfg
 
 
-def spec_for(cfg: dict[str, Any], where: str = "config.json") -> HfHeadSpec:
+def config_bytes(hf_dir: Path) -> bytes:
+    """The raw bytes of ``config.json`` (hashed into a converted head); BadInput if unreadable."""
+    return read_limited(hf_dir / CONFIG, _MAX_CONFIG, CONFIG)
+
+
+def spec_for(cfg: dict[str, Any], where: str = CONFIG) -> HfHeadSpec:
     """The registry entry for a config: its ``architectures[0]``, and a matching model_type."""
     archs = cfg.get("architectures") or []
     if not archs:
         raise BadInput(f"{where}: field 'architectures' is missing; known: {', '.join(known())}")
-    spec = lookup(str(archs[0]), where)
+    if not isinstance(archs, list) or not isinstance(archs[0], str):
+        raise BadInput(f"{where}: field 'architectures' is {show(archs)}, expected a list of class names")
+    spec = lookup(archs[0], where)
     if cfg.get("model_type") != spec.model_type:
         raise BadInput(
-            f"{where}: field 'model_type' is {cfg.get('model_type')!r}, expected "
+            f"{where}: field 'model_type' is {show(cfg.get('model_type'))}, expected "
             f"{spec.model_type!r} for {spec.architecture}"
         )
     return spec
 
 
-def _need(d: dict[str, Any], key: str, where: str) -> Any:
-    if key not in d or d[key] is None:
-        raise BadInput(f"config.json: field '{where}{key}' is missing")
-    return d[key]
+def _text(cfg: dict[str, Any]) -> Fields:
+    return Fields(cfg, CONFIG).table("text_config", required=True)
 
 
 def gemma4_params(cfg: dict[str, Any]) -> HeadParams:
-    """HeadParams from a Gemma 4 assistant config (either class)."""
-    text = cfg.get("text_config")
-    if not isinstance(text, dict):
-        raise BadInput("config.json: field 'text_config' is missing")
-    t = "text_config."
-    types = list(_need(text, "layer_types", t))
-    n_layer = int(_need(text, "num_hidden_layers", t))
+    """HeadParams from a Gemma 4 assistant config (either class); every field typed and bounded."""
+    c = Fields(cfg, CONFIG)
+    t = _text(cfg)
+    types = t.str_list("layer_types", (SWA, FULL), _COUNT)
+    n_layer = t.integer("num_hidden_layers", 1, _COUNT)
     if len(types) != n_layer:
         raise BadInput(
             f"config.json: text_config.layer_types has {len(types)} entries, num_hidden_layers is {n_layer}"
         )
     is_swa = tuple(x == SWA for x in types)
-    n_kv_swa = int(_need(text, "num_key_value_heads", t))
-    n_kv_full = int(text.get("num_global_key_value_heads") or n_kv_swa)
-    hd_swa = int(_need(text, "head_dim", t))
-    hd_full = int(text.get("global_head_dim") or hd_swa)
-    rope = text.get("rope_parameters") or {}
-    rope_full, rope_swa = rope.get("full_attention", {}), rope.get("sliding_attention", {})
+    n_kv_swa = t.integer("num_key_value_heads", 1, _COUNT)
+    n_kv_full = t.integer("num_global_key_value_heads", 1, _COUNT, default=n_kv_swa)
+    hd_swa = t.integer("head_dim", 1, _WIDTH)
+    hd_full = t.integer("global_head_dim", 1, _WIDTH, default=hd_swa)
+    rope = t.table("rope_parameters")
+    rope_full, rope_swa = rope.table(FULL), rope.table(SWA)
+    softcap = t.data.get("final_logit_softcapping")
+    n_centroids = c.integer("num_centroids", 1, _VOCAB, default=2048)
+    tie_word_embeddings(cfg)  # read when lm_head.weight is stored; checked with the rest here
     return HeadParams(
-        hidden=int(_need(text, "hidden_size", t)),
-        backbone=int(_need(cfg, "backbone_hidden_size", "")),
+        hidden=t.integer("hidden_size", 1, _WIDTH),
+        backbone=c.integer("backbone_hidden_size", 1, _WIDTH),
         is_swa=is_swa,
-        n_head=int(_need(text, "num_attention_heads", t)),
+        n_head=t.integer("num_attention_heads", 1, _COUNT),
         kv_heads=tuple(n_kv_swa if s else n_kv_full for s in is_swa),
         head_dim_full=hd_full,
         head_dim_swa=hd_swa,
-        ffn=(int(_need(text, "intermediate_size", t)),) * n_layer,
-        sliding_window=int(_need(text, "sliding_window", t)),
-        rope_base=float(rope_full.get("rope_theta", 1_000_000.0)),
-        rope_base_swa=float(rope_swa.get("rope_theta", 10_000.0)),
+        ffn=(t.integer("intermediate_size", 1, _WIDTH),) * n_layer,
+        sliding_window=t.integer("sliding_window", 1, I32_MAX),
+        rope_base=rope_full.number("rope_theta", _TINY, _HUGE, default=1_000_000.0),
+        rope_base_swa=rope_swa.number("rope_theta", _TINY, _HUGE, default=10_000.0),
         rope_dim_full=hd_full,
-        rope_dim_swa=int(hd_swa * float(rope_swa.get("partial_rotary_factor", 1.0))),
-        rms_eps=float(text.get("rms_norm_eps", 1e-6)),
-        context=int(text.get("max_position_embeddings", 131072)),
-        n_centroids=int(cfg.get("num_centroids", 2048)),
-        centroid_top_k=int(cfg.get("centroid_intermediate_top_k", 32)),
-        use_ordered_embeddings=bool(cfg.get("use_ordered_embeddings", False)),
-        k_eq_v=bool(text.get("attention_k_eq_v", False)),
-        softcap=text.get("final_logit_softcapping") or None,
+        rope_dim_swa=int(hd_swa * rope_swa.number("partial_rotary_factor", 0.0, 1.0, default=1.0)),
+        rms_eps=t.number("rms_norm_eps", _TINY, 1.0, default=1e-6),
+        context=t.integer("max_position_embeddings", 1, I32_MAX, default=131072),
+        n_centroids=n_centroids,
+        centroid_top_k=c.integer("centroid_intermediate_top_k", 1, n_centroids, default=32),
+        use_ordered_embeddings=c.flag("use_ordered_embeddings", default=False),
+        k_eq_v=t.flag("attention_k_eq_v", default=False),
+        softcap=t.number("final_logit_softcapping", _TINY, _HUGE) if softcap else None,
     )
 
 
 def partial_rotary_full(cfg: dict[str, Any]) -> float:
-    """Fraction of the full-attention head that is rotated (proportional RoPE)."""
-    rope = (cfg.get("text_config") or {}).get("rope_parameters") or {}
-    return float(rope.get("full_attention", {}).get("partial_rotary_factor", 1.0))
+    """Fraction of the full-attention head that is rotated (proportional RoPE), in [0, 1]."""
+    rope = _text(cfg).table("rope_parameters").table(FULL)
+    return rope.number("partial_rotary_factor", 0.0, 1.0, default=1.0)
 
 
 def vocab_size(cfg: dict[str, Any]) -> int:
-    return int(_need(cfg.get("text_config") or {}, "vocab_size", "text_config."))
+    """``text_config.vocab_size`` (tokens), at most 2**24."""
+    return _text(cfg).integer("vocab_size", 1, _VOCAB)
+
+
+def tie_word_embeddings(cfg: dict[str, Any]) -> bool:
+    """Whether ``lm_head.weight`` is the embedding (then a stored copy is skipped)."""
+    return Fields(cfg, CONFIG).flag("tie_word_embeddings", default=True)
 
 
 def gemma4_tensors(hp: HeadParams, cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:

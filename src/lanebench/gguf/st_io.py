@@ -9,16 +9,20 @@ Sharded checkpoints (``model.safetensors.index.json``) are supported.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import mmap
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import numpy as np
 
 from lanebench.errors import BadInput
+from lanebench.inputs import Fields, load_json, read_limited, show
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -34,7 +38,9 @@ DTYPES: dict[str, np.dtype] = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
-_MAX_HEADER = 100 << 20
+_MAX_HEADER = 100 << 20  # bytes of header JSON (and of an index file)
+_MAX_DIMS = 8
+_MAX_NAME = 512  # characters of a tensor name
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,47 +59,92 @@ class StTensor:
         return self.end - self.begin
 
 
+def _tensor_name(path: Path, name: str) -> str:
+    if not name or len(name) > _MAX_NAME or not name.isprintable():
+        raise BadInput(f"{path}: tensor name {show(name)} is not 1 to {_MAX_NAME} printable characters")
+    return name
+
+
+def _tensor(path: Path, name: str, meta: Any, base: int, size: int) -> StTensor:
+    """One header entry, checked: dtype known, shape of non-negative ints, and data_offsets
+    inside the file spanning exactly shape x dtype bytes."""
+    where = f"{path}: tensor {_tensor_name(path, name)}"
+    if not isinstance(meta, dict):
+        raise BadInput(f"{where}: entry is {show(meta)}, expected an object with dtype, shape, data_offsets")
+    dtype, shape, offsets = meta.get("dtype"), meta.get("shape"), meta.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise BadInput(f"{where}: field 'dtype' is {show(dtype)}, expected one of {', '.join(DTYPES)}")
+    if not _ints(shape, _MAX_DIMS) or any(d < 0 for d in shape):
+        raise BadInput(f"{where}: field 'shape' is {show(shape)}, expected up to {_MAX_DIMS} sizes >= 0")
+    if not _ints(offsets, 2) or len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1] <= size - base:
+        raise BadInput(
+            f"{where}: field 'data_offsets' is {show(offsets)}, expected [begin, end] with "
+            f"0 <= begin <= end <= {size - base} (the data bytes after the header)"
+        )
+    b, e = offsets
+    want = math.prod(shape) * DTYPES[dtype].itemsize
+    if e - b != want:
+        raise BadInput(
+            f"{where}: field 'data_offsets' spans {e - b} bytes, but shape {shape} of {dtype} is {want} bytes"
+        )
+    return StTensor(name, path, dtype, tuple(shape), base + b, base + e)
+
+
+def _ints(value: Any, max_len: int) -> TypeGuard[list[int]]:
+    """True for a list of at most ``max_len`` JSON integers (booleans are not integers)."""
+    return (
+        isinstance(value, list)
+        and len(value) <= max_len
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    )
+
+
 def _read_header(path: Path) -> tuple[dict[str, StTensor], int]:
+    """The tensors of one safetensors file, every field checked against the file's size."""
     try:
+        size = path.stat().st_size
         with path.open("rb") as f:
             raw = f.read(8)
             if len(raw) < 8:
                 raise BadInput(f"{path}: not a safetensors file (shorter than 8 bytes)")
             (n,) = struct.unpack("<Q", raw)
-            if n > _MAX_HEADER:
-                raise BadInput(f"{path}: not a safetensors file (header length {n})")
-            header = json.loads(f.read(n))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInput(f"{path}: not a safetensors file (its header is not JSON)") from None
+            if n > min(_MAX_HEADER, size - 8):
+                raise BadInput(
+                    f"{path}: not a safetensors file (header length {n}, but {size - 8} bytes follow it)"
+                )
+            data = f.read(n)
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read it ({exc.strerror})") from None
+        raise BadInput(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    header = load_json(data, f"{path}: header")
+    if not isinstance(header, dict):
+        raise BadInput(f"{path}: header is {show(header)}, expected a JSON object")
     base = 8 + n
-    size = path.stat().st_size
-    out: dict[str, StTensor] = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = (int(x) for x in meta["data_offsets"])
-        if base + e > size:
-            raise BadInput(f"{path}: truncated (tensor {name} ends past the end of the file)")
-        if meta["dtype"] not in DTYPES:
-            raise BadInput(f"{path}: tensor {name} has unsupported dtype {meta['dtype']}")
-        out[name] = StTensor(name, path, meta["dtype"], tuple(meta["shape"]), base + b, base + e)
+    out = {
+        name: _tensor(path, name, meta, base, size) for name, meta in header.items() if name != "__metadata__"
+    }
     return out, base
+
+
+def _read_index(index: Path) -> list[str]:
+    """Shard file names from ``model.safetensors.index.json``, each a plain name in the folder."""
+    weight_map = Fields(load_json(read_limited(index, _MAX_HEADER, "the index"), str(index)), str(index))
+    files = weight_map.table("weight_map", required=True).data
+    for tensor, shard in files.items():
+        if not isinstance(shard, str) or not shard.isprintable() or "/" in shard or shard in ("", ".", ".."):
+            raise BadInput(
+                f"{index}: field 'weight_map.{show(tensor)}' is {show(shard)}, expected a file in the folder"
+            )
+    return sorted(set(files.values()))
 
 
 def checkpoint_files(hf_dir: Path) -> list[Path]:
     """The safetensors files of a checkpoint folder (index layout or single/any files)."""
     index = hf_dir / INDEX_FILE
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise BadInput(f"{index}: not a valid index (no 'weight_map')") from None
-        files = sorted({hf_dir / f for f in weight_map.values()})
+        files = [hf_dir / f for f in _read_index(index)]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise BadInput(f"{index}: lists shard {missing[0]} which is missing from {hf_dir}")
+            raise BadInput(f"{index}: lists shard {show(missing[0])} which is missing from {hf_dir}")
         return files
     if (hf_dir / SINGLE_FILE).is_file():
         return [hf_dir / SINGLE_FILE]
@@ -140,8 +191,10 @@ class Checkpoint:
             m.madvise(mmap.MADV_DONTNEED, start, length)
 
     def close(self) -> None:
+        """Unmap every file; a map an array still views is left for the garbage collector."""
         for m in self._maps.values():
-            m.close()
+            with contextlib.suppress(BufferError):  # a traceback may still hold a view of it
+                m.close()
         self._maps.clear()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
 
 from lanebench import __version__
+from lanebench.errors import BadInput
 from lanebench.gguf import hf
 from lanebench.gguf.quant import CHUNK_BYTES, encode, storage_type
-from lanebench.gguf.reader import open_gguf
+from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
 from lanebench.gguf.st_io import StPlan, f32_to_bf16_bits, write_checkpoint
 from lanebench.gguf.tokenizer import tokenizer_kvs
@@ -149,9 +151,30 @@ def main_kvs(s: MainShape) -> list[KV]:
 
 
 def rope_freqs(head_dim_full: int, partial: float) -> np.ndarray:
-    """Proportional-RoPE freq factors: 1 for rotated pairs, 1e30 for the rest."""
-    n_rot = int(head_dim_full * partial / 2)
-    return np.array([1.0] * n_rot + [1e30] * (head_dim_full // 2 - n_rot), dtype=np.float32)
+    """Proportional-RoPE freq factors: 1 for rotated pairs, 1e30 for the rest (``head_dim_full
+    // 2`` values; ``partial`` in [0, 1] is the rotated share of the head)."""
+    if not 0.0 <= partial <= 1.0:
+        raise ValueError(f"partial rotary factor {partial} is outside [0, 1]")
+    out = np.full(head_dim_full // 2, 1e30, dtype=np.float32)
+    out[: int(head_dim_full * partial / 2)] = 1.0
+    return out
+
+
+def tokenizer_size(tok: GgufFile) -> int:
+    """Tokens in a GGUF's vocabulary; BadInput naming the file when it holds none."""
+    field = tok.fields.get("tokenizer.ggml.tokens")
+    n = len(field.data) if field is not None else 0
+    if n == 0:
+        raise BadInput(f"--tokenizer-from {tok.path}: no tokenizer.ggml.tokens (a GGUF with a vocabulary)")
+    return n
+
+
+def fit_vocab(s: MainShape, tokenizer_from: Path | None) -> MainShape:
+    """``s`` with the vocabulary size of ``tokenizer_from`` (unchanged when None), so a main
+    model and an assistant synthesized for that tokenizer agree with it and with each other."""
+    if tokenizer_from is None:
+        return s
+    return replace(s, vocab=tokenizer_size(open_gguf(tokenizer_from, "--tokenizer-from")))
 
 
 def synth_main(
@@ -164,9 +187,7 @@ def synth_main(
 ) -> int:
     """Write a random-weight gemma4 GGUF of shape ``s``; returns bytes written."""
     tok = open_gguf(tokenizer_from, "--tokenizer-from")
-    n_tok = len(tok.fields["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in tok.fields else 0
-    if n_tok != s.vocab:
-        s = _with_vocab(s, n_tok)
+    s = replace(s, vocab=tokenizer_size(tok))
     plans: list[TensorPlan] = []
     for name, shape in main_tensors(s).items():
         if name == "rope_freqs.weight":
@@ -186,12 +207,6 @@ def synth_main(
         *tokenizer_kvs(tok),
     ]
     return write_gguf(out, "gemma4", kvs, plans, on_tensor=on_tensor)
-
-
-def _with_vocab(s: MainShape, n: int) -> MainShape:
-    from dataclasses import replace
-
-    return replace(s, vocab=n)
 
 
 # ---- HF assistant ----------------------------------------------------------------------
@@ -245,10 +260,19 @@ def assistant_config(main: MainShape, head: HeadShape, architecture: str) -> dic
 
 
 def synth_assistant(
-    out_dir: Path, main: MainShape, head: HeadShape, architecture: str, seed: int = 0, shards: int = 1
+    out_dir: Path,
+    main: MainShape,
+    head: HeadShape,
+    architecture: str,
+    seed: int = 0,
+    shards: int = 1,
+    tokenizer_from: Path | None = None,
 ) -> list[Path]:
-    """Write config.json + BF16 safetensors for an assistant; returns the weight files."""
-    cfg = assistant_config(main, head, architecture)
+    """Write config.json + BF16 safetensors for an assistant; returns the weight files.
+
+    With ``tokenizer_from`` its vocabulary is that GGUF's size, as ``synth_main`` makes the main
+    model's, so ``convert-head`` accepts the pair."""
+    cfg = assistant_config(fit_vocab(main, tokenizer_from), head, architecture)
     spec = hf.spec_for(cfg)
     hp = spec.params(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
