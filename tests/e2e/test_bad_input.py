@@ -76,6 +76,7 @@ def test_bad_lane_field(tmp_path: Path, body: str, field: str, why: str) -> None
     assert proc.returncode == 2
     assert left == []
 
+
 def test_missing_lanes_file(tmp_path: Path) -> None:
     proc, _ = run_cli(tmp_path, "run", str(tmp_path / "nope.toml"), *TINY)
     assert one_error_line(proc) == f"{tmp_path / 'nope.toml'}: lanes file not found"

@@ -108,15 +108,29 @@ def test_tokens_per_step_and_acceptance_match_the_model(measured: dict[float, An
             assert abs(share - p) <= 4 * math.sqrt(p * (1 - p) / steps) + 0.01, (alpha, i, share)
 
 
+def _acceptance_taken_for_alpha(a: float, n: int) -> float:
+    """The formula fed accepted / drafted instead of the per-token α (the old test's mistake)."""
+    return expected_tokens_per_step((expected_tokens_per_step(a, n) - 1) / n, n)
+
+
 WRONG_FORMULAS: dict[str, Callable[[float, int], float]] = {
     "linear 1 + n·α": lambda a, n: 1 + n * a,
     "one position short (1 - α^n) / (1 - α)": lambda a, n: (1 - a**n) / (1 - a),
-    "1 + n·α², right only at α = 0 and 1": lambda a, n: 1 + n * a * a,
     "α^n·(n + 1), right only at α = 1": lambda a, n: a**n * (n + 1),
+    "accepted/drafted taken for α": _acceptance_taken_for_alpha,
 }
 
 
 @pytest.mark.parametrize("name", list(WRONG_FORMULAS))
 def test_the_same_data_reject_a_wrong_formula(measured: dict[float, Any], name: str) -> None:
+    """Each wrong formula lies >= 8 standard errors from the truth at some profile (so rejecting
+    it is not luck: the right one passes within 4), and the data reject it."""
+    wrong = WRONG_FORMULAS[name]
+    separation = max(
+        abs(wrong(a, N_DRAFT) - expected_tokens_per_step(a, N_DRAFT))
+        / (step_sd(a, N_DRAFT) / math.sqrt(observed(lane)[2]))
+        for a, lane in measured.items()
+    )
+    assert separation >= 8, f"{name}: only {separation:.1f} standard errors from the truth at these sizes"
     assert fits(expected_tokens_per_step, measured)
-    assert not fits(WRONG_FORMULAS[name], measured), f"{name} would have passed: the test is too loose"
+    assert not fits(wrong, measured), f"{name} would have passed: the test is too loose"
