@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from tests.conftest import need
 
 from lanebench.engines.buildchoice import (
     BASE_ARGS,
@@ -109,9 +110,10 @@ def test_native_enables_amx_reads_the_compilers_macros() -> None:
     assert not native_enables_amx("#define __AVX512F__ 1\n")
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc, the compiler setup builds with")
 def test_gcc_honours_no_amx_whatever_the_order_of_march_native() -> None:
     """The native-no-amx build relies on this: CMAKE_C_FLAGS come before ggml's -march=native."""
+    if shutil.which("gcc") is None:
+        need("gcc, the compiler setup builds llama.cpp with")
     argv = ["gcc", *NO_AMX.split(), "-march=native", "-dM", "-E", "-x", "c", "/dev/null"]
     macros = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     assert not native_enables_amx(macros)
