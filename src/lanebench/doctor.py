@@ -7,12 +7,11 @@ from typing import Any
 
 from lanebench.engines.dialect import probe
 from lanebench.engines.discovery import HOW_TO_GET, find_server_bin, packaged_server_bin
+from lanebench.engines.exitcause import REBUILD_ADVICE
 from lanebench.engines.install import load_choice
 from lanebench.engines.smoke import cpu_features, smoke_test
 from lanebench.errors import LanebenchError
 from lanebench.models import DEFAULT_MODEL_PACKAGE, default_model_path
-
-REBUILD_FIX = "lanebench install-server --rebuild   (or --server-bin a build that runs here)"
 
 
 def _item(what: str, ok: bool, detail: str, fix: str = "", missing: bool = False) -> dict[str, Any]:
@@ -57,7 +56,7 @@ def diagnose(smoke: bool = True) -> dict[str, Any]:
     if smoke and binary is not None and model is not None:
         r = smoke_test(binary, model)
         out["smoke"] = r.to_dict()
-        items.append(_item("smoke test", r.ok, r.message, "" if r.ok else REBUILD_FIX))
+        items.append(_item("smoke test", r.ok, r.message, "" if r.ok else REBUILD_ADVICE))
         if r.system_info:
             features = ", ".join(cpu_features(r.system_info)) or r.system_info
             items.append(_item("CPU features the build uses", True, features))

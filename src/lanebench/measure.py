@@ -89,7 +89,7 @@ class LaneJob:
         )
         if not rec.ok:
             try:
-                self.server.check_alive()
+                self.server.check_alive(grace_s=2.0)
             except LaneFailed:
                 self._record(rec)  # the request that found the server dead is data too
                 raise
@@ -113,7 +113,7 @@ class LaneJob:
             try:
                 tokens = await _corpus_tokens(session, base, self.model_key)
             except (aiohttp.ClientError, KeyError, ValueError) as exc:
-                self.server.check_alive()
+                self.server.check_alive(grace_s=2.0)
                 raise LaneFailed(f"cannot tokenise the corpus: {exc}", self.server.log_tail()) from None
             prompts = PromptSource(tokens, self.job.n_in)
             for w in range(self.job.warmup):

@@ -111,6 +111,7 @@ class ServerProcess:
         self.port: int = 0
         self.argv: list[str] = []
         self.load_s: float | None = None
+        self.died_with: int | None = None  # exit status when it ended on its own (not stopped by us)
 
     @property
     def base_url(self) -> str:
@@ -193,12 +194,13 @@ class ServerProcess:
 
     def exit_cause(self, log_tail: str, phase: str) -> str:
         """How the process ended, with the signal's likely cause (see engines.exitcause)."""
+        self.died_with = self.proc.returncode if self.proc else None
         try:
             meminfo = Path("/proc/meminfo").read_text()
         except OSError:
             meminfo = ""
         return describe_exit(
-            self.proc.returncode if self.proc else None,
+            self.died_with,
             log_tail,
             phase=phase,
             model_bytes=model_bytes(self.argv),
@@ -211,8 +213,14 @@ class ServerProcess:
         self.stop()
         raise LaneFailed(f"{self.label}: {cause}", log_tail)
 
-    def check_alive(self) -> None:
-        """Raise LaneFailed with the log tail and the cause if the server has died."""
+    def check_alive(self, grace_s: float = 0.0) -> None:
+        """Raise LaneFailed with the log tail and the cause if the server has died.
+
+        ``grace_s``: after a failed request, how long to wait for a dying process to be reaped
+        (a connection can break a moment before its exit status exists)."""
+        if self.proc is not None and grace_s > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace_s)
         if self.proc is not None and self.proc.poll() is not None:
             log_tail = self.log_tail()
             raise LaneFailed(f"{self.label}: {self.exit_cause(log_tail, 'mid-run')}", log_tail)

@@ -7,17 +7,16 @@ with its cause (``engines.exitcause``).
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import re
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lanebench.engines.dialect import probe
+from lanebench.engines.exitcause import signal_name
 from lanebench.errors import LanebenchError, LaneFailed
 from lanebench.server import ServerProcess
 
@@ -79,7 +78,7 @@ def smoke_test(
     try:
         dialect = probe(binary)
     except LanebenchError as exc:
-        return SmokeResult(ok=False, binary=str(binary), message=str(exc), signal=_signal_in(str(exc)))
+        return SmokeResult(ok=False, binary=str(binary), message=str(exc))
     # system_info is printed at trace level (4) in current builds
     verbose = ["-lv", "4"] if dialect.has("-lv") else []
     log_dir = Path(tempfile.mkdtemp(prefix="lanebench-smoke-"))
@@ -96,10 +95,7 @@ def smoke_test(
             try:
                 data = _complete(server.port, timeout_s)
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                if server.proc is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        server.proc.wait(timeout=5)  # a crash mid-request: let it be reaped
-                server.check_alive()  # names the signal if it died
+                server.check_alive(grace_s=5.0)  # names the signal if it died mid-request
                 raise LaneFailed(f"smoke test: /completion failed: {exc}", server.log_tail()) from None
             t = data.get("timings") or {}
             result = SmokeResult(
@@ -116,7 +112,7 @@ def smoke_test(
             ok=False,
             binary=str(binary),
             message=str(exc).removeprefix("smoke test: "),
-            signal=_signal_in(str(exc)),
+            signal=signal_name(server.died_with) if server.died_with is not None else None,
             log_tail=exc.log_tail,
         )
     log = log_path.read_text("utf-8", "replace") if log_path.exists() else ""
@@ -129,8 +125,3 @@ def smoke_test(
     elif not result.message:
         result.message = "smoke test: the server answered but generated no tokens"
     return result
-
-
-def _signal_in(message: str) -> str | None:
-    m = re.search(r"\b(SIG[A-Z]+)\b", message)
-    return m.group(1) if m else None
