@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import subprocess
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from lanebench.engines.buildchoice import candidates
-from lanebench.engines.install import build_wheel, stage, this_machine
+from lanebench.engines.install import build_wheel, candidates_here, stage, this_machine
 from lanebench.engines.smoke import smoke_test
 from lanebench.models import default_model_path
 
@@ -52,9 +49,7 @@ def main() -> None:
     console = Console(stderr=True)
     model = default_model_path()
     machine = this_machine()
-    cands = candidates(
-        machine.arch, machine.flags, machine.native_macros, shlex.split(os.environ.get("CMAKE_ARGS", ""))
-    )
+    cands = candidates_here(machine)
     if args.configs:
         wanted = args.configs.split(",")
         cands = [c for c in cands if c.name in wanted]

