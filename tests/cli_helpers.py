@@ -17,6 +17,7 @@ from tests.fakes.proctrack import (
 FAKES = Path(__file__).resolve().parent / "fakes"
 NOT_LLAMA = FAKES / "not_llama_server.sh"
 EXITS_ON_START = FAKES / "fake_llama_server_exits_on_start.sh"
+DIES_BY_SIGNAL = FAKES / "fake_llama_server_signal.py"  # $FAKE_SIGNAL while loading
 TINY = ("--n-in", "64", "--n-out", "8", "--reps", "1", "--aggregate", "0")
 # Refusals before any server starts need no real engine: a fake that answers --help like b11434.
 FAKE_BIN = ("--server-bin", str(EXITS_ON_START))

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import DIES_BY_SIGNAL
 
 pytestmark = pytest.mark.e2e
-
-SIGNAL_FAKE = Path(__file__).resolve().parent.parent / "fakes" / "fake_llama_server_signal.py"
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -42,7 +41,7 @@ def test_doctor_smoke_tests_the_real_server(server_bin: Path, gemma_270m: Path) 
 
 
 def test_doctor_names_a_build_that_dies_by_sigill(gemma_270m: Path) -> None:
-    proc = doctor({"LANEBENCH_SERVER_BIN": str(SIGNAL_FAKE), "FAKE_SIGNAL": "SIGILL"})
+    proc = doctor({"LANEBENCH_SERVER_BIN": str(DIES_BY_SIGNAL), "FAKE_SIGNAL": "SIGILL"})
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from tests.cli_helpers import (
+    DIES_BY_SIGNAL,
     EXITS_ON_START,
     TINY,
     lanes_file,
@@ -294,9 +295,6 @@ def test_server_killed_mid_job_via_cli_exits_4(tmp_path: Path, server_bin: Path,
     assert tagged(tag) == []
 
 
-SIGNAL_FAKE = Path(__file__).resolve().parent.parent / "fakes" / "fake_llama_server_signal.py"
-
-
 @pytest.mark.e2e
 def test_an_engine_killed_by_a_signal_names_the_signal_and_what_to_do(
     tmp_path: Path, gemma_270m: Path
@@ -306,7 +304,7 @@ def test_an_engine_killed_by_a_signal_names_the_signal_and_what_to_do(
         f"""
 [defaults]
 model = "{gemma_270m}"
-server_bin = "{SIGNAL_FAKE}"
+server_bin = "{DIES_BY_SIGNAL}"
 threads = 1
 slots = 1
 
