@@ -15,9 +15,10 @@ from pathlib import Path
 
 from lanebench.lanes import Draft, LaneSpec
 from lanebench.models import default_model_path
+from lanebench.orchestration.grid import expand, parse_grid
+from lanebench.orchestration.measure_lane import LaneMeasurer, group_plans
+from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
 from lanebench.records import JobSpec
-from lanebench.runner import RunOptions, measure_plan, new_run, plan_lanes
-from lanebench.sweep import _SUPPORT, expand, group_plans, measure_group, parse_grid
 
 
 def main() -> None:
@@ -35,21 +36,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         opts = RunOptions(job=job, out_dir=Path(tmp), server_bin=args.server_bin)
         plans = plan_lanes(lanes, opts)
-        run = new_run(opts, {})
+        run = new_run(opts, plans)
 
         t0 = time.perf_counter()
-        restart = [measure_plan(p, run, opts, []) for p in plans]
+        restart = [LaneMeasurer(run, opts, []).measure(p) for p in plans]
         wall_restart = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        reused, servers = [], 0
-        for group in group_plans(plans):
-            got, started = measure_group(group, run, opts, [])
-            reused += got
-            servers += started
+        sharing = LaneMeasurer(run, opts, [])
+        reused = [r for group in group_plans(plans) for r in sharing.measure_group(group)]
+        servers = sharing.servers
         wall_reuse = time.perf_counter() - t0
 
-    supported = _SUPPORT.get(str(plans[0].server_bin))
+    supported = sharing.per_request_support(plans[0])
     print(f"build: {plans[0].dialect.version_text}")
     print(f"per-request speculative fields honoured: {supported}")
     print(

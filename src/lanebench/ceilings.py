@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lanebench.errors import LanebenchError
+from lanebench.fmt import Table
 from lanebench.models import default_model_path
 from lanebench.records import JobSpec
-from lanebench.report.tables import Table
 from lanebench.roofline import (
     Roofline,
     TensorInfo,

@@ -60,6 +60,13 @@ def _env_name(v: str) -> str:
     return v
 
 
+def _url(v: str) -> str:
+    v = _no_nul(v).strip().rstrip("/")
+    if not v.startswith(("http://", "https://")) or len(v) > 2048 or not v.isprintable():
+        raise ValueError(f"expected an http:// or https:// URL, got {show(v)}")
+    return v
+
+
 def _expand(value: Any, info: ValidationInfo) -> Any:
     """A path field: ``~`` expanded, relative to the lanes file's folder (``base`` in the
     validation context), and refused when no system call could take it."""
@@ -134,6 +141,27 @@ class LaneSpec(BaseModel):
 
     name: Annotated[str, AfterValidator(_lane_name)] = Field(
         min_length=1, description=f"label shown in tables (at most {_LANE_NAME_MAX} bytes)"
+    )
+    engine: Annotated[str, AfterValidator(_no_nul)] = Field(
+        default="llama.cpp",
+        min_length=1,
+        max_length=64,
+        description="what serves the lane: llama.cpp (started by lanebench), openai (any "
+        "OpenAI-compatible server already running at 'url'), vllm, sglang, ollama",
+    )
+    url: Annotated[str, AfterValidator(_url)] | None = Field(
+        default=None, description="base URL of a server that already runs (engine 'openai')"
+    )
+    api_key_env: Annotated[str, AfterValidator(_env_name)] | None = Field(
+        default=None,
+        description="name of the environment variable holding the server's API key (the key "
+        "itself is never stored or logged)",
+    )
+    served_model: Text | None = Field(
+        default=None,
+        max_length=512,
+        description="the model's name as the server knows it (OpenAI 'model' field, vLLM/SGLang "
+        "model id); empty = the server's first model",
     )
     model: Path | None = Field(default=None, description="main model GGUF; empty = the embedded 270M")
     server_bin: Path | None = Field(default=None, description="llama-server binary; empty = discover")

@@ -10,63 +10,67 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from lanebench import metrics as m
-from lanebench.client import completion_body, get_json, get_text, stream_completion
+from lanebench.client import stream_request
+from lanebench.engines.base import Endpoint, LanePlan, Prompt
 from lanebench.errors import LaneFailed
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
-from lanebench.server import ServerProcess
-from lanebench.workloads import PromptSource, corpus_text
+from lanebench.figures import Fig
+from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord, SampleKind
+from lanebench.workloads import PromptSource, TextPromptSource, corpus_text
 
 Emit = Callable[[RequestRecord | AggregateRecord], None]
 
-_TOKENS: dict[str, list[int]] = {}  # corpus token ids per model file: tokenised once per run
+
+@dataclass(slots=True)
+class RunState:
+    """What one run learns once and re-uses: corpus token ids per engine and model, and whether
+    a build honours per-request speculative fields. Lives as long as one ``run_lanes`` call."""
+
+    tokens: dict[str, list[int] | None] = field(default_factory=dict)
+    per_request: dict[str, bool] = field(default_factory=dict)
 
 
-async def _corpus_tokens(session: aiohttp.ClientSession, base: str, model_key: str) -> list[int]:
-    if model_key not in _TOKENS:
-        out = await get_json(session, f"{base}/tokenize", {"content": corpus_text()})
-        _TOKENS[model_key] = [int(t) for t in out["tokens"]]
-    return _TOKENS[model_key]
-
-
-async def _metrics(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
-    try:
-        return m.parse_prometheus(await get_text(session, f"{base}/metrics"))
-    except aiohttp.ClientError:
-        return {}
+def _token_key(plan: LanePlan) -> str:
+    return f"{plan.engine.name}\0{plan.build}\0{plan.model or plan.lane.served_model or ''}"
 
 
 class LaneJob:
-    """The standard job against one server, recording into ``result``."""
+    """The standard job against one endpoint, recording into ``result``."""
 
     def __init__(
         self,
-        server: ServerProcess,
+        plan: LanePlan,
+        endpoint: Endpoint,
         result: LaneResult,
         job: JobSpec,
         emit: Emit,
         *,
-        model_key: str,
+        state: RunState,
         request_timeout_s: float = 3600.0,
         speculative: dict[str, Any] | None = None,
     ) -> None:
-        self.server = server
+        self.plan = plan
+        self.engine = plan.engine
+        self.endpoint = endpoint
         self.result = result
         self.job = job
         self.emit = emit
-        self.model_key = model_key
+        self.state = state
         self.request_timeout_s = request_timeout_s
-        self.speculative = speculative
+        self.speculative = speculative or {}
         self._next_prompt = 0
+        self._prompts: PromptSource | TextPromptSource | None = None
 
-    def _body(self, prompts: PromptSource) -> dict[str, Any]:
-        prompt = prompts.prompt(self._next_prompt)
+    def _prompt(self) -> Prompt:
+        assert self._prompts is not None
+        prompt = self._prompts.prompt(self._next_prompt)
         self._next_prompt += 1
-        return completion_body(prompt, self.job.n_out, self.job.seed, self.speculative)
+        return prompt
 
     def _record(self, rec: RequestRecord | AggregateRecord) -> None:
         if isinstance(rec, RequestRecord):
@@ -76,24 +80,48 @@ class LaneJob:
         self.emit(rec)
 
     async def _one(
-        self, session: aiohttp.ClientSession, prompts: PromptSource, kind: Any, rep: int, idx: int = 0
+        self, session: aiohttp.ClientSession, kind: SampleKind, rep: int, idx: int = 0
     ) -> RequestRecord:
-        rec = await stream_completion(
+        req = self.engine.request(
+            self.plan, self._prompt(), self.job.n_in, self.job.n_out, self.job.seed, self.speculative
+        )
+        rec = await stream_request(
             session,
-            self.server.base_url,
-            self._body(prompts),
+            self.endpoint.base_url,
+            req,
+            self.engine.reader(),
             kind=kind,
             rep=rep,
             stream_index=idx,
             timeout_s=self.request_timeout_s,
+            headers=self.endpoint.headers() or None,
         )
         if not rec.ok:
             try:
-                self.server.check_alive(grace_s=2.0)
+                self.endpoint.check_alive(grace_s=2.0)
             except LaneFailed:
                 self._record(rec)  # the request that found the server dead is data too
                 raise
         return rec
+
+    async def _prepare(self, session: aiohttp.ClientSession) -> None:
+        """The served model's name, then the corpus as token ids (or text, if the engine cannot)."""
+        try:
+            await self.engine.prepare(session, self.endpoint, self.plan)
+            key = _token_key(self.plan)
+            if key not in self.state.tokens:
+                text = corpus_text()
+                self.state.tokens[key] = await self.engine.prompt_ids(session, self.endpoint, self.plan, text)
+            tokens = self.state.tokens[key]
+        except (aiohttp.ClientError, KeyError, ValueError, TypeError) as exc:
+            self.endpoint.check_alive(grace_s=2.0)
+            raise LaneFailed(
+                f"lane {self.plan.lane.name!r}: cannot tokenise the corpus: {exc}", self.endpoint.log_tail()
+            ) from None
+        if tokens is None:
+            self._prompts = TextPromptSource(corpus_text(), self.job.n_in)
+        else:
+            self._prompts = PromptSource(tokens, self.job.n_in)
 
     def _more_reps(self, done: int) -> bool:
         """Fixed reps, or with a CI target: at least ``reps``, then until the CI fits or max_reps."""
@@ -106,32 +134,26 @@ class LaneJob:
         return not m.ci_within(decode, job.target_ci)
 
     async def run(self) -> None:
-        base = self.server.base_url
         # llama-server closes a connection after a streamed reply; never reuse one
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
         async with aiohttp.ClientSession(connector=connector) as session:
-            try:
-                tokens = await _corpus_tokens(session, base, self.model_key)
-            except (aiohttp.ClientError, KeyError, ValueError) as exc:
-                self.server.check_alive(grace_s=2.0)
-                raise LaneFailed(f"cannot tokenise the corpus: {exc}", self.server.log_tail()) from None
-            prompts = PromptSource(tokens, self.job.n_in)
+            await self._prepare(session)
             for w in range(self.job.warmup):
-                self._record(await self._one(session, prompts, "warmup", w))
-            before = await _metrics(session, base)
+                self._record(await self._one(session, "warmup", w))
+            before = await self.engine.counters(session, self.endpoint)
             r = 0
             while self._more_reps(r):
-                self._record(await self._one(session, prompts, "single", r))
+                self._record(await self._one(session, "single", r))
                 r += 1
-            delta = m.counter_delta(before, await _metrics(session, base))
+            delta = m.counter_delta(before, await self.engine.counters(session, self.endpoint))
             self.result.metrics_delta = delta
             for r in range(self.job.reps if self.job.aggregate > 0 else 0):
-                await self._batch(session, prompts, r)
+                await self._batch(session, r)
 
-    async def _batch(self, session: aiohttp.ClientSession, prompts: PromptSource, rep: int) -> None:
+    async def _batch(self, session: aiohttp.ClientSession, rep: int) -> None:
         n = self.job.aggregate
         t0 = time.perf_counter()
-        recs = await asyncio.gather(*(self._one(session, prompts, "aggregate", rep, i) for i in range(n)))
+        recs = await asyncio.gather(*(self._one(session, "aggregate", rep, i) for i in range(n)))
         wall = time.perf_counter() - t0
         for rec in recs:
             self._record(rec)
@@ -154,39 +176,43 @@ def _reason_in_log(log_tail: str) -> str:
 def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
     """Fill ``summary``, ``per_position`` and ``flags`` of a measured lane (pure)."""
     singles = [r for r in result.samples if r.kind == "single" and r.ok]
-    s: dict[str, Any] = {
-        "prefill_tps": m.stat(m.engine_prefill_tps(r) for r in singles),
-        "decode_tps": m.stat(m.engine_decode_tps(r) for r in singles),
-        "prefill_client_tps": m.stat(m.client_prefill_tps(r) for r in singles),
-        "decode_client_tps": m.stat(m.client_decode_tps(r) for r in singles),
-        "wall_s": m.stat(r.wall_s for r in singles),
-        "normalized_wall_s": m.stat(
+    s: dict[Fig, Any] = {
+        Fig.PREFILL: m.stat(m.engine_prefill_tps(r) for r in singles),
+        Fig.DECODE: m.stat(m.engine_decode_tps(r) for r in singles),
+        Fig.PREFILL_CLIENT: m.stat(m.client_prefill_tps(r) for r in singles),
+        Fig.DECODE_CLIENT: m.stat(m.client_decode_tps(r) for r in singles),
+        Fig.WALL: m.stat(r.wall_s for r in singles),
+        Fig.NORMALIZED_WALL: m.stat(
             m.normalized_wall_s(job.n_in, job.n_out, p, d)
             for r in singles
             if (p := m.engine_prefill_tps(r)) and (d := m.engine_decode_tps(r))
         ),
-        "aggregate_tps": m.stat(m.aggregate_tps(result.aggregates)),
-        "acceptance": m.stat(a for r in singles if (a := m.acceptance([r])) is not None),
+        Fig.AGGREGATE: m.stat(m.aggregate_tps(result.aggregates)),
+        Fig.ACCEPTANCE: m.stat(a for r in singles if (a := m.acceptance([r])) is not None),
     }
     delta = result.metrics_delta
     mal = m.mean_accepted_length(
         delta.get("spec_decode_num_accepted_tokens_total", 0.0),
         delta.get("spec_decode_num_drafts_total", 0.0),
     )
-    s["mean_accepted_length"] = m.stat([mal])
-    result.summary = {k: v for k, v in s.items() if v is not None}
+    s[Fig.MEAN_ACCEPTED_LENGTH] = m.stat([mal])
+    result.summary = {str(k): v for k, v in s.items() if v is not None}
     result.per_position = m.per_position_acceptance(delta)
     _flag(result, job, singles, log_tail)
 
 
 def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_tail: str) -> None:
     result.flags = []  # recomputed from the records: summarize may run again (e.g. after a resume)
-    if result.status == "flagged":
-        result.status = "ok"
+    if result.status == LaneStatus.FLAGGED:
+        result.status = LaneStatus.OK
     failed = [r for r in result.samples if not r.ok]
     if failed:
         result.flags.append(f"{len(failed)} request(s) failed: {failed[0].error}")
-    if result.lane.get("draft") and singles and m.acceptance(singles) is None:
+        measured = [r for r in result.samples if r.kind == "single"]
+        if measured and not singles and result.status == LaneStatus.OK:
+            result.status = LaneStatus.FAILED  # not one measured request came back whole
+            result.error = f"every measured request failed: {failed[0].error}"
+    if result.lane.draft is not None and singles and m.acceptance(singles) is None:
         why = _reason_in_log(log_tail)
         result.flags.append(
             "asked for drafting but the server drafted nothing (no draft_n in timings)"
@@ -197,9 +223,9 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
         result.flags.append(
             f"engine processed {short[0].timings.get('prompt_n')} prompt tokens, not {job.n_in}"
         )
-    if job.aggregate > int(result.lane.get("slots") or 1):
+    if result.lane.url is None and job.aggregate > result.lane.slots:
         result.flags.append(
-            f"{job.aggregate} concurrent jobs on {result.lane.get('slots')} slot(s): requests queued"
+            f"{job.aggregate} concurrent jobs on {result.lane.slots} slot(s): requests queued"
         )
-    if result.flags and result.status == "ok":
-        result.status = "flagged"
+    if result.flags and result.status == LaneStatus.OK:
+        result.status = LaneStatus.FLAGGED

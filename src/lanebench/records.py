@@ -6,10 +6,26 @@ These are plain dataclasses (no I/O). ``to_dict`` gives the JSON shape written b
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any, Literal
 
+from lanebench.lanes import LaneSpec
+
 SampleKind = Literal["warmup", "single", "aggregate"]
+
+
+class LaneStatus(StrEnum):
+    OK = "ok"
+    FLAGGED = "flagged"  # measured, with something a reader must know (see ``flags``)
+    FAILED = "failed"  # could not be measured (see ``error`` and ``log_tail``)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # finished, and at least one lane failed
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(slots=True)
@@ -78,8 +94,8 @@ class LaneResult:
     """Everything measured for one lane (or why it could not be)."""
 
     name: str
-    lane: dict[str, Any]
-    status: Literal["ok", "flagged", "failed"] = "ok"
+    lane: LaneSpec
+    status: LaneStatus = LaneStatus.OK
     argv: list[str] = field(default_factory=list)
     load_s: float | None = None
     samples: list[RequestRecord] = field(default_factory=list)
@@ -93,9 +109,35 @@ class LaneResult:
     log_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["lane"] = self.lane.model_dump(mode="json")
+        d["status"] = str(self.status)
+        d["argv"], d["flags"], d["per_position"] = list(self.argv), list(self.flags), list(self.per_position)
+        d["metrics_delta"] = dict(self.metrics_delta)
+        d["samples"] = [asdict(s) for s in self.samples]
+        d["aggregates"] = [asdict(a) for a in self.aggregates]
         d["summary"] = {k: v.to_dict() for k, v in self.summary.items()}
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LaneResult:
+        """A result from its ``to_dict`` form (a JSON file, the store)."""
+        return cls(
+            name=str(d["name"]),
+            lane=LaneSpec.model_validate(d.get("lane") or {"name": d["name"]}),
+            status=LaneStatus(d.get("status") or "ok"),
+            argv=list(d.get("argv") or []),
+            load_s=d.get("load_s"),
+            samples=[RequestRecord(**s) for s in d.get("samples") or []],
+            aggregates=[AggregateRecord(**a) for a in d.get("aggregates") or []],
+            metrics_delta=dict(d.get("metrics_delta") or {}),
+            summary={k: Stat(**v) for k, v in (d.get("summary") or {}).items() if v},
+            per_position=list(d.get("per_position") or []),
+            flags=list(d.get("flags") or []),
+            error=d.get("error"),
+            log_tail=d.get("log_tail") or "",
+            log_path=d.get("log_path"),
+        )
 
 
 @dataclass(slots=True)

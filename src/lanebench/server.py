@@ -63,11 +63,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def health_status(port: int, timeout_s: float = 2.0) -> int | None:
-    """HTTP status of GET /health, or None when nothing answers."""
+def health_status(port: int, timeout_s: float = 2.0, path: str = "/health") -> int | None:
+    """HTTP status of GET ``path`` (an engine's readiness probe), or None when nothing answers."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
-        conn.request("GET", "/health")
+        conn.request("GET", path)
         return conn.getresponse().status
     except (OSError, http.client.HTTPException):
         return None
@@ -99,7 +99,9 @@ class ServerProcess:
         load_timeout_s: float = 300.0,
         port: int | None = None,
         bind_retries: int = 3,
+        ready_path: str = "/health",
     ) -> None:
+        self.ready_path = ready_path
         self.argv_for_port = argv_for_port
         self.log_path = log_path
         self.label = label
@@ -129,6 +131,9 @@ class ServerProcess:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -180,14 +185,14 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 return False
-            if health_status(self.port, timeout_s=1.0) == 200:
+            if health_status(self.port, timeout_s=1.0, path=self.ready_path) == 200:
                 self.load_s = time.monotonic() - self._t0
                 return True
             time.sleep(0.05)
         log_tail = self.log_tail()
         self.stop()
         raise LaneFailed(
-            f"{self.label}: load timeout: no 200 from /health within {self.load_timeout_s:g} s "
+            f"{self.label}: load timeout: no 200 from {self.ready_path} within {self.load_timeout_s:g} s "
             f"(--load-timeout)",
             log_tail,
         )

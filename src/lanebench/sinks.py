@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
+from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord, RunStatus
 
 
 @dataclass(slots=True)
@@ -26,7 +26,7 @@ class RunInfo:
     job: JobSpec
     host: dict[str, Any] = field(default_factory=dict)
     builds: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     finished_at: str | None = None
     lanes_file: str | None = None
 

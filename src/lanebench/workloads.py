@@ -43,3 +43,26 @@ class PromptSource:
         """Token ids of slice ``i``: exactly ``n_in`` of them."""
         start = self.offset(i)
         return self.tokens[start : start + self.n_in]
+
+
+CHARS_PER_TOKEN = 4  # a rough English/code average; the engine's own count is checked after
+
+
+class TextPromptSource:
+    """Slices of the corpus text of about ``n_in`` tokens, for engines that cannot tokenise for
+    us (Ollama, an OpenAI server without ``/tokenize``). The engine's reported prompt length is
+    what counts; a lane whose prompts were not ``n_in`` tokens is flagged."""
+
+    def __init__(self, text: str, n_in: int) -> None:
+        if n_in < 1:
+            raise BadInput(f"--n-in: expected a positive number of tokens, got {n_in}")
+        self.text = text
+        self.n_chars = n_in * CHARS_PER_TOKEN
+        if len(text) < self.n_chars + 1:
+            raise BadInput(f"--n-in: {n_in} tokens is more than the bundled corpus holds as text")
+        self._span = len(text) - self.n_chars
+        self._stride = max(1, min(self.n_chars, self._span // 7) | 1)
+
+    def prompt(self, i: int) -> str:
+        start = (i * self._stride) % (self._span + 1)
+        return self.text[start : start + self.n_chars]

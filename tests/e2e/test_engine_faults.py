@@ -35,8 +35,9 @@ from tests.fakes.proctrack import (
 
 from lanebench import server as server_mod
 from lanebench.lanes import LaneSpec
+from lanebench.orchestration.measure_lane import LaneMeasurer
+from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
-from lanebench.runner import RunOptions, measure_plan, new_run, plan_lanes
 from lanebench.server import ServerProcess, health_status
 from lanebench.sinks import RunInfo
 
@@ -205,11 +206,11 @@ def killed_then_next(
         ],
         opts,
     )
-    run = new_run(opts, {})
+    run = new_run(opts)
     killer = KillAfterFirstRecord()
-    killed = measure_plan(first, run, opts, [killer])
+    killed = LaneMeasurer(run, opts, [killer]).measure(first)
     left = children(os.getpid(), "llama-server")
-    after = measure_plan(second, run, opts, [])
+    after = LaneMeasurer(run, opts, []).measure(second)
     left += children(os.getpid(), "llama-server")
     assert len(killer.killed) == 1
     return killed, after, left

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from tests.conftest import need
 
-from lanebench.runner import requests_per_lane
+from lanebench.orchestration.plan import requests_per_lane
 from lanebench.store import open_store
 
 pytestmark = pytest.mark.e2e

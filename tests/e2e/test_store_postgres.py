@@ -105,9 +105,10 @@ def test_postgres_resume_discards_the_unfinished_lane(fresh_pg: str) -> None:
     sink = StoreSink(store, fingerprints=False)
     sink.run_started(run)
     measure_lane(sink, run, "done")
+    from lanebench.lanes import LaneSpec
     from lanebench.records import LaneResult
 
-    sink.lane_started(run, LaneResult(name="killed", lane={}))
+    sink.lane_started(run, LaneResult(name="killed", lane=LaneSpec(name="killed")))
     store.discard_unfinished(run.run_id)
     assert [x.name for x in store.load_lanes(run.run_id)] == ["done"]
     StoreSink(store, fingerprints=False).run_started(store.get_run(run.run_id))

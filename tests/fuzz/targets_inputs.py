@@ -22,8 +22,9 @@ from functools import cache
 from pathlib import Path
 from unittest import mock
 
-from lanebench import __version__, runner
+from lanebench import __version__
 from lanebench.defaults import DEFAULT_JOB
+from lanebench.engines import llamacpp
 from lanebench.engines.dialect import Dialect, parse_dialect
 from lanebench.errors import BadInput, LanebenchError
 from lanebench.gguf import hf
@@ -32,6 +33,7 @@ from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
 from lanebench.gguf.st_io import SINGLE_FILE, Checkpoint, StPlan, checkpoint_files, write_safetensors
 from lanebench.gguf.synth import synth_assistant, synth_main
 from lanebench.lanes import MAX_LINES, load_lanes
+from lanebench.orchestration import plan as runner
 from tests.fuzz.harness import Target
 from tests.gguf_fixtures import tokenizer_gguf
 
@@ -217,8 +219,8 @@ def _run_lanes(path: Path) -> None:
     try:
         lanes = load_lanes(path)
         with (
-            mock.patch.object(runner, "probe", lambda binary: dialect()),
-            mock.patch.object(runner, "default_model_path", lambda: fx.main),
+            mock.patch.object(llamacpp, "probe", lambda binary: dialect()),
+            mock.patch.object(llamacpp, "default_model_path", lambda: fx.main),
         ):
             runner.plan_lanes(lanes, opts)
     except LanebenchError as exc:

@@ -30,11 +30,17 @@ def test_parse_sse_without_space_and_with_crlf() -> None:
         b"data: {not json}\n",
         b"data: [1, 2, 3]\n",
         b'data: "text"\n',
-        b'{"content":"no data prefix"}\n',
+        b"event: ping\n",
+        b"[1, 2]\n",
     ],
 )
 def test_parse_sse_ignores_everything_else(line: bytes) -> None:
     assert parse_sse_line(line) is None
+
+
+def test_parse_line_takes_ndjson_too() -> None:
+    """Ollama streams bare JSON lines (NDJSON), not SSE ``data:`` lines."""
+    assert parse_sse_line(b'{"response":"x","done":false}\n') == {"response": "x", "done": False}
 
 
 def test_parse_sse_final_chunk_with_timings() -> None:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from tests.gguf_fixtures import small_set, tokenizer_gguf
 
-from lanebench import runner
 from lanebench.defaults import DEFAULT_JOB
+from lanebench.engines import llamacpp
 from lanebench.engines.dialect import parse_dialect
 from lanebench.errors import BadInput
 from lanebench.gguf import hf, shapes
@@ -26,6 +26,7 @@ from lanebench.gguf.synth import fit_vocab, rope_freqs, synth_assistant, synth_m
 from lanebench.gguf.writer import write_gguf
 from lanebench.inputs import MAX_DEPTH
 from lanebench.lanes import MAX_LINES, load_lanes
+from lanebench.orchestration import plan as runner
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +303,7 @@ def test_missing_default_model_is_one_plan_line_for_3000_lanes(
 ) -> None:
     help_dir = Path(__file__).resolve().parents[1] / "fixtures" / "help"
     build = parse_dialect(*((help_dir / f"b11434.{x}").read_text() for x in ("version", "help")))
-    monkeypatch.setattr(runner, "probe", lambda binary: build)
+    monkeypatch.setattr(llamacpp, "probe", lambda binary: build)
     lanes = "".join(f'[[lane]]\nname = "lane {i}"\n' for i in range(3000))
     path = tmp_path / "lanes.toml"
     path.write_text(f'[defaults]\nmodel = "missing.gguf"\nserver_bin = "{sys.executable}"\n{lanes}')

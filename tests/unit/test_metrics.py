@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lanebench import metrics as m
+from lanebench.lanes import LaneSpec
 from lanebench.measure import summarize
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord, Stat
 
@@ -250,7 +251,7 @@ def single(prompt_n: int = 256, **timings: object) -> RequestRecord:
 def lane_result(draft: bool, samples: list[RequestRecord]) -> LaneResult:
     lane = {"name": "L", "slots": 2, "notes": ""}
     lane["draft"] = {"kind": "model", "path": "/d.gguf", "block_size": 4} if draft else None
-    return LaneResult(name="L", lane=lane, samples=samples)
+    return LaneResult(name="L", lane=LaneSpec.model_validate(lane), samples=samples)
 
 
 def test_summarize_plain_lane_is_ok() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tests.unit.test_report_seed import M26, SEED_ROWS, seed_lane, store_run
 
+from lanebench.lanes import LaneSpec
 from lanebench.records import LaneResult, Stat
 from lanebench.report.compare import compare_rows, compare_table, verdict
 from lanebench.report.data import load_report
@@ -43,7 +44,9 @@ def test_verdict_compares_against_the_runs_own_spread(
 
 
 def _lane(name: str, decode: Stat, wall: Stat) -> LaneResult:
-    return LaneResult(name=name, lane={}, summary={"decode_tps": decode, "normalized_wall_s": wall})
+    return LaneResult(
+        name=name, lane=LaneSpec(name=name), summary={"decode_tps": decode, "normalized_wall_s": wall}
+    )
 
 
 def test_compare_rows_ratio_per_lane_and_lanes_in_one_run_only() -> None:
@@ -56,8 +59,8 @@ def test_compare_rows_ratio_per_lane_and_lanes_in_one_run_only() -> None:
     assert wall["ratio"] == pytest.approx(0.85) and wall["verdict"] == "B better (beyond spread)"
     assert {"lane": "gone", "only_in": "A"} in rows and {"lane": "new", "only_in": "B"} in rows
     rows += compare_rows(
-        [LaneResult(name="d", lane={}, summary={"acceptance": s(0.5, 0.4, 0.6)})],
-        [LaneResult(name="d", lane={}, summary={"acceptance": s(0.9, 0.85, 0.95)})],
+        [LaneResult(name="d", lane=LaneSpec(name="d"), summary={"acceptance": s(0.5, 0.4, 0.6)})],
+        [LaneResult(name="d", lane=LaneSpec(name="d"), summary={"acceptance": s(0.9, 0.85, 0.95)})],
     )
     table = compare_table("A1", "B1", rows)
     assert [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lanebench.ceilings import ceilings_table
+from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec, LaneResult, Stat
 from lanebench.roofline import roofline_of
 from lanebench.sinks import RunInfo, run_document
@@ -13,9 +14,11 @@ from lanebench.sinks import RunInfo, run_document
 def test_ceilings_table_arithmetic(gemma_270m: Path) -> None:
     job = JobSpec(n_in=1150, n_out=200)
     run = RunInfo(run_id="r", started_at="t", lanebench_version="x", job=job)
-    lane = LaneResult(name="plain", lane={"model": str(gemma_270m), "kv": "f16"})
+    lane = LaneResult(name="plain", lane=LaneSpec(name="plain", model=gemma_270m, kv="f16"))
     lane.summary["decode_tps"] = Stat(80.0, 79.0, 81.0, 3)
-    failed = LaneResult(name="gone", lane={"model": "/nonexistent.gguf", "kv": "f16"}, status="failed")
+    failed = LaneResult(
+        name="gone", lane=LaneSpec(name="gone", model="/nonexistent.gguf", kv="f16"), status="failed"
+    )
     table = ceilings_table(run_document(run, [lane, failed]), {"bytes_per_s": 35e9, "source": "test"})
     per_token = roofline_of(gemma_270m, ctx=1150 + 100, kv_type="f16").total_bytes
     ceiling = 35e9 / per_token

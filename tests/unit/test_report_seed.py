@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from lanebench.errors import BadInput
+from lanebench.fmt import Table
+from lanebench.lanes import LaneSpec
 from lanebench.measure import summarize
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
 from lanebench.report.data import ReportData, load_report
 from lanebench.report.render import pick_format, render, report_tables
 from lanebench.report.sections import sweep_groups
-from lanebench.report.tables import Table
 from lanebench.sinks import RunInfo
 from lanebench.store import Store, open_store, schema
 from lanebench.store.sink import StoreSink
@@ -80,7 +81,9 @@ def seed_lane(
     if acc is not None:
         timings.update(draft_n=1000, draft_n_accepted=round(acc * 1000))
     sample = RequestRecord(kind="single", rep=0, n_in=1150, n_out=2000, timings=timings, wall_s=1.0)
-    lane = LaneResult(name=name, lane=lane_dict(name, model, kv, block), samples=[sample])
+    lane = LaneResult(
+        name=name, lane=LaneSpec.model_validate(lane_dict(name, model, kv, block)), samples=[sample]
+    )
     lane.aggregates = [AggregateRecord(rep=0, streams=2, wall_s=4000 / agg, tokens=4000)]
     return lane
 

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from lanebench.errors import BadInput
+from lanebench.lanes import LaneSpec
 from lanebench.measure import summarize
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
 from lanebench.sinks import RunInfo
@@ -59,7 +60,7 @@ def request(kind: str, rep: int, prefill: float, decode: float, idx: int = 0) ->
 
 def measure_lane(sink: StoreSink, run: RunInfo, name: str, *, fail: bool = False) -> LaneResult:
     """Feed one lane through the sink exactly as the runner does."""
-    lane = LaneResult(name=name, lane={"name": name, "kv": "f16", "slots": 2, "model": "/m/x.gguf"})
+    lane = LaneResult(name=name, lane=LaneSpec(name=name, kv="f16", slots=2, model="/m/x.gguf"))
     sink.lane_started(run, lane)
     recs: list[RequestRecord | AggregateRecord] = [request("warmup", 0, 500, 50)]
     recs += [request("single", r, 500 + 10 * r, 50 + r) for r in range(JOB.reps)]
@@ -108,7 +109,7 @@ def test_every_sample_is_committed_as_it_arrives_and_unfinished_lanes_are_discar
     sink = StoreSink(store, fingerprints=False)
     sink.run_started(run)
     measure_lane(sink, run, "done")
-    lane = LaneResult(name="killed", lane={"name": "killed"})
+    lane = LaneResult(name="killed", lane=LaneSpec(name="killed"))
     sink.lane_started(run, lane)
     for r in range(3):
         sink.sample(run, lane, request("single", r, 500, 50))
@@ -236,7 +237,7 @@ def _writer(db: str, run_id: str, n: int) -> None:
     run = make_run(run_id)
     sink = StoreSink(store, fingerprints=False)
     sink.run_started(run)
-    lane = LaneResult(name="lane", lane={"name": "lane"})
+    lane = LaneResult(name="lane", lane=LaneSpec(name="lane"))
     sink.lane_started(run, lane)
     for i in range(n):
         sink.sample(run, lane, request("single", i, 500, 50))

@@ -9,10 +9,10 @@ import pytest
 from lanebench.errors import BadInput
 from lanebench.lanes import Draft, LaneSpec
 from lanebench.metrics import ci_within, median_ci
+from lanebench.orchestration.grid import expand, parse_grid, server_key, speculative_fields
+from lanebench.orchestration.plan import RunOptions
+from lanebench.orchestration.tune import first_job, rank, tune_lanes
 from lanebench.records import JobSpec, LaneResult, Stat
-from lanebench.runner import RunOptions
-from lanebench.sweep import expand, parse_grid, server_key, speculative_fields
-from lanebench.tune import first_job, rank, tune_lanes
 
 M = Path("/m.gguf")
 
@@ -84,7 +84,7 @@ def test_median_ci_order_statistics() -> None:
 
 
 def result(name: str, decode: float | None, status: str = "ok") -> LaneResult:
-    r = LaneResult(name=name, lane={}, status=status)  # type: ignore[arg-type]
+    r = LaneResult(name=name, lane=LaneSpec(name=name), status=status)  # type: ignore[arg-type]
     if decode is not None:
         r.summary["decode_tps"] = Stat(decode, decode, decode, 1)
     return r

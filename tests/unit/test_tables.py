@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from lanebench.fmt import Table
+from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec, LaneResult, Stat
 from lanebench.report.tables import (
-    Table,
     draft_acceptance,
     fmt_pct,
     fmt_stat,
@@ -24,7 +25,7 @@ def lane(name: str, *, draft: bool = False, notes: str = "", **kw: object) -> La
     spec = {"name": name, "notes": notes, "slots": 2, "draft": None}
     if draft:
         spec["draft"] = {"kind": "mtp", "path": "/models/heads/mtp-gemma-4-26B.gguf", "block_size": 4}
-    return LaneResult(name=name, lane=spec, **kw)  # type: ignore[arg-type]
+    return LaneResult(name=name, lane=LaneSpec.model_validate(spec), **kw)  # type: ignore[arg-type]
 
 
 def ok_lane() -> LaneResult:
@@ -153,7 +154,7 @@ def test_to_markdown_escapes_pipes_and_newlines() -> None:
 def test_to_markdown_of_a_lane_named_with_a_pipe_keeps_the_column_count() -> None:
     weird = ok_lane()
     weird.name = "A|B lane"
-    weird.lane["notes"] = "n|o|t|e"
+    weird.lane = weird.lane.model_copy(update={"notes": "n|o|t|e"})
     md = to_markdown(latest_numbers([weird], JOB))
     lines = md.splitlines()
     header, rule, row = lines[2], lines[3], lines[4]

@@ -1,23 +1,27 @@
-"""What ``run``, ``sweep`` and ``tune`` share: plan, show the plan, measure with progress,
-write to the store and files as measured, print the seed's tables."""
+"""What ``run``, ``sweep`` and ``tune`` share on the command line: turning options into a job and
+run options, showing the plan, a progress bar, the seed's tables. The work itself is
+``orchestration.run_lanes``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
 
 from lanebench.cli.common import console, err_console
+from lanebench.cli.options import MAX_AGGREGATE
 from lanebench.errors import BadInput, Interrupted
 from lanebench.lanes import LaneSpec
+from lanebench.models import cache_dir
+from lanebench.orchestration import RunOptions, RunOutcome, RunPlan, plan_run, run_lanes
+from lanebench.orchestration.pipeline import ResultStore
+from lanebench.orchestration.plan import requests_per_lane
 from lanebench.records import JobSpec, LaneResult
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
-from lanebench.runner import LanePlan, RunOptions, new_run, plan_lanes, requests_per_lane
 from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
-from lanebench.sweep import group_plans, measure_group, per_request_support
 
 EXIT_LANE_FAILED = 4
 
@@ -42,6 +46,8 @@ def check_job(job: JobSpec) -> JobSpec:
     for flag, value, low in limits:
         if value < low:
             raise BadInput(f"{flag}: expected an integer >= {low}, got {value}")
+    if job.aggregate > MAX_AGGREGATE:
+        raise BadInput(f"--aggregate: expected at most {MAX_AGGREGATE} concurrent jobs, got {job.aggregate}")
     if job.target_ci is not None and not 0 < job.target_ci < 1:
         raise BadInput(f"--target-ci: expected a share such as 2% or 0.02, got {job.target_ci}")
     return job
@@ -57,20 +63,65 @@ def parse_share(text: str | None) -> float | None:
         raise BadInput(f"--target-ci: expected a share such as 2% or 0.02, got {text!r}") from None
 
 
-def print_plan(groups: Sequence[Sequence[LanePlan]], job: JobSpec) -> None:
-    n = sum(len(g) for g in groups)
+def make_job(
+    base: JobSpec,
+    n_in: int | None,
+    n_out: int | None,
+    reps: int,
+    warmup: int,
+    aggregate: int,
+    target_ci: str | None = None,
+    max_reps: int = 20,
+) -> JobSpec:
+    """The job the options ask for, over ``base`` (the default or the seed's full job), checked."""
+    job = JobSpec(
+        n_in=n_in if n_in is not None else base.n_in,
+        n_out=n_out if n_out is not None else base.n_out,
+        reps=reps,
+        warmup=warmup,
+        aggregate=aggregate,
+        target_ci=parse_share(target_ci),
+        max_reps=max_reps,
+    )
+    return check_job(job)
+
+
+def make_options(
+    job: JobSpec,
+    *,
+    server_bin: Path | None,
+    out_dir: Path | None,
+    load_timeout: float = 300.0,
+    no_check: bool = False,
+    no_reuse: bool = False,
+    lanes_file: Path | None = None,
+) -> RunOptions:
+    return RunOptions(
+        job=job,
+        out_dir=out_dir or cache_dir() / "logs",
+        server_bin=server_bin,
+        load_timeout_s=load_timeout,
+        check_drafts=not no_check,
+        reuse=not no_reuse,
+        lanes_file=lanes_file,
+    )
+
+
+def print_plan(rp: RunPlan, job: JobSpec) -> None:
+    n = len(rp.plans)
     console.print(
         f"[bold]plan[/]: {n} lane(s) on at most {n} server start(s) "
-        f"({len(groups)} if the build takes per-request speculative fields); "
+        f"({len(rp.groups)} if the build takes per-request speculative fields); "
         f"{requests_per_lane(job)} requests per lane ({job.warmup} warm-up, {job.reps} single"
         + (f" up to {job.max_reps} for a {100 * job.target_ci:g}% CI" if job.target_ci else "")
         + f", {job.reps} x {job.aggregate} concurrent), {job.n_in} tokens in / {job.n_out} out each"
     )
-    for i, g in enumerate(groups, 1):
+    for i, g in enumerate(rp.groups, 1):
         for p in g:
-            console.print(
-                f"- server {i}: {p.lane.name}: {' '.join(p.argv_preview)}", highlight=False, markup=False
-            )
+            what = " ".join(p.argv_preview) if p.argv_preview else f"attach to {p.build} ({p.engine.name})"
+            console.print(f"- server {i}: {p.lane.name}: {what}", highlight=False, markup=False)
+    if rp.skipped:
+        console.print(f"already measured: {', '.join(sorted(rp.skipped))}", highlight=False)
 
 
 def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -> str:
@@ -85,45 +136,62 @@ def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -
     return md
 
 
-def measure_groups(
-    groups: Sequence[Sequence[LanePlan]], run_info: RunInfo, opts: RunOptions, sinks: Sequence[Sink]
-) -> tuple[list[LaneResult], int]:
-    """Measure every group with a progress bar; returns results and servers started."""
-    results: list[LaneResult] = []
-    servers = 0
-    per_lane = requests_per_lane(opts.job)
-    total = per_lane * sum(len(g) for g in groups)
+class RichProgress:
+    """The pipeline's progress, as one rich bar over every request of the run."""
+
+    def __init__(self, bar: Bar, total_lanes: int, per_lane: int) -> None:
+        self.bar, self.per_lane = bar, per_lane
+        self.task = bar.add_task("starting", total=total_lanes * per_lane)
+        self.finished = 0
+        self.run_id: str | None = None
+
+    def run_started(self, run: RunInfo, skipped: int) -> None:
+        self.run_id = run.run_id
+        note = f" (resumed; skipping {skipped} lane(s))" if skipped else ""
+        err_console.print(f"run {run.run_id}{note}", highlight=False, markup=False)
+
+    def loading(self, lane: str) -> None:
+        self.bar.update(self.task, description=f"{lane}: loading")
+
+    def requests(self, lane: str, done: int, total: int) -> None:
+        self.bar.update(
+            self.task, completed=self.finished * self.per_lane + done, description=f"{lane}: {done}/{total}"
+        )
+
+    def lane_done(self, result: LaneResult) -> None:
+        self.finished += 1
+        self.bar.update(self.task, completed=self.finished * self.per_lane)
+
+
+def measure_with_progress(
+    lanes: Sequence[LaneSpec],
+    opts: RunOptions,
+    sinks: Sequence[Sink] = (),
+    *,
+    store: ResultStore | None = None,
+    resume: str | None = None,
+    planned: RunPlan | None = None,
+) -> RunOutcome:
+    """``run_lanes`` under a progress bar on stderr; Ctrl-C names the run to resume."""
+    rp = planned or plan_run(lanes, opts, store, resume)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    progress: RichProgress | None = None
     try:
-        with Progress(*columns, console=err_console) as bar:
-            task = bar.add_task("starting", total=total)
-
-            def progress(name: str, done: int, total_: int) -> None:
-                bar.update(
-                    task, completed=len(results) * per_lane + done, description=f"{name}: {done}/{total_}"
-                )
-
-            for group in groups:
-                bar.update(task, description=f"{group[0].lane.name}: loading")
-                got, started = measure_group(group, run_info, opts, sinks, progress)
-                results += got
-                servers += started
-                bar.update(task, completed=len(results) * per_lane)
-        run_info.status = "failed" if any(r.status == "failed" for r in results) else "done"
-    except BaseException:
-        run_info.status = "interrupted"
-        raise
-    finally:
-        run_info.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-        for s in sinks:
-            s.run_finished(run_info)
-    return results, servers
+        with Bar(*columns, console=err_console) as bar:
+            progress = RichProgress(bar, len(rp.plans), requests_per_lane(opts.job))
+            return run_lanes(lanes, opts, sinks, store=store, resume=resume, progress=progress, planned=rp)
+    except (KeyboardInterrupt, Interrupted):
+        run_id = progress.run_id if progress else None
+        raise Interrupted(
+            f"interrupted; servers stopped; what run {run_id} measured is kept"
+            + (f" (resume with --resume {run_id})" if store is not None and run_id else "")
+        ) from None
 
 
-def _servers_line(servers: int, plans: Sequence[LanePlan]) -> str:
+def servers_line(outcome: RunOutcome) -> str:
     """How many servers measured how many lanes, and whether sharing one was possible."""
-    line = f"servers started: {servers} for {len(plans)} lane(s)"
-    known = {per_request_support(p.server_bin) for p in plans} - {None}
+    line = f"servers started: {outcome.servers} for {len(outcome.plan.plans)} lane(s)"
+    known = set(outcome.per_request.values())
     if known:
         line += " (per-request speculative fields: " + ("honoured" if known == {True} else "ignored") + ")"
     return line
@@ -134,58 +202,25 @@ def execute(
     opts: RunOptions,
     out: Outputs,
     *,
-    lanes_file: Path | None = None,
     resume: str | None = None,
     dry_run: bool = False,
-    reuse: bool = True,
-) -> tuple[RunInfo, list[LaneResult]]:
-    """Plan, measure and report lanes; returns the run and every lane's result (resumed ones too)."""
+) -> RunOutcome | None:
+    """Plan, measure and report lanes; None for a dry run."""
     store = None
     if out.use_db and (resume or not dry_run):
         from lanebench.store import open_store
 
         store = open_store(out.db)
-    run_info: RunInfo | None = None
-    done: set[str] = set()
-    if resume:
-        assert store is not None
-        run_info = store.get_run(resume)
-        opts.job = run_info.job
-        store.discard_unfinished(resume)
-        done = store.finished_lane_names(resume)
-    plans = plan_lanes([lane for lane in lanes if lane.name not in done], opts)
-    groups = group_plans(plans) if reuse else [[p] for p in plans]
+    rp = plan_run(lanes, opts, store, resume)
     if dry_run:
-        print_plan(groups, opts.job)
-        if done:
-            console.print(f"already measured in {resume}: {', '.join(sorted(done))}", highlight=False)
-        return new_run(opts, {}), []
-    if run_info is None:
-        builds = {str(p.server_bin): p.dialect for p in plans}
-        run_info = new_run(opts, builds, str(lanes_file) if lanes_file else None)
-    sinks: list[Sink] = []
-    if store is not None:
-        sinks.append(store.sink())
-    if out.json_out:
-        sinks.append(JsonSink(out.json_out))
-    for s in sinks:
-        s.run_started(run_info)
-    err_console.print(
-        f"run {run_info.run_id}" + (f" (resumed; skipping {len(done)} lane(s))" if done else "")
-    )
-    try:
-        results, servers = measure_groups(groups, run_info, opts, sinks)
-        err_console.print(_servers_line(servers, plans), highlight=False, markup=False)
-    except (KeyboardInterrupt, Interrupted):
-        raise Interrupted(
-            f"interrupted; servers stopped; what run {run_info.run_id} measured is kept"
-            + (" (resume with --resume " + run_info.run_id + ")" if store is not None else "")
-        ) from None
-    if store is not None and resume:
-        results = store.load_lanes(run_info.run_id)
-    render(run_info.job, results, out.markdown)
-    for r in results:
+        print_plan(rp, opts.job)
+        return None
+    sinks: list[Sink] = [JsonSink(out.json_out)] if out.json_out else []
+    outcome = measure_with_progress(lanes, opts, sinks, store=store, resume=resume, planned=rp)
+    err_console.print(servers_line(outcome), highlight=False, markup=False)
+    render(outcome.run.job, outcome.results, out.markdown)
+    for r in outcome.results:
         if r.status != "ok":
             msg = r.error or "; ".join(r.flags)
             err_console.print(f"lane {r.name!r}: {r.status}: {msg}", markup=False, highlight=False)
-    return run_info, results
+    return outcome

@@ -7,113 +7,114 @@ from pathlib import Path
 
 import typer
 
+from lanebench.cli import options as o
 from lanebench.cli.common import console, print_json
-from lanebench.cli.execute import EXIT_LANE_FAILED, Outputs, check_job, execute, measure_groups, parse_share
-from lanebench.lanes import LaneSpec, load_lanes
-from lanebench.models import cache_dir
-from lanebench.records import JobSpec, LaneResult
-from lanebench.runner import RunOptions, new_run, plan_lanes
-from lanebench.sweep import expand, group_plans, parse_grid
-from lanebench.tune import GOALS, tune_lanes
-
-GRID_HELP = (
-    "FIELD=V1,V2,... over a lane field, e.g. 'draft.block_size=2,3,4' (repeatable: cartesian product)."
+from lanebench.cli.execute import (
+    EXIT_LANE_FAILED,
+    Outputs,
+    execute,
+    make_job,
+    make_options,
+    measure_with_progress,
 )
-
-
-OUT_DIR_HELP = "Server logs go here (default: the user cache dir)."
-
-
-def _opts(job: JobSpec, server_bin: Path | None, no_check: bool, out_dir: Path | None = None) -> RunOptions:
-    return RunOptions(
-        job=check_job(job),
-        out_dir=out_dir or cache_dir() / "logs",
-        server_bin=server_bin,
-        check_drafts=not no_check,
-    )
+from lanebench.defaults import DEFAULT_JOB
+from lanebench.lanes import LaneSpec, load_lanes
+from lanebench.orchestration import RunOptions
+from lanebench.orchestration.grid import expand, parse_grid
+from lanebench.orchestration.tune import GOALS, tune_lanes
+from lanebench.records import LaneResult
 
 
 def sweep(
     lanes_file: Path = typer.Argument(..., help="Lanes TOML whose lanes are expanded by the grids."),
-    grid: list[str] = typer.Option([], "--grid", help=GRID_HELP),
-    n_in: int = typer.Option(1150, "--n-in", help="Prompt tokens per request."),
-    n_out: int = typer.Option(200, "--n-out", help="Generated tokens per request."),
-    reps: int = typer.Option(3, "--reps", help="Measured repetitions per point."),
-    warmup: int = typer.Option(1, "--warmup", help="Warm-up requests per point."),
-    aggregate: int = typer.Option(2, "--aggregate", help="Concurrent jobs for the aggregate (0 = skip)."),
-    target_ci: str | None = typer.Option(
-        None, "--target-ci", help="Repeat until the median decode's 95% CI fits."
-    ),
-    max_reps: int = typer.Option(20, "--max-reps", help="Most repetitions with --target-ci."),
-    json_out: Path | None = typer.Option(
-        None, "--json", help="Write everything to this JSON file, as measured."
-    ),
-    markdown: Path | None = typer.Option(None, "--markdown", help="Write the tables as markdown."),
-    db: str | None = typer.Option(
-        None, "--db", envvar="LANEBENCH_DB", help="Results database (path or URL)."
-    ),
-    no_db: bool = typer.Option(False, "--no-db", help="Do not record this sweep in the database."),
-    resume: str | None = typer.Option(None, "--resume", help="Measure only the points RUN_ID is missing."),
-    server_bin: Path | None = typer.Option(
-        None, "--server-bin", envvar="LANEBENCH_SERVER_BIN", help="llama-server."
-    ),
-    no_reuse: bool = typer.Option(False, "--no-reuse", help="Restart the server for every point."),
-    no_check: bool = typer.Option(False, "--no-check", help="Skip the draft/head check before starting."),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the plan (servers to start, requests) and exit."
-    ),
-    out_dir: Path | None = typer.Option(None, "--out-dir", help=OUT_DIR_HELP),
+    grid: o.Grid = [],  # noqa: B006 - typer reads the default, never mutates it
+    n_in: o.NIn = None,
+    n_out: o.NOut = None,
+    reps: o.Reps = 3,
+    warmup: o.Warmup = 1,
+    aggregate: o.Aggregate = 2,
+    full: o.Full = False,
+    target_ci: o.TargetCi = None,
+    max_reps: o.MaxReps = 20,
+    json_out: o.JsonOut = None,
+    markdown: o.Markdown = None,
+    db: o.Db = None,
+    no_db: o.NoDb = False,
+    resume: o.Resume = None,
+    server_bin: o.ServerBin = None,
+    out_dir: o.OutDir = None,
+    load_timeout: o.LoadTimeout = 300.0,
+    no_check: o.NoCheck = False,
+    no_reuse: o.NoReuse = False,
+    dry_run: o.DryRun = False,
 ) -> None:
     """Measure the cartesian product of lane fields, reusing a server where only request fields change."""
-    job = JobSpec(n_in=n_in, n_out=n_out, reps=reps, warmup=warmup, aggregate=aggregate)
-    job.target_ci, job.max_reps = parse_share(target_ci), max_reps
-    lanes = expand(load_lanes(lanes_file), [parse_grid(g) for g in grid])
-    out = Outputs(json_out=json_out, markdown=markdown, db=db, use_db=not no_db)
-    _, results = execute(
-        lanes,
-        _opts(job, server_bin, no_check, out_dir),
-        out,
-        lanes_file=lanes_file,
-        resume=resume,
-        dry_run=dry_run,
-        reuse=not no_reuse,
+    from lanebench.defaults import FULL_JOB
+
+    job = make_job(
+        FULL_JOB if full else DEFAULT_JOB, n_in, n_out, reps, warmup, aggregate, target_ci, max_reps
     )
-    if any(r.status == "failed" for r in results):
+    lanes = expand(load_lanes(lanes_file), [parse_grid(g) for g in grid])
+    opts = make_options(
+        job,
+        server_bin=server_bin,
+        out_dir=out_dir,
+        load_timeout=load_timeout,
+        no_check=no_check,
+        no_reuse=no_reuse,
+        lanes_file=lanes_file,
+    )
+    out = Outputs(json_out=json_out, markdown=markdown, db=db, use_db=not no_db)
+    outcome = execute(lanes, opts, out, resume=resume, dry_run=dry_run)
+    if outcome is not None and outcome.failed:
         raise typer.Exit(EXIT_LANE_FAILED)
 
 
 def tune(
     lanes_file: Path = typer.Argument(..., help="Lanes TOML whose lanes are expanded by the grids."),
-    grid: list[str] = typer.Option([], "--grid", help=GRID_HELP),
+    grid: o.Grid = [],  # noqa: B006 - typer reads the default, never mutates it
     goal: str = typer.Option("decode", "--goal", help=f"What to maximise: {', '.join(GOALS)}."),
-    n_in: int = typer.Option(1150, "--n-in", help="Prompt tokens of the final (confirming) job."),
-    n_out: int = typer.Option(200, "--n-out", help="Generated tokens of the final (confirming) job."),
-    reps: int = typer.Option(3, "--reps", help="Repetitions of the confirming job."),
+    n_in: o.NIn = None,
+    n_out: o.NOut = None,
+    reps: o.Reps = 3,
     keep: float = typer.Option(0.5, "--keep", help="Share of candidates kept after each round."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary of the search."),
-    server_bin: Path | None = typer.Option(
-        None, "--server-bin", envvar="LANEBENCH_SERVER_BIN", help="llama-server."
-    ),
-    no_check: bool = typer.Option(False, "--no-check", help="Skip the draft/head check before starting."),
+    db: o.Db = None,
+    no_db: o.NoDb = False,
+    server_bin: o.ServerBin = None,
+    out_dir: o.OutDir = None,
+    load_timeout: o.LoadTimeout = 300.0,
+    no_check: o.NoCheck = False,
 ) -> None:
-    """Find the best lane of a grid with fewer measurements than the full grid (successive halving)."""
+    """Find the best lane of a grid with fewer measurements than the full grid (successive halving).
+
+    Every round is recorded in the results database as its own run (unless --no-db)."""
     lanes = expand(load_lanes(lanes_file), [parse_grid(g) for g in grid])
-    final = JobSpec(n_in=n_in, n_out=n_out, reps=reps, warmup=1, aggregate=2 if goal == "aggregate" else 0)
-    report = tune_lanes(lanes, goal, final, _opts(final, server_bin, no_check), measure_quietly, keep=keep)
+    final = make_job(DEFAULT_JOB, n_in, n_out, reps, 1, 2 if goal == "aggregate" else 0)
+    opts = make_options(
+        final,
+        server_bin=server_bin,
+        out_dir=out_dir,
+        load_timeout=load_timeout,
+        no_check=no_check,
+        lanes_file=lanes_file,
+    )
+    store = None
+    if not no_db:
+        from lanebench.store import open_store
+
+        store = open_store(db)
+
+    def measure(candidates: Sequence[LaneSpec], round_opts: RunOptions) -> list[LaneResult]:
+        return measure_with_progress(candidates, round_opts, store=store).results
+
+    report = tune_lanes(lanes, goal, final, opts, measure, keep=keep)
     if json_out:
         print_json(report.to_dict())
         return
     for line in report.log:
         console.print(line, highlight=False, markup=False)
     console.print(f"[bold]best lane[/]: {report.best}", highlight=False)
-
-
-def measure_quietly(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LaneResult]:
-    """Measure lanes with a progress bar and no tables or store (one tune round)."""
-    plans = plan_lanes(lanes, opts)
-    run_info = new_run(opts, {str(p.server_bin): p.dialect for p in plans})
-    results, _ = measure_groups(group_plans(plans), run_info, opts, [])
-    return results
 
 
 def register(app: typer.Typer) -> None:

@@ -21,9 +21,8 @@ from gguf import GGUFValueType
 
 from lanebench.errors import BadInput
 from lanebench.gguf.layout import Field, Layout, Malformed, RawTensor, parse
+from lanebench.gguf.magic import check_gguf_file
 from lanebench.gguf.meta import BadMetadata, validate
-
-GGUF_MAGIC = b"GGUF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +103,6 @@ class GgufFile:
         return self._hashes[start]
 
 
-def _check_magic(path: Path, what: str) -> None:
-    """A path the user gave must exist and be a GGUF: BadInput (exit 2) naming ``what``."""
-    from lanebench.models import check_gguf_file
-
-    check_gguf_file(path, what)
-
-
 @lru_cache(maxsize=16)
 def _open_cached(path: Path, size: int, mtime_ns: int) -> GgufFile:
     with path.open("rb") as f:
@@ -126,7 +118,7 @@ def _open_cached(path: Path, size: int, mtime_ns: int) -> GgufFile:
 def open_gguf(path: Path, what: str = "GGUF") -> GgufFile:
     """Open ``path`` (cached while the file is unchanged); BadInput with one line."""
     path = Path(path)
-    _check_magic(path, what)
+    check_gguf_file(path, what)  # exists, is a file, starts with the magic: else BadInput (exit 2)
     st = path.stat()
     try:
         return _open_cached(path.resolve(), st.st_size, st.st_mtime_ns)

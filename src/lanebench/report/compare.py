@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lanebench.fmt import Table
 from lanebench.records import LaneResult, Stat
-from lanebench.report.tables import Table, fmt_pct, fmt_stat
+from lanebench.report.tables import fmt_pct, fmt_stat
 
 # (summary key, label, unit, +1 when higher is better)
 COMPARED = (

@@ -8,10 +8,10 @@ import base64
 from html import escape
 from pathlib import Path
 
+from lanebench.fmt import Table
 from lanebench.report.data import ReportData
+from lanebench.report.heading import run_line
 from lanebench.report.plots import all_plots
-from lanebench.report.render import run_line
-from lanebench.report.tables import Table
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }

@@ -71,11 +71,11 @@ def acceptance_vs_block(lanes: list[LaneResult]) -> bytes | None:
     """Acceptance (%) against draft block size, one line per model + draft pair."""
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for lane in lanes:
-        d = lane.lane.get("draft") or {}
+        d = lane.lane.draft
         acc = lane.summary.get("acceptance")
-        if d and acc is not None and d.get("block_size") is not None:
-            key = f"{basename(lane.lane.get('model'))} + {basename(d.get('path')) or 'self'}"
-            series[key].append((int(d["block_size"]), 100 * acc.median))
+        if d is not None and acc is not None:
+            key = f"{basename(lane.lane.model)} + {basename(d.path) or 'self'}"
+            series[key].append((d.block_size, 100 * acc.median))
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))

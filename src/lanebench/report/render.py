@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from lanebench.errors import BadInput
+from lanebench.fmt import Table
 from lanebench.report.data import ReportData
+from lanebench.report.heading import run_line
 from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
-from lanebench.report.tables import Table, draft_acceptance, latest_numbers, to_markdown
+from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown
 
 FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
@@ -63,15 +65,6 @@ def report_tables(data: ReportData) -> list[Table]:
         tables += per_run
     tables += [t for t in (context_table(data), failures_table(data)) if t is not None]
     return tables
-
-
-def run_line(data: ReportData) -> str:
-    """``run 2026… on host, started …, status done``, one per run."""
-    return "; ".join(
-        f"run {r.run.run_id} on {r.run.host.get('hostname', '?')}, started {r.run.started_at}, "
-        f"status {r.run.status}"
-        for r in data.runs
-    )
 
 
 def to_md(data: ReportData) -> str:

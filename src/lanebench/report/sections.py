@@ -8,9 +8,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from lanebench.fmt import Table
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData, RunData
-from lanebench.report.tables import Table, basename, fmt_pct, fmt_stat, lane_notes
+from lanebench.report.tables import basename, fmt_pct, fmt_stat, lane_notes
 
 GIB = 1024**3
 NOT_IDENTITY = {"name", "notes"}  # labels: lanes that differ only here are the same lane
@@ -85,12 +86,11 @@ def host_table(data: ReportData) -> Table:
 def _roles(lanes: Sequence[LaneResult]) -> dict[str, str]:
     roles: dict[str, str] = {}
     for lane in lanes:
-        if lane.lane.get("model"):
-            roles.setdefault(str(lane.lane["model"]), "main")
-        draft = lane.lane.get("draft") or {}
-        if draft.get("path"):
-            role = "MTP head" if draft.get("kind") == "mtp" else "draft"
-            roles.setdefault(str(draft["path"]), role)
+        if lane.lane.model:
+            roles.setdefault(str(lane.lane.model), "main")
+        draft = lane.lane.draft
+        if draft is not None and draft.path:
+            roles.setdefault(str(draft.path), "MTP head" if draft.kind == "mtp" else "draft")
     return roles
 
 
@@ -150,7 +150,10 @@ def _sort_key(v: Any) -> tuple[int, Any]:
 
 def sweep_groups(lanes: Sequence[LaneResult]) -> list[tuple[str, list[LaneResult]]]:
     """(field, lanes) for every set of ≥2 lanes that differ in exactly that one field."""
-    flat = [(lane, {k: v for k, v in flatten(lane.lane).items() if k not in NOT_IDENTITY}) for lane in lanes]
+    flat = [
+        (lane, {k: v for k, v in flatten(lane.lane.model_dump(mode="json")).items() if k not in NOT_IDENTITY})
+        for lane in lanes
+    ]
     keys = sorted({k for _, f in flat for k in f} - NOT_A_SETTING)
     found = []
     for key in keys:
@@ -177,7 +180,7 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
         )
         for lane in members:
             s = lane.summary
-            value = flatten(lane.lane).get(key)
+            value = flatten(lane.lane.model_dump(mode="json")).get(key)
             table.rows.append(
                 [
                     f"{key} = {value}",
@@ -194,7 +197,7 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
 
 
 def _acceptance(lane: LaneResult) -> str:
-    if not lane.lane.get("draft"):
+    if lane.lane.draft is None:
         return "–"
     if lane.status != "failed" and lane.summary.get("acceptance") is None:
         return "⚠ none drafted"
@@ -221,7 +224,7 @@ def context_table(data: ReportData) -> Table | None:
     """The same lane name or model file in earlier runs or on other hosts (plus this run's row)."""
     current = {r.run.run_id for r in data.runs}
     names = {lane.name for r in data.runs for lane in r.lanes}
-    models = {basename(lane.lane.get("model")) for r in data.runs for lane in r.lanes}
+    models = {basename(lane.lane.model) for r in data.runs for lane in r.lanes}
     rows = [
         h for h in data.history if h["name"] in names or basename((h["lane"] or {}).get("model")) in models
     ]

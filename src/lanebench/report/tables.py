@@ -1,28 +1,20 @@
 """The seed report's tables, built from lane results as plain rows of strings.
 
-``Table`` is a title, headers and rows; ``to_markdown`` gives the format people post, and
-``to_rich`` the terminal view. Figures are medians; where there was more than one sample the
-spread (min–max) follows in parentheses.
+``Table`` (from ``lanebench.fmt``) is a title, headers and rows; ``to_markdown`` gives the format
+people post, and ``to_rich`` the terminal view. Figures are medians; where there was more than one
+sample the spread (min–max) follows in parentheses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from lanebench.fmt import Table
 from lanebench.records import JobSpec, LaneResult, Stat
-
-
-@dataclass(slots=True)
-class Table:
-    title: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    caption: str = ""
 
 
 def fmt_stat(s: Stat | None, unit: str = "", digits: int = 1) -> str:
@@ -47,7 +39,7 @@ def fmt_pct(s: Stat | None) -> str:
 
 def lane_notes(lane: LaneResult) -> str:
     """The Notes column: the lane's own note, then flags, then why it failed."""
-    parts = [lane.lane.get("notes") or ""]
+    parts = [lane.lane.notes]
     parts += [f"⚠ {f}" for f in lane.flags]
     if lane.status == "failed":
         parts.append(f"FAILED: {lane.error or 'unknown error'}")
@@ -89,7 +81,7 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
 
 def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
     """Acceptance of every lane that asked for drafting; None when no lane did."""
-    drafting = [lane for lane in lanes if lane.lane.get("draft")]
+    drafting = [lane for lane in lanes if lane.lane.draft is not None]
     if not drafting:
         return None
     table = Table(
@@ -106,7 +98,8 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         caption="acceptance = Σ draft_n_accepted / Σ draft_n; mean length = tokens per verification step",
     )
     for lane in drafting:
-        d = lane.lane["draft"]
+        d = lane.lane.draft
+        assert d is not None
         s = lane.summary
         acc = fmt_pct(s.get("acceptance"))
         if lane.status != "failed" and s.get("acceptance") is None:
@@ -115,8 +108,8 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         table.rows.append(
             [
                 lane.name,
-                f"{d.get('kind')}: {basename(d['path']) if d.get('path') else 'its own model'}",
-                str(d.get("block_size")),
+                f"{d.kind}: {basename(d.path) if d.path else 'its own model'}",
+                str(d.block_size),
                 acc,
                 fmt_stat(s.get("mean_accepted_length"), digits=2),
                 per_pos,

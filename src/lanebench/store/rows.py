@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord, Stat
+from pydantic import ValidationError
+
+from lanebench.lanes import LaneSpec
+from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord, Stat
 from lanebench.sinks import RunInfo
 
-LaneStatus = Literal["ok", "flagged", "failed"]
 FINISHED = ("ok", "flagged", "failed")
 
 
@@ -49,7 +51,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
     """The columns a finished (or started) lane updates."""
     return {
         "status": lane.status,
-        "lane": lane.lane,
+        "lane": lane.lane.model_dump(mode="json"),
         "argv": lane.argv,
         "server_bin": lane.argv[0] if lane.argv else None,
         "load_s": lane.load_s,
@@ -142,12 +144,22 @@ def aggregate_from_row(row: Any) -> AggregateRecord:
     )
 
 
+def stored_lane(name: str, data: dict[str, Any] | None) -> LaneSpec:
+    """A stored lane as a ``LaneSpec``; one stored by an older lanebench whose fields no longer
+    validate keeps its values unchecked rather than being lost."""
+    data = dict(data or {}, name=name)
+    try:
+        return LaneSpec.model_validate(data)
+    except ValidationError:
+        return LaneSpec.model_construct(**data)
+
+
 def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
     """A lane without its samples (the caller adds them)."""
-    status: LaneStatus = row.status if row.status in FINISHED else "failed"
+    status = LaneStatus(row.status) if row.status in FINISHED else LaneStatus.FAILED
     return LaneResult(
         name=row.name,
-        lane=row.lane or {},
+        lane=stored_lane(row.name, row.lane),
         status=status,
         argv=row.argv or [],
         load_s=row.load_s,

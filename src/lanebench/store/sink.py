@@ -5,9 +5,10 @@ once per model file; collecting them never fails a run.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,10 +17,7 @@ from lanebench import fingerprint as fp
 from lanebench.records import AggregateRecord, LaneResult, RequestRecord
 from lanebench.sinks import RunInfo
 from lanebench.store import rows, schema
-from lanebench.store.store import delete_lanes
-
-if TYPE_CHECKING:
-    from lanebench.store.store import Store
+from lanebench.store.delete import delete_lanes
 
 T = schema
 
@@ -36,10 +34,16 @@ def _safely(collect: Any, *args: Any) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+class Transactions(Protocol):
+    """What the sink needs of a ``Store``: one short transaction at a time."""
+
+    def tx(self) -> AbstractContextManager[Connection]: ...
+
+
 class StoreSink:
     """Implements ``lanebench.sinks.Sink`` on a ``Store``."""
 
-    def __init__(self, store: Store, fingerprints: bool = True) -> None:
+    def __init__(self, store: Transactions, fingerprints: bool = True) -> None:
         self.store = store
         self.fingerprints = fingerprints
         self._lane_ids: dict[str, int] = {}
@@ -129,7 +133,7 @@ class StoreSink:
     # fingerprints ----------------------------------------------------------------------------
     def _fingerprint_models(self, run: RunInfo, lane: LaneResult) -> None:
         spec = lane.lane
-        for path in (spec.get("model"), (spec.get("draft") or {}).get("path")):
+        for path in (spec.model, spec.draft.path if spec.draft else None):
             if path:
                 self._add_fingerprint(run, "model", str(path), fp.model_fingerprint, Path(str(path)))
 

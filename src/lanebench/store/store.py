@@ -15,6 +15,8 @@ from lanebench.records import LaneResult
 from lanebench.sinks import RunInfo, Sink
 from lanebench.store import rows, schema
 from lanebench.store.db import guarded
+from lanebench.store.delete import delete_lanes
+from lanebench.store.sink import StoreSink
 
 T = schema
 
@@ -50,8 +52,6 @@ class Store:
 
     def sink(self) -> Sink:
         """A sink that commits every sample as it arrives."""
-        from lanebench.store.sink import StoreSink
-
         return StoreSink(self)
 
     def close(self) -> None:
@@ -179,15 +179,6 @@ class Store:
                 .order_by(T.runs.c.started_at, T.runs.c.run_id, T.lanes.c.id)
             )
             return [dict(r._mapping) for r in conn.execute(q)]
-
-
-def delete_lanes(conn: Connection, ids: list[int]) -> None:
-    """Delete lanes and everything under them (explicitly: not every SQLite enforces cascades)."""
-    if not ids:
-        return
-    for table in (T.samples, T.aggregates, T.failures):
-        conn.execute(table.delete().where(table.c.lane_id.in_(ids)))
-    conn.execute(T.lanes.delete().where(T.lanes.c.id.in_(ids)))
 
 
 def _run_summary(r: Any, counts: dict[str, int]) -> dict[str, Any]:

@@ -13,15 +13,16 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lanebench.errors import BadInput
+from lanebench.figures import FIGURES, Fig
 from lanebench.lanes import LaneSpec
+from lanebench.orchestration.plan import RunOptions, requests_per_lane
 from lanebench.records import JobSpec, LaneResult
-from lanebench.runner import RunOptions, requests_per_lane
 
-# goal → (summary key, True if larger is better)
-GOALS: dict[str, tuple[str, bool]] = {
-    "decode": ("decode_tps", True),
-    "normalized-wall": ("normalized_wall_s", False),
-    "aggregate": ("aggregate_tps", True),
+# goal → the figure it maximises (or minimises, when lower is better)
+GOALS: dict[str, Fig] = {
+    "decode": Fig.DECODE,
+    "normalized-wall": Fig.NORMALIZED_WALL,
+    "aggregate": Fig.AGGREGATE,
 }
 
 Measure = Callable[[Sequence[LaneSpec], RunOptions], list[LaneResult]]
@@ -42,8 +43,7 @@ class TuneReport:
 
 def score(result: LaneResult, goal: str) -> float | None:
     """The goal's median for a lane; None if it failed or has no such figure."""
-    key, _ = GOALS[goal]
-    stat = result.summary.get(key)
+    stat = result.summary.get(GOALS[goal])
     if result.status == "failed" or stat is None:
         return None
     return stat.median
@@ -51,7 +51,7 @@ def score(result: LaneResult, goal: str) -> float | None:
 
 def rank(results: Sequence[LaneResult], goal: str) -> list[tuple[LaneResult, float | None]]:
     """Best first; lanes without a score last."""
-    _, larger = GOALS[goal]
+    larger = FIGURES[GOALS[goal]].higher_is_better
     scored = [(r, score(r, goal)) for r in results]
     return sorted(scored, key=lambda rs: (rs[1] is None, -(rs[1] or 0) if larger else (rs[1] or 0)))
 
@@ -119,7 +119,7 @@ def _log_round(
     n_keep: int,
     final_round: bool = False,
 ) -> None:
-    key, _ = GOALS[report.goal]
+    key = str(GOALS[report.goal])
     rows = [{"lane": r.name, key: s, "status": r.status} for r, s in ranked]
     report.rounds.append({"round": n, "n_in": job.n_in, "n_out": job.n_out, "reps": job.reps, "ranked": rows})
     kind = "confirm" if final_round else f"round {n}"

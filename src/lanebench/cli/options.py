@@ -1,0 +1,70 @@
+"""Options ``run``, ``sweep`` and ``tune`` share, defined once so they cannot drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+MAX_AGGREGATE = 256
+
+NIn = Annotated[int | None, typer.Option("--n-in", help="Prompt tokens per request (default 1150).")]
+NOut = Annotated[
+    int | None, typer.Option("--n-out", help="Generated tokens per request (default 200; --full 2000).")
+]
+Reps = Annotated[int, typer.Option("--reps", help="Measured repetitions after the warm-up.")]
+Warmup = Annotated[int, typer.Option("--warmup", help="Warm-up requests, not counted.")]
+Aggregate = Annotated[
+    int,
+    typer.Option(
+        "--aggregate",
+        help=f"Concurrent jobs for the N-slot aggregate (0 = skip; at most {MAX_AGGREGATE}).",
+    ),
+]
+Full = Annotated[bool, typer.Option("--full", help="The seed report's job: 1150 in / 2000 out.")]
+TargetCi = Annotated[
+    str | None,
+    typer.Option("--target-ci", help="Repeat until the 95% CI of median decode is within this (e.g. 2%)."),
+]
+MaxReps = Annotated[int, typer.Option("--max-reps", help="Most repetitions with --target-ci.")]
+JsonOut = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write everything, raw samples too, to this JSON file, as measured."),
+]
+Markdown = Annotated[
+    Path | None, typer.Option("--markdown", help="Write the tables as markdown to this file.")
+]
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db", envvar="LANEBENCH_DB", help="Results database: SQLite path or postgresql://... URL."
+    ),
+]
+NoDb = Annotated[bool, typer.Option("--no-db", help="Do not record this run in the results database.")]
+Resume = Annotated[str | None, typer.Option("--resume", help="Measure only the lanes RUN_ID is missing.")]
+ServerBin = Annotated[
+    Path | None,
+    typer.Option(
+        "--server-bin", envvar="LANEBENCH_SERVER_BIN", help="llama-server for lanes that name none."
+    ),
+]
+OutDir = Annotated[
+    Path | None, typer.Option("--out-dir", help="Server logs go here (default: the user cache dir).")
+]
+LoadTimeout = Annotated[float, typer.Option("--load-timeout", help="Seconds to wait for a server to listen.")]
+NoCheck = Annotated[
+    bool, typer.Option("--no-check", help="Skip the draft/head compatibility check before starting.")
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (servers, argv, requests) and exit.")]
+NoReuse = Annotated[
+    bool, typer.Option("--no-reuse", help="Start a server for every lane, even when lanes could share one.")
+]
+Grid = Annotated[
+    list[str],
+    typer.Option(
+        "--grid",
+        help="FIELD=V1,V2,... over a lane field, e.g. 'draft.block_size=2,3,4' "
+        "(repeatable: cartesian product).",
+    ),
+]

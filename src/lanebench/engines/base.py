@@ -1,0 +1,237 @@
+"""What every engine is: a class that knows how to serve a lane and how to read what it sends back.
+
+An engine is one module holding one ``Engine`` subclass decorated with ``@register``; the
+registry (``engines.registry``) finds it by the lane's ``engine`` field. Everything the
+pipeline needs from an engine goes through this interface:
+
+- **planning** (``plan``): resolve the lane into a ``LanePlan`` before anything starts, refusing
+  with a one-line error naming the lane and field when the engine cannot serve it;
+- **serving** (``endpoint``): a context manager that starts the server (a ``ServerProcess``) or
+  attaches to one already running, with its readiness probe;
+- **the standard job** (``prompt_ids``, ``request``, ``reader``): exact-length prompts (token
+  ids where the engine takes them, else text it tokenised itself), the request body, and a
+  ``StreamReader`` that turns each streamed chunk into tokens and the engine's own figures;
+- **counters** (``counters``): cumulative speculative counters, before and after the job.
+
+Figures an engine reports itself are normalised into llama.cpp's ``timings`` names
+(``prompt_n``, ``prompt_per_second``, ``predicted_n``, ``predicted_per_second``, ``draft_n``,
+``draft_n_accepted``) so metrics and reports stay engine-agnostic; counters use the
+``spec_decode_*`` names llama.cpp and vLLM share.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self
+
+import aiohttp
+
+from lanebench.errors import BadInput, LaneFailed
+from lanebench.lanes import LaneSpec
+from lanebench.records import JobSpec
+
+CTX_PAD = 64  # tokens of slack per slot beyond n_in + n_out
+
+
+def needed_ctx(job: JobSpec, slots: int) -> int:
+    """Context for ``slots`` slots that each hold a whole job, rounded up to 256."""
+    per_slot = job.n_in + job.n_out + CTX_PAD
+    return -(-(per_slot * slots) // 256) * 256
+
+
+@dataclass(slots=True)
+class PlanContext:
+    """What planning needs besides the lane: the job and the run's defaults."""
+
+    job: JobSpec
+    server_bin: Path | None = None
+    check_drafts: bool = True
+
+
+class Endpoint(Protocol):
+    """A server a lane's requests go to: started by lanebench, or attached to."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def load_s(self) -> float | None: ...
+    @property
+    def argv(self) -> list[str]: ...
+    @property
+    def log_path(self) -> Path | None: ...
+    def log_tail(self, lines: int = 20) -> str: ...
+    def check_alive(self, grace_s: float = 0.0) -> None: ...
+    def headers(self) -> dict[str, str]: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class LanePlan:
+    """Everything needed to serve one lane, resolved before anything starts.
+
+    ``server_bin``/``dialect``/``model`` are set by engines that launch a binary; ``build``
+    names what serves the lane (the binary, or the URL) and ``build_info`` describes it."""
+
+    lane: LaneSpec
+    engine: Engine
+    ctx: int
+    build: str
+    build_info: dict[str, Any] = field(default_factory=dict)
+    server_bin: Path | None = None
+    dialect: Any = None
+    model: Path | None = None
+    argv_preview: list[str] = field(default_factory=list)
+
+    def argv(self, port: int) -> list[str]:
+        return self.engine.argv(self, port)
+
+
+class StreamReader:
+    """Reads one streamed reply chunk by chunk; subclasses know their engine's chunk shape.
+
+    ``feed`` returns how many generated tokens a chunk carries and keeps the engine's figures in
+    ``timings``; ``complete`` becomes True once the reply's last chunk arrived."""
+
+    complete: bool = False
+
+    def __init__(self) -> None:
+        self.timings: dict[str, Any] = {}
+        self.error: str | None = None
+        self.complete = False
+
+    def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:  # pragma: no cover - interface
+        """(tokens, text) the chunk carries."""
+        raise NotImplementedError
+
+    def missing_end(self) -> str:
+        return "stream ended before the reply's final chunk"
+
+
+@dataclass(slots=True)
+class Request:
+    """One request of the standard job: where it goes and what it says."""
+
+    path: str
+    body: dict[str, Any]
+    n_in: int
+    n_out: int
+
+
+Prompt = list[int] | str
+
+
+class Engine(ABC):
+    """A serving engine. Subclasses set ``name`` and register with ``@register``."""
+
+    name: ClassVar[str]
+    launches: ClassVar[bool] = True  # False: attaches to a server that already runs
+    per_request_speculative: ClassVar[bool] = False  # lanes may share a server (sweep)
+    lane_fields: ClassVar[frozenset[str]] = frozenset()  # engine-only lane fields it accepts
+
+    # --- planning -------------------------------------------------------------------------
+    @abstractmethod
+    def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
+        """Resolve the lane; raise BadInput/NotFound naming the lane and field."""
+
+    def argv(self, plan: LanePlan, port: int) -> list[str]:
+        return []
+
+    # --- serving --------------------------------------------------------------------------
+    @abstractmethod
+    def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
+        """A context manager that serves the plan (start it, or attach to it)."""
+
+    # --- the standard job -----------------------------------------------------------------
+    async def prompt_ids(
+        self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
+    ) -> list[int] | None:
+        """The corpus as the engine's token ids; None when the engine cannot tokenise for us."""
+        return None
+
+    async def prepare(self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan) -> None:
+        """Learn what requests need once the server answers (e.g. the served model's name)."""
+        return None
+
+    @abstractmethod
+    def request(
+        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+    ) -> Request:
+        """The streaming request for one job (greedy, fixed output length)."""
+
+    @abstractmethod
+    def reader(self) -> StreamReader:
+        """A fresh reader for one streamed reply."""
+
+    async def counters(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> dict[str, float]:
+        """Cumulative counters (``spec_decode_*`` names); empty when the engine has none."""
+        return {}
+
+    async def supports_per_request(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> bool:
+        return False
+
+
+def check_fields(engine: Engine, lane: LaneSpec, fields: dict[str, Any]) -> None:
+    """Refuse engine-only lane fields this engine does not take, naming them."""
+    for key, value in fields.items():
+        if value not in (None, "", [], {}) and key not in engine.lane_fields:
+            raise BadInput(
+                f"lane {lane.name!r}: field {key!r} is for other engines; engine {engine.name!r} "
+                "does not take it"
+            )
+
+
+def api_key(lane: LaneSpec) -> str | None:
+    """The lane's API key, read from the environment variable it names (never stored)."""
+    if not lane.api_key_env:
+        return None
+    value = os.environ.get(lane.api_key_env)
+    if not value:
+        raise BadInput(
+            f"lane {lane.name!r}: field 'api_key_env' names {lane.api_key_env!r}, which is not set "
+            "in the environment"
+        )
+    return value
+
+
+@dataclass(slots=True)
+class Attached:
+    """An endpoint lanebench did not start: nothing to load or stop; alive while it answers."""
+
+    base_url: str
+    label: str
+    probe: Callable[[], str | None]  # None when the server answers, else why not
+    key: str | None = None
+    load_s: float | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def log_path(self) -> Path | None:
+        return None
+
+    def log_tail(self, lines: int = 20) -> str:
+        return ""
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def check_alive(self, grace_s: float = 0.0) -> None:
+        why = self.probe()
+        if why is not None:
+            raise LaneFailed(f"{self.label}: {why}")
+
+    def __enter__(self) -> Attached:
+        self.check_alive()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None

@@ -1,0 +1,601 @@
+"""vLLM's OpenAI-compatible server (``vllm serve``), started by lanebench for one lane.
+
+**Not run here: no live test.** vLLM needs a GPU it supports, and this machine has none; every
+part below is unit tested against ``--help`` text and response bodies recorded from vLLM's own
+docs and source (``tests/fixtures/vllm/README.md`` says where each came from), never against a
+running vLLM.
+
+- **flags**: read from the build's own ``vllm serve --help=all`` (vLLM >= 0.10 prints only the
+  group summary for a bare ``--help``), falling back to ``--help`` for older builds; a lane that
+  needs a flag the build does not list is refused with a line naming the flag.
+- **readiness**: ``GET /health`` (vLLM answers only once the engine has loaded).
+- **the job**: the corpus tokenised by ``POST /tokenize``; streaming ``/v1/completions`` with
+  the prompt as token ids, ``ignore_eos``, greedy, ``stream_options.include_usage`` and
+  ``continuous_usage_stats`` (tokens per chunk come from the ``completion_tokens`` deltas, so a
+  speculative step that emits several tokens counts them all).
+- **figures**: client-side always; ``usage`` gives prompt_n / predicted_n; a build with
+  ``--enable-per-request-metrics`` (vLLM >= 0.25) adds a ``metrics`` object to the final usage
+  chunk, normalised here to prompt_ms / prompt_per_second / predicted_ms / predicted_per_second;
+  ``--per-request-spec-decode-stats summary`` adds per-request draft counts (draft_n /
+  draft_n_accepted).
+- **counters**: Prometheus ``/metrics``; vLLM's ``vllm:spec_decode_*_total`` counters
+  (``vllm/v1/spec_decode/metrics.py``) are summed over engines and renamed to the
+  ``spec_decode_*_total`` names llama.cpp uses, per-position ones keyed ``{position="i"}``.
+
+The helpers at the top (argparse ``--help`` parsing, finding a binary, the per-slot context)
+are shared with the SGLang and Ollama engines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from lanebench.engines.base import (
+    Endpoint,
+    Engine,
+    LanePlan,
+    PlanContext,
+    Prompt,
+    Request,
+    StreamReader,
+    needed_ctx,
+)
+from lanebench.engines.registry import register
+from lanebench.errors import BadInput, NotFound
+from lanebench.lanes import LaneSpec
+from lanebench.records import JobSpec
+from lanebench.server import ServerProcess
+
+HELP_TIMEOUT_S = 240.0  # importing vLLM or SGLang (torch, CUDA probing) takes a while
+_TAIL_CHARS = 240
+
+# --- helpers shared with the sglang and ollama engines ----------------------------------------
+
+
+def _flag_name(flag: str) -> str:
+    """``--max_num_seqs`` and ``--max-num-seqs`` are one flag to vLLM's and SGLang's parsers."""
+    return flag.replace("_", "-") if flag.startswith("--") else flag
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ArgparseHelp:
+    """What a Python server's argparse ``--help`` lists: its flags and the choices it names."""
+
+    flags: frozenset[str]
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    version: str | None = None
+    command: str = ""  # the command that printed the help, for messages
+
+    def has(self, flag: str) -> bool:
+        return _flag_name(flag) in self.flags
+
+    def values(self, flag: str) -> tuple[str, ...]:
+        """The choices ``--help`` lists for ``flag`` (empty when it lists none)."""
+        return self.choices.get(_flag_name(flag), ())
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": self.version, "help": self.command, "flags": len(self.flags)}
+
+
+_OPTION_LINE = re.compile(r"^ {1,6}(-{1,2}\w.*)$")  # argparse indents option heads by 2
+_OPTION = re.compile(r"(?:^|,\s)(-{1,2}\w[\w.-]*)(?:[ =](\{[^}]*\}|\S+))?")
+
+
+def parse_argparse_help(text: str, command: str = "", version: str | None = None) -> ArgparseHelp:
+    """The flags (and ``{a,b,c}`` choices) of an argparse ``--help`` text.
+
+    An option's head is the indented line that starts with ``-``; its help text follows after
+    two or more spaces or on lines indented further, which are not read."""
+    flags: set[str] = set()
+    choices: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        m = _OPTION_LINE.match(line.rstrip())
+        if not m:
+            continue
+        head = re.split(r"\s{2,}", m[1], maxsplit=1)[0]
+        for opt in _OPTION.finditer(head):
+            flag = _flag_name(opt[1])
+            flags.add(flag)
+            meta = opt[2]
+            if meta and meta.startswith("{") and meta.endswith("}"):
+                choices[flag] = tuple(v.strip() for v in meta[1:-1].split(",") if v.strip())
+    return ArgparseHelp(frozenset(flags), choices, version, command)
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a command's output (its error, usually), shortened."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:_TAIL_CHARS] if lines else "no output"
+
+
+def run_text(argv: Sequence[str], label: str, timeout_s: float = HELP_TIMEOUT_S) -> tuple[int, str]:
+    """(exit status, stdout + stderr) of a short command such as ``--help``; one-line errors."""
+    try:
+        proc = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BadInput(f"{label}: `{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise NotFound(f"{label}: cannot run {argv[0]}: {exc.strerror or exc}") from None
+    return proc.returncode, f"{proc.stdout}\n{proc.stderr}"
+
+
+def find_bin(explicit: Path | None, name: str, label: str, how: str) -> Path:
+    """The lane's ``server_bin``, else ``name`` on PATH; refusals name the field.
+
+    Symlinks are kept as given: a virtual environment's ``python`` must stay that environment's."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        source = f"{label}: field 'server_bin'"
+        if not path.exists():
+            raise BadInput(f"{source}: {path} does not exist")
+        if path.is_dir():
+            raise BadInput(f"{source}: {path} is a directory, expected the {name} executable")
+        if not os.access(path, os.X_OK):
+            raise BadInput(f"{source}: {path} is not executable")
+        return path
+    found = shutil.which(name)
+    if found is None:
+        raise NotFound(f"{label}: no {name!r} on PATH and the lane sets no 'server_bin'; {how}")
+    return Path(found)
+
+
+def slot_ctx(lane: LaneSpec, job: JobSpec, label: str) -> int:
+    """Tokens one sequence may hold: the lane's whole-server ``ctx`` split over its slots, else
+    the job's own need (n_in + n_out + slack, rounded up to 256).
+
+    vLLM (``--max-model-len``), SGLang (``--context-length``) and Ollama (``num_ctx``) size one
+    sequence, where llama-server's ``-c`` sizes the cache all slots share."""
+    if lane.ctx is None:
+        return needed_ctx(job, 1)
+    per_slot = lane.ctx // lane.slots
+    if per_slot < job.n_in + job.n_out:
+        raise BadInput(
+            f"{label}: field 'ctx' = {lane.ctx} gives {per_slot} tokens per slot, less than the "
+            f"job's {job.n_in + job.n_out} (n_in + n_out); use at least "
+            f"{needed_ctx(job, lane.slots)} or leave it empty"
+        )
+    return per_slot
+
+
+def refuse_set(label: str, engine: str, fields: Mapping[str, tuple[object, str]]) -> None:
+    """Refuse lane fields this engine has no equivalent for: ``{field: (value, hint)}``."""
+    for name, (value, hint) in fields.items():
+        if value not in (None, "", [], {}):
+            raise BadInput(f"{label}: field {name!r} = {value!r} has no {engine} equivalent; {hint}")
+
+
+def check_extra_args(lane: LaneSpec, label: str, owned: Mapping[str, str]) -> None:
+    """Refuse ``extra_args`` that repeat a flag lanebench sets from a lane field."""
+    for arg in lane.extra_args:
+        flag = _flag_name(arg.split("=", 1)[0])
+        if flag in owned:
+            raise BadInput(
+                f"{label}: field 'extra_args' sets {flag}, which lanebench sets from {owned[flag]}"
+            )
+
+
+def model_and_name(lane: LaneSpec, label: str, engine: str) -> tuple[str, str]:
+    """(what the server loads, the name requests use) from ``model`` and ``served_model``.
+
+    ``model`` is a local folder or file; without it ``served_model`` names what to load
+    (a Hugging Face id, which the server then also answers to)."""
+    if lane.model is not None:
+        if not lane.model.exists():
+            raise BadInput(f"{label}: field 'model': {lane.model} does not exist")
+        return str(lane.model), lane.served_model or str(lane.model)
+    if lane.served_model:
+        return lane.served_model, lane.served_model
+    raise BadInput(
+        f"{label}: field 'model': engine {engine!r} needs a model: a local model folder (or GGUF) "
+        "in 'model', or a Hugging Face id in 'served_model'"
+    )
+
+
+def need_flag(help_: ArgparseHelp, flag: str, label: str, what: str, engine: str) -> None:
+    """Refuse, naming the flag, when the build's ``--help`` does not list it."""
+    if not help_.has(flag):
+        raise BadInput(
+            f"{label}: {what} needs {flag}, which this {engine} build does not list in "
+            f"`{help_.command}` (version {help_.version or 'unknown'}); upgrade it or change the lane"
+        )
+
+
+def need_value(help_: ArgparseHelp, flag: str, value: str, label: str, field_name: str, engine: str) -> None:
+    """Refuse a value the build's ``--help`` lists choices for but not this one."""
+    values = help_.values(flag)
+    if values and value not in values:
+        raise BadInput(
+            f"{label}: field {field_name!r} = {value!r}: this {engine} build's {flag} takes "
+            f"{', '.join(values)}"
+        )
+
+
+def error_text(chunk: Mapping[str, Any]) -> str | None:
+    """The message of an error chunk (OpenAI ``{"error": {...}}``, vLLM's older flat
+    ``{"object": "error", "message": ...}``, Ollama's ``{"error": "..."}``)."""
+    err = chunk.get("error")
+    if err is None and chunk.get("object") == "error":
+        err = chunk.get("message", "error")
+    if err is None:
+        return None
+    if isinstance(err, dict):
+        err = err.get("message", err)
+    return str(err)[:300]
+
+
+def positive(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number > 0, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def count(value: Any) -> int | None:
+    """``value`` when it is a non-negative integer (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+# --- vLLM --------------------------------------------------------------------------------------
+
+HOW_TO_GET = (
+    "install vLLM where a GPU it supports is (pip install vllm) and set the lane's server_bin to "
+    "that environment's vllm executable"
+)
+_VERSION = re.compile(r"^\s*v?(\d+\.\d+(?:\.\d+)?[\w.+-]*)\s*$", re.MULTILINE)  # `vllm --version`
+
+
+@lru_cache(maxsize=32)
+def _probe(binary: str, mtime_ns: int, label: str) -> ArgparseHelp:
+    last = ""
+    for extra in ("--help=all", "--help"):  # >= 0.10 lists only group names for a bare --help
+        command = f"{binary} serve {extra}"
+        _, out = run_text([binary, "serve", extra], label)
+        parsed = parse_argparse_help(out, command)
+        if parsed.has("--port") and parsed.has("--max-num-seqs"):
+            break
+        last = out
+    else:
+        raise NotFound(
+            f"{label}: `{binary} serve --help` lists no --port / --max-num-seqs, so this is not a "
+            f"working vLLM ({last_line(last)})"
+        )
+    _, out = run_text([binary, "--version"], label)
+    m = _VERSION.search(out)  # the bare version line, not the INFO lines around it
+    return ArgparseHelp(parsed.flags, parsed.choices, m[1] if m else None, command)
+
+
+def probe(binary: Path, label: str = "vllm") -> ArgparseHelp:
+    """The flags of ``binary`` (a ``vllm`` executable), read once per binary and mtime."""
+    return _probe(str(binary), binary.stat().st_mtime_ns, label)
+
+
+# lane fields → the vLLM flags lanebench sets from them (extra_args may not repeat these)
+_OWNED = {
+    "--host": "the engine (always 127.0.0.1)",
+    "--port": "the engine (a free port)",
+    "--max-num-seqs": "field 'slots'",
+    "--max-model-len": "field 'ctx'",
+    "--served-model-name": "field 'served_model'",
+    "--kv-cache-dtype": "field 'kv'",
+    "--model": "field 'model'",
+}
+_KV_ALIASES = {"bf16": "bfloat16"}  # lanebench's llama.cpp spelling → vLLM's
+
+
+def speculative_config(lane: LaneSpec, model_tag: str) -> dict[str, Any]:
+    """vLLM's ``--speculative-config`` for the lane's draft: B-1 speculative tokens a step.
+
+    kind ``model`` → method ``draft_model`` with the draft's path (empty: the lane's own model);
+    kind ``mtp`` → method ``mtp`` with the head's path."""
+    draft = lane.draft
+    assert draft is not None
+    method = "draft_model" if draft.kind == "model" else "mtp"
+    path = str(draft.path) if draft.path is not None else model_tag
+    return {"method": method, "model": path, "num_speculative_tokens": draft.block_size - 1}
+
+
+def build_argv(plan: LanePlan, port: int) -> list[str]:
+    """``vllm serve`` for the plan; refuses (naming the flag) what the build's help lacks."""
+    lane, help_ = plan.lane, plan.dialect
+    assert isinstance(help_, ArgparseHelp) and plan.server_bin is not None
+    label = f"lane {lane.name!r}"
+    model_tag = str(plan.build_info["model_tag"])
+    for flag in ("--host", "--port"):
+        need_flag(help_, flag, label, "field 'server_bin'", "vLLM")
+    need_flag(help_, "--max-num-seqs", label, "field 'slots'", "vLLM")
+    need_flag(help_, "--max-model-len", label, "field 'ctx'", "vLLM")
+    argv = [str(plan.server_bin), "serve", model_tag, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--max-num-seqs", str(lane.slots), "--max-model-len", str(plan.ctx // lane.slots)]
+    if lane.model is not None and lane.served_model:
+        need_flag(help_, "--served-model-name", label, "field 'served_model'", "vLLM")
+        argv += ["--served-model-name", lane.served_model]
+    if lane.kv != "f16":  # f16, lanebench's default, leaves vLLM's "auto": the model's own dtype
+        kv = _KV_ALIASES.get(lane.kv, lane.kv)
+        need_flag(help_, "--kv-cache-dtype", label, "field 'kv'", "vLLM")
+        need_value(help_, "--kv-cache-dtype", kv, label, "kv", "vLLM")
+        argv += ["--kv-cache-dtype", kv]
+    extra = {_flag_name(a.split("=", 1)[0]) for a in lane.extra_args}
+    if lane.draft is not None:
+        need_flag(help_, "--speculative-config", label, "field 'draft'", "vLLM")
+        spec = speculative_config(lane, model_tag)
+        argv += ["--speculative-config", json.dumps(spec, separators=(",", ":"))]
+        if help_.has("--per-request-spec-decode-stats") and "--per-request-spec-decode-stats" not in extra:
+            argv += ["--per-request-spec-decode-stats", "summary"]
+    if help_.has("--no-enable-prefix-caching") and not extra & {
+        "--enable-prefix-caching",
+        "--no-enable-prefix-caching",
+    }:
+        argv.append("--no-enable-prefix-caching")  # like llama.cpp's cache_prompt=false
+    if plan.build_info.get("per_request_metrics") and "--enable-per-request-metrics" not in extra:
+        argv.append("--enable-per-request-metrics")
+    return argv + list(lane.extra_args)
+
+
+def tokenize_body(model: str, text: str) -> dict[str, Any]:
+    """vLLM's (and SGLang's) ``POST /tokenize``: the corpus without special tokens."""
+    return {"model": model, "prompt": text, "add_special_tokens": False}
+
+
+def completion_body(
+    model: str, prompt: Prompt, n_out: int, seed: int, *, include_metrics: bool = False
+) -> dict[str, Any]:
+    """The standard job for vLLM's ``/v1/completions``: exact prompt, fixed length, greedy."""
+    body: dict[str, Any] = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": n_out,
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "seed": seed,
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    if include_metrics:
+        body["include_metrics"] = True  # vLLM >= 0.25 with --enable-per-request-metrics
+    return body
+
+
+def spec_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """vLLM's per-request ``speculative_decoding_stats`` → draft_n / draft_n_accepted."""
+    out: dict[str, Any] = {}
+    drafted, accepted = count(stats.get("num_draft_tokens")), count(stats.get("num_accepted_draft_tokens"))
+    if drafted is not None and accepted is not None:
+        out["draft_n"], out["draft_n_accepted"] = drafted, accepted
+    steps = count(stats.get("num_spec_steps"))
+    if steps is not None:
+        out["spec_steps"] = steps
+    return out
+
+
+def usage_figures(usage: Mapping[str, Any], metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The final usage chunk (and its ``metrics``, when the server adds them) as timings.
+
+    ``time_to_first_token_ms`` runs from scheduling to the first token (prefill);
+    ``generation_time_ms`` from the first token to the last, so the decode rate counts the
+    tokens after the first, as lanebench's client-side decode rate does."""
+    out: dict[str, Any] = {}
+    prompt_n, predicted_n = count(usage.get("prompt_tokens")), count(usage.get("completion_tokens"))
+    if prompt_n is not None:
+        out["prompt_n"] = prompt_n
+    if predicted_n is not None:
+        out["predicted_n"] = predicted_n
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and count(details.get("cached_tokens")) is not None:
+        out["cache_n"] = details["cached_tokens"]
+    if not metrics:
+        return out
+    ttft = positive(metrics.get("time_to_first_token_ms"))
+    if ttft is not None and prompt_n:
+        out["prompt_ms"], out["prompt_per_second"] = ttft, prompt_n * 1000.0 / ttft
+    gen = positive(metrics.get("generation_time_ms"))
+    if gen is not None and predicted_n is not None and predicted_n > 1:
+        out["predicted_ms"], out["predicted_per_second"] = gen, (predicted_n - 1) * 1000.0 / gen
+    queue = metrics.get("queue_time_ms")
+    if positive(queue) is not None or queue == 0:
+        out["queue_ms"] = queue
+    spec = metrics.get("speculative_decoding")
+    if isinstance(spec, dict):
+        out.update(spec_figures(spec))
+    return out
+
+
+class VllmReader(StreamReader):
+    """``/v1/completions`` chunks with continuous usage: tokens from ``completion_tokens``
+    deltas, the figures from the final usage chunk (``choices == []``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen = 0  # completion tokens counted so far
+        self._metrics: dict[str, Any] | None = None
+
+    def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:
+        err = error_text(chunk)
+        if err is not None:
+            self.error = err
+        choices = chunk.get("choices")
+        usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None
+        metrics = chunk.get("metrics")
+        if isinstance(metrics, dict):
+            self._metrics = metrics
+        n, text = 0, ""
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            choice = choices[0]
+            text = str(choice.get("text") or "")
+            done = count(usage.get("completion_tokens")) if usage else None
+            if done is not None:  # continuous_usage_stats: a cumulative count on every chunk
+                n, self._seen = max(0, done - self._seen), max(self._seen, done)
+            elif text:
+                n, self._seen = 1, self._seen + 1
+            stats = choice.get("speculative_decoding_stats")
+            if isinstance(stats, dict):
+                self.timings.update(spec_figures(stats))
+        elif isinstance(choices, list) and usage is not None:  # the final usage chunk
+            self.timings.update(usage_figures(usage, self._metrics))
+            self.complete = True
+        return n, text
+
+    def missing_end(self) -> str:
+        return "stream ended before vLLM's final usage chunk"
+
+
+_PROM = re.compile(r"^vllm:(?P<name>spec_decode_\w+?_total)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """vLLM's ``/metrics`` speculative counters under llama.cpp's names.
+
+    ``vllm:spec_decode_num_drafts_total{engine="0",model_name="m"} 12.0`` becomes
+    ``spec_decode_num_drafts_total`` (summed over engines: data-parallel ranks each count their
+    own); the per-position counter keeps only its position,
+    ``spec_decode_num_accepted_tokens_per_pos_total{position="0"}``, as
+    ``metrics.per_position_acceptance`` expects. ``*_created`` series are skipped."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _PROM.match(line.strip())
+        if not m:
+            continue
+        try:
+            value = float(m["value"])
+        except ValueError:
+            continue
+        if not math.isfinite(value):
+            continue
+        labels = dict(_LABEL.findall(m["labels"] or ""))
+        key = m["name"]
+        if "position" in labels:
+            key += f'{{position="{labels["position"]}"}}'
+        out[key] = out.get(key, 0.0) + value
+    return out
+
+
+@register("vllm")
+class Vllm(Engine):
+    def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
+        label = f"lane {lane.name!r}"
+        if lane.url or lane.api_key_env:
+            name = "url" if lane.url else "api_key_env"
+            raise BadInput(
+                f"{label}: field {name!r}: engine 'vllm' starts its own server; to measure a vLLM "
+                "that already runs, use engine 'openai' with its url"
+            )
+        refuse_set(
+            label,
+            "vLLM",
+            {
+                "threads": (lane.threads, "leave it empty"),
+                "gpu_layers": (lane.gpu_layers, "vLLM keeps the whole model on the GPU; leave it empty"),
+                "flash_attn": (
+                    None if lane.flash_attn == "auto" else lane.flash_attn,
+                    "vLLM picks its attention backend (--attention-backend in extra_args)",
+                ),
+            },
+        )
+        if lane.draft is not None:
+            refuse_set(
+                label,
+                "vLLM",
+                {
+                    "draft.p_min": (lane.draft.p_min, "leave it empty"),
+                    "draft.gpu_layers": (lane.draft.gpu_layers, "leave it empty"),
+                },
+            )
+        owned = dict(_OWNED)
+        if lane.draft is not None:
+            owned["--speculative-config"] = "field 'draft'"
+        check_extra_args(lane, label, owned)
+        model_tag, served = model_and_name(lane, label, "vllm")
+        per_slot = slot_ctx(lane, ctx.job, label)
+        binary = find_bin(lane.server_bin, "vllm", label, HOW_TO_GET)
+        help_ = probe(binary, label)
+        per_request = help_.has("--enable-per-request-metrics") and "--disable-log-stats" not in {
+            _flag_name(a.split("=", 1)[0]) for a in lane.extra_args
+        }
+        plan = LanePlan(
+            lane,
+            self,
+            per_slot * lane.slots,
+            build=str(binary),
+            build_info={
+                "engine": "vllm",
+                **help_.to_dict(),
+                "model": served,
+                "model_tag": model_tag,
+                "per_request_metrics": per_request,
+            },
+            server_bin=binary,
+            dialect=help_,
+            model=lane.model,
+        )
+        plan.argv_preview = plan.argv(0)  # refusals surface before anything starts
+        return plan
+
+    def argv(self, plan: LanePlan, port: int) -> list[str]:
+        return build_argv(plan, port)
+
+    def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
+        return ServerProcess(
+            plan.argv,
+            log_path,
+            label=f"lane {plan.lane.name!r}",
+            env=plan.lane.env,
+            load_timeout_s=load_timeout_s,
+            ready_path="/health",
+        )
+
+    async def prompt_ids(
+        self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
+    ) -> list[int] | None:
+        body = tokenize_body(str(plan.build_info["model"]), text)
+        async with session.post(
+            f"{endpoint.base_url}/tokenize", json=body, headers=endpoint.headers()
+        ) as resp:
+            resp.raise_for_status()
+            out = await resp.json()
+        return [int(t) for t in out["tokens"]]
+
+    def request(
+        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+    ) -> Request:
+        body = completion_body(
+            str(plan.build_info["model"]),
+            prompt,
+            n_out,
+            seed,
+            include_metrics=bool(plan.build_info.get("per_request_metrics")),
+        )
+        return Request("/v1/completions", body, n_in, n_out)
+
+    def reader(self) -> StreamReader:
+        return VllmReader()
+
+    async def counters(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> dict[str, float]:
+        try:
+            async with session.get(f"{endpoint.base_url}/metrics", headers=endpoint.headers()) as resp:
+                resp.raise_for_status()
+                return parse_metrics(await resp.text())
+        except aiohttp.ClientError:
+            return {}

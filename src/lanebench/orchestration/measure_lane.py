@@ -1,0 +1,190 @@
+"""Measuring planned lanes: serve, run the job, record as measured, stop.
+
+A lane that fails (engine died, timeout, unreachable endpoint) is recorded with its log tail
+and the next lane runs. Lanes that differ only in fields a request can carry share one server
+when the engine honours those fields (asked of the build once per run, never assumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
+
+import aiohttp
+
+from lanebench.engines.base import Endpoint, LanePlan
+from lanebench.errors import LaneFailed
+from lanebench.measure import LaneJob, RunState, summarize
+from lanebench.orchestration.grid import server_key, speculative_fields
+from lanebench.orchestration.plan import RunOptions, requests_per_lane
+from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord
+from lanebench.sinks import RunInfo, Sink
+
+
+class Progress(Protocol):
+    def run_started(self, run: RunInfo, skipped: int) -> None: ...
+    def loading(self, lane: str) -> None: ...
+    def requests(self, lane: str, done: int, total: int) -> None: ...
+    def lane_done(self, result: LaneResult) -> None: ...
+
+
+class _Recorder:
+    """One lane's result: announces it to the sinks, forwards samples, finishes it."""
+
+    def __init__(
+        self, plan: LanePlan, run: RunInfo, sinks: Sequence[Sink], job: JobSpec, progress: Progress | None
+    ) -> None:
+        self.plan, self.run, self.sinks, self.job, self.progress = plan, run, sinks, job, progress
+        self.result = LaneResult(name=plan.lane.name, lane=plan.lane, argv=plan.argv_preview)
+        self.done = 0
+        for s in sinks:
+            s.lane_started(run, self.result)
+
+    def emit(self, rec: RequestRecord | AggregateRecord) -> None:
+        if isinstance(rec, RequestRecord):
+            self.done += 1
+            if self.progress:
+                self.progress.requests(self.plan.lane.name, self.done, requests_per_lane(self.job))
+        for s in self.sinks:
+            s.sample(self.run, self.result, rec)
+
+    def fail(self, exc: LaneFailed, log_tail: str) -> None:
+        r = self.result
+        r.status, r.error, r.log_tail = LaneStatus.FAILED, str(exc), exc.log_tail or log_tail
+
+    def finish(self, log_tail: str) -> LaneResult:
+        summarize(self.result, self.job, log_tail)
+        for s in self.sinks:
+            s.lane_finished(self.run, self.result)
+        if self.progress:
+            self.progress.lane_done(self.result)
+        return self.result
+
+
+class LaneMeasurer:
+    """Measures plans for one run; holds what the run learns once (``RunState``)."""
+
+    def __init__(
+        self, run: RunInfo, opts: RunOptions, sinks: Sequence[Sink], progress: Progress | None = None
+    ) -> None:
+        self.run, self.opts, self.sinks, self.progress = run, opts, sinks, progress
+        self.state = RunState()
+        self.servers = 0
+
+    def _endpoint(self, plan: LanePlan, label: str) -> Endpoint:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        log_path = self.opts.out_dir / f"{self.run.run_id}-{safe}.log"
+        if plan.engine.launches:
+            self.servers += 1
+        return plan.engine.endpoint(plan, log_path, self.opts.load_timeout_s)
+
+    def _run_job(self, plan: LanePlan, endpoint: Endpoint, rec: _Recorder, per_request: bool) -> None:
+        rec.result.load_s = endpoint.load_s
+        rec.result.argv = list(endpoint.argv) or rec.result.argv
+        rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
+        job = LaneJob(
+            plan,
+            endpoint,
+            rec.result,
+            self.opts.job,
+            rec.emit,
+            state=self.state,
+            request_timeout_s=self.opts.request_timeout_s,
+            speculative=speculative_fields(plan.lane) if per_request else None,
+        )
+        asyncio.run(job.run())
+        endpoint.check_alive()
+
+    def measure(self, plan: LanePlan) -> LaneResult:
+        """Serve the lane, run the job, stop; failures are recorded, not raised."""
+        if self.progress:
+            self.progress.loading(plan.lane.name)
+        rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
+        endpoint = self._endpoint(plan, plan.lane.name)
+        log_tail = ""
+        try:
+            with endpoint:
+                self._run_job(plan, endpoint, rec, False)
+                log_tail = endpoint.log_tail(200)
+        except LaneFailed as exc:
+            log_tail = endpoint.log_tail()
+            rec.fail(exc, log_tail)
+        return rec.finish(log_tail)
+
+    def per_request_support(self, plan: LanePlan) -> bool | None:
+        """Whether ``plan``'s build honours per-request speculative fields; None if not asked yet."""
+        return self.state.per_request.get(plan.build)
+
+    def _ask_per_request(self, plan: LanePlan, endpoint: Endpoint) -> bool:
+        async def ask() -> bool:
+            async with aiohttp.ClientSession() as session:
+                return await plan.engine.supports_per_request(session, endpoint)
+
+        return self.state.per_request.setdefault(plan.build, asyncio.run(ask()))
+
+    def measure_group(self, plans: Sequence[LanePlan]) -> list[LaneResult]:
+        """A group on one server if the build allows, else one server each.
+
+        The shared server is started for the widest block size; if the build turns out to
+        ignore per-request fields, it still serves the point it was started for."""
+        first = plans[0]
+        if (
+            len(plans) == 1
+            or not first.engine.per_request_speculative
+            or self.per_request_support(first) is False
+        ):
+            return [self.measure(p) for p in plans]
+        widest = _widest(plans)
+        if self.progress:
+            self.progress.loading(first.lane.name)
+        endpoint = self._endpoint(widest, first.lane.name + " (shared)")
+        done: dict[str, LaneResult] = {}
+        try:
+            with endpoint:
+                supported = self._ask_per_request(first, endpoint)
+                same = [p for p in plans if p.argv(0) == widest.argv(0)]
+                mine = list(plans) if supported else same[:1]
+                for plan in mine:
+                    rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
+                    try:
+                        self._run_job(plan, endpoint, rec, supported)
+                        done[plan.lane.name] = rec.finish(endpoint.log_tail(200))
+                    except LaneFailed as exc:
+                        rec.fail(exc, endpoint.log_tail())
+                        done[plan.lane.name] = rec.finish(endpoint.log_tail())
+                        break
+        except LaneFailed:
+            pass
+        for p in plans:
+            if p.lane.name not in done:
+                done[p.lane.name] = self.measure(p)
+        return [done[p.lane.name] for p in plans]
+
+
+def _widest(plans: Sequence[LanePlan]) -> LanePlan:
+    """The group's server plan: the largest block size, so every point's n_max fits.
+
+    The group's plans were all resolved and checked already and differ only in request fields,
+    so this re-uses the first one's binary, dialect, model and context instead of re-planning.
+    """
+    first = plans[0]
+    if first.lane.draft is None:
+        return first
+    widest = max(p.lane.draft.block_size for p in plans if p.lane.draft)
+    draft = first.lane.draft.model_copy(update={"block_size": widest, "p_min": None})
+    plan = replace(first, lane=first.lane.model_copy(update={"draft": draft}))
+    plan.argv_preview = plan.argv(0)
+    return plan
+
+
+def group_plans(plans: Sequence[LanePlan], reuse: bool = True) -> list[list[LanePlan]]:
+    """Plans grouped by server key, in order of first appearance (one per group without reuse)."""
+    if not reuse:
+        return [[p] for p in plans]
+    groups: dict[str, list[LanePlan]] = {}
+    for plan in plans:
+        key = server_key(plan.lane) if plan.engine.per_request_speculative else f"\0{plan.lane.name}"
+        groups.setdefault(key, []).append(plan)
+    return list(groups.values())

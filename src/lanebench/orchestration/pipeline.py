@@ -1,0 +1,112 @@
+"""The one entry point ``run``, ``sweep`` and ``tune`` share: ``run_lanes(lanes, options, sinks)``.
+
+Plan every lane (nothing starts if any lane cannot), group lanes that can share a server,
+measure group by group with results written to every sink as measured, and mark the run done,
+failed or interrupted. Resuming a stored run measures only the lanes it is missing. The CLI
+only parses options and prints; everything else happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from lanebench.engines.base import LanePlan
+from lanebench.lanes import LaneSpec
+from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
+from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
+from lanebench.records import LaneResult, LaneStatus, RunStatus
+from lanebench.sinks import RunInfo, Sink
+
+
+class ResultStore(Protocol):
+    """What the pipeline needs of the results store (``store.Store``)."""
+
+    def sink(self) -> Sink: ...
+    def get_run(self, run_id: str) -> RunInfo: ...
+    def discard_unfinished(self, run_id: str) -> None: ...
+    def finished_lane_names(self, run_id: str) -> set[str]: ...
+    def load_lanes(self, run_id: str) -> list[LaneResult]: ...
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """What a run will do: its plans grouped by server, and the lanes a resume skips."""
+
+    plans: list[LanePlan]
+    groups: list[list[LanePlan]]
+    skipped: set[str] = field(default_factory=set)
+    run: RunInfo | None = None  # the stored run being resumed
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    run: RunInfo
+    results: list[LaneResult]
+    plan: RunPlan
+    servers: int = 0
+    per_request: dict[str, bool] = field(default_factory=dict)  # build -> honours request fields
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == LaneStatus.FAILED for r in self.results)
+
+
+def plan_run(
+    lanes: Sequence[LaneSpec], opts: RunOptions, store: ResultStore | None = None, resume: str | None = None
+) -> RunPlan:
+    """Plan the lanes (those ``resume`` has not measured yet); raises before anything starts."""
+    stored: RunInfo | None = None
+    done: set[str] = set()
+    if resume:
+        if store is None:
+            from lanebench.errors import BadInput
+
+            raise BadInput("--resume: needs the results database (drop --no-db)")
+        stored = store.get_run(resume)
+        opts.job = stored.job
+        done = store.finished_lane_names(resume)
+    plans = plan_lanes([lane for lane in lanes if lane.name not in done], opts)
+    return RunPlan(plans, group_plans(plans, opts.reuse), done, stored)
+
+
+def run_lanes(
+    lanes: Sequence[LaneSpec],
+    opts: RunOptions,
+    sinks: Sequence[Sink] = (),
+    *,
+    store: ResultStore | None = None,
+    resume: str | None = None,
+    progress: Progress | None = None,
+    planned: RunPlan | None = None,
+) -> RunOutcome:
+    """Plan, then measure every lane, writing to ``sinks`` (and ``store``) as measured."""
+    rp = planned or plan_run(lanes, opts, store, resume)
+    run = rp.run or new_run(opts, rp.plans)
+    if resume and store is not None:
+        store.discard_unfinished(resume)
+    all_sinks = ([store.sink()] if store is not None else []) + list(sinks)
+    for s in all_sinks:
+        s.run_started(run)
+    if progress is not None:
+        progress.run_started(run, len(rp.skipped))
+    measurer = LaneMeasurer(run, opts, all_sinks, progress)
+    results: list[LaneResult] = []
+    try:
+        for group in rp.groups:
+            results += measurer.measure_group(group)
+        run.status = (
+            RunStatus.FAILED if any(r.status == LaneStatus.FAILED for r in results) else RunStatus.DONE
+        )
+    except BaseException:
+        run.status = RunStatus.INTERRUPTED
+        raise
+    finally:
+        run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        for s in all_sinks:
+            s.run_finished(run)
+    if resume and store is not None:
+        results = store.load_lanes(run.run_id)
+    return RunOutcome(run, results, rp, measurer.servers, dict(measurer.state.per_request))

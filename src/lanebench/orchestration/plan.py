@@ -1,0 +1,91 @@
+"""Planning: every lane resolved by its engine before anything starts.
+
+The engine resolves the binary and its dialect, the model files, the context size and the full
+argv (or checks the URL it attaches to); any problem stops the run before a server starts, with
+every problem on its own line.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lanebench import __version__
+from lanebench.engines.base import LanePlan, PlanContext
+from lanebench.engines.registry import get_engine
+from lanebench.errors import LanebenchError
+from lanebench.hostinfo import host_basics
+from lanebench.lanes import LaneSpec, cap_lines
+from lanebench.records import JobSpec
+from lanebench.sinks import RunInfo
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """How to run lanes: the job, where logs go, and the run's defaults and limits."""
+
+    job: JobSpec
+    out_dir: Path
+    server_bin: Path | None = None
+    load_timeout_s: float = 300.0
+    request_timeout_s: float = 3600.0
+    check_drafts: bool = True
+    reuse: bool = True  # lanes differing only in request fields share one server when they can
+    lanes_file: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def context(self) -> PlanContext:
+        return PlanContext(job=self.job, server_bin=self.server_bin, check_drafts=self.check_drafts)
+
+
+def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
+    """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field."""
+    engine = get_engine(lane.engine, f"lane {lane.name!r}: field 'engine'")
+    return engine.plan(lane, opts.context())
+
+
+_LANE = "\0lane\0"  # stands for a lane's label while problems are compared (names hold no NUL)
+
+
+def plan_lanes(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LanePlan]:
+    """Plan all lanes, collecting every problem (one line each) before raising.
+
+    A problem many lanes share (a missing model named in ``[defaults]``) is one line naming
+    the first lane and how many more; more than MAX_LINES lines end in a count of the rest."""
+    plans: list[LanePlan] = []
+    problems: dict[str, tuple[LanebenchError, list[str]]] = {}  # problem -> (error, lanes), in order
+    for lane in lanes:
+        try:
+            plans.append(plan_lane(lane, opts))
+        except LanebenchError as exc:
+            key = str(exc).replace(f"lane {lane.name!r}: ", _LANE + ": ")
+            problems.setdefault(key, (exc, []))[1].append(lane.name)
+    if problems:
+        worst = max((e for e, _ in problems.values()), key=lambda e: e.exit_code)
+        lines: list[str] = []
+        for key, (_, names) in problems.items():
+            label = f"lane {names[0]!r}" + (f" (and {len(names) - 1} more lanes)" if len(names) > 1 else "")
+            lines += key.replace(_LANE, label).splitlines()
+        raise type(worst)(cap_lines(lines))
+    return plans
+
+
+def new_run(opts: RunOptions, plans: Sequence[LanePlan] = ()) -> RunInfo:
+    now = datetime.now(UTC)
+    return RunInfo(
+        run_id=now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2),
+        started_at=now.isoformat(timespec="seconds"),
+        lanebench_version=__version__,
+        job=opts.job,
+        host=host_basics(),
+        builds={p.build: p.build_info for p in plans},
+        lanes_file=str(opts.lanes_file) if opts.lanes_file else None,
+    )
+
+
+def requests_per_lane(job: JobSpec) -> int:
+    return job.warmup + job.reps + (job.reps * job.aggregate if job.aggregate else 0)
