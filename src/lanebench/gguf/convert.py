@@ -20,11 +20,11 @@ from gguf import GGMLQuantizationType
 from lanebench import __version__
 from lanebench.errors import BadInput
 from lanebench.gguf import hf
+from lanebench.gguf.fill import constant, rope_freqs
 from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadDialect, HeadParams, head_kvs, tensor_name
 from lanebench.gguf.quant import compare, encode_chunks, storage_type
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.st_io import Checkpoint
-from lanebench.gguf.synth import constant, rope_freqs
 from lanebench.gguf.tokenizer import tokenizer_kvs
 from lanebench.gguf.writer import KV, TensorPlan, refuse_existing, string, u32, write_gguf
 from lanebench.inputs import show

@@ -3,66 +3,34 @@
 The main model is written through the same streaming writer as a converted head, with the
 tokenizer copied from a real GGUF; the assistant is a transformers-layout checkpoint
 (config.json + BF16 safetensors, real tensor names) that ``convert-head`` then converts,
-exactly as it would a downloaded one. Values are seeded normal noise (std 0.02) for matrices
-and ~1 for norms and scalars, so the models run without NaNs; they predict nothing useful.
+exactly as it would a downloaded one. Values come from ``fill``: seeded noise (std 0.02) for
+matrices, written in their stored encoding at disk speed (Q4_0 / Q8_0 as random valid blocks),
+and ~1 for norms and scalars, so the models run without NaNs and MoE routers spread tokens
+over experts; they predict nothing useful.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
 
 from lanebench import __version__
 from lanebench.errors import BadInput
 from lanebench.gguf import hf
-from lanebench.gguf.quant import CHUNK_BYTES, encode, storage_type
+from lanebench.gguf.fill import constant, rope_freqs, tensor_fill
+from lanebench.gguf.quant import file_type, storage_type
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
-from lanebench.gguf.st_io import StPlan, f32_to_bf16_bits, write_checkpoint
+from lanebench.gguf.st_io import StPlan, write_checkpoint
 from lanebench.gguf.tokenizer import tokenizer_kvs
 from lanebench.gguf.writer import KV, TensorPlan, array, f32, string, u32, write_gguf
 
 Q = GGMLQuantizationType
-STD = 0.02
-
-
-def _values(name: str, shape: tuple[int, ...], seed: int) -> Callable[[], Iterator[np.ndarray]]:
-    """A producer of float32 2-D row slabs for tensor ``name`` (deterministic per name+seed)."""
-
-    def produce() -> Iterator[np.ndarray]:
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        rows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
-        cols = shape[-1]
-        near_one = len(shape) == 1 or name.endswith(("layer_scalar", ".scale"))
-        step = max(1, CHUNK_BYTES // (cols * 4))
-        for i in range(0, rows, step):
-            x = rng.standard_normal((min(step, rows - i), cols), dtype=np.float32)
-            yield (1.0 + 0.01 * x) if near_one else x * STD
-
-    return produce
-
-
-def _rows_producer(
-    name: str, shape: tuple[int, ...], seed: int, qtype: GGMLQuantizationType
-) -> Callable[[], Iterator[np.ndarray]]:
-    base = _values(name, shape, seed)
-    return lambda: (encode(x, "F32", qtype) for x in base())
-
-
-def constant(data: np.ndarray) -> Callable[[], Iterator[np.ndarray]]:
-    """A producer that yields ``data`` once (small generated tensors)."""
-    return lambda: iter([data])
-
-
-def _bf16(base: Callable[[], Iterator[np.ndarray]]) -> Callable[[], Iterator[np.ndarray]]:
-    return lambda: (f32_to_bf16_bits(x) for x in base())
 
 
 # ---- main model ------------------------------------------------------------------------
@@ -150,16 +118,6 @@ def main_kvs(s: MainShape) -> list[KV]:
     return kvs
 
 
-def rope_freqs(head_dim_full: int, partial: float) -> np.ndarray:
-    """Proportional-RoPE freq factors: 1 for rotated pairs, 1e30 for the rest (``head_dim_full
-    // 2`` values; ``partial`` in [0, 1] is the rotated share of the head)."""
-    if not 0.0 <= partial <= 1.0:
-        raise ValueError(f"partial rotary factor {partial} is outside [0, 1]")
-    out = np.full(head_dim_full // 2, 1e30, dtype=np.float32)
-    out[: int(head_dim_full * partial / 2)] = 1.0
-    return out
-
-
 def tokenizer_size(tok: GgufFile) -> int:
     """Tokens in a GGUF's vocabulary; BadInput naming the file when it holds none."""
     field = tok.fields.get("tokenizer.ggml.tokens")
@@ -195,7 +153,7 @@ def synth_main(
             plans.append(TensorPlan(name, shape, Q.F32, constant(rf)))
             continue
         qt = storage_type(shape, qtype)
-        plans.append(TensorPlan(name, shape, qt, _rows_producer(name, shape, seed, qt)))
+        plans.append(TensorPlan(name, shape, qt, tensor_fill(name, shape, qt, seed)))
     kvs = [
         string("general.type", "model"),
         string("general.name", f"{s.name} (lanebench synth, random weights)"),
@@ -203,6 +161,7 @@ def synth_main(
         u32("lanebench.synth.seed", seed),
         string("lanebench.synth.version", __version__),
         u32("general.quantization_version", 2),
+        u32("general.file_type", file_type(qtype)),
         *main_kvs(s),
         *tokenizer_kvs(tok),
     ]
@@ -279,6 +238,5 @@ def synth_assistant(
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     plans = []
     for name, shape in spec.tensors(hp, cfg).items():
-        base = _values(name, shape, seed)
-        plans.append(StPlan(name, "BF16", shape, _bf16(base)))
+        plans.append(StPlan(name, "BF16", shape, tensor_fill(name, shape, Q.BF16, seed)))
     return write_checkpoint(out_dir, plans, shards)

@@ -1,15 +1,20 @@
 """Write a GGUF one tensor at a time, atomically: a temporary file renamed at the end.
 
 Tensors are planned first (name, shape, type) and produced later as a stream of encoded
-chunks, so peak memory stays near one chunk, not one model. A failure mid-write (disk full,
-file-size limit, Ctrl-C) removes the temporary file: no half file under the final name.
+chunks, so peak memory stays near a few chunks, not one model. One background thread produces
+chunks (numpy work, GIL released) up to ``PREFETCH`` ahead while the caller's thread writes,
+so producing and writing overlap. A failure mid-write (disk full, file-size limit, Ctrl-C)
+stops and joins that thread, then removes the temporary file: no half file under the final
+name, and nothing reads a tensor's source after ``write_gguf`` returns.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from lanebench.errors import BadInput
 Q = GGMLQuantizationType
 # written by the writer itself: the architecture it is given, the alignment it lays data out with
 _LAYOUT_KEYS = frozenset({"general.architecture", "general.alignment"})
+PREFETCH = 2  # chunks produced ahead of the one being written
 _ITEM = {Q.F32: 4, Q.F16: 2, Q.BF16: 2, Q.I32: 4, Q.I8: 1, Q.I16: 2, Q.I64: 8, Q.F64: 8}
 
 
@@ -168,10 +174,14 @@ def _write(
     w.write_ti_data_to_file()
     assert w.fout is not None
     fout = w.fout[0]
-    for t in tensors:
-        _write_tensor(w, fout, t)
-        if on_tensor is not None:
-            on_tensor(t)
+    chunks = _prefetch(_chunks(tensors), PREFETCH)
+    try:
+        for t in tensors:
+            _write_tensor(w, fout, t, chunks)
+            if on_tensor is not None:
+                on_tensor(t)
+    finally:
+        chunks.close()
     fout.flush()
     os.fsync(fout.fileno())
     size = fout.tell()
@@ -179,13 +189,64 @@ def _write(
     return size
 
 
-def _write_tensor(w: GGUFWriter, fout: Any, t: TensorPlan) -> None:
-    """Same layout as ``GGUFWriter.write_tensor_data``, but from a stream of chunks."""
+def _chunks(tensors: Sequence[TensorPlan]) -> Iterator[np.ndarray | None]:
+    """Every tensor's chunks, contiguous, in file order; ``None`` after each tensor."""
+    for t in tensors:
+        for chunk in t.produce():
+            yield np.ascontiguousarray(chunk)
+        yield None
+
+
+def _prefetch(items: Iterator[np.ndarray | None], depth: int) -> Generator[np.ndarray | None, None, None]:
+    """``items``, produced by a background thread at most ``depth`` ahead. Its errors re-raise
+    here; closing this generator stops the thread and waits for it (its current chunk)."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the writing thread, which re-raises it
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=run, name="gguf-write-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _write_tensor(w: GGUFWriter, fout: Any, t: TensorPlan, chunks: Iterator[np.ndarray | None]) -> None:
+    """Same layout as ``GGUFWriter.write_tensor_data``, from the stream of ``t``'s chunks."""
     w.tensors[0].pop(t.name)
     w.write_padding(fout, fout.tell())
     written = 0
-    for chunk in t.produce():
-        buf = np.ascontiguousarray(chunk)
+    while (buf := next(chunks)) is not None:
         write_chunk(fout, buf)
         written += buf.nbytes
     if written != t.nbytes:
