@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli_helpers import FAKES, lanes_file, run_cli
 
 from lanebench.engines.base import PlanContext
 from lanebench.engines.llamacpp import LlamaCpp
 from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec
 from lanebench.server import free_port, health_status
-from tests.cli_helpers import FAKES, lanes_file, run_cli
 
 JOB = ("--n-in", "128", "--n-out", "48", "--reps", "3", "--warmup", "1", "--aggregate", "0")
 
