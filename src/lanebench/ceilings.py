@@ -6,13 +6,16 @@ head's bytes and the measured accepted length count too (``spec_bytes_per_token`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lanebench.errors import LanebenchError
+from lanebench.figures import Fig
 from lanebench.fmt import Table
+from lanebench.lanes import LaneSpec
 from lanebench.models import default_model_path
-from lanebench.records import JobSpec
+from lanebench.records import JobSpec, LaneResult
 from lanebench.roofline import (
     Roofline,
     TensorInfo,
@@ -24,11 +27,9 @@ from lanebench.roofline import (
 )
 from lanebench.specmodel import Advice
 
-_JOB = JobSpec()
 
-
-def _lane_model(spec: dict[str, Any]) -> Path:
-    return Path(spec["model"]) if spec.get("model") else default_model_path()
+def _lane_model(spec: LaneSpec) -> Path:
+    return spec.model or default_model_path()
 
 
 class Rooflines:
@@ -44,42 +45,46 @@ class Rooflines:
         return bytes_per_token(*self.files[path], self.ctx, kv)
 
 
-def _lane_bytes(lane: dict[str, Any], advice: Advice | None, rooflines: Rooflines) -> float:
+def _lane_bytes(lane: LaneResult, advice: Advice | None, rooflines: Rooflines) -> float:
     """Bytes per generated token of one lane; with speculation, per ``spec_bytes_per_token``."""
-    spec = lane.get("lane") or {}
-    kv = spec.get("kv") or "f16"
-    target = rooflines(_lane_model(spec), kv, f"lane {lane.get('name')!r} model")
-    draft = spec.get("draft") or {}
+    spec = lane.lane
+    target = rooflines(_lane_model(spec), spec.kv, f"lane {lane.name!r} model")
+    draft = spec.draft
     if not (advice and advice.tokens_per_step and draft):
         return float(target.total_bytes)
-    head_path = Path(draft["path"]) if draft.get("path") else _lane_model(spec)  # empty: drafts for itself
-    head = rooflines(head_path, kv, f"lane {lane.get('name')!r} draft")
+    head_path = draft.path or _lane_model(spec)  # empty: the model drafts for itself
+    head = rooflines(head_path, spec.kv, f"lane {lane.name!r} draft")
     drafted = advice.drafted_per_step or 0.0
     return spec_bytes_per_token(
         target.step_bytes(round(drafted + 1)), head.total_bytes, drafted, advice.tokens_per_step
     )
 
 
-def lane_ceilings(doc: dict[str, Any], advice: list[Advice], bytes_per_s: float) -> list[dict[str, Any]]:
+def lane_ceilings(
+    job: JobSpec, lanes: Sequence[LaneResult], advice: list[Advice], bytes_per_s: float
+) -> list[dict[str, Any]]:
     """Per lane: bytes per generated token (speculation included), ceiling tok/s and % reached.
 
     The KV cache is read at the job's mean decode context, ``n_in + n_out / 2``.
     """
-    job = (doc.get("run") or {}).get("job") or {}
-    ctx = int(job.get("n_in", _JOB.n_in)) + int(job.get("n_out", _JOB.n_out)) // 2
+    ctx = job.n_in + job.n_out // 2
     by_lane = {a.lane: a for a in advice}
     rooflines = Rooflines(ctx)
     rows = []
-    for lane in doc["lanes"]:
-        row: dict[str, Any] = {"lane": lane.get("name"), "ctx": ctx}
+    for lane in lanes:
+        row: dict[str, Any] = {"lane": lane.name, "ctx": ctx}
         rows.append(row)
+        if lane.lane.url is not None:
+            row["error"] = "served elsewhere (engine attached by URL): its model file is not here to read"
+            continue
         try:
-            per_token = _lane_bytes(lane, by_lane.get(str(lane.get("name"))), rooflines)
+            per_token = _lane_bytes(lane, by_lane.get(lane.name), rooflines)
         except LanebenchError as exc:
             row["error"] = str(exc)
             continue
         ceiling = decode_ceiling_tps(per_token, bytes_per_s)
-        tps = ((lane.get("summary") or {}).get("decode_tps") or {}).get("median")
+        stat = lane.summary.get(Fig.DECODE)
+        tps = stat.median if stat is not None else None
         row.update(
             bytes_per_token=per_token,
             ceiling_tps=ceiling,
@@ -89,7 +94,7 @@ def lane_ceilings(doc: dict[str, Any], advice: list[Advice], bytes_per_s: float)
     return rows
 
 
-def ceilings_table(doc: dict[str, Any], bandwidth: dict[str, Any]) -> Table:
+def ceilings_table(job: JobSpec, lanes: Sequence[LaneResult], bandwidth: dict[str, Any]) -> Table:
     """The report's Decode Roofline table: bytes per token, ceiling, decode, % of ceiling."""
     from lanebench.specmodel import advise
 
@@ -99,7 +104,7 @@ def ceilings_table(doc: dict[str, Any], bandwidth: dict[str, Any]) -> Table:
         headers=["Lane", "MB read per token", "Ceiling", "Decode", "% of ceiling"],
         caption=f"bandwidth: {bandwidth.get('source', 'given')}; KV read at the job's mean context",
     )
-    for row in lane_ceilings(doc, advise(doc), bandwidth["bytes_per_s"]):
+    for row in lane_ceilings(job, lanes, advise(lanes), bandwidth["bytes_per_s"]):
         if "error" in row:
             table.rows.append([str(row["lane"]), "–", "–", "–", row["error"]])
             continue

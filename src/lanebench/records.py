@@ -89,6 +89,12 @@ class Stat:
         return asdict(self)
 
 
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``d`` that ``cls`` has fields for (a newer or older writer may add some)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
 @dataclass(slots=True)
 class LaneResult:
     """Everything measured for one lane (or why it could not be)."""
@@ -128,8 +134,8 @@ class LaneResult:
             status=LaneStatus(d.get("status") or "ok"),
             argv=list(d.get("argv") or []),
             load_s=d.get("load_s"),
-            samples=[RequestRecord(**s) for s in d.get("samples") or []],
-            aggregates=[AggregateRecord(**a) for a in d.get("aggregates") or []],
+            samples=[RequestRecord(**_known(RequestRecord, s)) for s in d.get("samples") or []],
+            aggregates=[AggregateRecord(**_known(AggregateRecord, a)) for a in d.get("aggregates") or []],
             metrics_delta=dict(d.get("metrics_delta") or {}),
             summary={k: Stat(**v) for k, v in (d.get("summary") or {}).items() if v},
             per_position=list(d.get("per_position") or []),
@@ -152,3 +158,37 @@ class JobSpec:
     seed: int = 42
     target_ci: float | None = None  # stop adding reps once the 95% CI of median decode is within this share
     max_reps: int = 20
+
+
+@dataclass(slots=True)
+class RunResults:
+    """A finished run as the analysis modules read it: its job and its lanes, typed."""
+
+    job: JobSpec
+    lanes: list[LaneResult]
+
+
+def results_from_document(doc: Any, source: str) -> RunResults:
+    """A run document (``lanebench run --json``) as typed results; ``ValueError`` naming
+    ``source`` and the lane when it is not one."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("lanes"), list):
+        raise ValueError(
+            f"{source}: not a run document (no 'lanes' list); write one with lanebench run --json"
+        )
+    run: Any = doc.get("run")
+    job_data: Any = run.get("job") if isinstance(run, dict) else None
+    if not isinstance(job_data, dict):
+        job_data = {}
+    known = {f.name for f in fields(JobSpec)}
+    try:
+        job = JobSpec(**{k: v for k, v in job_data.items() if k in known})
+    except TypeError as exc:
+        raise ValueError(f"{source}: run.job: {exc}") from None
+    lanes = []
+    for i, lane in enumerate(doc["lanes"]):
+        try:
+            lanes.append(LaneResult.from_dict(lane))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise ValueError(f"{source}: lane #{i + 1}: not a lanebench lane result ({first})") from None
+    return RunResults(job, lanes)

@@ -15,11 +15,12 @@ So ``speed-up(n) = E[tokens/step](alpha, n) / (1 + n*c)``. A draft block size B 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lanebench.errors import BadInput
+from lanebench.figures import Fig
+from lanebench.records import LaneResult, RequestRecord
 
 MAX_BLOCK_SIZE = 33  # the largest block size a lane accepts (lanes.Draft.block_size)
 
@@ -106,47 +107,38 @@ class Advice:
         return asdict(self)
 
 
-def _median(summary: Mapping[str, Any], key: str) -> float | None:
-    stat = summary.get(key)
-    if isinstance(stat, Mapping) and stat.get("median") is not None:
-        return float(stat["median"])
-    return None
+def _median(lane: LaneResult, key: Fig) -> float | None:
+    stat = lane.summary.get(key)
+    return stat.median if stat is not None else None
 
 
-def draft_counts(samples: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+def draft_counts(samples: Sequence[RequestRecord]) -> tuple[int, int, int]:
     """(generated, drafted, accepted) tokens over the successful single-stream samples."""
     gen = drafted = accepted = 0
     for s in samples:
-        if s.get("kind") != "single" or not s.get("ok", True):
+        if s.kind != "single" or not s.ok:
             continue
-        t = s.get("timings") or {}
-        gen += int(t.get("predicted_n", 0) or 0)
-        drafted += int(t.get("draft_n", 0) or 0)
-        accepted += int(t.get("draft_n_accepted", 0) or 0)
+        gen += int(s.timings.get("predicted_n", 0) or 0)
+        drafted += s.draft_n
+        accepted += s.draft_n_accepted
     return gen, drafted, accepted
 
 
-def _same_model(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return str(a.get("model") or "") == str(b.get("model") or "")
-
-
-def plain_partner(lane: Mapping[str, Any], lanes: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def plain_partner(lane: LaneResult, lanes: Sequence[LaneResult]) -> LaneResult | None:
     """The plain (non-drafting) lane of the same model, preferring the same KV type."""
-    spec = lane.get("lane") or {}
+    spec = lane.lane
     plain = [
         other
         for other in lanes
-        if not (other.get("lane") or {}).get("draft")
-        and _same_model(spec, other.get("lane") or {})
-        and _median(other.get("summary") or {}, "decode_tps")
+        if other.lane.draft is None and other.lane.model == spec.model and _median(other, Fig.DECODE)
     ]
-    plain.sort(key=lambda o: (o.get("lane") or {}).get("kv") != spec.get("kv"))
+    plain.sort(key=lambda o: o.lane.kv != spec.kv)
     return plain[0] if plain else None
 
 
-def _measure(adv: Advice, lane: Mapping[str, Any]) -> None:
+def _measure(adv: Advice, lane: LaneResult) -> None:
     """Fill acceptance, drafted and generated tokens per step from the raw samples."""
-    gen, drafted, accepted = draft_counts(lane.get("samples") or [])
+    gen, drafted, accepted = draft_counts(lane.samples)
     # every decode step emits exactly one token of the target's own plus the accepted drafts
     steps = gen - accepted
     if drafted <= 0 or steps <= 0:
@@ -159,14 +151,14 @@ def _measure(adv: Advice, lane: Mapping[str, Any]) -> None:
     adv.expected_tokens_per_step = expected_tokens_per_step(adv.alpha, adv.draft_n)
 
 
-def _cost(adv: Advice, lane: Mapping[str, Any], plain: Mapping[str, Any] | None) -> None:
+def _cost(adv: Advice, lane: LaneResult, plain: LaneResult | None) -> None:
     """Draft cost from the drafting lane's time per step against the plain lane's time per token."""
-    adv.decode_tps = _median(lane.get("summary") or {}, "decode_tps")
+    adv.decode_tps = _median(lane, Fig.DECODE)
     if plain is None:
         adv.notes.append("no plain lane of the same model in this run: the draft's cost is unknown")
         return
-    adv.plain_lane = str(plain.get("name"))
-    adv.plain_decode_tps = _median(plain.get("summary") or {}, "decode_tps")
+    adv.plain_lane = plain.name
+    adv.plain_decode_tps = _median(plain, Fig.DECODE)
     if not adv.decode_tps or not adv.plain_decode_tps or not adv.tokens_per_step:
         return
     adv.measured_speedup = adv.decode_tps / adv.plain_decode_tps
@@ -177,11 +169,10 @@ def _cost(adv: Advice, lane: Mapping[str, Any], plain: Mapping[str, Any] | None)
     adv.draft_cost = max(raw, 0.0)
 
 
-def advise_lane(lane: Mapping[str, Any], lanes: Sequence[Mapping[str, Any]]) -> Advice:
+def advise_lane(lane: LaneResult, lanes: Sequence[LaneResult]) -> Advice:
     """The speculative model applied to one drafting lane of a run."""
-    draft = (lane.get("lane") or {}).get("draft") or {}
-    block = int(draft.get("block_size", 3))
-    adv = Advice(lane=str(lane.get("name")), block_size=block, draft_n=block - 1)
+    block = lane.lane.draft.block_size if lane.lane.draft else 3
+    adv = Advice(lane=lane.name, block_size=block, draft_n=block - 1)
     _measure(adv, lane)
     if adv.alpha is None:
         return adv
@@ -196,9 +187,6 @@ def advise_lane(lane: Mapping[str, Any], lanes: Sequence[Mapping[str, Any]]) -> 
     return adv
 
 
-def advise(run_doc: Mapping[str, Any]) -> list[Advice]:
-    """Advice for every drafting lane of a run document (``{"run": ..., "lanes": [...]}``)."""
-    lanes = run_doc.get("lanes")
-    if not isinstance(lanes, list):
-        raise BadInput("results: not a run document (no 'lanes' list); write one with lanebench run --json")
-    return [advise_lane(lane, lanes) for lane in lanes if (lane.get("lane") or {}).get("draft")]
+def advise(lanes: Sequence[LaneResult]) -> list[Advice]:
+    """Advice for every drafting lane of a run."""
+    return [advise_lane(lane, lanes) for lane in lanes if lane.lane.draft is not None]

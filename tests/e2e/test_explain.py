@@ -84,7 +84,14 @@ def test_host_bandwidth_json() -> None:
 
 def _run_doc(model: Path) -> dict[str, Any]:
     def lane(name: str, tps: float, draft: dict[str, Any] | None, timings: dict[str, int]) -> dict[str, Any]:
-        sample = {"kind": "single", "ok": True, "timings": {"predicted_per_second": tps, **timings}}
+        sample = {
+            "kind": "single",
+            "rep": 0,
+            "n_in": 1150,
+            "n_out": 200,
+            "ok": True,
+            "timings": {"predicted_per_second": tps, **timings},
+        }
         return {
             "name": name,
             "lane": {"name": name, "model": str(model), "kv": "f16", "draft": draft},

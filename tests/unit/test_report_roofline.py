@@ -8,7 +8,7 @@ from lanebench.ceilings import ceilings_table
 from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec, LaneResult, Stat
 from lanebench.roofline import roofline_of
-from lanebench.sinks import RunInfo, run_document
+from lanebench.sinks import RunInfo
 
 
 def test_ceilings_table_arithmetic(gemma_270m: Path) -> None:
@@ -19,7 +19,7 @@ def test_ceilings_table_arithmetic(gemma_270m: Path) -> None:
     failed = LaneResult(
         name="gone", lane=LaneSpec(name="gone", model="/nonexistent.gguf", kv="f16"), status="failed"
     )
-    table = ceilings_table(run_document(run, [lane, failed]), {"bytes_per_s": 35e9, "source": "test"})
+    table = ceilings_table(run.job, [lane, failed], {"bytes_per_s": 35e9, "source": "test"})
     per_token = roofline_of(gemma_270m, ctx=1150 + 100, kv_type="f16").total_bytes
     ceiling = 35e9 / per_token
     assert table.title == "Decode Roofline at 35 GB/s"

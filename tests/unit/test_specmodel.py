@@ -9,14 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lanebench.errors import BadInput
+from lanebench.records import results_from_document
 from lanebench.specmodel import (
-    advise,
+    Advice,
     alpha_from_tokens_per_step,
     best_block_size,
     expected_tokens_per_step,
     speedup,
 )
+from lanebench.specmodel import advise as advise_lanes
 
 
 @pytest.mark.parametrize("n", [0, 1, 3, 7, 32])
@@ -81,7 +82,14 @@ def test_alpha_fit_inverts_the_formula(alpha: float, n: float) -> None:
 def _lane(
     name: str, decode_tps: float, draft: dict[str, Any] | None, timings: dict[str, int]
 ) -> dict[str, Any]:
-    sample = {"kind": "single", "ok": True, "timings": {"predicted_per_second": decode_tps, **timings}}
+    sample = {
+        "kind": "single",
+        "rep": 0,
+        "n_in": 1150,
+        "n_out": 200,
+        "ok": True,
+        "timings": {"predicted_per_second": decode_tps, **timings},
+    }
     return {
         "name": name,
         "lane": {"name": name, "model": "/m/gemma.gguf", "kv": "f16", "draft": draft},
@@ -99,6 +107,11 @@ def _doc() -> dict[str, Any]:
             _lane("draft", 50.0, draft, {"predicted_n": 200, "draft_n": 168, "draft_n_accepted": 157}),
         ],
     }
+
+
+def advise(doc: dict[str, Any]) -> list[Advice]:
+    """The advice for a run document, read the way ``lanebench advise RESULTS.json`` reads it."""
+    return advise_lanes(results_from_document(doc, "test").lanes)
 
 
 def test_advise_hand_computed() -> None:
@@ -143,7 +156,7 @@ def test_advise_plain_partner_must_be_same_model() -> None:
 
 
 def test_advise_rejects_non_run_documents() -> None:
-    with pytest.raises(BadInput, match="lanes"):
+    with pytest.raises(ValueError, match="lanes"):
         advise({"run": {}})
     assert advise({"lanes": [_lane("plain", 40.0, None, {"predicted_n": 10})]}) == []
 

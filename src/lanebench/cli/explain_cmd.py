@@ -22,7 +22,7 @@ from lanebench.bandwidth import (
 from lanebench.ceilings import Rooflines, lane_ceilings
 from lanebench.cli.common import console, print_json
 from lanebench.errors import BadInput
-from lanebench.records import JobSpec
+from lanebench.records import JobSpec, RunResults, results_from_document
 from lanebench.roofline import (
     Roofline,
     decode_ceiling_tps,
@@ -208,7 +208,7 @@ def host(
     console.print(_devices_table())
 
 
-def load_run_document(path: Path) -> dict[str, Any]:
+def load_run_document(path: Path) -> RunResults:
     """Read a results JSON written by ``lanebench run --json``."""
     if not path.is_file():
         raise BadInput(f"RESULTS: {path} is not a file")
@@ -216,23 +216,21 @@ def load_run_document(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInput(f"RESULTS: {path} is not readable JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("lanes"), list):
-        raise BadInput(
-            f"RESULTS: {path} is not a run document (no 'lanes' list); write one with lanebench run --json"
-        )
-    return doc
+    try:
+        return results_from_document(doc, f"RESULTS: {path}")
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
-def resolve_run(ref: str, db: str | None) -> dict[str, Any]:
+def resolve_run(ref: str, db: str | None) -> RunResults:
     """A run document from a JSON file path, else from the results database by run id."""
     path = Path(ref)
     if path.suffix == ".json" or path.exists():
         return load_run_document(path)
-    from lanebench.sinks import run_document
     from lanebench.store import open_store
 
     store = open_store(db)
-    return run_document(store.get_run(ref), store.load_lanes(ref))
+    return RunResults(store.get_run(ref).job, store.load_lanes(ref))
 
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:
@@ -290,9 +288,9 @@ def advise_cmd(
 ) -> None:
     """Which block size should I use? The speculative model fitted to a run; each lane's ceiling."""
     bw = resolve_bandwidth(bandwidth, device)
-    doc = resolve_run(results, db)
-    advice = advise(doc)
-    ceilings = lane_ceilings(doc, advice, bw["bytes_per_s"]) if bw else None
+    run = resolve_run(results, db)
+    advice = advise(run.lanes)
+    ceilings = lane_ceilings(run.job, run.lanes, advice, bw["bytes_per_s"]) if bw else None
     if as_json:
         print_json({"advice": [a.to_dict() for a in advice], "bandwidth": bw, "ceilings": ceilings})
         return

@@ -56,9 +56,8 @@ def report_tables(data: ReportData) -> list[Table]:
         per_run += sweep_tables(rd.lanes)
         if data.bandwidth:
             from lanebench.ceilings import ceilings_table
-            from lanebench.sinks import run_document
 
-            per_run.append(ceilings_table(run_document(rd.run, rd.lanes), data.bandwidth))
+            per_run.append(ceilings_table(rd.run.job, rd.lanes, data.bandwidth))
         for t in per_run:
             if many:
                 t.title = f"{t.title} ({rd.run.run_id})"
