@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from lanebench.figures import FIGURES, Fig
 from lanebench.fmt import Table
 from lanebench.records import LaneResult, Stat
 from lanebench.report.tables import fmt_pct, fmt_stat
 
-# (summary key, label, unit, +1 when higher is better)
-COMPARED = (
-    ("prefill_tps", "Prefill", "tok/s", 1),
-    ("decode_tps", "Decode", "tok/s", 1),
-    ("normalized_wall_s", "Normalized wall", "s", -1),
-    ("aggregate_tps", "N-slot aggregate", "tok/s", 1),
-    ("wall_s", "Measured wall", "s", -1),
-    ("acceptance", "Acceptance", "", 1),
-)
+# (summary key, label, unit, +1 when higher is better), from the one table of figures
+_KEYS = (Fig.PREFILL, Fig.DECODE, Fig.NORMALIZED_WALL, Fig.AGGREGATE, Fig.WALL, Fig.ACCEPTANCE)
+COMPARED = tuple((f.key, f.label, f.unit, f.better) for f in (FIGURES[k] for k in _KEYS))
 
 
 def verdict(a: Stat | None, b: Stat | None, better: int) -> str:

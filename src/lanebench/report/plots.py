@@ -15,15 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from lanebench import figures
+from lanebench.figures import FIGURES, Fig
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData
 from lanebench.report.tables import basename
 
-BARS = (
-    ("decode_tps", "Decode (tok/s)"),
-    ("prefill_tps", "Prefill (tok/s)"),
-    ("normalized_wall_s", "Normalized wall (s, lower is better)"),
-    ("aggregate_tps", "N-slot aggregate (tok/s)"),
+BARS = tuple(
+    (key, figures.label(key) + ("" if FIGURES[key].higher_is_better else ", lower is better"))
+    for key in (Fig.DECODE, Fig.PREFILL, Fig.NORMALIZED_WALL, Fig.AGGREGATE)
 )
 MAX_HISTORY_LANES = 8
 
@@ -96,7 +96,7 @@ def prefill_decode(lanes: list[LaneResult]) -> bytes | None:
     pts = [
         (lane.name, p.median, d.median)
         for lane in lanes
-        if (p := lane.summary.get("prefill_tps")) and (d := lane.summary.get("decode_tps"))
+        if (p := lane.summary.get(Fig.PREFILL)) and (d := lane.summary.get(Fig.DECODE))
     ]
     if not pts:
         return None
@@ -116,7 +116,7 @@ def history(data: ReportData) -> bytes | None:
     names = [lane.name for rd in data.runs for lane in rd.lanes]
     by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for h in data.history:
-        if h["name"] in names and (h["summary"] or {}).get("decode_tps"):
+        if h["name"] in names and (h["summary"] or {}).get(Fig.DECODE):
             by_name[h["name"]].append(h)
     lines = {n: rows for n, rows in by_name.items() if len(rows) >= 2}
     if not lines:
@@ -129,7 +129,7 @@ def history(data: ReportData) -> bytes | None:
         if not rows:
             continue
         xs = [index[h["run_id"]] for h in rows]
-        stats = [Stat(**h["summary"]["decode_tps"]) for h in rows]
+        stats = [Stat(**h["summary"][Fig.DECODE]) for h in rows]
         ax.errorbar(
             xs, [s.median for s in stats], yerr=_err(list(stats)), marker="o", capsize=3, label=plain(name)
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lanebench.errors import BadInput
+from lanebench.figures import Fig
 from lanebench.fmt import Table
 from lanebench.report.data import ReportData
 from lanebench.report.heading import run_line
@@ -19,17 +20,7 @@ from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdow
 
 FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
-FIGURES = (
-    "prefill_tps",
-    "decode_tps",
-    "normalized_wall_s",
-    "aggregate_tps",
-    "wall_s",
-    "prefill_client_tps",
-    "decode_client_tps",
-    "acceptance",
-    "mean_accepted_length",
-)
+FIGURES = tuple(str(f) for f in Fig)  # CSV columns: every figure, in the table's order
 
 
 def pick_format(fmt: str | None, output: Path | None) -> str:

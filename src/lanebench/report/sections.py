@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from lanebench.figures import Fig
 from lanebench.fmt import Table
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData, RunData
@@ -184,10 +185,10 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
             table.rows.append(
                 [
                     f"{key} = {value}",
-                    fmt_stat(s.get("decode_tps"), "tok/s"),
+                    fmt_stat(s.get(Fig.DECODE), "tok/s"),
                     _acceptance(lane),
-                    fmt_stat(s.get("prefill_tps"), "tok/s"),
-                    fmt_stat(s.get("normalized_wall_s"), "s"),
+                    fmt_stat(s.get(Fig.PREFILL), "tok/s"),
+                    fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
                     lane.name,
                     lane_notes(lane),
                 ]
@@ -247,9 +248,9 @@ def context_table(data: ReportData) -> Table | None:
                 _setting(h["lane"] or {}),
                 f"{h['run_id']}{mark}",
                 str(h["hostname"] or "–"),
-                fmt_stat(_stat(s.get("prefill_tps")), "tok/s"),
-                fmt_stat(_stat(s.get("decode_tps")), "tok/s"),
-                fmt_stat(_stat(s.get("normalized_wall_s")), "s"),
+                fmt_stat(_stat(s.get(Fig.PREFILL)), "tok/s"),
+                fmt_stat(_stat(s.get(Fig.DECODE)), "tok/s"),
+                fmt_stat(_stat(s.get(Fig.NORMALIZED_WALL)), "s"),
             ]
         )
     return table

@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from lanebench.figures import Fig
 from lanebench.fmt import Table
 from lanebench.records import JobSpec, LaneResult, Stat
 
@@ -69,10 +70,10 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
             [
                 lane.name,
                 load,
-                fmt_stat(s.get("prefill_tps"), "tok/s"),
-                fmt_stat(s.get("decode_tps"), "tok/s"),
-                fmt_stat(s.get("normalized_wall_s"), "s"),
-                fmt_stat(s.get("aggregate_tps"), "tok/s"),
+                fmt_stat(s.get(Fig.PREFILL), "tok/s"),
+                fmt_stat(s.get(Fig.DECODE), "tok/s"),
+                fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
+                fmt_stat(s.get(Fig.AGGREGATE), "tok/s"),
                 lane_notes(lane),
             ]
         )
@@ -113,7 +114,7 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
                 acc,
                 fmt_stat(s.get("mean_accepted_length"), digits=2),
                 per_pos,
-                fmt_stat(s.get("decode_tps"), "tok/s"),
+                fmt_stat(s.get(Fig.DECODE), "tok/s"),
             ]
         )
     return table
