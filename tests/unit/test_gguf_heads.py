@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lanebench.gguf import hf, shapes
-from lanebench.gguf.heads import ARCH, dialect_of_arch, expected_tensors, head_kvs, rename_tensor
+from lanebench.gguf.heads import ARCH, format_of_arch, expected_tensors, head_kvs, rename_tensor
 from lanebench.gguf.synth import assistant_config
 
 
@@ -51,6 +51,6 @@ def test_expected_shapes_follow_the_loader() -> None:
 
 
 def test_arch_names() -> None:
-    assert dialect_of_arch(ARCH["upstream"]) == "upstream"
-    assert dialect_of_arch("gemma4_assistant") == "atomic"
-    assert dialect_of_arch("gemma4") is None
+    assert format_of_arch(ARCH["upstream"]) == "upstream"
+    assert format_of_arch("gemma4_assistant") == "atomic"
+    assert format_of_arch("gemma4") is None

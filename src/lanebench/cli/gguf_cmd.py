@@ -19,7 +19,7 @@ from rich.table import Table
 from lanebench.cli.common import console, err_console, print_json
 from lanebench.errors import BadInput
 from lanebench.gguf import hf
-from lanebench.gguf.heads import HEAD_DIALECTS, HeadDialect
+from lanebench.gguf.heads import HEAD_DIALECTS, HeadFormat
 from lanebench.gguf.quant import SYNTH_QTYPES, parse_qtype
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape, preset
 from lanebench.gguf.writer import TensorPlan, refuse_existing
@@ -31,7 +31,7 @@ gguf_app = typer.Typer(
 )
 
 
-def _dialect(value: str) -> HeadDialect:
+def _dialect(value: str) -> HeadFormat:
     if value not in HEAD_DIALECTS:
         raise BadInput(f"dialect {value!r} is not one of {', '.join(HEAD_DIALECTS)}")
     return value

@@ -9,6 +9,12 @@ from lanebench.errors import BadInput
 from lanebench.lanes import Draft, LaneSpec
 
 UNQUANTISED_KV = {"f32", "f16", "bf16"}
+P_MIN_FLAG = {
+    "upstream": "--spec-draft-p-min",
+    "atomic": "--draft-p-min",
+    "legacy": "--draft-p-min",
+    "none": "",
+}
 
 
 class LaneRefused(BadInput):
@@ -43,9 +49,6 @@ def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> l
                 f"not {spec}"
             )
         args += ["-md", str(path), "--spec-type", spec, "--spec-draft-n-max", str(n_max)]
-        if draft.p_min is not None:
-            _need(dialect, lane, "--spec-draft-p-min")
-            args += ["--spec-draft-p-min", str(draft.p_min)]
     elif kind == "atomic":
         if draft.kind == "mtp":
             head_flag = ["--mtp-head", str(path)] if dialect.has("--mtp-head") else ["-md", str(path)]
@@ -53,14 +56,12 @@ def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> l
         else:
             args += ["-md", str(path)]
         args += ["--draft-block-size", str(draft.block_size)]
-        if draft.p_min is not None:
-            _need(dialect, lane, "--draft-p-min")
-            args += ["--draft-p-min", str(draft.p_min)]
     else:  # legacy upstream: --draft-max / --draft-p-min
         args += ["-md", str(path), "--draft-max", str(n_max)]
-        if draft.p_min is not None:
-            _need(dialect, lane, "--draft-p-min")
-            args += ["--draft-p-min", str(draft.p_min)]
+    if draft.p_min is not None:
+        flag = P_MIN_FLAG[kind]
+        _need(dialect, lane, flag)
+        args += [flag, str(draft.p_min)]
     if draft.gpu_layers is not None:
         _need(dialect, lane, "-ngld")
         args += ["-ngld", str(draft.gpu_layers)]

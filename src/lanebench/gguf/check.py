@@ -15,9 +15,9 @@ from lanebench.errors import BadInput
 from lanebench.gguf.heads import (
     ARCH,
     TARGET_ARCH,
-    HeadDialect,
+    HeadFormat,
     HeadParams,
-    dialect_of_arch,
+    format_of_arch,
     expected_tensors,
     optional_tensors,
     per_layer,
@@ -58,7 +58,7 @@ def check_model(main: GgufFile, draft: GgufFile, dialect: Dialect | None) -> lis
     out: list[str] = []
     if dialect is not None and dialect.speculative == "none":
         out.append(f"build: expected speculative flags, found none ({dialect.version_text})")
-    if dialect_of_arch(draft.arch) is not None:
+    if format_of_arch(draft.arch) is not None:
         out.append(
             f"architecture: expected a plain model as draft, found MTP head {draft.arch!r} (use kind 'mtp')"
         )
@@ -111,7 +111,7 @@ def _first_text_difference(main: GgufFile, draft: GgufFile) -> int | None:
 # ---- MTP head --------------------------------------------------------------------------
 
 
-def build_head_dialect(dialect: Dialect | None) -> HeadDialect | None:
+def build_head_format(dialect: Dialect | None) -> HeadFormat | None:
     """The head dialect a build loads (None: unknown / not given)."""
     if dialect is None:
         return None
@@ -126,8 +126,8 @@ def check_head(main: GgufFile, head: GgufFile, dialect: Dialect | None) -> list[
             f"build: expected MTP drafting (--spec-type draft-mtp or --mtp-head), "
             f"found neither ({dialect.version_text})"
         )
-    hd = dialect_of_arch(head.arch)
-    want = build_head_dialect(dialect)
+    hd = format_of_arch(head.arch)
+    want = build_head_format(dialect)
     if hd is None:
         expected = ARCH[want] if want else " or ".join(ARCH.values())
         return [*out, f"architecture: expected {expected}, found {head.arch!r}"]
@@ -147,11 +147,11 @@ def check_head(main: GgufFile, head: GgufFile, dialect: Dialect | None) -> list[
     return out + vocab_rules(vocab_of(main), vocab_of(head), main, head, exact=True)
 
 
-def _key(hd: HeadDialect, suffix: str) -> str:
+def _key(hd: HeadFormat, suffix: str) -> str:
     return f"{ARCH[hd]}.{suffix}"
 
 
-def head_params_of(head: GgufFile, hd: HeadDialect) -> tuple[HeadParams | None, list[str]]:
+def head_params_of(head: GgufFile, hd: HeadFormat) -> tuple[HeadParams | None, list[str]]:
     """HeadParams from a head's keys, or the list of missing required keys."""
     required = [
         "embedding_length",
@@ -207,7 +207,7 @@ def layer_pattern(g: GgufFile) -> tuple[bool, ...] | None:
     return tuple(bool(x) for x in pattern) if isinstance(pattern, list) else None
 
 
-def backbone_rules(main: GgufFile, head: GgufFile, hp: HeadParams, hd: HeadDialect) -> list[str]:
+def backbone_rules(main: GgufFile, head: GgufFile, hp: HeadParams, hd: HeadFormat) -> list[str]:
     """Backbone width = main embedding_length; upstream's extra invariants."""
     out: list[str] = []
     n_embd = main.arch_key("embedding_length")
@@ -255,7 +255,7 @@ def geometry_rules(main: GgufFile, hp: HeadParams) -> list[str]:
     return out[: MAX_LINES_PER_RULE + 2]
 
 
-def tensor_rules(head: GgufFile, hp: HeadParams, hd: HeadDialect) -> list[str]:
+def tensor_rules(head: GgufFile, hp: HeadParams, hd: HeadFormat) -> list[str]:
     """Required tensors present with the loader's shapes; no tensor the loader won't take."""
     n_vocab = vocab_of(head).n_tokens
     want = expected_tensors(hp, n_vocab, hd)

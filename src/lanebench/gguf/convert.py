@@ -21,7 +21,7 @@ from lanebench import __version__
 from lanebench.errors import BadInput
 from lanebench.gguf import hf
 from lanebench.gguf.fill import constant, rope_freqs
-from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadDialect, HeadParams, head_kvs, tensor_name
+from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadFormat, HeadParams, head_kvs, tensor_name
 from lanebench.gguf.quant import compare, encode_chunks, storage_type
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.st_io import Checkpoint
@@ -42,7 +42,7 @@ class ConvertOptions:
     main: Path
     out: Path
     qtype: GGMLQuantizationType = Q.Q8_0
-    dialect: HeadDialect = "upstream"
+    dialect: HeadFormat = "upstream"
     force: bool = False
 
 

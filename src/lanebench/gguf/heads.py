@@ -17,9 +17,9 @@ from gguf import GGUFValueType
 
 from lanebench.gguf.writer import KV, array, boolean, f32, string, u32
 
-HeadDialect = Literal["upstream", "atomic"]
-HEAD_DIALECTS: tuple[HeadDialect, ...] = ("upstream", "atomic")
-ARCH: dict[HeadDialect, str] = {"upstream": "gemma4-assistant", "atomic": "gemma4_assistant"}
+HeadFormat = Literal["upstream", "atomic"]
+HEAD_DIALECTS: tuple[HeadFormat, ...] = ("upstream", "atomic")
+ARCH: dict[HeadFormat, str] = {"upstream": "gemma4-assistant", "atomic": "gemma4_assistant"}
 TARGET_ARCH = "gemma4"
 
 # upstream name -> atomic name; everything else is named alike in both dialects
@@ -32,7 +32,7 @@ _TO_ATOMIC = {
 _TO_UPSTREAM = {v: k for k, v in _TO_ATOMIC.items()}
 
 
-def dialect_of_arch(arch: str) -> HeadDialect | None:
+def format_of_arch(arch: str) -> HeadFormat | None:
     """Which head dialect an architecture string belongs to (None: not a head)."""
     for d, a in ARCH.items():
         if a == arch:
@@ -40,12 +40,12 @@ def dialect_of_arch(arch: str) -> HeadDialect | None:
     return None
 
 
-def tensor_name(upstream_name: str, dialect: HeadDialect) -> str:
+def tensor_name(upstream_name: str, dialect: HeadFormat) -> str:
     """The name a tensor carries in ``dialect``, given its upstream name."""
     return _TO_ATOMIC.get(upstream_name, upstream_name) if dialect == "atomic" else upstream_name
 
 
-def rename_tensor(name: str, src: HeadDialect, dst: HeadDialect) -> str:
+def rename_tensor(name: str, src: HeadFormat, dst: HeadFormat) -> str:
     """Rename a tensor from one dialect to the other (unchanged when src == dst)."""
     upstream = _TO_UPSTREAM.get(name, name) if src == "atomic" else name
     return tensor_name(upstream, dst)
@@ -84,7 +84,7 @@ class HeadParams:
         return self.head_dim_swa if self.is_swa[il] else self.head_dim_full
 
 
-def head_kvs(hp: HeadParams, dialect: HeadDialect) -> list[KV]:
+def head_kvs(hp: HeadParams, dialect: HeadFormat) -> list[KV]:
     """Architecture metadata of a head in ``dialect`` (no general.* or tokenizer.* keys)."""
     a = ARCH[dialect]
     kvs = [
@@ -133,7 +133,7 @@ def _u32_or_array(key: str, values: tuple[int, ...]) -> KV:
     return array(key, values, GGUFValueType.UINT32)
 
 
-def dialect_keys(dialect: HeadDialect) -> set[str]:
+def dialect_keys(dialect: HeadFormat) -> set[str]:
     """Key suffixes only one dialect has (used by translate to drop the other's)."""
     if dialect == "upstream":
         return {"embedding_length_out", "nextn_predict_layers"}
@@ -154,7 +154,7 @@ def per_layer(value: Any, n: int) -> tuple[int, ...]:
     return (int(value),) * n
 
 
-def expected_tensors(hp: HeadParams, n_vocab: int, dialect: HeadDialect) -> dict[str, tuple[int, ...]]:
+def expected_tensors(hp: HeadParams, n_vocab: int, dialect: HeadFormat) -> dict[str, tuple[int, ...]]:
     """Tensors the loader requires, by name, with llama.cpp-order shapes (``ne0`` first)."""
     h, bb = hp.hidden, hp.backbone
     out: dict[str, tuple[int, ...]] = {
@@ -186,6 +186,6 @@ def expected_tensors(hp: HeadParams, n_vocab: int, dialect: HeadDialect) -> dict
     return {tensor_name(k, dialect): v for k, v in out.items()}
 
 
-def optional_tensors(dialect: HeadDialect) -> set[str]:
+def optional_tensors(dialect: HeadFormat) -> set[str]:
     """Tensors a loader accepts but does not need (the centroid masked embedding)."""
     return {tensor_name(n, dialect) for n in ("masked_embd_centroids.weight", "masked_embd_ordering")}

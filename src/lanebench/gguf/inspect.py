@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from gguf import MODEL_ARCH_NAMES
 
-from lanebench.gguf.heads import ARCH, dialect_of_arch
+from lanebench.gguf.heads import ARCH, format_of_arch
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.tokenizer import vocab_of
 
@@ -23,7 +23,7 @@ _MAX_ARRAY = 64  # longer arrays are summarised
 
 def kind_of(g: GgufFile) -> Kind:
     """Which kind of file ``g`` is."""
-    d = dialect_of_arch(g.arch)
+    d = format_of_arch(g.arch)
     if d is not None:
         return "head-upstream" if d == "upstream" else "head-atomic"
     if g.arch in KNOWN_ARCHS and "token_embd.weight" in g.tensors:

@@ -15,7 +15,7 @@ import numpy as np
 
 from lanebench import __version__
 from lanebench.errors import BadInput
-from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadDialect, dialect_keys, dialect_of_arch, rename_tensor
+from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadFormat, dialect_keys, format_of_arch, rename_tensor
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.tokenizer import kv_of, stored_kv
 from lanebench.gguf.writer import KV, TensorPlan, boolean, refuse_existing, string, u32, write_gguf
@@ -50,7 +50,7 @@ def _raw(g: GgufFile, name: str) -> Callable[[], Iterator[np.ndarray]]:
     return lambda: iter([g.tensor_data(name)])
 
 
-def translated_kvs(g: GgufFile, src: HeadDialect, dst: HeadDialect) -> list[KV]:
+def translated_kvs(g: GgufFile, src: HeadFormat, dst: HeadFormat) -> list[KV]:
     """``g``'s keys under ``dst``'s arch prefix, copied byte for byte (so the output keeps
     ``g``'s byte order), with the dialect-only keys derived. BadInput when two keys would
     end up with one name."""
@@ -74,7 +74,7 @@ def translated_kvs(g: GgufFile, src: HeadDialect, dst: HeadDialect) -> list[KV]:
     return [*out.values(), *derived]
 
 
-def _derived(g: GgufFile, src: HeadDialect, dst: HeadDialect) -> list[KV]:
+def _derived(g: GgufFile, src: HeadFormat, dst: HeadFormat) -> list[KV]:
     """The keys only ``dst`` has, from ``g``'s (validated) metadata."""
     a_src, a_dst = ARCH[src], ARCH[dst]
     n_layer = int(g.arch_key("block_count", 0))
@@ -102,13 +102,13 @@ def _derived(g: GgufFile, src: HeadDialect, dst: HeadDialect) -> list[KV]:
     ]
 
 
-def translate(head: Path, to: HeadDialect, out: Path, force: bool = False) -> tuple[HeadDialect, int]:
+def translate(head: Path, to: HeadFormat, out: Path, force: bool = False) -> tuple[HeadFormat, int]:
     """Rewrite ``head`` into dialect ``to`` at ``out``; returns (source dialect, bytes)."""
     if to not in ARCH:
         raise BadInput(f"--to {to!r} is not one of {', '.join(ARCH)}")
     refuse_existing(out, force)
     g = open_gguf(head, "HEAD")
-    src = dialect_of_arch(g.arch)
+    src = format_of_arch(g.arch)
     if src is None:
         raise BadInput(
             f"{head}: architecture {g.arch!r} is not an assistant head ({' or '.join(ARCH.values())})"
