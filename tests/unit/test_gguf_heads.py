@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lanebench.gguf import hf, shapes
-from lanebench.gguf.heads import ARCH, format_of_arch, expected_tensors, head_kvs, rename_tensor
+from lanebench.gguf.heads import ARCH, expected_tensors, format_of_arch, head_kvs, rename_tensor
 from lanebench.gguf.synth import assistant_config
 
 

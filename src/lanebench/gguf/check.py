@@ -17,8 +17,8 @@ from lanebench.gguf.heads import (
     TARGET_ARCH,
     HeadFormat,
     HeadParams,
-    format_of_arch,
     expected_tensors,
+    format_of_arch,
     optional_tensors,
     per_layer,
 )
