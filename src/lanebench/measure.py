@@ -212,7 +212,10 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
         if measured and not singles and result.status == LaneStatus.OK:
             result.status = LaneStatus.FAILED  # not one measured request came back whole
             result.error = f"every measured request failed: {failed[0].error}"
-    if result.lane.draft is not None and singles and m.acceptance(singles) is None:
+    drafted = (
+        m.acceptance(singles) is not None or result.metrics_delta.get("spec_decode_num_drafts_total", 0) > 0
+    )
+    if result.lane.draft is not None and singles and not drafted:
         why = _reason_in_log(log_tail)
         result.flags.append(
             "asked for drafting but the server drafted nothing (no draft_n in timings)"
@@ -222,6 +225,12 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
     if short:
         result.flags.append(
             f"engine processed {short[0].timings.get('prompt_n')} prompt tokens, not {job.n_in}"
+        )
+    cut = [r for r in singles if int(r.timings.get("predicted_n", job.n_out)) != job.n_out]
+    if cut:
+        result.flags.append(
+            f"engine generated {cut[0].timings.get('predicted_n')} tokens, not {job.n_out} "
+            "(it stopped early: does it honour ignore_eos?)"
         )
     if result.lane.url is None and job.aggregate > result.lane.slots:
         result.flags.append(

@@ -330,3 +330,30 @@ def test_summarize_keeps_failed_status() -> None:
     summarize(r, JOB)
     assert r.status == "failed"
     assert r.summary == {}
+
+
+def test_summarize_flags_a_reply_cut_short() -> None:
+    r = lane_result(False, [single(), single(predicted_n=9)])
+    summarize(r, JOB)
+    assert r.status == "flagged"
+    assert any("generated 9 tokens, not 16" in f for f in r.flags)
+
+
+def test_drafts_seen_only_in_counters_are_not_flagged_as_none() -> None:
+    """vLLM without per-request stats reports its drafts only on /metrics."""
+    r = lane_result(True, [single(), single()])
+    r.metrics_delta = {"spec_decode_num_drafts_total": 40.0, "spec_decode_num_accepted_tokens_total": 30.0}
+    summarize(r, JOB)
+    assert not any("drafted nothing" in f for f in r.flags), r.flags
+    r.metrics_delta = {}
+    summarize(r, JOB)
+    assert any("drafted nothing" in f for f in r.flags)
+
+
+def test_every_measured_request_failing_fails_the_lane() -> None:
+    bad = single()
+    bad.ok, bad.error = False, "stream ended before the final chunk carrying usage"
+    r = lane_result(False, [bad, bad])
+    summarize(r, JOB)
+    assert r.status == "failed"
+    assert r.error is not None and "every measured request failed" in r.error

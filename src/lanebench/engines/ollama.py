@@ -53,6 +53,7 @@ from lanebench.engines.vllm import (
     count,
     error_text,
     find_bin,
+    labelled,
     last_line,
     positive,
     refuse_set,
@@ -108,22 +109,20 @@ def parse_serve_help(text: str, command: str = "", version: str | None = None) -
 
 
 @lru_cache(maxsize=32)
-def _probe(binary: str, mtime_ns: int, label: str) -> OllamaHelp:
+def _probe(binary: str, mtime_ns: int) -> OllamaHelp:
     command = f"{binary} serve --help"
-    _, out = run_text([binary, "serve", "--help"], label, timeout_s=30.0)
+    _, out = run_text([binary, "serve", "--help"], timeout_s=30.0)
     parsed = parse_serve_help(out, command)
     if not parsed.has("OLLAMA_HOST"):
-        raise NotFound(
-            f"{label}: `{command}` documents no OLLAMA_HOST, so this is not Ollama ({last_line(out)})"
-        )
-    _, out = run_text([binary, "--version"], label, timeout_s=30.0)
+        raise NotFound(f"`{command}` documents no OLLAMA_HOST, so this is not Ollama ({last_line(out)})")
+    _, out = run_text([binary, "--version"], timeout_s=30.0)
     m = _VERSION.search(out)
     return OllamaHelp(parsed.env_vars, m[1] if m else None, command)
 
 
 def probe(binary: Path, label: str = "ollama") -> OllamaHelp:
     """What ``binary serve --help`` documents, read once per binary and mtime."""
-    return _probe(str(binary), binary.stat().st_mtime_ns, label)
+    return labelled(label, _probe, binary)
 
 
 def serve_env(lane: LaneSpec, help_: OllamaHelp) -> dict[str, str]:

@@ -26,6 +26,7 @@ never against a running SGLang.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping
 from functools import lru_cache
@@ -42,6 +43,7 @@ from lanebench.engines.vllm import (
     count,
     error_text,
     find_bin,
+    labelled,
     last_line,
     model_and_name,
     need_flag,
@@ -62,6 +64,7 @@ HOW_TO_GET = (
     "to that environment's python (or its sglang executable)"
 )
 _VERSION_CODE = "import importlib.metadata as m; print(m.version('sglang'))"
+_VERSION = re.compile(r"^\s*(\d+\.\d+[\w.+-]*)\s*$", re.MULTILINE)
 
 
 def launch_command(binary: Path) -> list[str]:
@@ -72,26 +75,27 @@ def launch_command(binary: Path) -> list[str]:
 
 
 @lru_cache(maxsize=32)
-def _probe(binary: str, mtime_ns: int, label: str) -> ArgparseHelp:
+def _probe(binary: str, mtime_ns: int) -> ArgparseHelp:
     launch = launch_command(Path(binary))
     command = " ".join([*launch, "--help"])
-    _, out = run_text([*launch, "--help"], label)
+    _, out = run_text([*launch, "--help"])
     parsed = parse_argparse_help(out, command)
     if not (parsed.has("--model-path") and parsed.has("--port")):
         raise NotFound(
-            f"{label}: `{command}` lists no --model-path / --port, so SGLang is not there "
+            f"`{command}` lists no --model-path / --port, so SGLang is not there "
             f"({last_line(out)}); {HOW_TO_GET}"
         )
     version = None
     if not Path(binary).name.startswith("sglang"):
-        rc, out = run_text([binary, "-c", _VERSION_CODE], label)
-        version = last_line(out) if rc == 0 else None
+        rc, out = run_text([binary, "-c", _VERSION_CODE])
+        m = _VERSION.search(out) if rc == 0 else None  # the bare version line, not warnings
+        version = m[1] if m else None
     return ArgparseHelp(parsed.flags, parsed.choices, version, command)
 
 
 def probe(binary: Path, label: str = "sglang") -> ArgparseHelp:
     """The flags of SGLang's launcher behind ``binary``, read once per binary and mtime."""
-    return _probe(str(binary), binary.stat().st_mtime_ns, label)
+    return labelled(label, _probe, binary)
 
 
 _OWNED = {

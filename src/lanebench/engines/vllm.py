@@ -34,11 +34,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -89,8 +89,8 @@ class ArgparseHelp:
         return {"version": self.version, "help": self.command, "flags": len(self.flags)}
 
 
-_OPTION_LINE = re.compile(r"^ {1,6}(-{1,2}\w.*)$")  # argparse indents option heads by 2
-_OPTION = re.compile(r"(?:^|,\s)(-{1,2}\w[\w.-]*)(?:[ =](\{[^}]*\}|\S+))?")
+_OPTION_LINE = re.compile(r"^  (-{1,2}\w.*)$")  # argparse indents option heads by exactly 2
+_OPTION = re.compile(r"(?:^|,\s)(-{1,2}\w[\w.-]*)(?:[ =](\{[^}]*\}|[^\s,]+))?")
 
 
 def parse_argparse_help(text: str, command: str = "", version: str | None = None) -> ArgparseHelp:
@@ -120,8 +120,9 @@ def last_line(text: str) -> str:
     return lines[-1][:_TAIL_CHARS] if lines else "no output"
 
 
-def run_text(argv: Sequence[str], label: str, timeout_s: float = HELP_TIMEOUT_S) -> tuple[int, str]:
-    """(exit status, stdout + stderr) of a short command such as ``--help``; one-line errors."""
+def run_text(argv: Sequence[str], timeout_s: float = HELP_TIMEOUT_S) -> tuple[int, str]:
+    """(exit status, stdout + stderr) of a short command such as ``--help``; one-line errors
+    (without a lane label: ``labelled`` adds it)."""
     try:
         proc = subprocess.run(
             list(argv),
@@ -133,10 +134,22 @@ def run_text(argv: Sequence[str], label: str, timeout_s: float = HELP_TIMEOUT_S)
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise BadInput(f"{label}: `{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
+        raise BadInput(f"`{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
     except OSError as exc:
-        raise NotFound(f"{label}: cannot run {argv[0]}: {exc.strerror or exc}") from None
+        raise NotFound(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
     return proc.returncode, f"{proc.stdout}\n{proc.stderr}"
+
+
+T = TypeVar("T")
+
+
+def labelled(label: str, probe_fn: Callable[[str, int], T], binary: Path) -> T:
+    """``probe_fn(binary, mtime)`` (cached per binary, whatever lane asks), its errors prefixed
+    with the lane's label."""
+    try:
+        return probe_fn(str(binary), binary.stat().st_mtime_ns)
+    except (BadInput, NotFound) as exc:
+        raise type(exc)(f"{label}: {exc}") from None
 
 
 def find_bin(explicit: Path | None, name: str, label: str, how: str) -> Path:
@@ -268,28 +281,28 @@ _VERSION = re.compile(r"^\s*v?(\d+\.\d+(?:\.\d+)?[\w.+-]*)\s*$", re.MULTILINE)  
 
 
 @lru_cache(maxsize=32)
-def _probe(binary: str, mtime_ns: int, label: str) -> ArgparseHelp:
+def _probe(binary: str, mtime_ns: int) -> ArgparseHelp:
     last = ""
     for extra in ("--help=all", "--help"):  # >= 0.10 lists only group names for a bare --help
         command = f"{binary} serve {extra}"
-        _, out = run_text([binary, "serve", extra], label)
+        _, out = run_text([binary, "serve", extra])
         parsed = parse_argparse_help(out, command)
         if parsed.has("--port") and parsed.has("--max-num-seqs"):
             break
         last = out
     else:
         raise NotFound(
-            f"{label}: `{binary} serve --help` lists no --port / --max-num-seqs, so this is not a "
-            f"working vLLM ({last_line(last)})"
+            f"`{binary} serve --help` lists no --port / --max-num-seqs, so this is not a working "
+            f"vLLM ({last_line(last)}); {HOW_TO_GET}"
         )
-    _, out = run_text([binary, "--version"], label)
+    _, out = run_text([binary, "--version"])
     m = _VERSION.search(out)  # the bare version line, not the INFO lines around it
     return ArgparseHelp(parsed.flags, parsed.choices, m[1] if m else None, command)
 
 
 def probe(binary: Path, label: str = "vllm") -> ArgparseHelp:
     """The flags of ``binary`` (a ``vllm`` executable), read once per binary and mtime."""
-    return _probe(str(binary), binary.stat().st_mtime_ns, label)
+    return labelled(label, _probe, binary)
 
 
 # lane fields → the vLLM flags lanebench sets from them (extra_args may not repeat these)
@@ -414,7 +427,7 @@ def usage_figures(usage: Mapping[str, Any], metrics: Mapping[str, Any] | None) -
     if gen is not None and predicted_n is not None and predicted_n > 1:
         out["predicted_ms"], out["predicted_per_second"] = gen, (predicted_n - 1) * 1000.0 / gen
     queue = metrics.get("queue_time_ms")
-    if positive(queue) is not None or queue == 0:
+    if positive(queue) is not None or count(queue) == 0:  # 0 ms queued is a figure too
         out["queue_ms"] = queue
     spec = metrics.get("speculative_decoding")
     if isinstance(spec, dict):
