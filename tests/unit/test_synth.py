@@ -83,6 +83,30 @@ def test_random_weights_come_in_bounded_chunks_and_are_seeded() -> None:
     assert first.nbytes <= fill.CHUNK_OUT  # a 9 GB tensor never sits in memory whole
 
 
+@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q8_0, Q.F16, Q.BF16, Q.F32])
+def test_random_weights_do_not_depend_on_the_thread_count(qtype: Q, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fill, "CHUNK_OUT", 4096)
+
+    def whole(workers: int) -> bytes:
+        monkeypatch.setattr(fill, "WORKERS", workers)
+        chunks = list(fill.random_weights("w", (200, 320), qtype, seed=5)())
+        assert len(chunks) > 4 and all(c.nbytes <= 4096 for c in chunks)
+        return b"".join(c.tobytes() for c in chunks)
+
+    assert whole(1) == whole(3)
+
+
+def test_closing_a_parallel_producer_early_stops_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fill, "CHUNK_OUT", 4096)
+    monkeypatch.setattr(fill, "WORKERS", 3)
+    before = threading.active_count()
+    chunks = fill.random_weights("w", (1000, 320), Q.Q8_0, seed=5)()
+    next(chunks)
+    assert threading.active_count() > before
+    chunks.close()  # type: ignore[attr-defined]
+    assert threading.active_count() == before
+
+
 def test_random_weights_refuse_rows_that_are_not_whole_blocks() -> None:
     with pytest.raises(ValueError, match="blocks"):
         fill.random_weights("x", (4, 48), Q.Q8_0, seed=0)

@@ -13,8 +13,11 @@ random vectors, send different tokens to different experts.
 
 from __future__ import annotations
 
+import os
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from gguf import GGMLQuantizationType
@@ -27,6 +30,17 @@ STD = 0.02  # weights
 NEAR_ONE_SPREAD = 0.01  # norms and scales: 1 + 0.01 * N(0, 1)
 CHUNK_OUT = 16 << 20  # stored bytes per produced chunk of a random matrix (16 MiB measured best)
 _ITEMSIZE = {Q.F32: 4, Q.F16: 2, Q.BF16: 2}
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# threads making one tensor's chunks: one core stays free for the writer and the kernel's copies
+WORKERS = max(1, min(4, _cpus() - 1))
 
 
 def constant(data: np.ndarray) -> Producer:
@@ -73,7 +87,10 @@ def random_weights(
     name: str, shape: tuple[int, ...], qtype: GGMLQuantizationType, seed: int, std: float = STD
 ) -> Producer:
     """Random values of mean 0 and standard deviation ``std``, stored as ``qtype`` (Q4_0 and
-    Q8_0 as random valid blocks, F32/F16/BF16 from a normal table), in chunks of ``CHUNK_OUT``."""
+    Q8_0 as random valid blocks, F32/F16/BF16 from a normal table), in chunks of ``CHUNK_OUT``.
+
+    Each chunk has its own random stream (seed, name, offset), so ``WORKERS`` threads make
+    chunks side by side (numpy releases the GIL) and the bytes do not depend on how many."""
     n = int(np.prod(shape, dtype=np.int64))
     if qtype in BLOCK_BYTES:
         if shape[-1] % BLOCK:
@@ -83,12 +100,29 @@ def random_weights(
         total, per = n, max(1, CHUNK_OUT // _ITEMSIZE[qtype])
     else:
         raise ValueError(f"tensor {name}: no random fill for {qtype.name}")
+    make = random_blocks if qtype in BLOCK_BYTES else random_floats
+    key = zlib.crc32(name.encode())
+
+    def chunk(start: int) -> np.ndarray:
+        bits = np.random.default_rng([seed, key, start]).bit_generator
+        return make(bits, min(per, total - start), qtype, std)
 
     def produce() -> Iterator[np.ndarray]:
-        bits = generator(name, seed).bit_generator
-        make = random_blocks if qtype in BLOCK_BYTES else random_floats
-        for i in range(0, total, per):
-            yield make(bits, min(per, total - i), qtype, std)
+        starts = range(0, total, per)
+        if WORKERS <= 1 or len(starts) <= 1:
+            yield from map(chunk, starts)
+            return
+        pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lanebench-fill")
+        pending: deque[Future[np.ndarray]] = deque()
+        try:
+            for start in starts:
+                pending.append(pool.submit(chunk, start))
+                if len(pending) >= WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     return produce
 
