@@ -69,9 +69,28 @@ def smollm2() -> Path:
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-opt-in",
+        action="append",
+        default=[],
+        metavar="MARKER",
+        help="also run tests of an opt-in marker (e.g. llama_cpp_python); they then fail, "
+        "not skip, when their engine is missing",
+    )
+
+
+OPT_IN = ("llama_cpp_python",)  # markers of tests too slow to set up in CI; see pyproject.toml
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tiers follow folders: everything under tests/e2e/ is ``e2e``, so ``-m "not e2e"`` never
-    starts an engine, whether or not a test remembered its marker."""
+    starts an engine, whether or not a test remembered its marker. Opt-in tests are skipped
+    (and say how to run them) unless ``--run-opt-in MARKER`` asks for them."""
+    wanted = set(config.getoption("--run-opt-in"))
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+        for marker in OPT_IN:
+            if item.get_closest_marker(marker) and marker not in wanted:
+                item.add_marker(pytest.mark.skip(reason=f"opt-in: pytest --run-opt-in {marker}"))

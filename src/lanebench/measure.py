@@ -221,6 +221,8 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
             "asked for drafting but the server drafted nothing (no draft_n in timings)"
             + (f": {why}" if why else "")
         )
+    if singles and not any("prompt_n" in r.timings for r in singles):
+        result.flags.append(f"the engine reported no prompt length: prompts of {job.n_in} tokens unconfirmed")
     short = [r for r in singles if int(r.timings.get("prompt_n", job.n_in)) != job.n_in]
     if short:
         result.flags.append(

@@ -174,3 +174,14 @@ def test_to_rich_has_every_row() -> None:
     rt = to_rich(latest_numbers([ok_lane(), failed], JOB))
     assert rt.row_count == 2
     assert len(rt.columns) == 7
+
+
+def test_an_engine_without_timings_shows_the_client_view_marked() -> None:
+    r = lane("remote", summary={"prefill_client_tps": s(250.0), "decode_client_tps": s(20.0)})
+    t = latest_numbers([r], JOB)
+    row = t.rows[0]
+    assert row[2] == "250.0 tok/s [client]" and row[3] == "20.0 tok/s [client]"
+    assert row[4] == f"{1150 / 250 + 2000 / 20:.1f} s [client]"
+    assert "[client]: the client's view" in t.caption
+    engine = latest_numbers([ok_lane()], JOB)
+    assert "[client]" not in engine.caption and all("[client]" not in c for c in engine.rows[0])

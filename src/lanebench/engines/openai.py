@@ -93,10 +93,12 @@ class OpenAIReader(StreamReader):
         text = ""
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             text = str(choices[0].get("text") or "")
+            if choices[0].get("finish_reason"):
+                self.complete = True  # some servers (llama-cpp-python) send no usage chunk
         return (1 if text else 0), text
 
     def missing_end(self) -> str:
-        return "stream ended before the final chunk carrying usage"
+        return "stream ended before a chunk with a finish_reason or usage"
 
 
 @register("openai")

@@ -63,19 +63,33 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
         caption=f"job: {job.n_in} tokens in, {job.n_out} out, {job.reps} reps after {job.warmup} "
         "warm-up; medians (min–max); rates from the engine's timings",
     )
+    client_view = False
     for lane in lanes:
         s = lane.summary
         load = f"{lane.load_s:.1f} s" if lane.load_s is not None else "–"
-        table.rows.append(
-            [
-                lane.name,
-                load,
-                fmt_stat(s.get(Fig.PREFILL), "tok/s"),
-                fmt_stat(s.get(Fig.DECODE), "tok/s"),
-                fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
-                fmt_stat(s.get(Fig.AGGREGATE), "tok/s"),
-                lane_notes(lane),
+        prefill, decode = s.get(Fig.PREFILL), s.get(Fig.DECODE)
+        cells = [
+            fmt_stat(prefill, "tok/s"),
+            fmt_stat(decode, "tok/s"),
+            fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
+        ]
+        cp, cd = s.get(Fig.PREFILL_CLIENT), s.get(Fig.DECODE_CLIENT)
+        if prefill is None and decode is None and cp is not None and cd is not None:
+            # an engine that reports no timings of its own: the client's view, marked as such
+            client_view = True
+            wall = job.n_in / cp.median + job.n_out / cd.median
+            cells = [
+                f"{fmt_stat(cp, 'tok/s')} [client]",
+                f"{fmt_stat(cd, 'tok/s')} [client]",
+                f"{wall:.1f} s [client]",
             ]
+        table.rows.append(
+            [lane.name, load, *cells, fmt_stat(s.get(Fig.AGGREGATE), "tok/s"), lane_notes(lane)]
+        )
+    if client_view:
+        table.caption += (
+            "; [client]: the client's view (time to first token, stream rate) where the engine "
+            "reports no timings"
         )
     return table
 
