@@ -9,6 +9,7 @@ that drops mid-reply) use a FAKE server and must each fail only their lane, in o
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -124,8 +125,9 @@ def fake(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.mark.parametrize(
     ("fake", "expected"),
     [
-        ("401", "HTTP 401 from http://127.0.0.1:"),
-        ("close-mid-stream", "every measured request failed: stream ended before a chunk with"),
+        ("401", r"HTTP 401 from http://127\.0\.0\.1:"),
+        # the drop shows as an incomplete chunked body or as a stream without its last chunk
+        ("close-mid-stream", r"every measured request failed: (ClientPayloadError|stream ended before)"),
     ],
     indirect=["fake"],
 )
@@ -152,7 +154,7 @@ url = "{nowhere}"
     doc = json.loads((tmp_path / "out.json").read_text())
     lanes_by_name = {lane["name"]: lane for lane in doc["lanes"]}
     assert lanes_by_name["fault"]["status"] == "failed"
-    assert expected in lanes_by_name["fault"]["error"]
+    assert re.search(expected, lanes_by_name["fault"]["error"]), lanes_by_name["fault"]["error"]
     assert lanes_by_name["nowhere"]["status"] == "failed"
     assert f"cannot reach {nowhere}" in lanes_by_name["nowhere"]["error"]
     failed_lines = [line for line in proc.stderr.splitlines() if ": failed: " in line]
