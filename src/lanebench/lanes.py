@@ -125,13 +125,43 @@ class Draft(BaseModel):
         default=None, ge=-1, le=I32_MAX, description="layers of the draft on the GPU (-ngld)"
     )
 
+    emulate: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="emulated acceptance: per-position acceptance probabilities (length B-1), "
+        "mapped to the build's --spec-synth-rates; the output is then not the model's",
+    )
+    emulate_mean_length: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=32.0,
+        description="emulated acceptance as a mean accepted length, mapped to --spec-synth-len",
+    )
+
     _path = field_validator("path", mode="before")(_expand)
 
     @model_validator(mode="after")
     def _mtp_needs_path(self) -> Draft:
         if self.kind == "mtp" and self.path is None:
             raise ValueError("an MTP lane needs draft.path, the head's GGUF")
+        if self.emulate is not None and self.emulate_mean_length is not None:
+            raise ValueError("give emulate or emulate_mean_length, not both")
+        if self.emulate is not None and len(self.emulate) != self.block_size - 1:
+            raise ValueError(
+                f"emulate lists {len(self.emulate)} rate(s); block_size {self.block_size} drafts "
+                f"{self.block_size - 1} token(s) a round, one rate per position"
+            )
+        if self.emulate_mean_length is not None and self.emulate_mean_length > self.block_size - 1:
+            raise ValueError(
+                f"emulate_mean_length {self.emulate_mean_length:g} is more than the "
+                f"{self.block_size - 1} token(s) block_size {self.block_size} drafts a round"
+            )
         return self
+
+    @property
+    def emulated(self) -> bool:
+        return self.emulate is not None or self.emulate_mean_length is not None
 
 
 class LaneSpec(BaseModel):
@@ -185,6 +215,10 @@ class LaneSpec(BaseModel):
         default_factory=dict, description="environment for the server"
     )
     notes: Text = Field(default="", description="free text for the Notes column")
+    reference: bool = Field(
+        default=False, description="the lane others are compared with for quality (KLD, top-1)"
+    )
+    quality: bool = Field(default=False, description="measure this lane's quality against the reference")
     sweep: dict[Text, Annotated[Any, AfterValidator(_grid_value)]] = Field(
         default_factory=dict, description="grid values this lane was expanded from (set by lanebench sweep)"
     )
@@ -198,6 +232,13 @@ class LaneSpec(BaseModel):
         if not v or not all(c.isalnum() or c == "_" for c in v):
             raise ValueError(f"expected a cache type such as f16, q8_0, q4_0, got {v!r}")
         return v
+
+    @property
+    def emulated(self) -> bool:
+        """Acceptance is synthetic (``draft.emulate*`` or ``--spec-synth-*`` in ``extra_args``):
+        speeds at a chosen acceptance, but the output is not the model's."""
+        synth = any(a.startswith("--spec-synth-") for a in self.extra_args)
+        return synth or (self.draft is not None and self.draft.emulated)
 
     def draft_path(self, model: Path) -> Path | None:
         """The draft's GGUF, with an empty path meaning ``model`` itself."""
