@@ -7,6 +7,7 @@ and are resolved relative to the lanes file.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter
 from pathlib import Path
@@ -134,9 +135,10 @@ class Draft(BaseModel):
     )
     emulate_mean_length: float | None = Field(
         default=None,
-        ge=0.0,
-        le=32.0,
-        description="emulated acceptance as a mean accepted length, mapped to --spec-synth-len",
+        ge=1.0,
+        le=33.0,
+        description="emulated acceptance as the mean tokens per verification step, the target's "
+        "own included (1 = nothing accepted, B = everything), mapped to --spec-synth-len",
     )
 
     _path = field_validator("path", mode="before")(_expand)
@@ -152,10 +154,15 @@ class Draft(BaseModel):
                 f"emulate lists {len(self.emulate)} rate(s); block_size {self.block_size} drafts "
                 f"{self.block_size - 1} token(s) a round, one rate per position"
             )
-        if self.emulate_mean_length is not None and self.emulate_mean_length > self.block_size - 1:
+        if self.emulate is not None and any(b > a for a, b in itertools.pairwise(self.emulate)):
             raise ValueError(
-                f"emulate_mean_length {self.emulate_mean_length:g} is more than the "
-                f"{self.block_size - 1} token(s) block_size {self.block_size} drafts a round"
+                "emulate: rates are unconditional per position (position i is accepted only if "
+                "every earlier one was), so they must not increase"
+            )
+        if self.emulate_mean_length is not None and self.emulate_mean_length > self.block_size:
+            raise ValueError(
+                f"emulate_mean_length {self.emulate_mean_length:g} is more than block_size "
+                f"{self.block_size}, the most tokens one verification step can give"
             )
         return self
 

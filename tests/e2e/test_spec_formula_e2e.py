@@ -36,7 +36,8 @@ N_OUT, REPS = 256, 4
 
 
 def rates(alpha: float) -> str:
-    return ",".join(f"{alpha ** (i + 1):.6f}" for i in range(N_DRAFT))
+    """The lane's ``draft.emulate`` list (TOML) for geometric rates alpha^(i+1)."""
+    return "[" + ", ".join(f"{alpha ** (i + 1):.6f}" for i in range(N_DRAFT)) + "]"
 
 
 def step_sd(alpha: float, n: int) -> float:
@@ -55,11 +56,15 @@ def measured(
         f"""
 [[lane]]
 name = "alpha {a}"
-draft = {{ kind = "model", block_size = {BLOCK}, p_min = 0.0 }}
-extra_args = ["--spec-synth-rates", "{rates(a)}"]
+draft = {{ kind = "model", block_size = {BLOCK}, p_min = 0.0, emulate = {rates(a)} }}
 """
         for a in ALPHAS
     )
+    lanes += """
+[[lane]]
+name = "flat 0.5"
+draft = { kind = "model", block_size = 3, p_min = 0.0, emulate = [0.5, 0.5] }
+"""
     (d / "lanes.toml").write_text(
         f'[defaults]\nmodel = "{gemma_270m}"\nserver_bin = "{server_bin}"\nthreads = 2\nslots = 1\n{lanes}'
     )
@@ -71,7 +76,10 @@ extra_args = ["--spec-synth-rates", "{rates(a)}"]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((d / "out.json").read_text())
-    return {float(lane["name"].split()[1]): lane for lane in doc["lanes"]}
+    return {
+        float(lane["name"].split()[1]) if "alpha" in lane["name"] else lane["name"]: lane
+        for lane in doc["lanes"]
+    }
 
 
 def observed(lane: dict[str, Any]) -> tuple[float, float, float]:
@@ -85,17 +93,21 @@ def observed(lane: dict[str, Any]) -> tuple[float, float, float]:
     return 1 + accepted / steps, accepted / drafted, steps
 
 
-def fits(formula: Callable[[float, int], float], measured: dict[float, Any]) -> bool:
+def geometric(measured: dict[Any, Any]) -> dict[float, Any]:
+    return {k: v for k, v in measured.items() if isinstance(k, float)}
+
+
+def fits(formula: Callable[[float, int], float], measured: dict[Any, Any]) -> bool:
     """True if ``formula`` predicts every profile's tokens per step within 4 standard errors."""
-    for alpha, lane in measured.items():
+    for alpha, lane in geometric(measured).items():
         tokens, _, steps = observed(lane)
         if abs(formula(alpha, N_DRAFT) - tokens) > 4 * step_sd(alpha, N_DRAFT) / math.sqrt(steps):
             return False
     return True
 
 
-def test_tokens_per_step_and_acceptance_match_the_model(measured: dict[float, Any]) -> None:
-    for alpha, lane in measured.items():
+def test_tokens_per_step_and_acceptance_match_the_model(measured: dict[Any, Any]) -> None:
+    for alpha, lane in geometric(measured).items():
         tokens, acceptance, steps = observed(lane)
         tol = 4 * step_sd(alpha, N_DRAFT) / math.sqrt(steps)
         predicted = expected_tokens_per_step(alpha, N_DRAFT)
@@ -129,8 +141,27 @@ def test_the_same_data_reject_a_wrong_formula(measured: dict[float, Any], name: 
     separation = max(
         abs(wrong(a, N_DRAFT) - expected_tokens_per_step(a, N_DRAFT))
         / (step_sd(a, N_DRAFT) / math.sqrt(observed(lane)[2]))
-        for a, lane in measured.items()
+        for a, lane in geometric(measured).items()
     )
     assert separation >= 8, f"{name}: only {separation:.1f} standard errors from the truth at these sizes"
     assert fits(expected_tokens_per_step, measured)
     assert not fits(wrong, measured), f"{name} would have passed: the test is too loose"
+
+
+def test_a_flat_emulated_profile_gives_its_acceptance(measured: dict[Any, Any]) -> None:
+    """``emulate = [0.5, 0.5]`` at B = 3: acceptance 50% (±5 points, or 4 standard errors when the
+    run's own count of steps makes those wider), per position 0.5 and 0.5."""
+    lane = measured["flat 0.5"]
+    delta = lane["metrics_delta"]
+    steps = delta["spec_decode_num_drafts_total"]
+    acceptance = delta["spec_decode_num_accepted_tokens_total"] / delta["spec_decode_num_draft_tokens_total"]
+    # accepted per step is 0 or 2 with equal odds (position 2 follows position 1): sd 0.5 of the share
+    assert abs(acceptance - 0.5) <= max(0.05, 4 * 0.5 / math.sqrt(steps)), (acceptance, steps)
+    for i, share in enumerate(lane["per_position"][:2]):
+        assert abs(share - 0.5) <= 4 * 0.5 / math.sqrt(steps) + 0.01, (i, share, steps)
+
+
+def test_emulated_lanes_carry_the_flag_and_are_marked(measured: dict[Any, Any]) -> None:
+    for lane in measured.values():
+        assert "--spec-synth-rates" in lane["argv"]
+        assert lane["lane"]["draft"]["emulate"]

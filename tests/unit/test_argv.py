@@ -298,3 +298,43 @@ def test_build_argv_is_pure() -> None:
     assert argv(spec, UPSTREAM) == first
     first.append("--mutated")
     assert "--mutated" not in argv(spec, UPSTREAM)
+
+
+def test_emulated_acceptance_maps_to_spec_synth_flags() -> None:
+    up = dialect(UPSTREAM)
+    lane = LaneSpec(name="e", draft=Draft(kind="model", block_size=3, emulate=[0.92, 0.85]))
+    argv = build_argv(lane, up, Path("/bin/llama-server"), Path("/m.gguf"), 8080)
+    i = argv.index("--spec-synth-rates")
+    assert argv[i + 1] == "0.92,0.85"
+    assert lane.emulated
+    lane = LaneSpec(name="e", draft=Draft(kind="model", block_size=4, emulate_mean_length=2.5))
+    argv = build_argv(lane, up, Path("/bin/llama-server"), Path("/m.gguf"), 8080)
+    assert argv[argv.index("--spec-synth-len") + 1] == "2.5"
+    assert not LaneSpec(name="p", draft=Draft(kind="model")).emulated
+
+
+@pytest.mark.parametrize("build", [ATOMIC, LEGACY])
+def test_a_build_without_spec_synth_is_refused_naming_the_flag(build: str) -> None:
+    rates = LaneSpec(name="e", draft=Draft(kind="model", block_size=3, emulate=[0.5, 0.5]))
+    with pytest.raises(LaneRefused, match="no --spec-synth-rates"):
+        build_argv(rates, dialect(build), BIN, MODEL, PORT)
+    length = LaneSpec(name="e", draft=Draft(kind="model", block_size=3, emulate_mean_length=2))
+    with pytest.raises(LaneRefused, match="no --spec-synth-len"):
+        build_argv(length, dialect(build), BIN, MODEL, PORT)
+
+
+@pytest.mark.parametrize(
+    ("draft", "message"),
+    [
+        ({"kind": "model", "block_size": 3, "emulate": [0.5]}, "one rate per position"),
+        ({"kind": "model", "block_size": 3, "emulate": [0.5, 0.7]}, "must not increase"),
+        ({"kind": "model", "block_size": 3, "emulate": [0.5, 1.5]}, "less than or equal to 1"),
+        ({"kind": "model", "block_size": 3, "emulate_mean_length": 3.5}, "more than block_size 3"),
+        ({"kind": "model", "block_size": 3, "emulate": [0.5, 0.5], "emulate_mean_length": 2}, "not both"),
+    ],
+)
+def test_bad_emulation_fields_are_refused(draft: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        LaneSpec.model_validate({"name": "e", "draft": draft})

@@ -185,3 +185,18 @@ def test_an_engine_without_timings_shows_the_client_view_marked() -> None:
     assert "[client]: the client's view" in t.caption
     engine = latest_numbers([ok_lane()], JOB)
     assert "[client]" not in engine.caption and all("[client]" not in c for c in engine.rows[0])
+
+
+def test_emulated_lanes_are_marked_in_every_table() -> None:
+    r = lane("emu", draft=True, summary={"acceptance": s(0.918), "decode_tps": s(71.4)})
+    r.lane = r.lane.model_copy(
+        update={"draft": r.lane.draft.model_copy(update={"emulate": [0.944, 0.892, 0.85]})}  # type: ignore[union-attr]
+    )
+    assert r.lane.emulated
+    assert "emulated acceptance" in latest_numbers([r], JOB).rows[0][-1]
+    acc = draft_acceptance([r])
+    assert acc is not None and acc.rows[0][3].endswith("[emulated]")
+    assert "[emulated]" in acc.caption
+    plain = lane("measured", draft=True, summary={"acceptance": s(0.918)})
+    acc = draft_acceptance([plain])
+    assert acc is not None and "[emulated]" not in acc.rows[0][3] and "[emulated]" not in acc.caption

@@ -65,7 +65,18 @@ def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> l
     if draft.gpu_layers is not None:
         _need(dialect, lane, "-ngld")
         args += ["-ngld", str(draft.gpu_layers)]
-    return args
+    return args + _emulation_args(lane, draft, dialect)
+
+
+def _emulation_args(lane: LaneSpec, draft: Draft, dialect: Dialect) -> list[str]:
+    """Emulated acceptance: the build accepts drafts at random at the asked rates."""
+    if draft.emulate is not None:
+        _need(dialect, lane, "--spec-synth-rates")
+        return ["--spec-synth-rates", ",".join(f"{r:g}" for r in draft.emulate)]
+    if draft.emulate_mean_length is not None:
+        _need(dialect, lane, "--spec-synth-len")
+        return ["--spec-synth-len", f"{draft.emulate_mean_length:g}"]
+    return []
 
 
 def _kv_args(lane: LaneSpec, dialect: Dialect) -> list[str]:

@@ -38,9 +38,16 @@ def fmt_pct(s: Stat | None) -> str:
     return text
 
 
+EMULATED_NOTE = (
+    "emulated acceptance (the build's --spec-synth-*): speed at a chosen acceptance, output not the model's"
+)
+
+
 def lane_notes(lane: LaneResult) -> str:
     """The Notes column: the lane's own note, then flags, then why it failed."""
     parts = [lane.lane.notes]
+    if lane.lane.emulated:
+        parts.append(EMULATED_NOTE)
     parts += [f"⚠ {f}" for f in lane.flags]
     if lane.status == "failed":
         parts.append(f"FAILED: {lane.error or 'unknown error'}")
@@ -112,6 +119,8 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         ],
         caption="acceptance = Σ draft_n_accepted / Σ draft_n; mean length = tokens per verification step",
     )
+    if any(lane.lane.emulated for lane in drafting):
+        table.caption += "; [emulated]: the build accepted drafts at random at the lane's asked rates"
     for lane in drafting:
         d = lane.lane.draft
         assert d is not None
@@ -119,6 +128,8 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         acc = fmt_pct(s.get("acceptance"))
         if lane.status != "failed" and s.get("acceptance") is None:
             acc = "⚠ none drafted"
+        elif lane.lane.emulated:
+            acc += " [emulated]"
         per_pos = " ".join(f"{p:.2f}" for p in lane.per_position) or "–"
         table.rows.append(
             [
