@@ -106,6 +106,8 @@ async def stream_request(
         rec.ttft_s = t_first - t0
         rec.decode_stream_s = (t_last or t_first) - t_first
     rec.content_sha = hashlib.sha256("".join(texts).encode()).hexdigest()
+    if reader.token_ids:
+        rec.tokens_sha = hashlib.sha256(",".join(map(str, reader.token_ids)).encode()).hexdigest()
     rec.timings = reader.timings
     if reader.error and rec.ok:
         rec.ok, rec.error = False, reader.error

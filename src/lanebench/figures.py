@@ -21,6 +21,10 @@ class Fig(StrEnum):
     AGGREGATE = "aggregate_tps"
     ACCEPTANCE = "acceptance"
     MEAN_ACCEPTED_LENGTH = "mean_accepted_length"
+    # quality against the reference lane (llama-perplexity); values with ± errors, not medians
+    KLD_MEAN = "kld_mean"
+    SAME_TOP1 = "same_top1"
+    PPL = "ppl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,11 @@ _ALL = (
     Figure(Fig.DECODE_CLIENT, "Decode (client)", "tok/s", True, "client"),
     Figure(Fig.ACCEPTANCE, "Acceptance", "", True),
     Figure(Fig.MEAN_ACCEPTED_LENGTH, "Mean accepted length", "tokens", True),
+    Figure(Fig.KLD_MEAN, "Mean KLD vs reference", "nats/token", False, "quality"),
+    Figure(Fig.SAME_TOP1, "Same top-1 as reference", "%", True, "quality"),
+    Figure(Fig.PPL, "Perplexity", "", False, "quality"),
 )
+SPEED = tuple(f.key for f in _ALL if f.view != "quality")  # figures summarised as median (min–max)
 FIGURES: dict[Fig, Figure] = {f.key: f for f in _ALL}
 
 

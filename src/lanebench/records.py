@@ -50,6 +50,7 @@ class RequestRecord:
     timings: dict[str, Any] = field(default_factory=dict)
     content_sha: str | None = None
     stream_index: int = 0
+    tokens_sha: str | None = None  # sha256 of the generated token ids, when the engine streams them
 
     @property
     def draft_n(self) -> int:
@@ -95,6 +96,64 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k in names}
 
 
+class QualityStatus(StrEnum):
+    REFERENCE = "reference"  # the lane the others are compared with (measured against itself)
+    MEASURED = "measured"  # figures from llama-perplexity --kl-divergence against the reference
+    LOSSLESS = "lossless"  # speculative: the target's figures; greedy ids checked against the plain lane
+    EMULATED = "emulated"  # synthetic acceptance: output not the model's, no figures
+    UNAVAILABLE = "unavailable"  # could not be measured (no llama-perplexity, an attached server, ...)
+    FAILED = "failed"  # llama-perplexity ran and failed (see ``note``)
+
+
+@dataclass(slots=True)
+class QualityRecord:
+    """What a lane costs in output quality against the reference lane.
+
+    Figures come from the build's own ``llama-perplexity --kl-divergence``; each ``*_err`` is
+    the tool's own ± (one standard error). KLD in nats per token; ``same_top1`` and ``rms_dp`` in
+    percent; ``tokens`` is how many tokens were scored. ``greedy`` is the speculative check:
+    True when greedy token ids equal the same model's plain lane, False when they differ."""
+
+    status: QualityStatus
+    reference: str | None = None
+    tokens: int = 0
+    ctx: int = 0
+    ppl: float | None = None
+    ppl_err: float | None = None
+    ppl_base: float | None = None
+    ppl_base_err: float | None = None
+    ppl_ratio: float | None = None
+    ppl_ratio_err: float | None = None
+    kld_mean: float | None = None
+    kld_err: float | None = None
+    kld_p99: float | None = None
+    kld_max: float | None = None
+    same_top1: float | None = None
+    same_top1_err: float | None = None
+    rms_dp: float | None = None
+    rms_dp_err: float | None = None
+    greedy: bool | None = None
+    greedy_checked: int = 0  # requests compared
+    fingerprint: str | None = None
+    seconds: float | None = None  # wall time of the llama-perplexity run this lane used
+    note: str = ""
+
+    @property
+    def has_figures(self) -> bool:
+        return self.kld_mean is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = str(self.status)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QualityRecord:
+        known = _known(cls, d)
+        known["status"] = QualityStatus(known.get("status") or "unavailable")
+        return cls(**known)
+
+
 @dataclass(slots=True)
 class LaneResult:
     """Everything measured for one lane (or why it could not be)."""
@@ -113,6 +172,7 @@ class LaneResult:
     error: str | None = None
     log_tail: str = ""
     log_path: str | None = None
+    quality: QualityRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -123,6 +183,7 @@ class LaneResult:
         d["samples"] = [asdict(s) for s in self.samples]
         d["aggregates"] = [asdict(a) for a in self.aggregates]
         d["summary"] = {k: v.to_dict() for k, v in self.summary.items()}
+        d["quality"] = self.quality.to_dict() if self.quality else None
         return d
 
     @classmethod
@@ -143,6 +204,7 @@ class LaneResult:
             error=d.get("error"),
             log_tail=d.get("log_tail") or "",
             log_path=d.get("log_path"),
+            quality=QualityRecord.from_dict(d["quality"]) if isinstance(d.get("quality"), dict) else None,
         )
 
 

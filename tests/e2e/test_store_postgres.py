@@ -20,7 +20,10 @@ from tests.conftest import need
 from tests.unit.test_store import _writer, make_run, measure_lane
 
 from lanebench.errors import BadInput
-from lanebench.store import open_store
+from lanebench.lanes import LaneSpec
+from lanebench.records import JobSpec, LaneResult, QualityRecord, QualityStatus, RequestRecord
+from lanebench.sinks import RunInfo
+from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
 pytestmark = pytest.mark.e2e
@@ -76,8 +79,8 @@ def fresh_pg(pg_url: str) -> str:
     """The server's database emptied of lanebench tables."""
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
-        for table in ("fingerprints", "failures", "aggregates", "samples", "lanes", "runs", "meta"):
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+        for table in reversed(schema.metadata.sorted_tables):  # every table lanebench makes
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name} CASCADE"))
     engine.dispose()
     return pg_url
 
@@ -134,3 +137,28 @@ def test_postgres_newer_schema_is_refused(fresh_pg: str) -> None:
         conn.execute(sa.text("UPDATE meta SET value = '42' WHERE key = 'schema_version'"))
     with pytest.raises(BadInput, match="written by a newer lanebench"):
         open_store(fresh_pg)
+
+
+def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
+    """The schema 1 -> 2 migration (quality table, samples.tokens_sha) in PostgreSQL's SQL."""
+    open_store(fresh_pg).close()
+    engine = sa.create_engine(fresh_pg.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE quality"))
+        conn.execute(sa.text("ALTER TABLE samples DROP COLUMN tokens_sha"))
+        conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    engine.dispose()
+    store = open_store(fresh_pg)
+    sink = StoreSink(store, fingerprints=False)
+    run = RunInfo("pgq", "2026-11-30T00:00:00+00:00", "t", JobSpec())
+    sink.run_started(run)
+    lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))
+    lane.samples.append(RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc"))
+    sink.lane_started(run, lane)
+    sink.sample(run, lane, lane.samples[0])
+    lane.quality = QualityRecord(QualityStatus.MEASURED, "ref", 510, 512, kld_mean=0.114, kld_err=0.01)
+    sink.lane_finished(run, lane)
+    sink.lane_finished(run, lane)  # quality re-sent after the quality step: replaced, not duplicated
+    (back,) = store.load_lanes("pgq")
+    assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
+    store.close()

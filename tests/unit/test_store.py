@@ -186,16 +186,16 @@ def test_older_schema_is_migrated_in_order(db: str, monkeypatch: pytest.MonkeyPa
     open_store(db)
     ran: list[int] = []
 
-    def v2(conn: sa.Connection) -> None:
+    def next_one(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE runs ADD COLUMN note TEXT"))
-        ran.append(2)
+        ran.append(len(schema.MIGRATIONS))
 
-    monkeypatch.setattr(schema, "MIGRATIONS", [v2])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, next_one])
     open_store(db)
-    open_store(db)  # already at 2: nothing runs twice
-    assert ran == [2]
+    open_store(db)  # already at the latest: nothing runs twice
+    assert ran == [len(schema.MIGRATIONS)]
     con = sqlite3.connect(db)
-    assert con.execute("SELECT value FROM meta").fetchone() == ("2",)
+    assert con.execute("SELECT value FROM meta").fetchone() == (str(schema.latest_version()),)
     assert "note" in [r[1] for r in con.execute("PRAGMA table_info(runs)")]
 
 

@@ -19,7 +19,9 @@ from lanebench.models import cache_dir
 from lanebench.orchestration import RunOptions, RunOutcome, RunPlan, plan_run, run_lanes
 from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
+from lanebench.quality.assess import QualityOutcome
 from lanebench.records import JobSpec, LaneResult
+from lanebench.report.quality import quality_table
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
 from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
 
@@ -95,7 +97,12 @@ def make_options(
     no_check: bool = False,
     no_reuse: bool = False,
     lanes_file: Path | None = None,
+    quality: bool = False,
+    reference: str | None = None,
+    quality_tokens: int = 4096,
 ) -> RunOptions:
+    if quality_tokens < 1:
+        raise BadInput(f"--quality-tokens: expected a positive number of tokens, got {quality_tokens}")
     return RunOptions(
         job=job,
         out_dir=out_dir or cache_dir() / "logs",
@@ -104,6 +111,9 @@ def make_options(
         check_drafts=not no_check,
         reuse=not no_reuse,
         lanes_file=lanes_file,
+        quality=quality,
+        reference=reference,
+        quality_tokens=quality_tokens,
     )
 
 
@@ -128,6 +138,8 @@ def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -
     tables = [latest_numbers(results, job)]
     if (acc := draft_acceptance(results)) is not None:
         tables.append(acc)
+    if (qt := quality_table(results)) is not None:
+        tables.append(qt)
     for t in tables:
         console.print(to_rich(t))
     md = "\n".join(to_markdown(t) for t in tables)
@@ -174,12 +186,20 @@ def measure_with_progress(
 ) -> RunOutcome:
     """``run_lanes`` under a progress bar on stderr; Ctrl-C names the run to resume."""
     rp = planned or plan_run(lanes, opts, store, resume)
+
+    def say(text: str) -> None:
+        if progress is not None:
+            progress.bar.update(progress.task, description=text)
+        err_console.print(text, highlight=False, markup=False)
+
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     progress: RichProgress | None = None
     try:
         with Bar(*columns, console=err_console) as bar:
             progress = RichProgress(bar, len(rp.plans), requests_per_lane(opts.job))
-            return run_lanes(lanes, opts, sinks, store=store, resume=resume, progress=progress, planned=rp)
+            return run_lanes(
+                lanes, opts, sinks, store=store, resume=resume, progress=progress, planned=rp, say=say
+            )
     except (KeyboardInterrupt, Interrupted):
         run_id = progress.run_id if progress else None
         raise Interrupted(
@@ -195,6 +215,16 @@ def servers_line(outcome: RunOutcome) -> str:
     if known:
         line += " (per-request speculative fields: " + ("honoured" if known == {True} else "ignored") + ")"
     return line
+
+
+def quality_line(q: QualityOutcome) -> str:
+    """How many tokens quality scored, what cut the slice short, and what it cost."""
+    assert q.slice is not None
+    limited = f" (limited by {q.slice.limited_by})" if q.slice.limited_by else ""
+    return (
+        f"quality: {q.slice.tokens:,} tokens scored against {q.reference!r}{limited}; "
+        f"{q.tool_runs} llama-perplexity run(s), {q.seconds:.0f} s"
+    )
 
 
 def execute(
@@ -218,6 +248,8 @@ def execute(
     sinks: list[Sink] = [JsonSink(out.json_out)] if out.json_out else []
     outcome = measure_with_progress(lanes, opts, sinks, store=store, resume=resume, planned=rp)
     err_console.print(servers_line(outcome), highlight=False, markup=False)
+    if outcome.quality is not None and outcome.quality.slice is not None:
+        err_console.print(quality_line(outcome.quality), highlight=False, markup=False)
     render(outcome.run.job, outcome.results, out.markdown)
     for r in outcome.results:
         if r.status != "ok":

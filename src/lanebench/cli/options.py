@@ -68,3 +68,27 @@ Grid = Annotated[
         "(repeatable: cartesian product).",
     ),
 ]
+Quality = Annotated[
+    bool,
+    typer.Option(
+        "--quality",
+        help="Also score every lane against the reference lane with the build's llama-perplexity "
+        "(KLD, same top-1, PPL); see docs/quality.md.",
+    ),
+]
+Reference = Annotated[
+    str | None,
+    typer.Option(
+        "--reference",
+        help="The lane others are compared with (default: the lane marked reference = true, else the "
+        "widest weights with F16 KV).",
+    ),
+]
+QualityTokens = Annotated[
+    int,
+    typer.Option(
+        "--quality-tokens",
+        help="Tokens to score for quality (fewer if free disk or memory is short; the base file takes "
+        "about 0.5 MB a token for a 262,144-token vocabulary).",
+    ),
+]

@@ -117,20 +117,26 @@ def compare(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a markdown table."),
 ) -> None:
-    """Per lane, the ratio B/A of each figure and whether it is beyond the runs' own spread."""
+    """Per lane, the ratio B/A of each figure and whether it is beyond the runs' own spread; and,
+    where both runs scored quality, B − A of each quality figure with its combined error."""
     from lanebench.report.compare import compare_rows, compare_table
+    from lanebench.report.quality import quality_compare_rows, quality_compare_table
 
     store = _store(db)
     a, b = store.load_lanes(run_a), store.load_lanes(run_b)
     rows = compare_rows(a, b)
+    qrows = quality_compare_rows(a, b)
     if json_out:
-        print_json({"a": run_a, "b": run_b, "rows": rows})
+        print_json({"a": run_a, "b": run_b, "rows": rows, "quality": qrows})
         return
-    table = compare_table(run_a, run_b, rows)
-    if markdown:
-        sys.stdout.write(to_markdown(table))
-    else:
-        console.print(to_rich(table))
+    tables = [compare_table(run_a, run_b, rows)]
+    if qrows:
+        tables.append(quality_compare_table(run_a, run_b, qrows))
+    for table in tables:
+        if markdown:
+            sys.stdout.write(to_markdown(table))
+        else:
+            console.print(to_rich(table))
 
 
 def register(app: typer.Typer) -> None:

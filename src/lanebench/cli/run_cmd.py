@@ -35,6 +35,9 @@ def run(
     no_check: o.NoCheck = False,
     no_reuse: o.NoReuse = False,
     dry_run: o.DryRun = False,
+    quality: o.Quality = False,
+    reference: o.Reference = None,
+    quality_tokens: o.QualityTokens = 4096,
 ) -> None:
     """Measure every lane: load time, prefill, decode, normalized wall, N-slot aggregate, acceptance."""
     job = make_job(
@@ -49,6 +52,9 @@ def run(
         no_check=no_check,
         no_reuse=no_reuse,
         lanes_file=lanes_file,
+        quality=quality,
+        reference=reference,
+        quality_tokens=quality_tokens,
     )
     out = Outputs(json_out=json_out, markdown=markdown, db=db, use_db=not no_db)
     outcome = execute(lanes, opts, out, resume=resume, dry_run=dry_run)

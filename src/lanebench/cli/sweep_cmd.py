@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from lanebench.cli import options as o
-from lanebench.cli.common import console, print_json
+from lanebench.cli.common import console, err_console, print_json
 from lanebench.cli.execute import (
     EXIT_LANE_FAILED,
     Outputs,
@@ -21,8 +21,9 @@ from lanebench.defaults import DEFAULT_JOB
 from lanebench.lanes import LaneSpec, load_lanes
 from lanebench.orchestration import RunOptions
 from lanebench.orchestration.grid import expand, parse_grid
+from lanebench.orchestration.quality_step import quality_only
 from lanebench.orchestration.tune import GOALS, tune_lanes
-from lanebench.records import LaneResult
+from lanebench.records import LaneResult, QualityRecord
 
 
 def sweep(
@@ -85,6 +86,14 @@ def tune(
     out_dir: o.OutDir = None,
     load_timeout: o.LoadTimeout = 300.0,
     no_check: o.NoCheck = False,
+    max_kld: float | None = typer.Option(
+        None,
+        "--max-kld",
+        help="Only lanes whose mean KLD against the reference is at most this (nats/token) compete; "
+        "quality is scored first with the build's llama-perplexity.",
+    ),
+    reference: o.Reference = None,
+    quality_tokens: o.QualityTokens = 4096,
 ) -> None:
     """Find the best lane of a grid with fewer measurements than the full grid (successive halving).
 
@@ -98,6 +107,8 @@ def tune(
         load_timeout=load_timeout,
         no_check=no_check,
         lanes_file=lanes_file,
+        reference=reference,
+        quality_tokens=quality_tokens,
     )
     store = None
     if not no_db:
@@ -108,13 +119,20 @@ def tune(
     def measure(candidates: Sequence[LaneSpec], round_opts: RunOptions) -> list[LaneResult]:
         return measure_with_progress(candidates, round_opts, store=store).results
 
-    report = tune_lanes(lanes, goal, final, opts, measure, keep=keep)
+    def score(candidates: Sequence[LaneSpec], round_opts: RunOptions) -> dict[str, QualityRecord]:
+        return quality_only(candidates, round_opts, _say).records
+
+    report = tune_lanes(lanes, goal, final, opts, measure, keep=keep, max_kld=max_kld, quality=score)
     if json_out:
         print_json(report.to_dict())
         return
     for line in report.log:
         console.print(line, highlight=False, markup=False)
     console.print(f"[bold]best lane[/]: {report.best}", highlight=False)
+
+
+def _say(text: str) -> None:
+    err_console.print(text, highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -98,7 +98,8 @@ class StreamReader:
     """Reads one streamed reply chunk by chunk; subclasses know their engine's chunk shape.
 
     ``feed`` returns how many generated tokens a chunk carries and keeps the engine's figures in
-    ``timings``; ``complete`` becomes True once the reply's last chunk arrived."""
+    ``timings``; ``complete`` becomes True once the reply's last chunk arrived. Readers of
+    engines that stream token ids append them to ``token_ids`` (greedy checks compare them)."""
 
     complete: bool = False
 
@@ -106,6 +107,7 @@ class StreamReader:
         self.timings: dict[str, Any] = {}
         self.error: str | None = None
         self.complete = False
+        self.token_ids: list[int] = []
 
     def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:  # pragma: no cover - interface
         """(tokens, text) the chunk carries."""

@@ -71,6 +71,9 @@ class LlamaReader(StreamReader):
         if chunk.get("stop") and isinstance(chunk.get("timings"), dict):
             self.timings = chunk["timings"]
             self.complete = True
+        toks = chunk.get("tokens")
+        if isinstance(toks, list):
+            self.token_ids += [t for t in toks if isinstance(t, int)]
         return chunk_tokens(chunk), str(chunk.get("content", ""))
 
     def missing_end(self) -> str:

@@ -17,6 +17,8 @@ from lanebench.engines.base import LanePlan
 from lanebench.lanes import LaneSpec
 from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
 from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
+from lanebench.orchestration.quality_step import Say, apply_quality, check_reference, wants_quality
+from lanebench.quality.assess import QualityOutcome
 from lanebench.records import LaneResult, LaneStatus, RunStatus
 from lanebench.sinks import RunInfo, Sink
 
@@ -48,6 +50,7 @@ class RunOutcome:
     plan: RunPlan
     servers: int = 0
     per_request: dict[str, bool] = field(default_factory=dict)  # build -> honours request fields
+    quality: QualityOutcome | None = None
 
     @property
     def failed(self) -> bool:
@@ -69,6 +72,8 @@ def plan_run(
         opts.job = stored.job
         done = store.finished_lane_names(resume)
     plans = plan_lanes([lane for lane in lanes if lane.name not in done], opts)
+    if wants_quality(lanes, opts):
+        check_reference(plans, opts)
     return RunPlan(plans, group_plans(plans, opts.reuse), done, stored)
 
 
@@ -81,8 +86,10 @@ def run_lanes(
     resume: str | None = None,
     progress: Progress | None = None,
     planned: RunPlan | None = None,
+    say: Say | None = None,
 ) -> RunOutcome:
-    """Plan, then measure every lane, writing to ``sinks`` (and ``store``) as measured."""
+    """Plan, then measure every lane, writing to ``sinks`` (and ``store``) as measured; then
+    score quality where asked (``say`` gets a line per quality step)."""
     rp = planned or plan_run(lanes, opts, store, resume)
     run = rp.run or new_run(opts, rp.plans)
     if resume and store is not None:
@@ -94,9 +101,11 @@ def run_lanes(
         progress.run_started(run, len(rp.skipped))
     measurer = LaneMeasurer(run, opts, all_sinks, progress)
     results: list[LaneResult] = []
+    quality = None
     try:
         for group in rp.groups:
             results += measurer.measure_group(group)
+        quality = apply_quality(results, rp.plans, opts, run, all_sinks, say)
         run.status = (
             RunStatus.FAILED if any(r.status == LaneStatus.FAILED for r in results) else RunStatus.DONE
         )
@@ -109,4 +118,4 @@ def run_lanes(
             s.run_finished(run)
     if resume and store is not None:
         results = store.load_lanes(run.run_id)
-    return RunOutcome(run, results, rp, measurer.servers, dict(measurer.state.per_request))
+    return RunOutcome(run, results, rp, measurer.servers, dict(measurer.state.per_request), quality)

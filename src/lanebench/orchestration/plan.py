@@ -37,6 +37,10 @@ class RunOptions:
     reuse: bool = True  # lanes differing only in request fields share one server when they can
     lanes_file: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    quality: bool = False  # score every lane against the reference (else only lanes with quality = true)
+    reference: str | None = None  # the reference lane's name; None: marked reference = true, or the rule
+    quality_tokens: int = 4096  # tokens to score (fewer when free disk or memory is short)
+    quality_dir: Path | None = None  # where the base file goes; None: out_dir / "quality"
 
     def context(self) -> PlanContext:
         return PlanContext(job=self.job, server_bin=self.server_bin, check_drafts=self.check_drafts)

@@ -16,7 +16,7 @@ from lanebench.errors import BadInput
 from lanebench.figures import FIGURES, Fig
 from lanebench.lanes import LaneSpec
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
-from lanebench.records import JobSpec, LaneResult
+from lanebench.records import JobSpec, LaneResult, QualityRecord
 
 # goal → the figure it maximises (or minimises, when lower is better)
 GOALS: dict[str, Fig] = {
@@ -26,6 +26,27 @@ GOALS: dict[str, Fig] = {
 }
 
 Measure = Callable[[Sequence[LaneSpec], RunOptions], list[LaneResult]]
+Score = Callable[[Sequence[LaneSpec], RunOptions], dict[str, QualityRecord]]  # quality per lane name
+
+
+def within_kld(
+    lanes: Sequence[LaneSpec], records: dict[str, QualityRecord], max_kld: float
+) -> tuple[list[LaneSpec], list[str]]:
+    """The lanes whose mean KLD against the reference is at most ``max_kld`` (nats/token), and a
+    log line for each lane left out (over budget, or without a figure to judge)."""
+    kept: list[LaneSpec] = []
+    log: list[str] = []
+    for lane in lanes:
+        q = records.get(lane.name)
+        if q is None or q.kld_mean is None:
+            why = (q.note or str(q.status)) if q else "no quality measured"
+            log.append(f"  dropped  {lane.name}: no KLD to judge ({why})")
+        elif q.kld_mean > max_kld:
+            err = f" ± {q.kld_err:.4f}" if q.kld_err is not None else ""
+            log.append(f"  dropped  {lane.name}: mean KLD {q.kld_mean:.4f}{err} > --max-kld {max_kld:g}")
+        else:
+            kept.append(lane)
+    return kept, log
 
 
 @dataclass(slots=True)
@@ -77,14 +98,23 @@ def tune_lanes(
     opts: RunOptions,
     measure: Measure,
     keep: float = 0.5,
+    max_kld: float | None = None,
+    quality: Score | None = None,
 ) -> TuneReport:
-    """Successive halving over ``lanes``; ``measure`` runs lanes with a job and returns results."""
+    """Successive halving over ``lanes``; ``measure`` runs lanes with a job and returns results.
+    With ``max_kld``, ``quality`` scores every lane first and only lanes within it compete."""
     if goal not in GOALS:
         raise BadInput(f"--goal: expected one of {', '.join(GOALS)}, got {goal!r}")
     if not 0 < keep < 1:
         raise BadInput(f"--keep: expected a share between 0 and 1, got {keep}")
     report = TuneReport(goal=goal, full_grid_tokens=len(lanes) * cost(final))
     candidates = list(lanes)
+    if max_kld is not None:
+        if max_kld < 0 or quality is None:
+            raise BadInput(f"--max-kld: expected a mean KLD >= 0 (nats/token), got {max_kld}")
+        candidates, dropped = within_kld(candidates, quality(candidates, opts), max_kld)
+        report.log.append(f"quality: {len(candidates)} of {len(lanes)} lane(s) within --max-kld {max_kld:g}")
+        report.log += dropped
     job = first_job(final)
     n_round = 0
     while len(candidates) > 2:

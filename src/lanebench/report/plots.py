@@ -19,6 +19,7 @@ from lanebench import figures
 from lanebench.figures import FIGURES, Fig
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData
+from lanebench.report.quality import speed_quality_points
 from lanebench.report.tables import basename
 
 BARS = tuple(
@@ -111,6 +112,28 @@ def prefill_decode(lanes: list[LaneResult]) -> bytes | None:
     return _png(fig)
 
 
+def speed_vs_quality(lanes: list[LaneResult]) -> bytes | None:
+    """Decode (y) against mean KLD vs the reference (x), the Pareto front joined and marked."""
+    pts = speed_quality_points(lanes)
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5))
+    front = sorted((k, s) for _, k, s, on in pts if on)
+    ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="#4c78a8", label="lane")
+    ax.plot([f[0] for f in front], [f[1] for f in front], color="#e45756", marker="*", markersize=12,
+            label="Pareto front (no lane faster at no more KLD)")  # fmt: skip
+    for name, x, y, _ in pts:
+        ax.annotate(plain(name, 40), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if max(p[1] for p in pts) > 0 and min(p[1] for p in pts) >= 0:
+        ax.set_xscale("symlog", linthresh=1e-4)
+    ax.set_xlabel("mean KLD vs the reference (nats/token, lower is better)")
+    ax.set_ylabel("decode (tok/s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Speed vs quality")
+    return _png(fig)
+
+
 def history(data: ReportData) -> bytes | None:
     """Decode median of each reported lane across every stored run that measured it."""
     names = [lane.name for rd in data.runs for lane in rd.lanes]
@@ -156,6 +179,9 @@ def all_plots(data: ReportData) -> list[tuple[str, str, bytes]]:
     out.append(("acceptance-vs-block.png", "Draft acceptance vs block size", acceptance_vs_block(lanes)))
     out.append(("prefill-vs-decode.png", "Prefill vs decode", prefill_decode(lanes)))
     out.append(("history.png", "Run-to-run history of each lane (decode)", history(data)))
+    for i, rd in enumerate(data.runs):
+        caption = f"Speed vs quality (decode against mean KLD), run {rd.run.run_id}"
+        out.append((f"speed-vs-quality-{i + 1}.png", caption, speed_vs_quality(rd.lanes)))
     return [(n, c, png) for n, c, png in out if png is not None]
 
 

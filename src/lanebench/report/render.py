@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from lanebench.errors import BadInput
-from lanebench.figures import Fig
+from lanebench.figures import SPEED
 from lanebench.fmt import Table
+from lanebench.records import LaneResult
 from lanebench.report.data import ReportData
 from lanebench.report.heading import run_line
+from lanebench.report.quality import quality_table
 from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown
 
 FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
-FIGURES = tuple(str(f) for f in Fig)  # CSV columns: every figure, in the table's order
+FIGURES = tuple(str(f) for f in SPEED)  # CSV columns: every speed figure, in the table's order
+QUALITY = ("quality_status", "quality_reference", "quality_tokens", "ppl", "ppl_err", "kld_mean", "kld_err",
+           "kld_p99", "kld_max", "same_top1", "same_top1_err", "rms_dp", "rms_dp_err", "greedy")  # fmt: skip
 
 
 def pick_format(fmt: str | None, output: Path | None) -> str:
@@ -44,6 +48,8 @@ def report_tables(data: ReportData) -> list[Table]:
         per_run = [latest_numbers(rd.lanes, rd.run.job)]
         if (acc := draft_acceptance(rd.lanes)) is not None:
             per_run.append(acc)
+        if (qt := quality_table(rd.lanes)) is not None:
+            per_run.append(qt)
         per_run += sweep_tables(rd.lanes)
         if data.bandwidth:
             from lanebench.ceilings import ceilings_table
@@ -67,7 +73,8 @@ def to_csv(data: ReportData) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
-    w.writerow(["run_id", "started_at", "host", "lane", "status", "flags", "error", "load_s", *cols])
+    head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "load_s", *cols, *QUALITY]
+    w.writerow(head)
     for rd in data.runs:
         for lane in rd.lanes:
             figs: list[Any] = []
@@ -85,9 +92,19 @@ def to_csv(data: ReportData) -> str:
                     lane.error or "",
                     "" if lane.load_s is None else lane.load_s,
                     *figs,
+                    *_quality_cells(lane),
                 ]
             )
     return buf.getvalue()
+
+
+def _quality_cells(lane: LaneResult) -> list[Any]:
+    q = lane.quality
+    if q is None:
+        return [""] * len(QUALITY)
+    d = q.to_dict()
+    d["quality_status"], d["quality_reference"], d["quality_tokens"] = q.status, q.reference or "", q.tokens
+    return ["" if d.get(k) is None else d[k] for k in QUALITY]
 
 
 def to_json_doc(data: ReportData) -> dict[str, Any]:

@@ -13,6 +13,6 @@ def delete_lanes(conn: Connection, ids: list[int]) -> None:
     """Delete lanes and everything under them (explicitly: not every SQLite enforces cascades)."""
     if not ids:
         return
-    for table in (T.samples, T.aggregates, T.failures):
+    for table in (T.samples, T.aggregates, T.failures, T.quality):
         conn.execute(table.delete().where(table.c.lane_id.in_(ids)))
     conn.execute(T.lanes.delete().where(T.lanes.c.id.in_(ids)))

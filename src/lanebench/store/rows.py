@@ -7,7 +7,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from lanebench.lanes import LaneSpec
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord, Stat
+from lanebench.records import (
+    AggregateRecord,
+    JobSpec,
+    LaneResult,
+    LaneStatus,
+    QualityRecord,
+    RequestRecord,
+    Stat,
+)
 from lanebench.sinks import RunInfo
 
 FINISHED = ("ok", "flagged", "failed")
@@ -98,6 +106,7 @@ def sample_row(lane_id: int, seq: int, rec: RequestRecord) -> dict[str, Any]:
         "draft_n_accepted": _int(t.get("draft_n_accepted")),
         "timings": t,
         "content_sha": rec.content_sha,
+        "tokens_sha": rec.tokens_sha,
     }
 
 
@@ -117,6 +126,7 @@ def sample_from_row(row: Any) -> RequestRecord:
         timings=row.timings or {},
         content_sha=row.content_sha,
         stream_index=row.stream_index,
+        tokens_sha=row.tokens_sha,
     )
 
 
@@ -171,3 +181,29 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         log_tail=log_tail,
         log_path=row.log_path,
     )
+
+
+def quality_row(lane_id: int, q: QualityRecord) -> dict[str, Any]:
+    """A lane's quality: the figures reports query as columns, the whole record as JSON."""
+    return {
+        "lane_id": lane_id,
+        "status": str(q.status),
+        "reference": q.reference,
+        "tokens": q.tokens,
+        "ctx": q.ctx,
+        "ppl": q.ppl,
+        "ppl_err": q.ppl_err,
+        "kld_mean": q.kld_mean,
+        "kld_err": q.kld_err,
+        "kld_p99": q.kld_p99,
+        "same_top1": q.same_top1,
+        "same_top1_err": q.same_top1_err,
+        "greedy": q.greedy,
+        "fingerprint": q.fingerprint,
+        "note": q.note,
+        "data": q.to_dict(),
+    }
+
+
+def quality_from_row(row: Any) -> QualityRecord:
+    return QualityRecord.from_dict(dict(row.data or {}, status=row.status))

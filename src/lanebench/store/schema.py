@@ -102,6 +102,7 @@ samples = sa.Table(
     sa.Column("draft_n_accepted", sa.Integer),
     sa.Column("timings", JsonText),
     sa.Column("content_sha", sa.String(64)),
+    sa.Column("tokens_sha", sa.String(64)),  # schema 2
 )
 
 aggregates = sa.Table(
@@ -140,18 +141,50 @@ fingerprints = sa.Table(
     sa.UniqueConstraint("run_id", "kind", "key", name="uq_fingerprints_run_kind_key"),
 )
 
+# schema 2: a lane's quality against the reference lane (llama-perplexity --kl-divergence)
+quality = sa.Table(
+    "quality",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lane_id", sa.Integer, sa.ForeignKey("lanes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reference", sa.Text),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("ctx", sa.Integer, nullable=False),
+    sa.Column("ppl", sa.Float),
+    sa.Column("ppl_err", sa.Float),
+    sa.Column("kld_mean", sa.Float),
+    sa.Column("kld_err", sa.Float),
+    sa.Column("kld_p99", sa.Float),
+    sa.Column("same_top1", sa.Float),
+    sa.Column("same_top1_err", sa.Float),
+    sa.Column("greedy", sa.Boolean),
+    sa.Column("fingerprint", sa.Text),
+    sa.Column("note", sa.Text),
+    sa.Column("data", JsonText, nullable=False),  # the whole QualityRecord
+    sa.UniqueConstraint("lane_id", name="uq_quality_lane"),
+)
+
 sa.Index("ix_lanes_run", lanes.c.run_id)
 sa.Index("ix_samples_lane", samples.c.lane_id)
 sa.Index("ix_aggregates_lane", aggregates.c.lane_id)
 sa.Index("ix_fingerprints_run", fingerprints.c.run_id)
+sa.Index("ix_quality_lane", quality.c.lane_id)
 
 
 Migration = Callable[[Connection], None]
 
+
 # A fresh database gets ``metadata.create_all`` and the latest version. An older database gets
 # MIGRATIONS[v - 1:] in order: MIGRATIONS[i] brings schema i + 1 to i + 2 (ALTER TABLE and
 # friends, in SQL that SQLite and PostgreSQL both accept). Append, never edit.
-MIGRATIONS: list[Migration] = []
+def _v1_to_v2(conn: Connection) -> None:
+    """Quality per lane: the ``quality`` table and the samples' ``tokens_sha`` (greedy checks)."""
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN tokens_sha VARCHAR(64)"))
+    quality.create(conn)  # with its index
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2]
 
 
 def latest_version() -> int:

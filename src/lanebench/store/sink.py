@@ -100,7 +100,8 @@ class StoreSink:
                 conn.execute(T.aggregates.insert().values(**rows.aggregate_row(lane_id, seq, record)))
 
     def lane_finished(self, run: RunInfo, lane: LaneResult) -> None:
-        """Summary, flags and status; a failed lane also gets a failures row with its log tail."""
+        """Summary, flags, status and quality; a failed lane also gets a failures row with its log
+        tail. Called again once a lane's quality is known (it replaces the quality row)."""
         if lane.name not in self._lane_ids:
             self.lane_started(run, lane)
         lane_id = self._lane_ids[lane.name]
@@ -111,6 +112,9 @@ class StoreSink:
                 .where(T.lanes.c.id == lane_id)
                 .values(finished_at=_now(), backends=backends, **rows.lane_result_row(lane))
             )
+            conn.execute(T.quality.delete().where(T.quality.c.lane_id == lane_id))
+            if lane.quality is not None:
+                conn.execute(T.quality.insert().values(**rows.quality_row(lane_id, lane.quality)))
             if lane.status == "failed":
                 conn.execute(
                     T.failures.insert().values(

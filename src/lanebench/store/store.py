@@ -128,11 +128,14 @@ class Store:
             aggs = conn.execute(
                 sa.select(T.aggregates).where(T.aggregates.c.lane_id.in_(ids)).order_by(T.aggregates.c.seq)
             ).all()
+            quality = conn.execute(sa.select(T.quality).where(T.quality.c.lane_id.in_(ids))).all()
         lanes = {r.id: rows.lane_from_row(r, tails.get(r.id, "")) for r in lane_rows}
         for s in samples:
             lanes[s.lane_id].samples.append(rows.sample_from_row(s))
         for a in aggs:
             lanes[a.lane_id].aggregates.append(rows.aggregate_from_row(a))
+        for q in quality:
+            lanes[q.lane_id].quality = rows.quality_from_row(q)
         return list(lanes.values())
 
     def lane_extras(self, run_id: str) -> dict[str, dict[str, Any]]:

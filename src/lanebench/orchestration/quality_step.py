@@ -1,0 +1,92 @@
+"""Quality as a step of a run: after the lanes are measured, score the ones that ask for it
+against the reference lane, record it on each result and hand the results to the sinks again.
+
+A lane whose greedy output differs from its plain lane's is flagged. A quality measurement that
+fails never fails the run: its lanes carry a ``failed`` quality record saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lanebench.engines.base import LanePlan
+from lanebench.lanes import LaneSpec
+from lanebench.orchestration.plan import RunOptions, plan_lanes
+from lanebench.quality.assess import Assessor, QualityOptions, QualityOutcome
+from lanebench.quality.runner import QualityError
+from lanebench.quality.select import QualityLane, pick_reference
+from lanebench.records import LaneResult, LaneStatus, QualityRecord, QualityStatus
+from lanebench.sinks import RunInfo, Sink
+
+Say = Callable[[str], None]
+
+
+def quality_lanes(plans: Sequence[LanePlan]) -> list[QualityLane]:
+    """What quality needs of each plan: the build and model of lanes llama.cpp serves."""
+    out = []
+    for p in plans:
+        ours = p.engine.name == "llama.cpp" and p.engine.launches
+        out.append(QualityLane(p.lane, p.server_bin if ours else None, p.model if ours else None))
+    return out
+
+
+def wants_quality(lanes: Sequence[LaneSpec], opts: RunOptions) -> bool:
+    return opts.quality or any(lane.quality for lane in lanes)
+
+
+def quality_options(opts: RunOptions) -> QualityOptions:
+    return QualityOptions(
+        work_dir=opts.quality_dir or opts.out_dir / "quality",
+        tokens=opts.quality_tokens,
+        reference=opts.reference,
+    )
+
+
+def check_reference(plans: Sequence[LanePlan], opts: RunOptions) -> None:
+    """Refuse a bad ``--reference`` (or two lanes marked reference) before anything starts."""
+    pick_reference(quality_lanes(plans), opts.reference)
+
+
+def _wanted(results: Sequence[LaneResult], plans: Sequence[LanePlan], opts: RunOptions) -> list[str]:
+    names = [r.name for r in results if r.status != LaneStatus.FAILED and (opts.quality or r.lane.quality)]
+    if names:  # the reference's own row, so the table shows what the others are compared with
+        ref = pick_reference(quality_lanes(plans), opts.reference)
+        if ref is not None and ref.name not in names and any(r.name == ref.name for r in results):
+            names.insert(0, ref.name)
+    return names
+
+
+def apply_quality(
+    results: Sequence[LaneResult],
+    plans: Sequence[LanePlan],
+    opts: RunOptions,
+    run: RunInfo,
+    sinks: Sequence[Sink],
+    say: Say | None = None,
+) -> QualityOutcome | None:
+    """Score the lanes that ask for it; each gets ``result.quality`` and goes to the sinks again."""
+    wanted = _wanted(results, plans, opts)
+    if not wanted:
+        return None
+    assessor = Assessor(quality_lanes(plans), quality_options(opts), say)
+    try:
+        outcome = assessor.run(wanted, {r.name: r.samples for r in results})
+    except QualityError as exc:
+        outcome = QualityOutcome({n: QualityRecord(QualityStatus.FAILED, note=str(exc)) for n in wanted})
+    for r in results:
+        rec = outcome.records.get(r.name)
+        if rec is None:
+            continue
+        r.quality = rec
+        if rec.greedy is False:
+            r.status = LaneStatus.FLAGGED
+            r.flags.append(f"not lossless: {rec.note.split('; ')[-1]}")
+        for s in sinks:
+            s.lane_finished(run, r)
+    return outcome
+
+
+def quality_only(lanes: Sequence[LaneSpec], opts: RunOptions, say: Say | None = None) -> QualityOutcome:
+    """Quality of every lane without measuring speed (``lanebench quality``, ``tune --max-kld``)."""
+    plans = plan_lanes(lanes, opts)
+    return Assessor(quality_lanes(plans), quality_options(opts), say).run([p.lane.name for p in plans])

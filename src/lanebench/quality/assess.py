@@ -1,0 +1,263 @@
+"""Quality for a run's lanes: one reference base file, one ``--kl-divergence`` run per distinct
+(model, KV types, flash attention, GPU layers), greedy checks for speculative lanes.
+
+Returns a ``QualityRecord`` per wanted lane; a lane that cannot be measured gets a record that
+says why (never an exception), while a reference that cannot be measured raises
+``QualityError`` (nothing can be compared without it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lanebench.engines.exitcause import mem_available_bytes
+from lanebench.gguf.reader import open_gguf
+from lanebench.quality.greedy import check_greedy, plain_partner
+from lanebench.quality.parse import KldStats, ParseError, parse_base, parse_kld
+from lanebench.quality.runner import (
+    TOOL,
+    BaseFile,
+    QualityError,
+    ToolLane,
+    base_argv,
+    find_perplexity,
+    kld_argv,
+    probe_tool,
+    run_tool,
+)
+from lanebench.quality.select import QualityLane, pick_reference
+from lanebench.quality.slicing import DEFAULT_CTX, Slice, SliceError, plan_slice
+from lanebench.records import QualityRecord, QualityStatus, RequestRecord
+from lanebench.workloads import corpus_text
+
+Say = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class QualityOptions:
+    """How much to score (``tokens``, in chunks of ``ctx``), where the base file goes, which
+    lane is the reference (None: the default rule) and how long one tool run may take (s)."""
+
+    work_dir: Path
+    tokens: int = 4096
+    ctx: int = DEFAULT_CTX
+    reference: str | None = None
+    timeout_s: float = 3600.0
+
+
+@dataclass(slots=True)
+class QualityOutcome:
+    records: dict[str, QualityRecord] = field(default_factory=dict)
+    reference: str | None = None
+    slice: Slice | None = None
+    tool_runs: int = 0
+    seconds: float = 0.0
+
+
+def tool_lane(q: QualityLane) -> ToolLane:
+    assert q.model is not None
+    s = q.spec
+    return ToolLane(q.model, s.kv, s.flash_attn, s.threads, s.gpu_layers)
+
+
+def _figures(rec: QualityRecord, st: KldStats) -> None:
+    rec.ppl, rec.ppl_err, rec.ppl_base, rec.ppl_base_err = st.ppl, st.ppl_err, st.ppl_base, st.ppl_base_err
+    rec.ppl_ratio, rec.ppl_ratio_err = st.ppl_ratio, st.ppl_ratio_err
+    rec.kld_mean, rec.kld_err, rec.kld_p99, rec.kld_max = st.kld_mean, st.kld_err, st.kld_p99, st.kld_max
+    rec.same_top1, rec.same_top1_err = st.same_top1, st.same_top1_err
+    rec.rms_dp, rec.rms_dp_err = st.rms_dp, st.rms_dp_err
+
+
+def free_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            return mem_available_bytes(f.read()) or (8 << 30)
+    except OSError:
+        return 8 << 30  # not Linux: assume a modest machine
+
+
+def _slice(ref: QualityLane, opts: QualityOptions, n_vocab: int, corpus: str) -> Slice:
+    assert ref.model is not None
+    free_disk = shutil.disk_usage(opts.work_dir).free
+    try:
+        return plan_slice(
+            opts.tokens,
+            len(corpus),
+            n_vocab,
+            free_disk=free_disk,
+            free_memory=free_memory(),
+            model_bytes=os.path.getsize(ref.model),
+            ctx=opts.ctx,
+            where=str(opts.work_dir),
+        )
+    except SliceError as exc:
+        raise QualityError(f"quality: {exc}") from None
+
+
+class Assessor:
+    """One run's quality measurements; ``say`` receives a line per tool run (progress)."""
+
+    def __init__(self, lanes: Sequence[QualityLane], opts: QualityOptions, say: Say | None = None) -> None:
+        self.lanes, self.opts, self.say = list(lanes), opts, say or (lambda _: None)
+        self.out = QualityOutcome()
+
+    def _unmeasurable(self, q: QualityLane) -> QualityRecord | None:
+        if q.spec.emulated:
+            return QualityRecord(
+                QualityStatus.EMULATED,
+                note="output not the model's (synthetic acceptance): no quality figures",
+            )
+        if q.server_bin is None or q.model is None:
+            return QualityRecord(
+                QualityStatus.UNAVAILABLE,
+                note=f"engine {q.spec.engine!r}: lanebench has no {TOOL} for a server it does not start",
+            )
+        if find_perplexity(q.server_bin) is None:
+            return QualityRecord(
+                QualityStatus.UNAVAILABLE, note=f"no {TOOL} beside {q.server_bin}: this build cannot score it"
+            )
+        return None
+
+    def run(
+        self, wanted: Sequence[str], samples: dict[str, list[RequestRecord]] | None = None
+    ) -> QualityOutcome:
+        """Records for the ``wanted`` lanes (names); ``samples`` are the run's requests, for the
+        greedy check of speculative lanes."""
+        by_name = {q.name: q for q in self.lanes}
+        ref = pick_reference(self.lanes, self.opts.reference)
+        todo: dict[str, QualityLane] = {}
+        for name in wanted:
+            q = by_name[name]
+            rec = self._unmeasurable(q)
+            if rec is not None:
+                self.out.records[name] = rec
+            else:
+                todo[name] = q
+        if not todo:
+            return self.out
+        if ref is None:
+            for name in todo:
+                self.out.records[name] = QualityRecord(
+                    QualityStatus.UNAVAILABLE,
+                    note="no lane can be the reference (a llama.cpp lane without a draft)",
+                )
+            return self.out
+        self.out.reference = ref.name
+        self._measure(ref, todo)
+        self._greedy(todo, samples or {})
+        return self.out
+
+    def _measure(self, ref: QualityLane, todo: dict[str, QualityLane]) -> None:
+        assert ref.server_bin is not None and ref.model is not None
+        ref_tool = find_perplexity(ref.server_bin)
+        if ref_tool is None:
+            raise QualityError(f"reference lane {ref.name!r}: no {TOOL} beside {ref.server_bin}")
+        ref_key = tool_lane(ref).key()
+        # lanes sharing a key share one run; the reference's own key only runs when a plain lane
+        # other than the reference has it (a speculative lane takes its target's figures)
+        groups: dict[str, list[QualityLane]] = {}
+        for q in todo.values():
+            groups.setdefault(tool_lane(q).key(), []).append(q)
+        corpus = corpus_text()
+        n_vocab = open_gguf(ref.model).count("tokenizer.ggml.tokens")
+        with BaseFile(self.opts.work_dir) as bf:
+            assert bf.folder is not None
+            sl = _slice(ref, self.opts, n_vocab, corpus)
+            self.out.slice = sl
+            base = self._base(ref, ref_tool, bf, sl, corpus)
+            for key, members in groups.items():
+                plain = [q for q in members if q.spec.draft is None and q.name != ref.name]
+                if key == ref_key and not plain:
+                    for q in members:
+                        self.out.records[q.name] = self._reference_record(ref, sl, base, q)
+                    continue
+                self._group(ref, members[0] if not plain else plain[0], members, sl, bf.path, key)
+
+    def _base(
+        self, ref: QualityLane, tool: Path, bf: BaseFile, sl: Slice, corpus: str
+    ) -> tuple[float, float | None, float]:
+        """Run the reference with ``--kl-divergence-base``; (its perplexity, ±, seconds)."""
+        assert bf.folder is not None
+        text = bf.folder / "corpus.txt"
+        text.write_text(corpus, encoding="utf-8")
+        dialect = probe_tool(tool)
+        self.say(f"quality: reference {ref.name!r}: scoring {sl.tokens} tokens ({sl.chunks} x {sl.ctx})")
+        argv = base_argv(tool, tool_lane(ref), dialect, text, sl, bf.partial)
+        run = run_tool(argv, ref.spec.env, self.opts.timeout_s)
+        self.out.tool_runs += 1
+        self.out.seconds += run.seconds
+        try:
+            chunks, ppl, ppl_err = parse_base(run.stdout, run.stderr)
+        except ParseError as exc:
+            raise QualityError(f"reference lane {ref.name!r}: {TOOL} failed: {exc}") from None
+        bf.commit(sl.base_bytes)
+        if chunks != sl.chunks:
+            raise QualityError(f"reference lane {ref.name!r}: {TOOL} scored {chunks} chunks, not {sl.chunks}")
+        return ppl, ppl_err, run.seconds
+
+    def _reference_record(
+        self, ref: QualityLane, sl: Slice, base: tuple[float, float | None, float], q: QualityLane
+    ) -> QualityRecord:
+        status = QualityStatus.REFERENCE if q.name == ref.name else QualityStatus.LOSSLESS
+        note = "" if q.name == ref.name else f"the target's figures: same model and KV as {ref.name!r}"
+        return QualityRecord(
+            status, ref.name, sl.tokens, sl.ctx, ppl=base[0], ppl_err=base[1], kld_mean=0.0,
+            fingerprint=tool_lane(ref).key(), seconds=base[2], note=note,
+        )  # fmt: skip
+
+    def _group(
+        self, ref: QualityLane, lead: QualityLane, members: list[QualityLane], sl: Slice, base: Path, key: str
+    ) -> None:
+        assert lead.server_bin is not None
+        tool = find_perplexity(lead.server_bin)
+        assert tool is not None  # _unmeasurable checked it
+        rec = QualityRecord(QualityStatus.MEASURED, ref.name, sl.tokens, sl.ctx, fingerprint=key)
+        try:
+            dialect = probe_tool(tool)
+            self.say(f"quality: lane {lead.name!r} against {ref.name!r}")
+            argv = kld_argv(tool, tool_lane(lead), dialect, sl, base)
+            run = run_tool(argv, lead.spec.env, self.opts.timeout_s)
+            self.out.tool_runs += 1
+            self.out.seconds += run.seconds
+            rec.seconds = run.seconds
+            _figures(rec, parse_kld(run.stdout, run.stderr))
+        except (QualityError, ParseError) as exc:
+            rec = QualityRecord(
+                QualityStatus.FAILED, ref.name, 0, sl.ctx, fingerprint=key, note=f"{TOOL}: {exc}"
+            )
+        for q in members:
+            r = QualityRecord.from_dict(rec.to_dict())
+            if q.name == ref.name:
+                r.status = QualityStatus.REFERENCE
+            elif q.spec.draft is not None and r.status == QualityStatus.MEASURED:
+                r.status, r.note = QualityStatus.LOSSLESS, f"the target's figures (lane {lead.name!r})"
+            self.out.records[q.name] = r
+
+    def _greedy(self, todo: dict[str, QualityLane], samples: dict[str, list[RequestRecord]]) -> None:
+        specs = [q.spec for q in self.lanes]
+        for name, q in todo.items():
+            if q.spec.draft is None:
+                continue
+            rec = self.out.records[name]
+            partner = plain_partner(q.spec, specs)
+            if partner is None:
+                rec.note = _join(rec.note, "greedy not checked: no plain lane of the same model and KV type")
+                continue
+            check = check_greedy(samples.get(name, []), samples.get(partner.name, []))
+            rec.greedy, rec.greedy_checked = check.identical, check.compared
+            if check.identical is None:
+                rec.note = _join(rec.note, f"greedy not checked: {check.why}")
+            elif not check.identical:
+                rec.note = _join(
+                    rec.note,
+                    f"greedy token ids differ from lane {partner.name!r} in {check.differing} of "
+                    f"{check.compared} requests",
+                )
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
