@@ -30,12 +30,12 @@ from lanebench.gguf.quant import SYNTH_QTYPES, parse_qtype
 from lanebench.gguf.synth import synth_main
 from lanebench.models import default_model_path
 preset, layers, qtype, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+tok = Path(sys.argv[5]) if sys.argv[5] else default_model_path()
 main, _ = shapes.preset(preset)
 if layers:
     types = list(main.layer_types[:layers])
     types[-1] = shapes.FULL  # gemma4 ends on a full-attention layer
     main = replace(main, layer_types=tuple(types))
-tok = default_model_path()
 t0 = time.perf_counter()
 size = synth_main(out, main, tok, parse_qtype(qtype, "--type", SYNTH_QTYPES))
 wall = time.perf_counter() - t0
@@ -44,11 +44,11 @@ print(json.dumps({"bytes": size, "wall_s": wall, "layers": main.n_layer,
 """
 
 
-def run_once(preset: str, layers: int, qtype: str, folder: Path) -> dict[str, float]:
+def run_once(preset: str, layers: int, qtype: str, folder: Path, tok: Path | None = None) -> dict[str, float]:
     out = folder / f"synth-{preset}-{qtype}.gguf"
     try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, preset, str(layers), qtype, str(out)],
-                              capture_output=True, text=True)  # fmt: skip
+        argv = [sys.executable, "-c", CHILD, preset, str(layers), qtype, str(out), str(tok or "")]
+        proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"synth failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -63,12 +63,15 @@ def main() -> None:
     ap.add_argument("--type", default="q4_0,q8_0", help="comma-separated: q4_0, q8_0, f16, bf16, f32")
     ap.add_argument("--dir", type=Path, default=None, help="folder to write in (default: a temp dir)")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument(
+        "--tokenizer-from", type=Path, default=None, help="GGUF whose vocabulary to copy (default: the 270M)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lanebench-bench-synth-", dir=args.dir) as tmp:
         print(f"writing in {tmp} (each file deleted after its run)")
         for qtype in args.type.split(","):
             for _ in range(args.reps):
-                s = run_once(args.preset, args.layers, qtype, Path(tmp))
+                s = run_once(args.preset, args.layers, qtype, Path(tmp), args.tokenizer_from)
                 mb = s["bytes"] / 1e6
                 print(
                     f"{args.preset} ({int(s['layers'])} layers) {qtype}: {mb:,.0f} MB in {s['wall_s']:.1f} s "
