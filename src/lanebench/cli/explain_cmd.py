@@ -348,6 +348,7 @@ def advise_cmd(
     reps: o.Reps = 3,
     server_bin: o.ServerBin = None,
     out_dir: o.OutDir = None,
+    no_db: o.NoDb = False,
     db: str | None = typer.Option(None, "--db", envvar="LANEBENCH_DB", help="Results database for a run id."),
     bandwidth: str | None = typer.Option(
         None, "--bandwidth", help="Memory bandwidth for the decode ceiling, e.g. 256GB/s."
@@ -368,7 +369,7 @@ def advise_cmd(
         job = make_job(DEFAULT_JOB, n_in, n_out, reps, 1, 0)
         opts = make_options(job, server_bin=server_bin, out_dir=out_dir)
         picked = pick_lane(load_lanes(Path(results)), lane)
-        store = None if db is None else open_store(db)
+        store = None if no_db else open_store(db)
 
         def measure(lanes: Sequence[LaneSpec], run_opts: RunOptions) -> list[LaneResult]:
             return measure_with_progress(lanes, run_opts, store=store).results

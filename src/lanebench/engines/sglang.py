@@ -50,12 +50,12 @@ from lanebench.engines.vllm import (
     need_value,
     parse_argparse_help,
     positive,
-    refuse_set,
+    refuse_gpu_server_fields,
     run_text,
     slot_ctx,
     tokenize_body,
 )
-from lanebench.errors import BadInput, NotFound
+from lanebench.errors import NotFound
 from lanebench.lanes import LaneSpec
 from lanebench.server import ServerProcess
 
@@ -284,33 +284,7 @@ class SGLangReader(StreamReader):
 class SGLang(Engine):
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        if lane.url or lane.api_key_env:
-            name = "url" if lane.url else "api_key_env"
-            raise BadInput(
-                f"{label}: field {name!r}: engine 'sglang' starts its own server; to measure an "
-                "SGLang that already runs, use engine 'openai' with its url"
-            )
-        refuse_set(
-            label,
-            "SGLang",
-            {
-                "threads": (lane.threads, "leave it empty"),
-                "gpu_layers": (lane.gpu_layers, "SGLang keeps the whole model on the GPU; leave it empty"),
-                "flash_attn": (
-                    None if lane.flash_attn == "auto" else lane.flash_attn,
-                    "SGLang picks its attention backend (--attention-backend in extra_args)",
-                ),
-            },
-        )
-        if lane.draft is not None:
-            refuse_set(
-                label,
-                "SGLang",
-                {
-                    "draft.p_min": (lane.draft.p_min, "leave it empty"),
-                    "draft.gpu_layers": (lane.draft.gpu_layers, "leave it empty"),
-                },
-            )
+        refuse_gpu_server_fields(lane, label, "sglang", "SGLang")
         owned = dict(_OWNED)
         if lane.draft is not None:
             owned.update(dict.fromkeys(_SPEC_FLAGS, "field 'draft'"))

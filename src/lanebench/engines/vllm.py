@@ -505,37 +505,47 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
+def refuse_gpu_server_fields(lane: LaneSpec, label: str, engine: str, display: str) -> None:
+    """Fields a GPU serving engine that lanebench starts has no equivalent for, refused by name."""
+    if lane.url or lane.api_key_env:
+        name = "url" if lane.url else "api_key_env"
+        raise BadInput(
+            f"{label}: field {name!r}: engine {engine!r} starts its own server; to measure {display} "
+            "where it already runs, use engine 'openai' with its url"
+        )
+    refuse_set(
+        label,
+        display,
+        {
+            "threads": (lane.threads, "leave it empty"),
+            "gpu_layers": (lane.gpu_layers, f"{display} keeps the whole model on the GPU; leave it empty"),
+            "flash_attn": (
+                None if lane.flash_attn == "auto" else lane.flash_attn,
+                f"{display} picks its attention backend (--attention-backend in extra_args)",
+            ),
+        },
+    )
+    if lane.draft is not None:
+        refuse_set(
+            label,
+            display,
+            {
+                "draft.p_min": (lane.draft.p_min, "leave it empty"),
+                "draft.gpu_layers": (lane.draft.gpu_layers, "leave it empty"),
+                "draft.emulate": (lane.draft.emulate, "emulated acceptance is a llama.cpp build flag"),
+                "draft.emulate_mean_length": (
+                    lane.draft.emulate_mean_length,
+                    "emulated acceptance is a llama.cpp build flag",
+                ),
+            },
+        )
+
+
 @register("vllm")
 class Vllm(Engine):
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        if lane.url or lane.api_key_env:
-            name = "url" if lane.url else "api_key_env"
-            raise BadInput(
-                f"{label}: field {name!r}: engine 'vllm' starts its own server; to measure a vLLM "
-                "that already runs, use engine 'openai' with its url"
-            )
-        refuse_set(
-            label,
-            "vLLM",
-            {
-                "threads": (lane.threads, "leave it empty"),
-                "gpu_layers": (lane.gpu_layers, "vLLM keeps the whole model on the GPU; leave it empty"),
-                "flash_attn": (
-                    None if lane.flash_attn == "auto" else lane.flash_attn,
-                    "vLLM picks its attention backend (--attention-backend in extra_args)",
-                ),
-            },
-        )
-        if lane.draft is not None:
-            refuse_set(
-                label,
-                "vLLM",
-                {
-                    "draft.p_min": (lane.draft.p_min, "leave it empty"),
-                    "draft.gpu_layers": (lane.draft.gpu_layers, "leave it empty"),
-                },
-            )
+        refuse_gpu_server_fields(lane, label, "vllm", "vLLM")
         owned = dict(_OWNED)
         if lane.draft is not None:
             owned["--speculative-config"] = "field 'draft'"
