@@ -184,3 +184,26 @@ def test_cli_report_on_a_run_with_failed_lanes_warns_and_renders(tmp_path: Path)
     proc = lanebench("report", "run-07", "--format", "md", db=db)
     assert proc.returncode == 0
     assert "lane 'broken lane' failed" in proc.stderr and "### Failures" in proc.stdout
+
+
+def test_emulated_acceptance_is_marked_in_compare_and_csv() -> None:
+    from lanebench.lanes import Draft
+    from lanebench.report.compare import compare_rows
+
+    emu = LaneSpec(name="d", draft=Draft(kind="model", block_size=2, emulate=[0.9]))
+    a = [LaneResult(name="d", lane=emu, summary={"acceptance": s(0.9, 0.85, 0.95)})]
+    b = [LaneResult(name="d", lane=emu, summary={"acceptance": s(0.9, 0.88, 0.92)})]
+    (row,) = compare_rows(a, b)
+    assert row["label"] == "Acceptance [emulated]"
+    plain = [LaneResult(name="d", lane=LaneSpec(name="d", draft=Draft(kind="model")), summary=a[0].summary)]
+    (row,) = compare_rows(plain, plain)
+    assert row["label"] == "Acceptance"
+    from lanebench.report.render import _acceptance_source
+
+    assert [
+        _acceptance_source(x) for x in (a[0], plain[0], LaneResult(name="p", lane=LaneSpec(name="p")))
+    ] == [
+        "emulated",
+        "measured",
+        "",
+    ]

@@ -43,10 +43,13 @@ def compare_rows(a: list[LaneResult], b: list[LaneResult]) -> list[dict[str, Any
         if lb is None:
             out.append({"lane": la.name, "only_in": "A"})
             continue
+        emulated = la.lane.emulated or lb.lane.emulated
         for key, label, unit, better in COMPARED:
             sa, sb = la.summary.get(key), lb.summary.get(key)
             if sa is None and sb is None:
                 continue
+            if key == Fig.ACCEPTANCE and emulated:
+                label += " [emulated]"  # the build's --spec-synth-*: never read as a measured change
             out.append(
                 {
                     "lane": la.name,

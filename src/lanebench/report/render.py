@@ -68,12 +68,20 @@ def to_md(data: ReportData) -> str:
     return head + "\n".join(to_markdown(t) for t in report_tables(data))
 
 
+def _acceptance_source(lane: LaneResult) -> str:
+    """'emulated' (the build's --spec-synth-*), 'measured', or '' for a lane that drafts nothing."""
+    if lane.lane.emulated:
+        return "emulated"
+    return "measured" if lane.lane.draft is not None else ""
+
+
 def to_csv(data: ReportData) -> str:
     """One row per lane: run facts, status, flags, load time and every figure's median/min/max/n."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
-    head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "load_s", *cols, *QUALITY]
+    head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "acceptance_source", "load_s"]
+    head += [*cols, *QUALITY]
     w.writerow(head)
     for rd in data.runs:
         for lane in rd.lanes:
@@ -90,6 +98,7 @@ def to_csv(data: ReportData) -> str:
                     lane.status,
                     "; ".join(lane.flags),
                     lane.error or "",
+                    _acceptance_source(lane),
                     "" if lane.load_s is None else lane.load_s,
                     *figs,
                     *_quality_cells(lane),
