@@ -207,3 +207,17 @@ def test_emulated_acceptance_is_marked_in_compare_and_csv() -> None:
         "measured",
         "",
     ]
+
+
+def test_speed_vs_quality_plot_is_drawn_for_lanes_with_both_figures() -> None:
+    from lanebench.records import QualityRecord, QualityStatus
+    from lanebench.report.plots import speed_vs_quality
+
+    def q(name: str, kld: float, decode: float) -> LaneResult:
+        r = LaneResult(name=name, lane=LaneSpec(name=name), summary={"decode_tps": s(decode)})
+        r.quality = QualityRecord(status=QualityStatus.MEASURED, kld_mean=kld)
+        return r
+
+    png = speed_vs_quality([q("f16", 0.0, 40.0), q("q8_0", 0.007, 38.0), q("q4_0", 0.11, 41.0)])
+    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert speed_vs_quality([LaneResult(name="x", lane=LaneSpec(name="x"))]) is None
