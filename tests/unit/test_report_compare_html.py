@@ -214,7 +214,7 @@ def test_speed_vs_quality_plot_is_drawn_for_lanes_with_both_figures() -> None:
     from lanebench.report.plots import speed_vs_quality
 
     def q(name: str, kld: float, decode: float) -> LaneResult:
-        r = LaneResult(name=name, lane=LaneSpec(name=name), summary={"decode_tps": s(decode)})
+        r = LaneResult(name=name, lane=LaneSpec(name=name), summary={"decode_tps": s(decode, decode, decode)})
         r.quality = QualityRecord(status=QualityStatus.MEASURED, kld_mean=kld)
         return r
 
