@@ -242,6 +242,10 @@ def results_from_document(doc: Any, source: str) -> RunResults:
     if not isinstance(job_data, dict):
         job_data = {}
     known = {f.name for f in fields(JobSpec)}
+    for key in ("n_in", "n_out", "reps", "warmup", "aggregate"):
+        value = job_data.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{source}: run.job.{key}: expected a non-negative integer, got {value!r}"[:300])
     try:
         job = JobSpec(**{k: v for k, v in job_data.items() if k in known})
     except TypeError as exc:

@@ -190,3 +190,18 @@ def test_the_fit_predicts_block_sizes_it_was_not_fitted_to(alpha: float, cost: f
         predicted = speedup(a.alpha or 0, block - 1, a.draft_cost or 0)
         assert predicted == pytest.approx(measured, rel=0.03), (block, predicted, measured)
         assert dict(a.curve)[block] == pytest.approx(predicted)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"lanes": [1]}, "lane #1: not a lanebench lane result"),
+        ({"lanes": [{"name": "a", "samples": ["x"]}]}, "lane #1"),
+        ({"lanes": [{"name": "a", "lane": {"draft": {"kind": "zzz"}}}]}, "lane #1"),
+        ({"lanes": [{"name": "a", "status": "weird"}]}, "lane #1"),
+        ({"run": {"job": {"n_in": "x"}}, "lanes": []}, "run.job.n_in: expected a non-negative integer"),
+    ],
+)
+def test_a_hostile_run_document_is_one_clear_error(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        results_from_document(doc, "RESULTS")
