@@ -155,6 +155,34 @@ class QualityRecord:
 
 
 @dataclass(slots=True)
+class MemoryRecord:
+    """What a lane's server took, in MiB: the server log's own breakdown (main model's weights,
+    KV, compute and output buffers; ``draft`` = every buffer of the draft model or head), the
+    process tree's peak resident memory sampled during the job and the kernel's high-water mark,
+    GPU memory per nvidia-smi, and the estimate made before start."""
+
+    ctx: int = 0
+    slots: int = 0
+    weights: float | None = None
+    kv: float | None = None
+    compute: float | None = None
+    draft: float | None = None
+    log_host: float | None = None  # of the log's buffers, those in host memory
+    peak_rss: float | None = None
+    hwm: float | None = None
+    peak_vram: float | None = None
+    estimate: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MemoryRecord:
+        return cls(**_known(cls, d))
+
+
+@dataclass(slots=True)
 class LaneResult:
     """Everything measured for one lane (or why it could not be)."""
 
@@ -173,6 +201,8 @@ class LaneResult:
     log_tail: str = ""
     log_path: str | None = None
     quality: QualityRecord | None = None
+    baseline: dict[str, Any] | None = None  # the kernel view: engines.llamabench.BaselineRecord.to_dict()
+    memory: MemoryRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -184,6 +214,8 @@ class LaneResult:
         d["aggregates"] = [asdict(a) for a in self.aggregates]
         d["summary"] = {k: v.to_dict() for k, v in self.summary.items()}
         d["quality"] = self.quality.to_dict() if self.quality else None
+        d["memory"] = self.memory.to_dict() if self.memory else None
+        d["baseline"] = dict(self.baseline) if self.baseline else None
         return d
 
     @classmethod
@@ -205,6 +237,8 @@ class LaneResult:
             log_tail=d.get("log_tail") or "",
             log_path=d.get("log_path"),
             quality=QualityRecord.from_dict(d["quality"]) if isinstance(d.get("quality"), dict) else None,
+            baseline=d["baseline"] if isinstance(d.get("baseline"), dict) else None,
+            memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
         )
 
 

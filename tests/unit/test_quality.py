@@ -22,7 +22,7 @@ from lanebench.quality.slicing import SliceError, base_file_bytes, plan_slice, r
 from lanebench.records import LaneResult, QualityRecord, QualityStatus, RequestRecord, Stat
 from lanebench.report.quality import delta_verdict, quality_compare_rows, quality_table, speed_quality_points
 from lanebench.sinks import RunInfo
-from lanebench.store import open_store
+from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "perplexity"
@@ -307,12 +307,13 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     con = sqlite3.connect(db)  # make it what lanebench wrote before quality existed
     con.execute("DROP TABLE quality")
     con.execute("ALTER TABLE samples DROP COLUMN tokens_sha")
+    con.execute("ALTER TABLE lanes DROP COLUMN memory")  # schema 3
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
     open_store(str(db)).close()
     con = sqlite3.connect(db)
-    assert con.execute("SELECT value FROM meta").fetchone() == ("2",)
+    assert con.execute("SELECT value FROM meta").fetchone() == (str(schema.latest_version()),)
     assert "tokens_sha" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
     assert "kld_mean" in [r[1] for r in con.execute("PRAGMA table_info(quality)")]
 

@@ -21,6 +21,7 @@ from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records import JobSpec, LaneResult
+from lanebench.report.memory import memory_table
 from lanebench.report.quality import quality_table
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
 from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
@@ -95,6 +96,7 @@ def make_options(
     out_dir: Path | None,
     load_timeout: float = 300.0,
     no_check: bool = False,
+    no_fit_check: bool = False,
     no_reuse: bool = False,
     lanes_file: Path | None = None,
     quality: bool = False,
@@ -109,6 +111,7 @@ def make_options(
         server_bin=server_bin,
         load_timeout_s=load_timeout,
         check_drafts=not no_check,
+        fit_check=not no_fit_check,
         reuse=not no_reuse,
         lanes_file=lanes_file,
         quality=quality,
@@ -140,6 +143,8 @@ def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -
         tables.append(acc)
     if (qt := quality_table(results)) is not None:
         tables.append(qt)
+    if (mt := memory_table(results)) is not None:
+        tables.append(mt)
     for t in tables:
         console.print(to_rich(t))
     md = "\n".join(to_markdown(t) for t in tables)

@@ -56,6 +56,14 @@ LoadTimeout = Annotated[float, typer.Option("--load-timeout", help="Seconds to w
 NoCheck = Annotated[
     bool, typer.Option("--no-check", help="Skip the draft/head compatibility check before starting.")
 ]
+NoFitCheck = Annotated[
+    bool,
+    typer.Option(
+        "--no-fit-check",
+        help="Skip the memory check before starting "
+        "(a lane whose GGUF estimate exceeds free RAM/VRAM is refused).",
+    ),
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (servers, argv, requests) and exit.")]
 NoReuse = Annotated[
     bool, typer.Option("--no-reuse", help="Start a server for every lane, even when lanes could share one.")

@@ -46,6 +46,7 @@ def sweep(
     out_dir: o.OutDir = None,
     load_timeout: o.LoadTimeout = 300.0,
     no_check: o.NoCheck = False,
+    no_fit_check: o.NoFitCheck = False,
     no_reuse: o.NoReuse = False,
     dry_run: o.DryRun = False,
 ) -> None:
@@ -62,6 +63,7 @@ def sweep(
         out_dir=out_dir,
         load_timeout=load_timeout,
         no_check=no_check,
+        no_fit_check=no_fit_check,
         no_reuse=no_reuse,
         lanes_file=lanes_file,
     )

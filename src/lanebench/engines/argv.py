@@ -102,6 +102,10 @@ def build_argv(lane: LaneSpec, dialect: Dialect, binary: Path, model: Path, port
     argv += ["-np", str(lane.slots)]
     _need(dialect, lane, "--metrics")
     argv += ["--metrics"]
+    if dialect.has("-lv") and not {"-lv", "-v", "--verbose", "--verbosity", "--log-verbosity"} & set(
+        lane.extra_args
+    ):
+        argv += ["-lv", "4"]  # b11434 logs its buffer sizes (memory per lane) at verbosity 4
     argv += _kv_args(lane, dialect)
     if dialect.flash_attn_values:
         argv += ["-fa", lane.flash_attn]

@@ -18,6 +18,7 @@ from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
 from lanebench.measure import LaneJob, RunState, summarize
 from lanebench.orchestration.grid import server_key, speculative_fields
+from lanebench.orchestration.memory_step import measured
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord
 from lanebench.sinks import RunInfo, Sink
@@ -94,7 +95,8 @@ class LaneMeasurer:
             request_timeout_s=self.opts.request_timeout_s,
             speculative=speculative_fields(plan.lane) if per_request else None,
         )
-        asyncio.run(job.run())
+        with measured(plan, endpoint, rec.result):
+            asyncio.run(job.run())
         endpoint.check_alive()
 
     def measure(self, plan: LanePlan) -> LaneResult:

@@ -20,6 +20,7 @@ from lanebench.engines.registry import get_engine
 from lanebench.errors import LanebenchError
 from lanebench.hostinfo import host_basics
 from lanebench.lanes import LaneSpec, cap_lines
+from lanebench.orchestration.memory_step import check_fit
 from lanebench.records import JobSpec
 from lanebench.sinks import RunInfo
 
@@ -41,6 +42,7 @@ class RunOptions:
     reference: str | None = None  # the reference lane's name; None: marked reference = true, or the rule
     quality_tokens: int = 4096  # tokens to score (fewer when free disk or memory is short)
     quality_dir: Path | None = None  # where the base file goes; None: out_dir / "quality"
+    fit_check: bool = True  # refuse lanes whose memory estimate exceeds free RAM/VRAM
 
     def context(self) -> PlanContext:
         return PlanContext(job=self.job, server_bin=self.server_bin, check_drafts=self.check_drafts)
@@ -75,6 +77,8 @@ def plan_lanes(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LanePlan]:
             label = f"lane {names[0]!r}" + (f" (and {len(names) - 1} more lanes)" if len(names) > 1 else "")
             lines += key.replace(_LANE, label).splitlines()
         raise type(worst)(cap_lines(lines))
+    if opts.fit_check:
+        check_fit(plans)
     return plans
 
 

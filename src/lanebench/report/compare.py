@@ -63,9 +63,32 @@ def compare_rows(a: list[LaneResult], b: list[LaneResult]) -> list[dict[str, Any
                     "status": f"{la.status} → {lb.status}",
                 }
             )
+        if (rss := _peak_rss_row(la, lb)) is not None:
+            out.append(rss)
     names_a = {lane.name for lane in a}
     out += [{"lane": lane.name, "only_in": "B"} for lane in b if lane.name not in names_a]
     return out
+
+
+def _peak_rss_row(la: LaneResult, lb: LaneResult) -> dict[str, Any] | None:
+    """Peak resident memory of the server's process tree (one figure per run: no spread)."""
+    ma = la.memory.peak_rss if la.memory else None
+    mb = lb.memory.peak_rss if lb.memory else None
+    if ma is None and mb is None:
+        return None
+    sa = Stat(ma, ma, ma, 1) if ma is not None else None
+    sb = Stat(mb, mb, mb, 1) if mb is not None else None
+    return {
+        "lane": la.name,
+        "figure": "peak_rss_mib",
+        "label": "Peak RSS",
+        "unit": "MiB",
+        "a": sa.to_dict() if sa else None,
+        "b": sb.to_dict() if sb else None,
+        "ratio": ratio(sa, sb),
+        "verdict": verdict(sa, sb, -1),
+        "status": f"{la.status} → {lb.status}",
+    }
 
 
 def _fmt(d: dict[str, Any] | None, unit: str) -> str:

@@ -19,6 +19,7 @@ from lanebench import figures
 from lanebench.figures import FIGURES, Fig
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData
+from lanebench.report.memory_plot import memory_bars
 from lanebench.report.quality import speed_quality_points
 from lanebench.report.tables import basename
 
@@ -179,6 +180,9 @@ def all_plots(data: ReportData) -> list[tuple[str, str, bytes]]:
     out.append(("acceptance-vs-block.png", "Draft acceptance vs block size", acceptance_vs_block(lanes)))
     out.append(("prefill-vs-decode.png", "Prefill vs decode", prefill_decode(lanes)))
     out.append(("history.png", "Run-to-run history of each lane (decode)", history(data)))
+    for i, rd in enumerate(data.runs):
+        caption = f"Memory per lane, run {rd.run.run_id}"
+        out.append((f"memory-{i + 1}.png", caption, memory_bars(rd.lanes, _png, plain)))
     for i, rd in enumerate(data.runs):
         caption = f"Speed vs quality (decode against mean KLD), run {rd.run.run_id}"
         out.append((f"speed-vs-quality-{i + 1}.png", caption, speed_vs_quality(rd.lanes)))

@@ -16,6 +16,8 @@ from lanebench.fmt import Table
 from lanebench.records import LaneResult
 from lanebench.report.data import ReportData
 from lanebench.report.heading import run_line
+from lanebench.report.memory import CSV_COLUMNS as MEMORY
+from lanebench.report.memory import memory_cells, memory_table
 from lanebench.report.quality import quality_table
 from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown
@@ -50,6 +52,8 @@ def report_tables(data: ReportData) -> list[Table]:
             per_run.append(acc)
         if (qt := quality_table(rd.lanes)) is not None:
             per_run.append(qt)
+        if (mt := memory_table(rd.lanes)) is not None:
+            per_run.append(mt)
         per_run += sweep_tables(rd.lanes)
         if data.bandwidth:
             from lanebench.ceilings import ceilings_table
@@ -81,7 +85,7 @@ def to_csv(data: ReportData) -> str:
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
     head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "acceptance_source", "load_s"]
-    head += [*cols, *QUALITY]
+    head += [*cols, *QUALITY, *MEMORY]
     w.writerow(head)
     for rd in data.runs:
         for lane in rd.lanes:
@@ -102,6 +106,7 @@ def to_csv(data: ReportData) -> str:
                     "" if lane.load_s is None else lane.load_s,
                     *figs,
                     *_quality_cells(lane),
+                    *memory_cells(lane.memory),
                 ]
             )
     return buf.getvalue()

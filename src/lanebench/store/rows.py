@@ -12,6 +12,7 @@ from lanebench.records import (
     JobSpec,
     LaneResult,
     LaneStatus,
+    MemoryRecord,
     QualityRecord,
     RequestRecord,
     Stat,
@@ -69,6 +70,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "flags": lane.flags,
         "error": lane.error,
         "log_path": lane.log_path,
+        "memory": lane.memory.to_dict() if lane.memory else None,
     }
 
 
@@ -180,6 +182,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         error=row.error if row.status in FINISHED else (row.error or "lane never finished (interrupted)"),
         log_tail=log_tail,
         log_path=row.log_path,
+        memory=MemoryRecord.from_dict(row.memory) if isinstance(row.memory, dict) else None,
     )
 
 

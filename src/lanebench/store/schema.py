@@ -73,6 +73,7 @@ lanes = sa.Table(
     sa.Column("backends", JsonText),
     sa.Column("error", sa.Text),
     sa.Column("log_path", sa.Text),
+    sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -184,7 +185,12 @@ def _v1_to_v2(conn: Connection) -> None:
     quality.create(conn)  # with its index
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2]
+def _v2_to_v3(conn: Connection) -> None:
+    """Memory per lane: the lanes' ``memory`` column (JSON text, like the other JSON columns)."""
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN memory TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3]
 
 
 def latest_version() -> int:

@@ -1,0 +1,65 @@
+"""llama-server's own memory breakdown, parsed from its load lines (pure; no I/O).
+
+The build logs one section per model it loads: ``load_tensors: <dev> model buffer size``,
+then ``llama_kv_cache: <dev> KV buffer size`` (older builds: ``KV self size``), ``<dev> output
+buffer size`` and ``sched_reserve: <dev> compute buffer size``. The first section is the main
+model; later ones are the draft model or MTP head. Build b11434 prints these at verbosity 4
+(``-lv 4``); older builds at their default.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_MODEL = re.compile(r"load_tensors:\s+(\S+) model buffer size\s*=\s*([\d.]+) MiB")
+_KV = re.compile(r"(\S+) KV buffer size\s*=\s*([\d.]+) MiB")
+_KV_SELF = re.compile(r"KV self size\s*=\s*([\d.]+) MiB")
+_OUTPUT = re.compile(r"(\S+)\s+output buffer size\s*=\s*([\d.]+) MiB")
+_COMPUTE = re.compile(r"(\S+) compute buffer size\s*=\s*([\d.]+) MiB")
+
+
+def is_host_device(device: str) -> bool:
+    """Buffers in host memory: ``CPU``, ``CPU_Mapped``, ``CPU_REPACK``, ``CUDA_Host``..."""
+    return device.upper().startswith("CPU") or device.endswith("_Host")
+
+
+@dataclass(slots=True)
+class ModelBuffers:
+    """One loaded model's buffers in MiB, per device."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    kv: dict[str, float] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)  # compute and output buffers
+
+    def total(self) -> float:
+        return sum(self.weights.values()) + sum(self.kv.values()) + sum(self.compute.values())
+
+    def host(self) -> float:
+        parts = (self.weights, self.kv, self.compute)
+        return sum(v for p in parts for d, v in p.items() if is_host_device(d))
+
+
+def _add(part: dict[str, float], device: str, mib: str) -> None:
+    part[device] = part.get(device, 0.0) + float(mib)
+
+
+def parse_buffers(text: str) -> list[ModelBuffers]:
+    """Every model section of a llama-server log, main model first; [] if it logs none."""
+    models: list[ModelBuffers] = []
+    cur: ModelBuffers | None = None
+    for line in text.splitlines():
+        if m := _MODEL.search(line):
+            if cur is None or cur.kv or cur.compute:
+                cur = ModelBuffers()
+                models.append(cur)
+            _add(cur.weights, m[1], m[2])
+        elif cur is None:
+            continue
+        elif m := _KV.search(line):
+            _add(cur.kv, m[1], m[2])
+        elif (m := _KV_SELF.search(line)) and not cur.kv:
+            _add(cur.kv, "CPU", m[1])
+        elif (m := _OUTPUT.search(line)) or (m := _COMPUTE.search(line)):
+            _add(cur.compute, m[1], m[2])
+    return models
