@@ -226,6 +226,9 @@ class LaneSpec(BaseModel):
         default=False, description="the lane others are compared with for quality (KLD, top-1)"
     )
     quality: bool = Field(default=False, description="measure this lane's quality against the reference")
+    baseline: bool = Field(
+        default=False, description="run the build's llama-bench with this lane's settings (the kernel view)"
+    )
     sweep: dict[Text, Annotated[Any, AfterValidator(_grid_value)]] = Field(
         default_factory=dict, description="grid values this lane was expanded from (set by lanebench sweep)"
     )

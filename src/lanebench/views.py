@@ -94,17 +94,32 @@ def where_time_goes(
         )
     stream = _median([d for r in singles if (d := m.client_decode_tps(r))])
     if stream is not None and decode.engine_tps:
+        pct = 100 * (1 - stream / decode.engine_tps)
         decode.causes.append(
-            "engine → client: streaming (the client's token arrival rate against the engine's timer)"
+            f"engine → client: streaming, {pct:.1f}% "
+            "(the client's token arrival rate against the engine's timer)"
+            if abs(pct) >= 1
+            else "engine → client: within 1% (streaming costs nothing measurable here)"
         )
     checkpoints = len(_CHECKPOINT.findall(log_text))
     if checkpoints:
         prefill.causes.append(f"context checkpoints after the prompt: {checkpoints} created (server log)")
     for step in (prefill, decode):
-        if step.kernel_tps and step.engine_tps and not any("kernel" in c for c in step.causes):
+        if step.kernel_tps and step.engine_tps and step.engine_tps <= step.kernel_tps:
             step.causes.append(
                 "kernel → engine: unattributed (the server adds sampling over the vocabulary and its "
                 "slot loop to the kernels; these data do not separate them)"
+            )
+    sds = {
+        "prefill": baseline.prefill_sd if baseline else None,
+        "decode": baseline.decode_sd if baseline else None,
+    }
+    for step in (prefill, decode):
+        k, e = step.kernel_tps, step.engine_tps
+        if k and e and e > k + 2 * (sds[step.figure] or 0.0):
+            step.causes.append(
+                f"inversion: the engine's {step.figure} is {100 * (e / k - 1):.1f}% faster than the kernels' "
+                "(beyond twice llama-bench's sd): a busy machine during llama-bench, or different settings"
             )
     if baseline is None or (baseline.prefill_tps is None and baseline.decode_tps is None):
         for step in (prefill, decode):

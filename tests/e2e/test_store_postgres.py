@@ -147,6 +147,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         conn.execute(sa.text("DROP TABLE quality"))
         conn.execute(sa.text("ALTER TABLE samples DROP COLUMN tokens_sha"))
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN memory"))  # schema 3
+        conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN baseline"))  # schema 4
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)

@@ -308,6 +308,7 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     con.execute("DROP TABLE quality")
     con.execute("ALTER TABLE samples DROP COLUMN tokens_sha")
     con.execute("ALTER TABLE lanes DROP COLUMN memory")  # schema 3
+    con.execute("ALTER TABLE lanes DROP COLUMN baseline")  # schema 4
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()

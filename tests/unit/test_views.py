@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lanebench.engines.llamabench import BaselineRecord
@@ -57,3 +59,63 @@ def test_causes_only_where_the_data_show_them() -> None:
     log = "slot x: created context checkpoint 1 of 8\nslot x: created context checkpoint 2 of 8\n"
     prefill, _ = where_time_goes(lane(), JOB, BaselineRecord(prefill_tps=500.0), log_text=log)
     assert any("2 created (server log)" in c for c in prefill.causes)
+
+
+def test_the_kernel_view_round_trips_and_makes_a_table(tmp_path: Path) -> None:
+    from lanebench.fmt import Table
+    from lanebench.report.tables import to_markdown
+    from lanebench.report.views import time_table
+    from lanebench.sinks import RunInfo
+    from lanebench.store import open_store
+    from lanebench.store.sink import StoreSink
+
+    r = lane()
+    r.baseline = BaselineRecord(
+        prefill_tps=500.0, decode_tps=50.0, n_prompt=1000, n_gen=100, reps=3
+    ).to_dict()
+    assert LaneResult.from_dict(r.to_dict()).baseline == r.baseline
+    store = open_store(str(tmp_path / "r.sqlite"))
+    sink = StoreSink(store, fingerprints=False)
+    run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JOB)
+    sink.run_started(run)
+    sink.lane_finished(run, r)
+    (back,) = store.load_lanes("r1")
+    store.close()
+    assert back.baseline == r.baseline
+    table = time_table([back], JOB)
+    assert isinstance(table, Table)
+    md = to_markdown(table)
+    assert (
+        "| L | prefill | 500.0 tok/s | 400.0 tok/s |" in md
+        and "| L | decode | 50.0 tok/s | 40.0 tok/s |" in md
+    )
+    assert "20.0% (500 ms)" in md
+    assert time_table([lane()], JOB) is None  # no lane ran llama-bench
+
+
+def test_an_engine_faster_than_its_kernels_is_flagged_as_an_inversion() -> None:
+    prefill, decode = where_time_goes(
+        lane(), JOB, BaselineRecord(prefill_tps=300.0, prefill_sd=5.0, decode_tps=45.0)
+    )
+    assert any(c.startswith("inversion: the engine's prefill is 33.3% faster") for c in prefill.causes)
+    assert not any(c.startswith("inversion") for c in decode.causes)
+    # within twice llama-bench's sd it is noise, not an inversion
+    prefill, _ = where_time_goes(lane(), JOB, BaselineRecord(prefill_tps=390.0, prefill_sd=6.0))
+    assert not any(c.startswith("inversion") for c in prefill.causes)
+
+
+def test_a_build_without_llama_bench_gets_a_note(tmp_path: Path) -> None:
+    from lanebench.engines.base import LanePlan
+    from lanebench.engines.llamacpp import LlamaCpp
+    from lanebench.orchestration.baseline_step import baseline_for
+    from lanebench.orchestration.plan import RunOptions
+
+    server = tmp_path / "llama-server"
+    server.write_text("#!/bin/sh\n")
+    plan = LanePlan(
+        LaneSpec(name="L"), LlamaCpp(), 512, str(server), server_bin=server, model=tmp_path / "m.gguf"
+    )
+    opts = RunOptions(job=JOB, out_dir=tmp_path, baseline=True)
+    rec = baseline_for(plan, opts, {})
+    assert rec is not None and rec["decode_tps"] is None and rec["note"].startswith("no llama-bench beside")
+    assert baseline_for(plan, RunOptions(job=JOB, out_dir=tmp_path), {}) is None  # not asked for

@@ -24,6 +24,7 @@ from lanebench.records import JobSpec, LaneResult
 from lanebench.report.memory import memory_table
 from lanebench.report.quality import quality_table
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
+from lanebench.report.views import time_table
 from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
 
 EXIT_LANE_FAILED = 4
@@ -102,6 +103,7 @@ def make_options(
     quality: bool = False,
     reference: str | None = None,
     quality_tokens: int = 4096,
+    baseline: bool = False,
 ) -> RunOptions:
     if quality_tokens < 1:
         raise BadInput(f"--quality-tokens: expected a positive number of tokens, got {quality_tokens}")
@@ -117,6 +119,7 @@ def make_options(
         quality=quality,
         reference=reference,
         quality_tokens=quality_tokens,
+        baseline=baseline,
     )
 
 
@@ -145,6 +148,8 @@ def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -
         tables.append(qt)
     if (mt := memory_table(results)) is not None:
         tables.append(mt)
+    if (tt := time_table(results, job)) is not None:
+        tables.append(tt)
     for t in tables:
         console.print(to_rich(t))
     md = "\n".join(to_markdown(t) for t in tables)

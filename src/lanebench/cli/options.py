@@ -56,6 +56,14 @@ LoadTimeout = Annotated[float, typer.Option("--load-timeout", help="Seconds to w
 NoCheck = Annotated[
     bool, typer.Option("--no-check", help="Skip the draft/head compatibility check before starting.")
 ]
+Baseline = Annotated[
+    bool | None,
+    typer.Option(
+        "--baseline/--no-baseline",
+        help="Run the build's llama-bench with every lane's settings (the kernel view) and show "
+        "where the time goes between kernels, engine and client (default: on with --full).",
+    ),
+]
 NoFitCheck = Annotated[
     bool,
     typer.Option(

@@ -47,6 +47,7 @@ def sweep(
     load_timeout: o.LoadTimeout = 300.0,
     no_check: o.NoCheck = False,
     no_fit_check: o.NoFitCheck = False,
+    baseline: o.Baseline = None,
     no_reuse: o.NoReuse = False,
     dry_run: o.DryRun = False,
 ) -> None:
@@ -64,6 +65,7 @@ def sweep(
         load_timeout=load_timeout,
         no_check=no_check,
         no_fit_check=no_fit_check,
+        baseline=full if baseline is None else baseline,
         no_reuse=no_reuse,
         lanes_file=lanes_file,
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
 from lanebench.measure import LaneJob, RunState, summarize
+from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import measured
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
@@ -73,6 +74,12 @@ class LaneMeasurer:
         self.run, self.opts, self.sinks, self.progress = run, opts, sinks, progress
         self.state = RunState()
         self.servers = 0
+        self.baselines: dict[str, dict[str, Any]] = {}  # llama-bench argv -> its record, once per run
+
+    def _baseline(self, plan: LanePlan) -> dict[str, Any] | None:
+        if self.progress and wants_baseline(plan, self.opts):
+            self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
+        return baseline_for(plan, self.opts, self.baselines)
 
     def _endpoint(self, plan: LanePlan, label: str) -> Endpoint:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
@@ -101,9 +108,10 @@ class LaneMeasurer:
 
     def measure(self, plan: LanePlan) -> LaneResult:
         """Serve the lane, run the job, stop; failures are recorded, not raised."""
+        rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
+        rec.result.baseline = self._baseline(plan)  # before the server starts: nothing else running
         if self.progress:
             self.progress.loading(plan.lane.name)
-        rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
         endpoint = self._endpoint(plan, plan.lane.name)
         log_tail = ""
         try:
@@ -139,6 +147,7 @@ class LaneMeasurer:
         ):
             return [self.measure(p) for p in plans]
         widest = _widest(plans)
+        bases = {p.lane.name: self._baseline(p) for p in plans}  # before the shared server starts
         if self.progress:
             self.progress.loading(first.lane.name)
         endpoint = self._endpoint(widest, first.lane.name + " (shared)")
@@ -150,6 +159,7 @@ class LaneMeasurer:
                 mine = list(plans) if supported else same[:1]
                 for plan in mine:
                     rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
+                    rec.result.baseline = bases[plan.lane.name]
                     try:
                         self._run_job(plan, endpoint, rec, supported)
                         done[plan.lane.name] = rec.finish(endpoint.log_tail(200))

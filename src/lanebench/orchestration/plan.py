@@ -43,6 +43,8 @@ class RunOptions:
     quality_tokens: int = 4096  # tokens to score (fewer when free disk or memory is short)
     quality_dir: Path | None = None  # where the base file goes; None: out_dir / "quality"
     fit_check: bool = True  # refuse lanes whose memory estimate exceeds free RAM/VRAM
+    baseline: bool = False  # llama-bench beside every lane (the kernel view); lanes may ask alone
+    baseline_reps: int = 3
 
     def context(self) -> PlanContext:
         return PlanContext(job=self.job, server_bin=self.server_bin, check_drafts=self.check_drafts)

@@ -21,6 +21,7 @@ from lanebench.report.memory import memory_cells, memory_table
 from lanebench.report.quality import quality_table
 from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown
+from lanebench.report.views import time_table
 
 FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
@@ -54,6 +55,8 @@ def report_tables(data: ReportData) -> list[Table]:
             per_run.append(qt)
         if (mt := memory_table(rd.lanes)) is not None:
             per_run.append(mt)
+        if (tt := time_table(rd.lanes, rd.run.job)) is not None:
+            per_run.append(tt)
         per_run += sweep_tables(rd.lanes)
         if data.bandwidth:
             from lanebench.ceilings import ceilings_table

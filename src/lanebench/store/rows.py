@@ -71,6 +71,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "error": lane.error,
         "log_path": lane.log_path,
         "memory": lane.memory.to_dict() if lane.memory else None,
+        "baseline": dict(lane.baseline) if lane.baseline else None,
     }
 
 
@@ -183,6 +184,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         log_tail=log_tail,
         log_path=row.log_path,
         memory=MemoryRecord.from_dict(row.memory) if isinstance(row.memory, dict) else None,
+        baseline=row.baseline if isinstance(row.baseline, dict) else None,
     )
 
 

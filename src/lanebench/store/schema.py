@@ -74,6 +74,7 @@ lanes = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("log_path", sa.Text),
     sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
+    sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -190,7 +191,12 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN memory TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3]
+def _v3_to_v4(conn: Connection) -> None:
+    """The kernel view per lane: the lanes' ``baseline`` column (llama-bench's record, JSON text)."""
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN baseline TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
 
 
 def latest_version() -> int:
