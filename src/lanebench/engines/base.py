@@ -34,6 +34,7 @@ import aiohttp
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec
+from lanebench.server import ServerProcess
 
 CTX_PAD = 64  # tokens of slack per slot beyond n_in + n_out
 
@@ -135,6 +136,7 @@ class Engine(ABC):
 
     name: ClassVar[str]
     launches: ClassVar[bool] = True  # False: attaches to a server that already runs
+    ready_path: ClassVar[str] = "/health"  # answers 200 once a launched server can serve
     per_request_speculative: ClassVar[bool] = False  # lanes may share a server (sweep)
     lane_fields: ClassVar[frozenset[str]] = frozenset()  # engine-only lane fields it accepts
 
@@ -147,9 +149,18 @@ class Engine(ABC):
         return []
 
     # --- serving --------------------------------------------------------------------------
-    @abstractmethod
     def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
-        """A context manager that serves the plan (start it, or attach to it)."""
+        """A context manager that serves the plan: by default the plan's argv started as a
+        ``ServerProcess`` (own process group, the lane's env), ready at ``ready_path``; engines
+        that attach to a running server override this."""
+        return ServerProcess(
+            plan.argv,
+            log_path,
+            label=f"lane {plan.lane.name!r}",
+            env=plan.lane.env,
+            load_timeout_s=load_timeout_s,
+            ready_path=self.ready_path,
+        )
 
     # --- the standard job -----------------------------------------------------------------
     async def prompt_ids(

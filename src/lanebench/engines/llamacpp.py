@@ -32,7 +32,6 @@ from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.lanes import LaneSpec
 from lanebench.models import check_gguf_file, default_model_path
-from lanebench.server import ServerProcess
 
 
 def completion_body(
@@ -133,15 +132,6 @@ class LlamaCpp(Engine):
         assert plan.server_bin is not None and plan.model is not None
         lane = plan.lane.model_copy(update={"ctx": plan.ctx})
         return build_argv(lane, plan.dialect, plan.server_bin, plan.model, port)
-
-    def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
-        return ServerProcess(
-            plan.argv,
-            log_path,
-            label=f"lane {plan.lane.name!r}",
-            env=plan.lane.env,
-            load_timeout_s=load_timeout_s,
-        )
 
     async def prompt_ids(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str

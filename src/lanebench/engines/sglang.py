@@ -57,7 +57,6 @@ from lanebench.engines.vllm import (
 )
 from lanebench.errors import NotFound
 from lanebench.lanes import LaneSpec
-from lanebench.server import ServerProcess
 
 HOW_TO_GET = (
     "install SGLang where a GPU it supports is (pip install sglang) and set the lane's server_bin "
@@ -308,16 +307,6 @@ class SGLang(Engine):
 
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
-
-    def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
-        return ServerProcess(
-            plan.argv,
-            log_path,
-            label=f"lane {plan.lane.name!r}",
-            env=plan.lane.env,
-            load_timeout_s=load_timeout_s,
-            ready_path="/health",
-        )
 
     async def prompt_ids(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str

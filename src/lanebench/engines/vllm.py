@@ -56,7 +56,6 @@ from lanebench.engines.registry import register
 from lanebench.errors import BadInput, NotFound
 from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec
-from lanebench.server import ServerProcess
 
 HELP_TIMEOUT_S = 240.0  # importing vLLM or SGLang (torch, CUDA probing) takes a while
 _TAIL_CHARS = 240
@@ -578,16 +577,6 @@ class Vllm(Engine):
 
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
-
-    def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
-        return ServerProcess(
-            plan.argv,
-            log_path,
-            label=f"lane {plan.lane.name!r}",
-            env=plan.lane.env,
-            load_timeout_s=load_timeout_s,
-            ready_path="/health",
-        )
 
     async def prompt_ids(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
