@@ -83,6 +83,7 @@ class EmulatedAdvice:
     block_size: int
     profile: float
     plain_decode_tps: float | None = None
+    fit_noise: float = 0.0  # relative min–max spread of the plain and fitted lanes' decode, summed
     fitted: Advice | None = None
     grid: dict[int, dict[float, float]] = field(default_factory=dict)  # B -> α -> predicted tok/s
     checks: list[Check] = field(default_factory=list)
@@ -98,6 +99,11 @@ class EmulatedAdvice:
         d = asdict(self)
         d["checks"] = [{**asdict(c), "error": c.error} for c in self.checks]
         return d
+
+
+def _spread(result: LaneResult | None) -> float:
+    stat = result.summary.get(Fig.DECODE) if result else None
+    return (stat.max - stat.min) / stat.median if stat is not None and stat.median else 0.0
 
 
 def _decode(result: LaneResult | None) -> float | None:
@@ -131,6 +137,8 @@ def advise_by_emulation(
     if plain_r is None or fit_r is None or out.plain_decode_tps is None:
         out.notes.append("the plain or the emulated lane gave no decode figure: nothing to fit")
         return out
+    # a prediction carries the noise of both speeds it was fitted from
+    out.fit_noise = _spread(plain_r) + _spread(fit_r)
     # the plain lane is the emulated lane's partner: same model, same KV type
     out.fitted = advise_lane(fit_r, [plain_r, fit_r])
     out.notes += out.fitted.notes
