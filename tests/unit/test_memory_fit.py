@@ -82,4 +82,7 @@ def test_sampler_sees_a_real_process_group() -> None:
             child.wait(timeout=20)
     finally:
         child.kill()
-    assert s.samples >= 2 and s.peak_kib > 64 * 1024 and s.hwm_total_kib >= s.peak_kib
+    assert s.samples >= 2 and s.peak_kib > 64 * 1024
+    # the kernel's RSS counters are per thread and synced lazily, so VmHWM read at one moment can
+    # trail a VmRSS read at another by a few pages (seen: 40 KiB of 79 MiB)
+    assert s.hwm_total_kib >= s.peak_kib - 1024
