@@ -60,7 +60,8 @@ import aiohttp  # noqa: E402
 
 import client_proposed  # noqa: E402
 import sse_fixture  # noqa: E402
-from lanebench.client import completion_body, stream_completion  # noqa: E402
+from lanebench.client import completion_body, parse_sse_line, stream_completion  # noqa: E402
+from lanebench.engines.llamacpp import LlamaReader  # noqa: E402
 
 MODES = ("raw", "bare", "lanebench", "scan", "scan-any")
 GOAL_TPS = 50_000
@@ -76,22 +77,18 @@ async def _one_lanebench(
     return rec.stream_tokens, rec.error
 
 
-async def _one_scan(
-    session: aiohttp.ClientSession, base: str, body: dict[str, Any], idx: int
-) -> tuple[int, str | None]:
-    rec = await client_proposed.stream_completion_proposed(
-        session, base, body, kind="aggregate", rep=0, stream_index=idx, iter_any=False
-    )
-    return rec.stream_tokens, rec.error
+def _one_scan(iter_any: bool) -> OneRequest:
+    """A request through the prototype, reading line by line or (``iter_any``) what arrived."""
 
+    async def one(
+        session: aiohttp.ClientSession, base: str, body: dict[str, Any], idx: int
+    ) -> tuple[int, str | None]:
+        rec = await client_proposed.stream_completion_proposed(
+            session, base, body, kind="aggregate", rep=0, stream_index=idx, iter_any=iter_any
+        )
+        return rec.stream_tokens, rec.error
 
-async def _one_scan_any(
-    session: aiohttp.ClientSession, base: str, body: dict[str, Any], idx: int
-) -> tuple[int, str | None]:
-    rec = await client_proposed.stream_completion_proposed(
-        session, base, body, kind="aggregate", rep=0, stream_index=idx, iter_any=True
-    )
-    return rec.stream_tokens, rec.error
+    return one
 
 
 async def _one_bare(
@@ -158,8 +155,8 @@ ONE: dict[str, OneRequest] = {
     "raw": _one_raw,
     "bare": _one_bare,
     "lanebench": _one_lanebench,
-    "scan": _one_scan,
-    "scan-any": _one_scan_any,
+    "scan": _one_scan(iter_any=False),
+    "scan-any": _one_scan(iter_any=True),
 }
 
 
@@ -401,7 +398,7 @@ async def _parts(n_tokens: int, reps: int = 30) -> list[tuple[str, float]]:
 
     The chunks are fed to aiohttp's own ``StreamReader`` (one ``feed_data`` per HTTP chunk, as its
     HTTP parser does), then read as ``stream_request`` reads them today or as proposed. The parse
-    steps mirror client.py today (``client_proposed.parse_line`` and ``_Llama``)."""
+    steps are client.py's own (``parse_sse_line`` and ``LlamaReader``)."""
     import hashlib
 
     from aiohttp.base_protocol import BaseProtocol
@@ -411,7 +408,7 @@ async def _parts(n_tokens: int, reps: int = 30) -> list[tuple[str, float]]:
     protocol = BaseProtocol(loop)
     events = [f.split(b"\r\n", 1)[1][:-2] for f in sse_fixture.stream_frames(n_tokens, 1150)[:-1]]
     lines = b"".join(events).splitlines(keepends=True)
-    chunks = [c for line in lines if (c := client_proposed.parse_line(line))]
+    chunks = [c for line in lines if (c := parse_sse_line(line))]
 
     def fed() -> StreamReader:
         r = StreamReader(protocol, 2**16, loop=loop)
@@ -435,10 +432,10 @@ async def _parts(n_tokens: int, reps: int = 30) -> list[tuple[str, float]]:
 
     async def parse() -> None:
         for line in lines:
-            client_proposed.parse_line(line)
+            parse_sse_line(line)
 
     async def reader_feed() -> None:
-        r = client_proposed._Llama()
+        r = LlamaReader()
         for c in chunks:
             r.feed(c)
 
@@ -449,9 +446,9 @@ async def _parts(n_tokens: int, reps: int = 30) -> list[tuple[str, float]]:
             d.update(str(c.get("content", "")).encode())
 
     async def today() -> None:
-        r, d, n = client_proposed._Llama(), hashlib.sha256(), 0
+        r, d, n = LlamaReader(), hashlib.sha256(), 0
         async for raw in fed():
-            chunk = client_proposed.parse_line(raw)
+            chunk = parse_sse_line(raw)
             if chunk is None:
                 continue
             k, text = r.feed(chunk)
@@ -461,7 +458,7 @@ async def _parts(n_tokens: int, reps: int = 30) -> list[tuple[str, float]]:
                 d.update(text.encode())
 
     async def proposed() -> None:
-        r, content, rest, n = client_proposed._Llama(), client_proposed.ContentHash(), b"", 0
+        r, content, rest, n = LlamaReader(), client_proposed.ContentHash(), b"", 0
         async for data in fed().iter_any():
             time.perf_counter()
             lines = (rest + data if rest else data).split(b"\n")

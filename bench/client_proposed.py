@@ -1,10 +1,12 @@
 """A prototype of a cheaper streaming loop for ``lanebench.client``, measured by client_ceiling.py.
 
-Not used by lanebench: ``src/lanebench/client.py`` is being restructured; this is the change,
-measured, for whoever applies it. The record it returns must equal ``stream_completion``'s for
-the same stream (tokens, ``content_sha``, ``timings``, ok/error); client_ceiling.py checks that.
+Not used by lanebench. The record it returns must equal ``stream_completion``'s for the same
+stream (tokens, ``content_sha``, ``timings``, ok/error); client_ceiling.py checks that.
 
-Two changes to the per-line work of ``stream_request``:
+It proposed two changes to the per-line work of ``stream_request``; ``lanebench.client`` has
+since taken the second, so what this module still adds is the first, the regex scan. Every line
+the scan does not match goes through the real client's own pieces
+(``lanebench.client.parse_sse_line`` and the llama.cpp engine's ``LlamaReader``).
 
 1. **No ``json.loads`` for ordinary partial chunks.** llama-server writes its partial chunks
    with nlohmann's ``ordered_json`` in a fixed order and compact form:
@@ -18,6 +20,7 @@ Two changes to the per-line work of ``stream_request``:
    last line waits for the next read. ``async for line in resp.content`` instead costs one
    pure-Python ``StreamReader.readline`` per line, and every SSE event is two lines
    (``data: ...`` and the blank one). Times are stamped once per read, when it arrived.
+   ``iter_any=False`` keeps the line-by-line reads (client_ceiling.py's ``scan`` mode).
 """
 
 from __future__ import annotations
@@ -31,56 +34,14 @@ from typing import Any
 
 import aiohttp
 
+from lanebench.client import parse_sse_line
+from lanebench.engines.llamacpp import LlamaReader
 from lanebench.records import RequestRecord, SampleKind
 
 # an ordinary llama-server partial: index, content, tokens, then "stop":false
 _PARTIAL = re.compile(
     rb'(?:data: ?)?\{"index":\d+,"content":"((?:[^"\\]|\\.)*)","tokens":\[([0-9,]*)\],"stop":false[,}]'
 )
-
-
-def scan_partial(line: bytes) -> tuple[int, bytes] | None:
-    """(tokens, raw content) of an ordinary llama-server partial chunk, without json; else None."""
-    m = _PARTIAL.match(line)
-    if m is None:
-        return None
-    content, tokens = m.groups()
-    return (tokens.count(b",") + 1 if tokens else 0), content
-
-
-def parse_line(line: bytes) -> dict[str, Any] | None:
-    """The exact path (as lanebench.client.parse_sse_line): SSE ``data:`` or NDJSON, json.loads."""
-    line = line.strip()
-    if line.startswith(b"data:"):
-        line = line[5:].strip()
-    elif not line.startswith(b"{"):
-        return None
-    if not line or line == b"[DONE]":
-        return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-class _Llama:
-    """As lanebench's LlamaReader: tokens per chunk, ``timings`` on the final (stop) chunk."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, Any] = {}
-        self.error: str | None = None
-        self.complete = False
-
-    def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:
-        if "error" in chunk:
-            self.error = str(chunk["error"])[:300]
-        if chunk.get("stop") and isinstance(chunk.get("timings"), dict):
-            self.timings = chunk["timings"]
-            self.complete = True
-        toks = chunk.get("tokens")
-        n = len(toks) if isinstance(toks, list) else (1 if chunk.get("content") else 0)
-        return n, str(chunk.get("content", ""))
 
 
 class ContentHash:
@@ -112,7 +73,7 @@ class ContentHash:
         return self.digest.hexdigest()
 
 
-def take_lines(lines: list[bytes], reader: _Llama, content: ContentHash) -> int:
+def take_lines(lines: list[bytes], reader: LlamaReader, content: ContentHash) -> int:
     """Tokens in these lines: the cheap scan for ordinary partials, the exact path for the rest."""
     n = 0
     match = _PARTIAL.match
@@ -125,7 +86,7 @@ def take_lines(lines: list[bytes], reader: _Llama, content: ContentHash) -> int:
                 n += tokens.count(b",") + 1
                 keep(text)
         elif len(line) > 2:  # not the blank line after every event
-            chunk = parse_line(line)
+            chunk = parse_sse_line(line)
             if chunk is not None:
                 k, text = reader.feed(chunk)
                 if k:
@@ -149,7 +110,7 @@ async def stream_completion_proposed(
     rec = RequestRecord(
         kind=kind, rep=rep, n_in=len(body["prompt"]), n_out=int(body["n_predict"]), stream_index=stream_index
     )
-    reader = _Llama()
+    reader = LlamaReader()
     content = ContentHash()
     rec.t_start = time.time()
     t0 = time.perf_counter()
@@ -196,7 +157,7 @@ async def stream_completion_proposed(
     if reader.error and rec.ok:
         rec.ok, rec.error = False, reader.error
     if rec.ok and not reader.complete:
-        rec.ok, rec.error = False, "stream ended without a final chunk carrying timings"
+        rec.ok, rec.error = False, reader.missing_end()
     return rec
 
 
@@ -217,10 +178,10 @@ def self_check() -> list[str]:
     ]
     problems = []
     for line in lines:
-        fast, slow = _Llama(), _Llama()
+        fast, slow = LlamaReader(), LlamaReader()
         d_fast, d_slow = ContentHash(), hashlib.sha256()
         n_fast = take_lines([line], fast, d_fast)
-        chunk = parse_line(line)
+        chunk = parse_sse_line(line)
         n_slow = 0
         if chunk is not None:
             n_slow, text = slow.feed(chunk)

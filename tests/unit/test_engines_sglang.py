@@ -19,9 +19,9 @@ from aiohttp import web
 
 from lanebench.client import parse_sse_line
 from lanebench.engines.base import Attached, PlanContext, StreamReader
+from lanebench.engines.gpu_common import ArgparseHelp, parse_argparse_help
 from lanebench.engines.registry import get_engine
 from lanebench.engines.sglang import SGLang, SGLangReader, generate_body, meta_figures, probe
-from lanebench.engines.vllm import ArgparseHelp, parse_argparse_help
 from lanebench.errors import BadInput, NotFound
 from lanebench.lanes import Draft, LaneSpec
 from lanebench.records import JobSpec

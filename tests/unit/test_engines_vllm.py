@@ -21,15 +21,9 @@ from aiohttp import web
 from lanebench import metrics as m
 from lanebench.client import parse_sse_line
 from lanebench.engines.base import Attached, PlanContext, StreamReader
+from lanebench.engines.gpu_common import ArgparseHelp, parse_argparse_help
 from lanebench.engines.registry import get_engine, known
-from lanebench.engines.vllm import (
-    ArgparseHelp,
-    Vllm,
-    VllmReader,
-    parse_argparse_help,
-    parse_metrics,
-    probe,
-)
+from lanebench.engines.vllm import Vllm, VllmReader, parse_metrics, probe
 from lanebench.errors import BadInput, NotFound
 from lanebench.lanes import Draft, LaneSpec
 from lanebench.records import JobSpec

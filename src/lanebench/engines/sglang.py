@@ -36,25 +36,24 @@ from typing import Any
 import aiohttp
 
 from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
-from lanebench.engines.registry import register
-from lanebench.engines.vllm import (
+from lanebench.engines.gpu_common import (
     ArgparseHelp,
-    check_extra_args,
+    check_lane,
     count,
     error_text,
+    extra_flags,
     find_bin,
+    finish_plan,
     labelled,
     last_line,
-    model_and_name,
     need_flag,
     need_value,
     parse_argparse_help,
     positive,
-    refuse_gpu_server_fields,
     run_text,
-    slot_ctx,
-    tokenize_body,
+    tokenize,
 )
+from lanebench.engines.registry import register
 from lanebench.errors import NotFound
 from lanebench.lanes import LaneSpec
 
@@ -166,7 +165,7 @@ def build_argv(plan: LanePlan, port: int) -> list[str]:
         argv += ["--kv-cache-dtype", lane.kv]
     if lane.draft is not None:
         argv += speculative_args(lane, model_tag, help_)
-    extra = {a.split("=", 1)[0].replace("_", "-") for a in lane.extra_args}
+    extra = extra_flags(lane)
     if help_.has("--disable-radix-cache") and "--disable-radix-cache" not in extra:
         argv.append("--disable-radix-cache")  # like llama.cpp's cache_prompt=false
     if help_.has("--enable-metrics") and "--enable-metrics" not in extra:
@@ -282,28 +281,12 @@ class SGLangReader(StreamReader):
 @register("sglang")
 class SGLang(Engine):
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
-        label = f"lane {lane.name!r}"
-        refuse_gpu_server_fields(lane, label, "sglang", "SGLang")
         owned = dict(_OWNED)
         if lane.draft is not None:
             owned.update(dict.fromkeys(_SPEC_FLAGS, "field 'draft'"))
-        check_extra_args(lane, label, owned)
-        model_tag, served = model_and_name(lane, label, "sglang")
-        per_slot = slot_ctx(lane, ctx.job, label)
-        binary = _find(lane, label)
-        help_ = probe(binary, label)
-        plan = LanePlan(
-            lane,
-            self,
-            per_slot * lane.slots,
-            build=str(binary),
-            build_info={"engine": "sglang", **help_.to_dict(), "model": served, "model_tag": model_tag},
-            server_bin=binary,
-            dialect=help_,
-            model=lane.model,
-        )
-        plan.argv_preview = plan.argv(0)  # refusals surface before anything starts
-        return plan
+        checked = check_lane(self, lane, ctx, "SGLang", owned)
+        binary = _find(lane, checked.label)
+        return finish_plan(self, lane, checked, binary, probe(binary, checked.label))
 
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
@@ -311,15 +294,8 @@ class SGLang(Engine):
     async def prompt_ids(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
     ) -> list[int] | None:
-        body = tokenize_body(str(plan.build_info["model"]), text)
-        async with session.post(
-            f"{endpoint.base_url}/tokenize", json=body, headers=endpoint.headers()
-        ) as resp:
-            if resp.status == 404:
-                return None  # builds before /tokenize: text prompts, their length reported back
-            resp.raise_for_status()
-            out = await resp.json()
-        return [int(t) for t in out["tokens"]]
+        # builds before /tokenize: text prompts, their length reported back
+        return await tokenize(session, endpoint, plan, text, absent_ok=True)
 
     def request(
         self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]

@@ -22,255 +22,47 @@ running vLLM.
   (``vllm/v1/spec_decode/metrics.py``) are summed over engines and renamed to the
   ``spec_decode_*_total`` names llama.cpp uses, per-position ones keyed ``{position="i"}``.
 
-The helpers at the top (argparse ``--help`` parsing, finding a binary, the per-slot context)
-are shared with the SGLang and Ollama engines.
+What it shares with SGLang (``--help`` parsing, the lane's refusals, ``/tokenize``) is in
+``engines.gpu_common``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
-from lanebench.engines.base import (
-    Endpoint,
-    Engine,
-    LanePlan,
-    PlanContext,
-    Prompt,
-    Request,
-    StreamReader,
-    needed_ctx,
+from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
+from lanebench.engines.gpu_common import (
+    ArgparseHelp,
+    check_lane,
+    count,
+    error_text,
+    extra_flags,
+    find_bin,
+    finish_plan,
+    labelled,
+    last_line,
+    need_flag,
+    need_value,
+    parse_argparse_help,
+    positive,
+    run_text,
+    tokenize,
 )
+
+# the ollama engine imports these from here; they live in gpu_common now
+from lanebench.engines.gpu_common import refuse_set as refuse_set
+from lanebench.engines.gpu_common import slot_ctx as slot_ctx
 from lanebench.engines.registry import register
-from lanebench.errors import BadInput, NotFound
+from lanebench.errors import NotFound
 from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec
-
-HELP_TIMEOUT_S = 240.0  # importing vLLM or SGLang (torch, CUDA probing) takes a while
-_TAIL_CHARS = 240
-
-# --- helpers shared with the sglang and ollama engines ----------------------------------------
-
-
-def _flag_name(flag: str) -> str:
-    """``--max_num_seqs`` and ``--max-num-seqs`` are one flag to vLLM's and SGLang's parsers."""
-    return flag.replace("_", "-") if flag.startswith("--") else flag
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ArgparseHelp:
-    """What a Python server's argparse ``--help`` lists: its flags and the choices it names."""
-
-    flags: frozenset[str]
-    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    version: str | None = None
-    command: str = ""  # the command that printed the help, for messages
-
-    def has(self, flag: str) -> bool:
-        return _flag_name(flag) in self.flags
-
-    def values(self, flag: str) -> tuple[str, ...]:
-        """The choices ``--help`` lists for ``flag`` (empty when it lists none)."""
-        return self.choices.get(_flag_name(flag), ())
-
-    def to_dict(self) -> dict[str, object]:
-        return {"version": self.version, "help": self.command, "flags": len(self.flags)}
-
-
-_OPTION_LINE = re.compile(r"^  (-{1,2}\w.*)$")  # argparse indents option heads by exactly 2
-_OPTION = re.compile(r"(?:^|,\s)(-{1,2}\w[\w.-]*)(?:[ =](\{[^}]*\}|[^\s,]+))?")
-
-
-def parse_argparse_help(text: str, command: str = "", version: str | None = None) -> ArgparseHelp:
-    """The flags (and ``{a,b,c}`` choices) of an argparse ``--help`` text.
-
-    An option's head is the indented line that starts with ``-``; its help text follows after
-    two or more spaces or on lines indented further, which are not read."""
-    flags: set[str] = set()
-    choices: dict[str, tuple[str, ...]] = {}
-    for line in text.splitlines():
-        m = _OPTION_LINE.match(line.rstrip())
-        if not m:
-            continue
-        head = re.split(r"\s{2,}", m[1], maxsplit=1)[0]
-        for opt in _OPTION.finditer(head):
-            flag = _flag_name(opt[1])
-            flags.add(flag)
-            meta = opt[2]
-            if meta and meta.startswith("{") and meta.endswith("}"):
-                choices[flag] = tuple(v.strip() for v in meta[1:-1].split(",") if v.strip())
-    return ArgparseHelp(frozenset(flags), choices, version, command)
-
-
-def last_line(text: str) -> str:
-    """The last non-empty line of a command's output (its error, usually), shortened."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:_TAIL_CHARS] if lines else "no output"
-
-
-def run_text(argv: Sequence[str], timeout_s: float = HELP_TIMEOUT_S) -> tuple[int, str]:
-    """(exit status, stdout + stderr) of a short command such as ``--help``; one-line errors
-    (without a lane label: ``labelled`` adds it)."""
-    try:
-        proc = subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BadInput(f"`{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
-    except OSError as exc:
-        raise NotFound(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    return proc.returncode, f"{proc.stdout}\n{proc.stderr}"
-
-
-T = TypeVar("T")
-
-
-def labelled(label: str, probe_fn: Callable[[str, int], T], binary: Path) -> T:
-    """``probe_fn(binary, mtime)`` (cached per binary, whatever lane asks), its errors prefixed
-    with the lane's label."""
-    try:
-        return probe_fn(str(binary), binary.stat().st_mtime_ns)
-    except (BadInput, NotFound) as exc:
-        raise type(exc)(f"{label}: {exc}") from None
-
-
-def find_bin(explicit: Path | None, name: str, label: str, how: str) -> Path:
-    """The lane's ``server_bin``, else ``name`` on PATH; refusals name the field.
-
-    Symlinks are kept as given: a virtual environment's ``python`` must stay that environment's."""
-    if explicit is not None:
-        path = Path(explicit).expanduser()
-        source = f"{label}: field 'server_bin'"
-        if not path.exists():
-            raise BadInput(f"{source}: {path} does not exist")
-        if path.is_dir():
-            raise BadInput(f"{source}: {path} is a directory, expected the {name} executable")
-        if not os.access(path, os.X_OK):
-            raise BadInput(f"{source}: {path} is not executable")
-        return path
-    found = shutil.which(name)
-    if found is None:
-        raise NotFound(f"{label}: no {name!r} on PATH and the lane sets no 'server_bin'; {how}")
-    return Path(found)
-
-
-def slot_ctx(lane: LaneSpec, job: JobSpec, label: str) -> int:
-    """Tokens one sequence may hold: the lane's whole-server ``ctx`` split over its slots, else
-    the job's own need (n_in + n_out + slack, rounded up to 256).
-
-    vLLM (``--max-model-len``), SGLang (``--context-length``) and Ollama (``num_ctx``) size one
-    sequence, where llama-server's ``-c`` sizes the cache all slots share."""
-    if lane.ctx is None:
-        return needed_ctx(job, 1)
-    per_slot = lane.ctx // lane.slots
-    if per_slot < job.n_in + job.n_out:
-        raise BadInput(
-            f"{label}: field 'ctx' = {lane.ctx} gives {per_slot} tokens per slot, less than the "
-            f"job's {job.n_in + job.n_out} (n_in + n_out); use at least "
-            f"{needed_ctx(job, lane.slots)} or leave it empty"
-        )
-    return per_slot
-
-
-def refuse_set(label: str, engine: str, fields: Mapping[str, tuple[object, str]]) -> None:
-    """Refuse lane fields this engine has no equivalent for: ``{field: (value, hint)}``."""
-    for name, (value, hint) in fields.items():
-        if value not in (None, "", [], {}):
-            raise BadInput(f"{label}: field {name!r} = {value!r} has no {engine} equivalent; {hint}")
-
-
-def check_extra_args(lane: LaneSpec, label: str, owned: Mapping[str, str]) -> None:
-    """Refuse ``extra_args`` that repeat a flag lanebench sets from a lane field."""
-    for arg in lane.extra_args:
-        flag = _flag_name(arg.split("=", 1)[0])
-        if flag in owned:
-            raise BadInput(
-                f"{label}: field 'extra_args' sets {flag}, which lanebench sets from {owned[flag]}"
-            )
-
-
-def model_and_name(lane: LaneSpec, label: str, engine: str) -> tuple[str, str]:
-    """(what the server loads, the name requests use) from ``model`` and ``served_model``.
-
-    ``model`` is a local folder or file; without it ``served_model`` names what to load
-    (a Hugging Face id, which the server then also answers to)."""
-    if lane.model is not None:
-        if not lane.model.exists():
-            raise BadInput(f"{label}: field 'model': {lane.model} does not exist")
-        return str(lane.model), lane.served_model or str(lane.model)
-    if lane.served_model:
-        return lane.served_model, lane.served_model
-    raise BadInput(
-        f"{label}: field 'model': engine {engine!r} needs a model: a local model folder (or GGUF) "
-        "in 'model', or a Hugging Face id in 'served_model'"
-    )
-
-
-def need_flag(help_: ArgparseHelp, flag: str, label: str, what: str, engine: str) -> None:
-    """Refuse, naming the flag, when the build's ``--help`` does not list it."""
-    if not help_.has(flag):
-        raise BadInput(
-            f"{label}: {what} needs {flag}, which this {engine} build does not list in "
-            f"`{help_.command}` (version {help_.version or 'unknown'}); upgrade it or change the lane"
-        )
-
-
-def need_value(help_: ArgparseHelp, flag: str, value: str, label: str, field_name: str, engine: str) -> None:
-    """Refuse a value the build's ``--help`` lists choices for but not this one."""
-    values = help_.values(flag)
-    if values and value not in values:
-        raise BadInput(
-            f"{label}: field {field_name!r} = {value!r}: this {engine} build's {flag} takes "
-            f"{', '.join(values)}"
-        )
-
-
-def error_text(chunk: Mapping[str, Any]) -> str | None:
-    """The message of an error chunk (OpenAI ``{"error": {...}}``, vLLM's older flat
-    ``{"object": "error", "message": ...}``, Ollama's ``{"error": "..."}``)."""
-    err = chunk.get("error")
-    if err is None and chunk.get("object") == "error":
-        err = chunk.get("message", "error")
-    if err is None:
-        return None
-    if isinstance(err, dict):
-        err = err.get("message", err)
-    return str(err)[:300]
-
-
-def positive(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number > 0, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) and v > 0 else None
-
-
-def count(value: Any) -> int | None:
-    """``value`` when it is a non-negative integer (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
-
-
-# --- vLLM --------------------------------------------------------------------------------------
 
 HOW_TO_GET = (
     "install vLLM where a GPU it supports is (pip install vllm) and set the lane's server_bin to "
@@ -349,7 +141,7 @@ def build_argv(plan: LanePlan, port: int) -> list[str]:
         need_flag(help_, "--kv-cache-dtype", label, "field 'kv'", "vLLM")
         need_value(help_, "--kv-cache-dtype", kv, label, "kv", "vLLM")
         argv += ["--kv-cache-dtype", kv]
-    extra = {_flag_name(a.split("=", 1)[0]) for a in lane.extra_args}
+    extra = extra_flags(lane)
     if lane.draft is not None:
         need_flag(help_, "--speculative-config", label, "field 'draft'", "vLLM")
         spec = speculative_config(lane, model_tag)
@@ -364,11 +156,6 @@ def build_argv(plan: LanePlan, port: int) -> list[str]:
     if plan.build_info.get("per_request_metrics") and "--enable-per-request-metrics" not in extra:
         argv.append("--enable-per-request-metrics")
     return argv + list(lane.extra_args)
-
-
-def tokenize_body(model: str, text: str) -> dict[str, Any]:
-    """vLLM's (and SGLang's) ``POST /tokenize``: the corpus without special tokens."""
-    return {"model": model, "prompt": text, "add_special_tokens": False}
 
 
 def completion_body(
@@ -504,76 +291,18 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def refuse_gpu_server_fields(lane: LaneSpec, label: str, engine: str, display: str) -> None:
-    """Fields a GPU serving engine that lanebench starts has no equivalent for, refused by name."""
-    if lane.url or lane.api_key_env:
-        name = "url" if lane.url else "api_key_env"
-        raise BadInput(
-            f"{label}: field {name!r}: engine {engine!r} starts its own server; to measure {display} "
-            "where it already runs, use engine 'openai' with its url"
-        )
-    refuse_set(
-        label,
-        display,
-        {
-            "threads": (lane.threads, "leave it empty"),
-            "gpu_layers": (lane.gpu_layers, f"{display} keeps the whole model on the GPU; leave it empty"),
-            "flash_attn": (
-                None if lane.flash_attn == "auto" else lane.flash_attn,
-                f"{display} picks its attention backend (--attention-backend in extra_args)",
-            ),
-        },
-    )
-    if lane.draft is not None:
-        refuse_set(
-            label,
-            display,
-            {
-                "draft.p_min": (lane.draft.p_min, "leave it empty"),
-                "draft.gpu_layers": (lane.draft.gpu_layers, "leave it empty"),
-                "draft.emulate": (lane.draft.emulate, "emulated acceptance is a llama.cpp build flag"),
-                "draft.emulate_mean_length": (
-                    lane.draft.emulate_mean_length,
-                    "emulated acceptance is a llama.cpp build flag",
-                ),
-            },
-        )
-
-
 @register("vllm")
 class Vllm(Engine):
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
-        label = f"lane {lane.name!r}"
-        refuse_gpu_server_fields(lane, label, "vllm", "vLLM")
         owned = dict(_OWNED)
         if lane.draft is not None:
             owned["--speculative-config"] = "field 'draft'"
-        check_extra_args(lane, label, owned)
-        model_tag, served = model_and_name(lane, label, "vllm")
-        per_slot = slot_ctx(lane, ctx.job, label)
-        binary = find_bin(lane.server_bin, "vllm", label, HOW_TO_GET)
-        help_ = probe(binary, label)
-        per_request = help_.has("--enable-per-request-metrics") and "--disable-log-stats" not in {
-            _flag_name(a.split("=", 1)[0]) for a in lane.extra_args
-        }
-        plan = LanePlan(
-            lane,
-            self,
-            per_slot * lane.slots,
-            build=str(binary),
-            build_info={
-                "engine": "vllm",
-                **help_.to_dict(),
-                "model": served,
-                "model_tag": model_tag,
-                "per_request_metrics": per_request,
-            },
-            server_bin=binary,
-            dialect=help_,
-            model=lane.model,
-        )
-        plan.argv_preview = plan.argv(0)  # refusals surface before anything starts
-        return plan
+        checked = check_lane(self, lane, ctx, "vLLM", owned)
+        binary = find_bin(lane.server_bin, "vllm", checked.label, HOW_TO_GET)
+        help_ = probe(binary, checked.label)
+        extra = extra_flags(lane)
+        per_request = help_.has("--enable-per-request-metrics") and "--disable-log-stats" not in extra
+        return finish_plan(self, lane, checked, binary, help_, per_request_metrics=per_request)
 
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
@@ -581,13 +310,7 @@ class Vllm(Engine):
     async def prompt_ids(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
     ) -> list[int] | None:
-        body = tokenize_body(str(plan.build_info["model"]), text)
-        async with session.post(
-            f"{endpoint.base_url}/tokenize", json=body, headers=endpoint.headers()
-        ) as resp:
-            resp.raise_for_status()
-            out = await resp.json()
-        return [int(t) for t in out["tokens"]]
+        return await tokenize(session, endpoint, plan, text)
 
     def request(
         self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
