@@ -118,3 +118,14 @@ def test_gcc_honours_no_amx_whatever_the_order_of_march_native() -> None:
     macros = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     assert not native_enables_amx(macros)
     assert "__SSE2__" in macros  # the compiler did answer
+
+
+def test_rpc_adds_the_rpc_backend_to_every_candidate_once() -> None:
+    plain = candidates("x86_64", SPR_FLAGS, AMX_MACROS, [])
+    rpc = candidates("x86_64", SPR_FLAGS, AMX_MACROS, [], rpc=True)
+    assert [c.name for c in rpc] == [c.name for c in plain]
+    for a, b in zip(plain, rpc, strict=True):
+        assert b.cmake_args.count("-DGGML_RPC=ON") == 1 and "-DGGML_RPC=ON" not in a.cmake_args
+        assert a.key != b.key  # a different wheel in the cache
+    (user,) = candidates("x86_64", SPR_FLAGS, AMX_MACROS, ["-DGGML_NATIVE=OFF", "-DGGML_RPC=ON"], rpc=True)
+    assert user.cmake_args.count("-DGGML_RPC=ON") == 1

