@@ -159,7 +159,13 @@ class MemoryRecord:
     """What a lane's server took, in MiB: the server log's own breakdown (main model's weights,
     KV, compute and output buffers; ``draft`` = every buffer of the draft model or head), the
     process tree's peak resident memory sampled during the job and the kernel's high-water mark,
-    GPU memory per nvidia-smi, and the estimate made before start."""
+    GPU memory per nvidia-smi/rocm-smi, and the estimate made before start.
+
+    ``peak_rss``/``hwm`` sum every process group of the lane (``groups``: llama-server and any
+    local RPC servers); ``peak_vram`` is the peak over samples of the lane's processes' GPU memory
+    summed over GPUs (``vram_tool`` names the tool). ``devices``: one dict per device the log
+    names (keys ``lanebench.memory.devices.DEVICE_KEYS``: weights, kv, compute, draft,
+    weights_share, peak_vram, vram_total, gpu; host buffers as one ``host`` entry)."""
 
     ctx: int = 0
     slots: int = 0
@@ -173,6 +179,9 @@ class MemoryRecord:
     peak_vram: float | None = None
     estimate: float | None = None
     notes: list[str] = field(default_factory=list)
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    vram_tool: str | None = None
+    groups: int | None = None  # process groups sampled
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,6 +212,8 @@ class LaneResult:
     quality: QualityRecord | None = None
     baseline: dict[str, Any] | None = None  # the kernel view: engines.llamabench.BaselineRecord.to_dict()
     memory: MemoryRecord | None = None
+    # where the model ran: split, devices, each RPC endpoint's probe (orchestration.placement_step)
+    placement: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -216,6 +227,7 @@ class LaneResult:
         d["quality"] = self.quality.to_dict() if self.quality else None
         d["memory"] = self.memory.to_dict() if self.memory else None
         d["baseline"] = dict(self.baseline) if self.baseline else None
+        d["placement"] = dict(self.placement) if self.placement else None
         return d
 
     @classmethod
@@ -239,6 +251,7 @@ class LaneResult:
             quality=QualityRecord.from_dict(d["quality"]) if isinstance(d.get("quality"), dict) else None,
             baseline=d["baseline"] if isinstance(d.get("baseline"), dict) else None,
             memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
+            placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
         )
 
 

@@ -10,7 +10,7 @@ from lanebench.errors import BadInput
 from lanebench.lanes import LaneSpec
 from lanebench.memory.estimate import device_share, estimate_lane
 from lanebench.memory.fit import Available, available, fit_problem
-from lanebench.memory.gpu import parse_compute_apps
+from lanebench.memory.gpu import ALL_GPUS, parse_compute_apps
 from lanebench.memory.proc import group_pids, mem_available_kib, status_kib
 from lanebench.orchestration.memory_step import check_fit
 
@@ -60,9 +60,9 @@ def test_proc_and_nvidia_smi_parsing(tmp_path: Path) -> None:
     assert mem_available_kib(MEMINFO) == 204800 and mem_available_kib("MemTotal: 1 kB") is None
     status = "Name:\tllama-server\nVmHWM:\t  345000 kB\nVmRSS:\t  300000 kB\n"
     assert status_kib(status) == {"VmHWM": 345000, "VmRSS": 300000}
-    # recorded: nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits
+    # the older query, nvidia-smi --query-compute-apps=pid,used_memory: per process, no GPU
     smi = "12345, 1530\n12346, 20480\n12345, 10\n[N/A], [N/A]\n"
-    assert parse_compute_apps(smi) == {12345: 1540.0, 12346: 20480.0}
+    assert parse_compute_apps(smi) == {(ALL_GPUS, 12345): 1540.0, (ALL_GPUS, 12346): 20480.0}
     for pid, pgrp in ((10, 7), (11, 7), (12, 9)):
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "stat").write_text(f"{pid} (llama server) S 1 {pgrp} {pgrp} 0")
@@ -86,3 +86,25 @@ def test_sampler_sees_a_real_process_group() -> None:
     # the kernel's RSS counters are per thread and synced lazily, so VmHWM read at one moment can
     # trail a VmRSS read at another by a few pages (seen: 40 KiB of 79 MiB)
     assert s.hwm_total_kib >= s.peak_kib - 1024
+
+
+def test_sampler_sums_every_process_group_of_the_lane() -> None:
+    """llama-server and an RPC server, each leading its own group: peak RSS is their sum."""
+    import subprocess
+
+    from lanebench.memory.proc import RssSampler
+
+    procs = [subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)]
+    try:
+        both = RssSampler([p.pid for p in procs])
+        singles = [RssSampler(p.pid) for p in procs]
+        for s in (both, *singles):
+            s.sample()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert both.pgids == [p.pid for p in procs]
+    assert set(both.hwm_kib) == {p.pid for p in procs}
+    assert singles[0].peak_kib > 0 and singles[1].peak_kib > 0
+    assert both.peak_kib == singles[0].peak_kib + singles[1].peak_kib  # sleeping: RSS holds still

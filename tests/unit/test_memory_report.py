@@ -52,3 +52,42 @@ def test_html_has_a_stacked_memory_bar() -> None:
     png = memory_bars([lane("a", MEM), lane("b", None)], _png, plain)
     assert png is not None and png.startswith(b"\x89PNG")
     assert memory_bars([lane("b", None)], _png, plain) is None
+
+
+def test_device_table_only_for_split_lanes() -> None:
+    from lanebench.report.memory import DEVICE_CSV_COLUMNS, device_rows, device_table, is_split
+
+    def d(name: str, w: float | None, **kw: object) -> dict[str, object]:
+        return {"device": name, "weights": w, "kv": None, "compute": None, "draft": None, **kw}
+
+    one_gpu = MemoryRecord(devices=[d("CUDA0", 9.0, weights_share=1.0), d("host", 9.0),
+                                    d("GPU1 (NVIDIA H200)", None, peak_vram=648.0)])  # fmt: skip
+    rpc = MemoryRecord(devices=[d("CUDA0", 9.03, weights_share=0.9923, peak_vram=650.0),
+                                d("RPC0[127.0.0.1:50052]", 0.07, weights_share=0.0077, kv=1.28)])  # fmt: skip
+    two = MemoryRecord(devices=[d("CUDA0", 1.0), d("Vulkan1", 1.0)])
+    assert not is_split(one_gpu) and is_split(rpc) and is_split(two) and not is_split(None)
+    assert device_table([lane("a", one_gpu), lane("b", None)]) is None
+    table = device_table([lane("a", one_gpu), lane("r", rpc)])
+    assert table is not None and table.title == "Memory per Device"
+    assert table.rows == [
+        ["r", "CUDA0", "9.0 MiB", "–", "–", "–", "99.2%", "650.0 MiB"],
+        ["r", "RPC0[127.0.0.1:50052]", "0.1 MiB", "1.3 MiB", "–", "–", "0.8%", "–"],
+    ]
+    rows = device_rows([lane("r", rpc)])
+    assert len(rows[0]) == len(DEVICE_CSV_COLUMNS) and rows[1][:3] == ["r", "RPC0[127.0.0.1:50052]", 0.07]
+    assert rows[0][7] == 650.0 and rows[1][7] == ""
+
+
+def test_report_and_run_output_include_the_device_table() -> None:
+    from lanebench.cli.execute import render
+    from lanebench.report.data import ReportData, RunData
+    from lanebench.report.render import report_tables
+
+    split = MemoryRecord(devices=[{"device": "CUDA0", "weights": 1.0}, {"device": "CUDA1", "weights": 3.0}])
+    run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JobSpec())
+    titles = [t.title for t in report_tables(ReportData([RunData(run, [lane("a", split)])]))]
+    assert titles.index("Memory per Device") == titles.index("Memory") + 1
+    plain = [t.title for t in report_tables(ReportData([RunData(run, [lane("a", MEM)])]))]
+    assert "Memory" in plain and "Memory per Device" not in plain
+    md = render(JobSpec(), [lane("a", split)], None)  # the run's terminal output
+    assert "### Memory per Device" in md and "| a | CUDA1 | 3.0 MiB |" in md

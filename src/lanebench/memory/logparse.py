@@ -5,6 +5,13 @@ then ``llama_kv_cache: <dev> KV buffer size`` (older builds: ``KV self size``), 
 buffer size`` and ``sched_reserve: <dev> compute buffer size``. The first section is the main
 model; later ones are the draft model or MTP head. Build b11434 prints these at verbosity 4
 (``-lv 4``); older builds at their default.
+
+Device names are the ggml buffer (type) names: ``CUDA0``, ``ROCm0``, ``Vulkan0``, ``Metal``, and
+for the RPC backend ``RPC<d>[<host>:<port>]`` (b11434 ``ggml-rpc.cpp``: ``"RPC" + device +
+"[" + endpoint + "]"``, ``<d>`` the device's index on that server), e.g. ``RPC0[127.0.0.1:50052]``;
+host buffers are ``CPU``, ``CPU_Mapped``, ``CPU_REPACK``, ``<backend>_Host``. Each device's PCI
+bus id comes from ``llama_model_load_from_file_impl: using device CUDA0 (NVIDIA H200)
+(0000:18:00.0) - 140000 MiB free``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ _KV = re.compile(r"(\S+) KV buffer size\s*=\s*([\d.]+) MiB")
 _KV_SELF = re.compile(r"KV self size\s*=\s*([\d.]+) MiB")
 _OUTPUT = re.compile(r"(\S+)\s+output buffer size\s*=\s*([\d.]+) MiB")
 _COMPUTE = re.compile(r"(\S+) compute buffer size\s*=\s*([\d.]+) MiB")
+_USING = re.compile(r"using device (\S+) \(.*\) \(([0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f.]+)\) - ")
 
 
 def is_host_device(device: str) -> bool:
@@ -63,3 +71,9 @@ def parse_buffers(text: str) -> list[ModelBuffers]:
         elif (m := _OUTPUT.search(line)) or (m := _COMPUTE.search(line)):
             _add(cur.compute, m[1], m[2])
     return models
+
+
+def parse_device_ids(text: str) -> dict[str, str]:
+    """Device name -> PCI bus id as the log prints it (``CUDA0`` -> ``0000:18:00.0``); devices
+    without one (RPC, CPU, virtual ``-v<i>`` ids) are left out."""
+    return {m[1]: m[2] for line in text.splitlines() if (m := _USING.search(line))}

@@ -1,9 +1,11 @@
-"""Resident memory of a process group, sampled from /proc in a background thread (Linux)."""
+"""Resident memory of a lane's process groups (llama-server, and any local RPC servers), sampled
+from /proc in a background thread (Linux)."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -27,31 +29,51 @@ def mem_available_kib(meminfo: str) -> int | None:
     return None
 
 
-def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
-    """Processes whose process group is ``pgid``."""
-    pids = []
+def _pgrp(stat: str) -> int | None:
+    fields = stat.rpartition(")")[2].split()  # after "(comm)": state ppid pgrp ...
+    return int(fields[2]) if len(fields) > 2 else None
+
+
+def groups_pids(pgids: Sequence[int], proc: Path = PROC) -> dict[int, list[int]]:
+    """Processes of each process group in ``pgids`` (one pass over ``proc``)."""
+    out: dict[int, list[int]] = {g: [] for g in pgids}
     for d in proc.iterdir():
         if not d.name.isdigit():
             continue
         try:
-            stat = (d / "stat").read_text()
+            pgrp = _pgrp((d / "stat").read_text())
         except OSError:
             continue
-        fields = stat.rpartition(")")[2].split()  # after "(comm)": state ppid pgrp ...
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            pids.append(int(d.name))
-    return pids
+        if pgrp in out:
+            out[pgrp].append(int(d.name))
+    return out
+
+
+def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
+    """Processes whose process group is ``pgid``."""
+    return groups_pids([pgid], proc)[pgid]
+
+
+def lane_pgids(leaders: Sequence[int]) -> list[int]:
+    """The process group of each leader pid (the pid itself when it is gone), without repeats."""
+    out: list[int] = []
+    for pid in leaders:
+        try:
+            pgid = os.getpgid(pid)
+        except OSError:
+            pgid = pid
+        if pgid not in out:
+            out.append(pgid)
+    return out
 
 
 class RssSampler:
-    """Samples the summed VmRSS of a process group every ``interval_s``; keeps the peak and
-    each process's last VmHWM (the kernel's high-water mark)."""
+    """Samples the summed VmRSS of every process group led by ``leaders`` (llama-server first,
+    then its local RPC servers) every ``interval_s``; keeps the peak of the sum over all groups
+    and each process's last VmHWM (the kernel's high-water mark). A single pid is one group."""
 
-    def __init__(self, pid: int, interval_s: float = 0.2, proc: Path = PROC) -> None:
-        try:
-            self.pgid = os.getpgid(pid)
-        except OSError:
-            self.pgid = pid
+    def __init__(self, leaders: int | Sequence[int], interval_s: float = 0.2, proc: Path = PROC) -> None:
+        self.pgids = lane_pgids([leaders] if isinstance(leaders, int) else leaders)
         self.interval_s, self.proc = interval_s, proc
         self.peak_kib = 0
         self.hwm_kib: dict[int, int] = {}
@@ -61,14 +83,15 @@ class RssSampler:
 
     def sample(self) -> None:
         total = 0
-        for pid in group_pids(self.pgid, self.proc):
-            try:
-                st = status_kib((self.proc / str(pid) / "status").read_text())
-            except OSError:
-                continue
-            total += st.get("VmRSS", 0)
-            if "VmHWM" in st:
-                self.hwm_kib[pid] = st["VmHWM"]
+        for pids in groups_pids(self.pgids, self.proc).values():
+            for pid in pids:
+                try:
+                    st = status_kib((self.proc / str(pid) / "status").read_text())
+                except OSError:
+                    continue
+                total += st.get("VmRSS", 0)
+                if "VmHWM" in st:
+                    self.hwm_kib[pid] = st["VmHWM"]
         self.peak_kib = max(self.peak_kib, total)
         self.samples += 1
 

@@ -3,6 +3,7 @@ a llama.cpp lane's job runs (see ``lanebench.memory``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +14,9 @@ from lanebench.lanes import cap_lines
 from lanebench.memory.collect import memory_record
 from lanebench.memory.estimate import LaneEstimate, estimate_lane
 from lanebench.memory.fit import Available, available, fit_problem
-from lanebench.memory.gpu import gpu_mib_by_pid
+from lanebench.memory.gpu import find_probe
 from lanebench.memory.proc import RssSampler
+from lanebench.memory.vram import VramSampler
 from lanebench.records import LaneResult
 
 
@@ -46,15 +48,29 @@ def check_fit(plans: Sequence[LanePlan], free: Available | None = None) -> None:
         raise BadInput(cap_lines(problems))
 
 
+def lane_leaders(endpoint: Endpoint) -> list[int]:
+    """The pids whose process groups make up the lane: ``endpoint.process_group_pids`` (a list
+    of ints, llama-server first, then each local RPC server, every one a group leader) when the
+    endpoint has it and it is not empty, else ``[endpoint.proc.pid]``; [] for neither."""
+    leaders = getattr(endpoint, "process_group_pids", None)
+    if leaders:
+        return [int(p) for p in leaders]
+    proc = getattr(endpoint, "proc", None)
+    return [proc.pid] if proc is not None else []
+
+
 @contextmanager
 def measured(plan: LanePlan, endpoint: Endpoint, result: LaneResult) -> Iterator[None]:
-    """Samples the server's process group while the body runs, then fills ``result.memory``."""
-    proc = getattr(endpoint, "proc", None)
-    if proc is None or not plan.engine.launches:
+    """Samples the lane's process groups (RSS every 0.2 s, GPU memory every second when
+    nvidia-smi/rocm-smi is there) while the body runs, then fills ``result.memory``."""
+    leaders = lane_leaders(endpoint)
+    if not leaders or not plan.engine.launches:
         yield
         return
-    sampler = RssSampler(proc.pid)
-    with sampler:
+    sampler = RssSampler(leaders)
+    probe, absent = find_probe()
+    vram = VramSampler(sampler.pgids, probe, absent=absent)
+    with sampler, vram:
         yield
     est = plan_estimate(plan)
     log = endpoint.log_path
@@ -63,6 +79,7 @@ def measured(plan: LanePlan, endpoint: Endpoint, result: LaneResult) -> Iterator
         plan.lane.slots,
         Path(log) if log else None,
         sampler,
-        gpu_mib_by_pid(),
+        vram,
         est.total_mib if est else None,
+        {**os.environ, **plan.lane.env},
     )

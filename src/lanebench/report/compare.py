@@ -1,14 +1,20 @@
 """Two runs side by side: per lane, the ratio B/A of each figure, and whether the difference is
 larger than the runs' own spread (their min–max ranges do not overlap) or within noise.
+
+Besides the job's figures: the kernel view (llama-bench's prefill and decode, when both runs
+ran ``--baseline``), peak RSS and peak VRAM, and each device's peak VRAM where both runs have
+per-device figures.
 """
 
 from __future__ import annotations
 
+from statistics import median
 from typing import Any
 
+from lanebench.engines.llamabench import BaselineRecord
 from lanebench.figures import FIGURES, Fig
 from lanebench.fmt import Table
-from lanebench.records import LaneResult, Stat
+from lanebench.records import LaneResult, MemoryRecord, Stat
 from lanebench.report.tables import fmt_pct, fmt_stat
 
 # (summary key, label, unit, +1 when higher is better), from the one table of figures
@@ -50,45 +56,115 @@ def compare_rows(a: list[LaneResult], b: list[LaneResult]) -> list[dict[str, Any
                 continue
             if key == Fig.ACCEPTANCE and emulated:
                 label += " [emulated]"  # the build's --spec-synth-*: never read as a measured change
-            out.append(
-                {
-                    "lane": la.name,
-                    "figure": key,
-                    "label": label,
-                    "unit": unit,
-                    "a": sa.to_dict() if sa else None,
-                    "b": sb.to_dict() if sb else None,
-                    "ratio": ratio(sa, sb),
-                    "verdict": verdict(sa, sb, better),
-                    "status": f"{la.status} → {lb.status}",
-                }
-            )
-        if (rss := _peak_rss_row(la, lb)) is not None:
-            out.append(rss)
+            out.append(_row(la, lb, key, label, unit, sa, sb, better))
+        out += _kernel_rows(la, lb) + _memory_rows(la, lb) + _rpc_rows(la, lb)
     names_a = {lane.name for lane in a}
     out += [{"lane": lane.name, "only_in": "B"} for lane in b if lane.name not in names_a]
     return out
 
 
-def _peak_rss_row(la: LaneResult, lb: LaneResult) -> dict[str, Any] | None:
-    """Peak resident memory of the server's process tree (one figure per run: no spread)."""
-    ma = la.memory.peak_rss if la.memory else None
-    mb = lb.memory.peak_rss if lb.memory else None
-    if ma is None and mb is None:
-        return None
-    sa = Stat(ma, ma, ma, 1) if ma is not None else None
-    sb = Stat(mb, mb, mb, 1) if mb is not None else None
+def _row(
+    la: LaneResult,
+    lb: LaneResult,
+    figure: str,
+    label: str,
+    unit: str,
+    sa: Stat | None,
+    sb: Stat | None,
+    better: int,
+) -> dict[str, Any]:
     return {
         "lane": la.name,
-        "figure": "peak_rss_mib",
-        "label": "Peak RSS",
-        "unit": "MiB",
+        "figure": figure,
+        "label": label,
+        "unit": unit,
         "a": sa.to_dict() if sa else None,
         "b": sb.to_dict() if sb else None,
         "ratio": ratio(sa, sb),
-        "verdict": verdict(sa, sb, -1),
+        "verdict": verdict(sa, sb, better),
         "status": f"{la.status} → {lb.status}",
     }
+
+
+def _one(v: float | None) -> Stat | None:
+    """A figure measured once per run (a peak): no spread."""
+    return Stat(v, v, v, 1) if v is not None else None
+
+
+def _peaks(m: MemoryRecord | None) -> dict[str, float]:
+    """Device name -> its GPU's peak for the lane (MiB), where known."""
+    devices = m.devices if m else []
+    return {str(d["device"]): float(d["peak_vram"]) for d in devices if d.get("peak_vram") is not None}
+
+
+def _memory_rows(la: LaneResult, lb: LaneResult) -> list[dict[str, Any]]:
+    """Peak RSS and peak VRAM (one figure per run: no spread), then each device's peak VRAM
+    where both runs have per-device figures."""
+    out = []
+    for key, figure, label in (
+        ("peak_rss", "peak_rss_mib", "Peak RSS"),
+        ("peak_vram", "peak_vram_mib", "Peak VRAM"),
+    ):
+        ma = getattr(la.memory, key) if la.memory else None
+        mb = getattr(lb.memory, key) if lb.memory else None
+        if ma is not None or mb is not None:
+            out.append(_row(la, lb, figure, label, "MiB", _one(ma), _one(mb), -1))
+    pa, pb = _peaks(la.memory), _peaks(lb.memory)
+    for dev in [d for d in pa if d in pb]:
+        out.append(
+            _row(la, lb, f"peak_vram_mib:{dev}", f"Peak VRAM {dev}", "MiB", _one(pa[dev]), _one(pb[dev]), -1)
+        )
+    return out
+
+
+def kernel_stat(base: dict[str, Any] | None, phase: str) -> Stat | None:
+    """llama-bench's ``phase`` (prefill/decode) tok/s as a Stat: median/min/max of the reps'
+    rates when the record keeps them (``<phase>_samples``, llama-bench's ``samples_ts``), else
+    mean ± one standard deviation as the range over ``reps`` (what BaselineRecord keeps)."""
+    if not base:
+        return None
+    samples = [float(v) for v in base.get(f"{phase}_samples") or [] if isinstance(v, int | float)]
+    if samples:
+        return Stat(median(samples), min(samples), max(samples), len(samples))
+    rec = BaselineRecord.from_dict(base)
+    mean = getattr(rec, f"{phase}_tps")
+    if mean is None:
+        return None
+    sd = getattr(rec, f"{phase}_sd") or 0.0
+    return Stat(mean, mean - sd, mean + sd, rec.reps or 1)
+
+
+def _kernel_rows(la: LaneResult, lb: LaneResult) -> list[dict[str, Any]]:
+    """The kernel view (llama-bench, no server): prefill and decode rates, higher is better."""
+    out = []
+    for phase, label in (("prefill", "Kernel prefill"), ("decode", "Kernel decode")):
+        sa, sb = kernel_stat(la.baseline, phase), kernel_stat(lb.baseline, phase)
+        if sa is not None or sb is not None:
+            out.append(_row(la, lb, f"kernel_{phase}_tps", label, "tok/s", sa, sb, 1))
+    return out
+
+
+def _rtts(lane: LaneResult) -> dict[str, Stat]:
+    """Each RPC endpoint's round trips before the lane started, keyed so two runs line up: a
+    remote endpoint by its address, a local one (a new port each run) as ``rpc_local[i]``."""
+    out: dict[str, Stat] = {}
+    probes = (lane.placement or {}).get("rpc") or []
+    local = 0
+    for p in probes:
+        rtt = [float(v) for v in p.get("rtt_ms") or [] if isinstance(v, int | float)]
+        if p.get("local"):
+            key, local = f"rpc_local[{local}]", local + 1
+        else:
+            key = str(p.get("endpoint"))
+        if rtt:
+            out[key] = Stat(median(rtt), min(rtt), max(rtt), len(rtt))
+    return out
+
+
+def _rpc_rows(la: LaneResult, lb: LaneResult) -> list[dict[str, Any]]:
+    """RPC round-trip time per endpoint both runs used (lower is better)."""
+    ra, rb = _rtts(la), _rtts(lb)
+    return [_row(la, lb, f"rpc_rtt_ms:{k}", f"RPC RTT {k}", "ms", ra[k], rb[k], -1) for k in ra if k in rb]
 
 
 def _fmt(d: dict[str, Any] | None, unit: str) -> str:
@@ -97,7 +173,7 @@ def _fmt(d: dict[str, Any] | None, unit: str) -> str:
     s = Stat(**d)
     if unit == "":
         return fmt_pct(s)
-    return fmt_stat(s, unit)
+    return fmt_stat(s, unit, digits=3 if unit == "ms" else 1)  # RPC round trips are sub-millisecond
 
 
 def compare_table(run_a: str, run_b: str, rows: list[dict[str, Any]]) -> Table:
