@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lanebench.engines.devices import list_devices
 from lanebench.engines.dialect import parse_version_line
 from lanebench.hostinfo import host_details
 from lanebench.models import cache_dir
@@ -71,6 +72,8 @@ def build_fingerprint(binary: Path, dialect: dict[str, Any] | None = None) -> di
     except (OSError, subprocess.SubprocessError) as exc:
         out["error"] = f"--version failed: {exc}"
     out["backend_libs"] = backend_libs(binary)
+    found = list_devices(binary) if binary.is_file() else None
+    out["devices"] = [d.to_dict() for d in found] if found is not None else None
     if binary.is_file():
         out.update(size_bytes=binary.stat().st_size, sha256=file_sha256(binary))
     if dialect:

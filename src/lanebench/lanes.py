@@ -26,6 +26,14 @@ from pydantic import (
 
 from lanebench.errors import BadInput
 from lanebench.inputs import I32_MAX, load_toml, show
+from lanebench.placement import (
+    PLACEMENT_FIELDS,
+    DeviceList,
+    RpcEndpoint,
+    RpcLocal,
+    SplitMode,
+    tensor_split_problem,
+)
 
 FlashAttn = Literal["on", "off", "auto"]
 MAX_FILE = 4 << 20  # bytes of a lanes file
@@ -126,6 +134,10 @@ class Draft(BaseModel):
         default=None, ge=-1, le=I32_MAX, description="layers of the draft on the GPU (-ngld)"
     )
 
+    devices: DeviceList | None = Field(
+        default=None,
+        description="devices of the draft or head (--spec-draft-device); empty = the main model's",
+    )
     emulate: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
         default=None,
         min_length=1,
@@ -217,6 +229,35 @@ class LaneSpec(BaseModel):
     )
     gpu_layers: int | None = Field(default=None, ge=-1, le=I32_MAX, description="layers on the GPU (-ngl)")
     draft: Draft | None = Field(default=None, description="optional speculative draft")
+    split_mode: SplitMode | None = Field(
+        default=None,
+        description="how llama.cpp splits the model over devices (-sm): none, layer, row, tensor",
+    )
+    tensor_split: list[Annotated[float, Field(ge=0.0, le=1e6)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="share of the model per device, in device order (-ts), e.g. [3, 1]",
+    )
+    main_gpu: int | None = Field(
+        default=None,
+        ge=0,
+        le=1023,
+        description="the device that holds the model with split_mode 'none' (-mg)",
+    )
+    devices: DeviceList | None = Field(
+        default=None, description="llama.cpp device names to offload to (--device), e.g. ['CUDA0', 'RPC0']"
+    )
+    rpc: list[RpcEndpoint] = Field(
+        default_factory=list,
+        max_length=64,
+        description="RPC servers already running elsewhere ('host:port', --rpc), checked before start",
+    )
+    rpc_local: list[RpcLocal] = Field(
+        default_factory=list,
+        max_length=16,
+        description="ggml-rpc-server processes lanebench starts on 127.0.0.1 for this lane and stops with it",
+    )
     extra_args: list[Text] = Field(default_factory=list, description="more llama-server arguments")
     env: dict[Annotated[str, AfterValidator(_env_name)], Text] = Field(
         default_factory=dict, description="environment for the server"
@@ -235,6 +276,13 @@ class LaneSpec(BaseModel):
 
     _paths = field_validator("model", "server_bin", mode="before")(_expand)
 
+    @field_validator("tensor_split")
+    @classmethod
+    def _some_share(cls, v: list[float] | None) -> list[float] | None:
+        if problem := tensor_split_problem(v):
+            raise ValueError(problem)
+        return v
+
     @field_validator("kv")
     @classmethod
     def _kv_lower(cls, v: str) -> str:
@@ -249,6 +297,17 @@ class LaneSpec(BaseModel):
         speeds at a chosen acceptance, but the output is not the model's."""
         synth = any(a.startswith("--spec-synth-") for a in self.extra_args)
         return synth or (self.draft is not None and self.draft.emulated)
+
+    @property
+    def placed(self) -> bool:
+        """Whether the lane says where its model runs (devices, split, RPC servers)."""
+        return any(getattr(self, f) not in (None, []) for f in PLACEMENT_FIELDS) or bool(
+            self.draft and self.draft.devices
+        )
+
+    @property
+    def rpc_count(self) -> int:
+        return len(self.rpc) + len(self.rpc_local)
 
     def draft_path(self, model: Path) -> Path | None:
         """The draft's GGUF, with an empty path meaning ``model`` itself."""

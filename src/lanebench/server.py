@@ -27,7 +27,7 @@ from lanebench.engines.exitcause import describe_exit, mem_available_bytes
 from lanebench.errors import LaneFailed
 
 _LIVE: set[ServerProcess] = set()
-_BIND_ERRORS = ("couldn't bind", "address already in use", "failed to bind")
+_BIND_ERRORS = ("couldn't bind", "address already in use", "failed to bind", "failed to create server socket")
 _MODEL_FLAGS = ("-m", "--model", "-md", "--model-draft", "--mtp-head")
 
 
@@ -100,8 +100,12 @@ class ServerProcess:
         port: int | None = None,
         bind_retries: int = 3,
         ready_path: str = "/health",
+        ready: Callable[[int], bool] | None = None,
+        program: str = "llama-server",
     ) -> None:
         self.ready_path = ready_path
+        self.ready = ready  # readiness other than HTTP 200 at ready_path (an RPC server's hello)
+        self.program = program
         self.argv_for_port = argv_for_port
         self.log_path = log_path
         self.label = label
@@ -179,21 +183,26 @@ class ServerProcess:
         _LIVE.add(self)
         self._t0 = time.monotonic()
 
+    def _answers(self) -> bool:
+        if self.ready is not None:
+            return self.ready(self.port)
+        return health_status(self.port, timeout_s=1.0, path=self.ready_path) == 200
+
     def _wait_ready(self) -> bool:
         """True once /health says 200; False if the process exited first."""
         deadline = self._t0 + self.load_timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
                 return False
-            if health_status(self.port, timeout_s=1.0, path=self.ready_path) == 200:
+            if self._answers():
                 self.load_s = time.monotonic() - self._t0
                 return True
             time.sleep(0.05)
         log_tail = self.log_tail()
         self.stop()
+        what = "no answer" if self.ready is not None else f"no 200 from {self.ready_path}"
         raise LaneFailed(
-            f"{self.label}: load timeout: no 200 from {self.ready_path} within {self.load_timeout_s:g} s "
-            f"(--load-timeout)",
+            f"{self.label}: load timeout: {what} within {self.load_timeout_s:g} s (--load-timeout)",
             log_tail,
         )
 
@@ -208,6 +217,7 @@ class ServerProcess:
             self.died_with,
             log_tail,
             phase=phase,
+            program=self.program,
             model_bytes=model_bytes(self.argv),
             mem_available_bytes=mem_available_bytes(meminfo),
         )

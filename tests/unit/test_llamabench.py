@@ -46,6 +46,8 @@ def test_the_real_json_gives_prefill_and_decode() -> None:
     prefill, decode = parse_bench_json((FIX / "b11434-270m-p64-n16.json").read_text())
     assert prefill is not None and decode is not None
     assert prefill[0] > 0 and prefill[1] >= 0 and decode[0] > 0
+    assert decode[2] == [42.9158, 40.9736]  # each repetition's rate, as the file has it
+    assert min(prefill[2]) <= prefill[0] <= max(prefill[2])
 
 
 @pytest.mark.parametrize("text", ["{}", "not json"])

@@ -284,3 +284,35 @@ def test_default_location_follows_lanebench_db(tmp_path: Path, monkeypatch: pyte
 def test_unsupported_url_names_the_flag() -> None:
     with pytest.raises(BadInput, match=r"^--db: unsupported database URL 'mysql://x/y'"):
         resolve_url("mysql://x/y")
+
+
+def test_placement_is_stored_and_each_rpc_endpoint_fingerprinted(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lanebench import fingerprint as fp
+
+    monkeypatch.setattr(fp, "host_fingerprint", lambda: {"hostname": "box"})
+    monkeypatch.setattr(fp, "build_fingerprint", lambda *a: {"path": "/bin/llama-server"})
+    monkeypatch.setattr(fp, "model_fingerprint", lambda p: {"path": str(p)})
+    store = open_store(db)
+    run = make_run()
+    sink = StoreSink(store, fingerprints=True)
+    sink.run_started(run)
+    lane = LaneResult(name="two boxes", lane=LaneSpec(name="two boxes", rpc=["10.0.0.2:50052"]))
+    devices = [{"free_mib": 1.0, "total_mib": 2.0}]
+    probe = {"endpoint": "10.0.0.2:50052", "local": False, "protocol": "7.0.0",
+             "devices": devices, "rtt_ms": [0.2], "rtt_ms_median": 0.2}  # fmt: skip
+    lane.placement = {"split_mode": "layer", "devices": ["CUDA0", "RPC0"], "rpc": [probe]}
+    sink.lane_started(run, lane)
+    sink.lane_finished(run, lane)
+    (loaded,) = open_store(db).load_lanes(run.run_id)
+    assert loaded.placement == lane.placement
+    with open_store(db).tx() as conn:
+        rows = conn.execute(
+            sa.select(schema.fingerprints.c.key, schema.fingerprints.c.data).where(
+                schema.fingerprints.c.kind == "rpc"
+            )
+        ).all()
+    assert [(r[0], r[1]["protocol"], r[1]["rtt_ms_median"]) for r in rows] == [
+        ("10.0.0.2:50052", "7.0.0", 0.2)
+    ]

@@ -21,10 +21,8 @@ from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records import JobSpec, LaneResult
-from lanebench.report.memory import memory_table
-from lanebench.report.quality import quality_table
-from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown, to_rich
-from lanebench.report.views import time_table
+from lanebench.report.render import lane_tables
+from lanebench.report.tables import to_markdown, to_rich
 from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
 
 EXIT_LANE_FAILED = 4
@@ -141,15 +139,7 @@ def print_plan(rp: RunPlan, job: JobSpec) -> None:
 
 
 def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -> str:
-    tables = [latest_numbers(results, job)]
-    if (acc := draft_acceptance(results)) is not None:
-        tables.append(acc)
-    if (qt := quality_table(results)) is not None:
-        tables.append(qt)
-    if (mt := memory_table(results)) is not None:
-        tables.append(mt)
-    if (tt := time_table(results, job)) is not None:
-        tables.append(tt)
+    tables = lane_tables(results, job)
     for t in tables:
         console.print(to_rich(t))
     md = "\n".join(to_markdown(t) for t in tables)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from lanebench.engines.dialect import Dialect
@@ -65,6 +66,11 @@ def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> l
     if draft.gpu_layers is not None:
         _need(dialect, lane, "-ngld")
         args += ["-ngld", str(draft.gpu_layers)]
+    if draft.devices:
+        devd = dialect.first("--spec-draft-device", "-devd", "--device-draft")
+        if devd is None:
+            _need(dialect, lane, "--spec-draft-device")
+        args += [str(devd), ",".join(draft.devices)]
     return args + _emulation_args(lane, draft, dialect)
 
 
@@ -94,8 +100,54 @@ def _kv_args(lane: LaneSpec, dialect: Dialect) -> list[str]:
     return ["-ctk", lane.kv, "-ctv", lane.kv]
 
 
-def build_argv(lane: LaneSpec, dialect: Dialect, binary: Path, model: Path, port: int) -> list[str]:
-    """The full argv (never a shell string) that serves ``lane`` on 127.0.0.1:``port``."""
+def rpc_endpoints(lane: LaneSpec, local_ports: Sequence[int] | None = None) -> list[str]:
+    """The lane's ``--rpc`` list: its remote endpoints, then its local RPC servers (their ports
+    are known once they run; before that, ``<rpc_local[i]>`` stands for each)."""
+    if local_ports is None:
+        local = [f"127.0.0.1:<rpc_local[{i}]>" for i in range(len(lane.rpc_local))]
+    else:
+        local = [f"127.0.0.1:{p}" for p in local_ports]
+    return [*lane.rpc, *local]
+
+
+def placement_args(lane: LaneSpec, dialect: Dialect, rpc: Sequence[str] = ()) -> list[str]:
+    """Split mode, tensor split, main GPU, devices and RPC servers, as this build spells them."""
+    args: list[str] = []
+    if lane.split_mode is not None:
+        _need(dialect, lane, "-sm")
+        if dialect.split_modes and lane.split_mode not in dialect.split_modes:
+            raise LaneRefused(
+                f"lane {lane.name!r}: field 'split_mode' = {lane.split_mode!r} is not a split mode of "
+                f"this build (it lists {', '.join(dialect.split_modes)})"
+            )
+        args += ["-sm", lane.split_mode]
+    if lane.tensor_split is not None:
+        _need(dialect, lane, "-ts")
+        args += ["-ts", ",".join(f"{v:g}" for v in lane.tensor_split)]
+    if lane.main_gpu is not None:
+        _need(dialect, lane, "-mg")
+        args += ["-mg", str(lane.main_gpu)]
+    if rpc:
+        _need(dialect, lane, "--rpc")
+        args += ["--rpc", ",".join(rpc)]
+    if lane.devices is not None:
+        flag = dialect.first("-dev", "--device")
+        if flag is None:
+            _need(dialect, lane, "--device")
+        args += [str(flag), ",".join(lane.devices)]
+    return args
+
+
+def build_argv(
+    lane: LaneSpec,
+    dialect: Dialect,
+    binary: Path,
+    model: Path,
+    port: int,
+    local_rpc_ports: Sequence[int] | None = None,
+) -> list[str]:
+    """The full argv (never a shell string) that serves ``lane`` on 127.0.0.1:``port``;
+    ``local_rpc_ports``: where the lane's own RPC servers listen, once they do."""
     argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
     if lane.ctx is not None:
         argv += ["-c", str(lane.ctx)]
@@ -115,6 +167,7 @@ def build_argv(lane: LaneSpec, dialect: Dialect, binary: Path, model: Path, port
         argv += ["-t", str(lane.threads)]
     if lane.gpu_layers is not None:
         argv += ["-ngl", str(lane.gpu_layers)]
+    argv += placement_args(lane, dialect, rpc_endpoints(lane, local_rpc_ports))
     if lane.draft is not None:
         argv += _draft_args(lane, lane.draft, lane.draft_path(model) or model, dialect)
     return argv + list(lane.extra_args)

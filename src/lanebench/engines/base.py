@@ -33,6 +33,7 @@ import aiohttp
 
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.lanes import LaneSpec
+from lanebench.placement import PLACEMENT_FIELDS
 from lanebench.records import JobSpec
 from lanebench.server import ServerProcess
 
@@ -139,6 +140,7 @@ class Engine(ABC):
     ready_path: ClassVar[str] = "/health"  # answers 200 once a launched server can serve
     per_request_speculative: ClassVar[bool] = False  # lanes may share a server (sweep)
     lane_fields: ClassVar[frozenset[str]] = frozenset()  # engine-only lane fields it accepts
+    places_devices: ClassVar[bool] = False  # takes split_mode, tensor_split, devices, rpc...
 
     # --- planning -------------------------------------------------------------------------
     @abstractmethod
@@ -199,6 +201,20 @@ def check_fields(engine: Engine, lane: LaneSpec, fields: dict[str, Any]) -> None
                 f"lane {lane.name!r}: field {key!r} is for other engines; engine {engine.name!r} "
                 "does not take it"
             )
+
+
+def refuse_placement(engine: Engine, lane: LaneSpec) -> None:
+    """Placement fields are llama.cpp's flags; other engines place the model themselves."""
+    if engine.places_devices:
+        return
+    fields = [f for f in PLACEMENT_FIELDS if getattr(lane, f) not in (None, [])]
+    if lane.draft is not None and lane.draft.devices:
+        fields.append("draft.devices")
+    if fields:
+        raise BadInput(
+            f"lane {lane.name!r}: field {fields[0]!r} places the model with llama.cpp's flags; engine "
+            f"{engine.name!r} does not take it (give the engine's own flags in extra_args)"
+        )
 
 
 def api_key(lane: LaneSpec) -> str | None:

@@ -35,6 +35,7 @@ class Dialect:
     spec_types: tuple[str, ...] = ()
     kv_types: tuple[str, ...] = ()
     flash_attn_values: tuple[str, ...] = field(default=())
+    split_modes: tuple[str, ...] = ()
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
@@ -67,7 +68,12 @@ class Dialect:
             "spec_types": list(self.spec_types),
             "kv_types": list(self.kv_types),
             "flash_attn_values": list(self.flash_attn_values),
+            "split_modes": list(self.split_modes),
         }
+
+    def first(self, *flags: str) -> str | None:
+        """The first of ``flags`` this build lists (spellings differ between builds)."""
+        return next((f for f in flags if self.has(f)), None)
 
 
 _FLAG_RE = re.compile(r"(-[\w-]+)(,\s+)?")
@@ -131,6 +137,7 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
     spec_types: tuple[str, ...] = ()
     kv_types: tuple[str, ...] = ()
     fa_values: tuple[str, ...] = ()
+    split_modes: tuple[str, ...] = ()
     for names, hint, help_ in _option_heads(help_text):
         if "has been removed" in help_:
             continue
@@ -145,6 +152,8 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
             m = re.match(r"\[?([\w|]+)\]?", hint)
             if m and "|" in m[1]:
                 fa_values = tuple(m[1].split("|"))
+        if "--split-mode" in names and hint.startswith("{"):
+            split_modes = tuple(v for v in hint.strip("{}").split(",") if v)
     _, build, commit = parse_version_line(version_text) or (None, None, None)
     return Dialect(
         version_text=version_text.strip().splitlines()[0] if version_text.strip() else "",
@@ -154,6 +163,7 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
         spec_types=spec_types,
         kv_types=kv_types,
         flash_attn_values=fa_values,
+        split_modes=split_modes,
     )
 
 

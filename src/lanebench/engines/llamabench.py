@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,8 @@ class BaselineRecord:
     prefill_sd: float | None = None
     decode_tps: float | None = None
     decode_sd: float | None = None
+    prefill_samples: list[float] = field(default_factory=list)  # each repetition's rate (samples_ts)
+    decode_samples: list[float] = field(default_factory=list)
     n_prompt: int = 0
     n_gen: int = 0
     reps: int = 0
@@ -82,8 +85,12 @@ def bench_argv(
     n_in: int,
     n_out: int,
     reps: int,
+    rpc: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
-    """(argv, notes): the lane's model and settings as llama-bench flags, JSON output."""
+    """(argv, notes): the lane's model and settings as llama-bench flags, JSON output.
+
+    ``rpc``: the lane's RPC endpoints (registered before ``-dev`` so RPC device names resolve).
+    llama-bench separates a list's items with ``/`` (a comma separates settings to sweep)."""
     argv = [str(binary), "-m", str(model), "-p", str(n_in), "-n", str(n_out), "-r", str(reps), "-o", "json"]
     notes: list[str] = []
     wanted: list[tuple[str, str | None, str]] = [
@@ -92,6 +99,11 @@ def bench_argv(
         ("-ctk", lane.kv, "kv"),
         ("-ctv", lane.kv, "kv"),
         ("-fa", lane.flash_attn, "flash_attn"),
+        ("-rpc", ",".join(rpc) if rpc else None, "rpc"),
+        ("-sm", lane.split_mode, "split_mode"),
+        ("-mg", str(lane.main_gpu) if lane.main_gpu is not None else None, "main_gpu"),
+        ("-ts", "/".join(f"{v:g}" for v in lane.tensor_split) if lane.tensor_split else None, "tensor_split"),
+        ("-dev", "/".join(lane.devices) if lane.devices else None, "devices"),
     ]
     for flag, value, name in wanted:
         if value is None:
@@ -105,8 +117,12 @@ def bench_argv(
     return argv, notes
 
 
-def parse_bench_json(text: str) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-    """((prefill avg, sd), (decode avg, sd)) tok/s from ``llama-bench -o json``; None where absent."""
+Figure = tuple[float, float, list[float]]  # mean, sd, each repetition's rate (tok/s)
+
+
+def parse_bench_json(text: str) -> tuple[Figure | None, Figure | None]:
+    """((prefill avg, sd, samples), (decode avg, sd, samples)) tok/s from ``llama-bench -o json``;
+    None where absent. ``samples`` are the repetitions' rates (``samples_ts``), [] without them."""
     rows = json.loads(text)
     if not isinstance(rows, list):
         raise ValueError("llama-bench JSON is not a list of tests")
@@ -114,7 +130,8 @@ def parse_bench_json(text: str) -> tuple[tuple[float, float] | None, tuple[float
     for row in rows:
         if not isinstance(row, dict):
             continue
-        figure = (float(row["avg_ts"]), float(row.get("stddev_ts") or 0.0))
+        samples = [float(v) for v in row.get("samples_ts") or [] if isinstance(v, int | float)]
+        figure = (float(row["avg_ts"]), float(row.get("stddev_ts") or 0.0), samples)
         if int(row.get("n_prompt", 0)) > 0 and int(row.get("n_gen", 0)) == 0:
             prefill = figure
         elif int(row.get("n_gen", 0)) > 0 and int(row.get("n_prompt", 0)) == 0:
@@ -146,7 +163,7 @@ def run_baseline(
         rec.note = "; ".join([*notes, f"llama-bench gave no figures (exit {out.returncode}: {last or exc})"])
         return rec
     if prefill:
-        rec.prefill_tps, rec.prefill_sd = prefill
+        rec.prefill_tps, rec.prefill_sd, rec.prefill_samples = prefill
     if decode:
-        rec.decode_tps, rec.decode_sd = decode
+        rec.decode_tps, rec.decode_sd, rec.decode_samples = decode
     return rec

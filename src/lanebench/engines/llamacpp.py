@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from lanebench import metrics as m
-from lanebench.engines.argv import build_argv
+from lanebench.engines.argv import LaneRefused, build_argv
 from lanebench.engines.base import (
     Endpoint,
     Engine,
@@ -25,9 +25,12 @@ from lanebench.engines.base import (
     check_fields,
     needed_ctx,
 )
+from lanebench.engines.devices import check_device_names, list_devices
 from lanebench.engines.dialect import Dialect, probe
 from lanebench.engines.discovery import find_server_bin
 from lanebench.engines.registry import register
+from lanebench.engines.rpc import find_rpc_server, rpc_support_problem, why_unreachable
+from lanebench.engines.rpc_lane import RpcLaneEndpoint
 from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.lanes import LaneSpec
@@ -86,9 +89,54 @@ def _draft_problems(lane: LaneSpec, model: Path, dialect: Dialect) -> list[str]:
     return [f"lane {lane.name!r}: draft check: {p}" for p in problems]
 
 
+def _placement_problems(lane: LaneSpec, binary: Path, dialect: Dialect) -> None:
+    """Refuse, before anything starts, what this build or this machine cannot place."""
+    label = f"lane {lane.name!r}"
+    if lane.rpc or lane.rpc_local:
+        field = "rpc" if lane.rpc else "rpc_local"
+        if not dialect.has("--rpc"):
+            raise LaneRefused(f"{label}: field {field!r}: this llama-server build has no --rpc")
+        if problem := rpc_support_problem(binary):
+            raise LaneRefused(
+                f"{label}: field {field!r}: {problem}; build one with: lanebench install-server --rpc "
+                "(or scripts/setup.sh --rpc)"
+            )
+    if lane.rpc_local and find_rpc_server(binary) is None:
+        raise LaneRefused(
+            f"{label}: field 'rpc_local': no ggml-rpc-server beside {binary}; build one with: "
+            "lanebench install-server --rpc (or scripts/setup.sh --rpc)"
+        )
+    for endpoint in lane.rpc:
+        if why := why_unreachable(endpoint):
+            raise BadInput(f"{label}: field 'rpc': RPC server {endpoint}: {why}")
+    named = [("devices", lane.devices)]
+    if lane.draft is not None:
+        named.append(("draft.devices", lane.draft.devices))
+    wanted = [(f, names) for f, names in named if names]
+    if wanted or lane.main_gpu is not None or lane.tensor_split is not None:
+        devices = list_devices(binary)
+        if devices is None:
+            return  # a build without --list-devices: its own error will say
+        for field, names in wanted:
+            assert names is not None
+            check_device_names(label, field, names, devices, lane.rpc_count)
+        if not lane.rpc_count:
+            if lane.main_gpu is not None and lane.main_gpu >= max(len(devices), 1):
+                raise BadInput(
+                    f"{label}: field 'main_gpu' = {lane.main_gpu}: this build lists "
+                    f"{len(devices)} device(s) here (--list-devices)"
+                )
+            if lane.tensor_split is not None and len(lane.tensor_split) > max(len(devices), 1):
+                raise BadInput(
+                    f"{label}: field 'tensor_split' has {len(lane.tensor_split)} shares; this build "
+                    f"lists {len(devices)} device(s) here (--list-devices)"
+                )
+
+
 @register("llama.cpp", "llamacpp", "llama-server")
 class LlamaCpp(Engine):
     per_request_speculative = True
+    places_devices = True
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
@@ -121,6 +169,7 @@ class LlamaCpp(Engine):
             dialect=dialect,
             model=model,
         )
+        _placement_problems(lane, binary, dialect)
         plan.argv_preview = plan.argv(0)  # surfaces LaneRefused before anything starts
         if lane.draft is not None and ctx.check_drafts:
             problems = _draft_problems(lane, model, dialect)
@@ -128,10 +177,27 @@ class LlamaCpp(Engine):
                 raise BadInput("\n".join(problems))
         return plan
 
-    def argv(self, plan: LanePlan, port: int) -> list[str]:
+    def argv(self, plan: LanePlan, port: int, local_rpc_ports: list[int] | None = None) -> list[str]:
         assert plan.server_bin is not None and plan.model is not None
         lane = plan.lane.model_copy(update={"ctx": plan.ctx})
-        return build_argv(lane, plan.dialect, plan.server_bin, plan.model, port)
+        return build_argv(lane, plan.dialect, plan.server_bin, plan.model, port, local_rpc_ports)
+
+    def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
+        """llama-server alone, or with the lane's RPC servers (started first, probed, stopped after)."""
+        lane = plan.lane
+        if not (lane.rpc or lane.rpc_local):
+            return super().endpoint(plan, log_path, load_timeout_s)
+        assert plan.server_bin is not None
+        return RpcLaneEndpoint(
+            f"lane {lane.name!r}",
+            log_path,
+            lambda port, local: self.argv(plan, port, local),
+            rpc_bin=find_rpc_server(plan.server_bin),
+            remote=list(lane.rpc),
+            local=list(lane.rpc_local),
+            env=dict(lane.env),
+            load_timeout_s=load_timeout_s,
+        )
 
     async def prompt_ids(
         self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str

@@ -9,10 +9,15 @@ server, gets a note instead of figures.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+from lanebench.engines.argv import rpc_endpoints
 from lanebench.engines.base import LanePlan
 from lanebench.engines.llamabench import BaselineRecord, bench_argv, bench_beside, bench_flags, run_baseline
+from lanebench.engines.rpc import find_rpc_server
+from lanebench.engines.rpc_lane import LocalRpcServers
+from lanebench.errors import LaneFailed
 from lanebench.orchestration.plan import RunOptions
 
 
@@ -20,8 +25,16 @@ def wants_baseline(plan: LanePlan, opts: RunOptions) -> bool:
     return opts.baseline or plan.lane.baseline
 
 
-def baseline_for(plan: LanePlan, opts: RunOptions, cache: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The lane's kernel view as a ``BaselineRecord`` dict; None when not asked for."""
+def baseline_for(
+    plan: LanePlan,
+    opts: RunOptions,
+    cache: dict[str, dict[str, Any]],
+    log_path: Path | None = None,
+) -> dict[str, Any] | None:
+    """The lane's kernel view as a ``BaselineRecord`` dict; None when not asked for.
+
+    A lane with ``rpc_local`` gets its own RPC servers for llama-bench's run (logs beside
+    ``log_path``), stopped before the lane's server starts: an RPC server serves one client."""
     if not wants_baseline(plan, opts):
         return None
     if plan.server_bin is None or plan.model is None:
@@ -31,13 +44,29 @@ def baseline_for(plan: LanePlan, opts: RunOptions, cache: dict[str, dict[str, An
     bench = bench_beside(plan.server_bin)
     if bench is None:
         return BaselineRecord(note=f"no llama-bench beside {plan.server_bin}: no kernel view").to_dict()
-    job = opts.job
-    argv, notes = bench_argv(
-        bench, bench_flags(bench), plan.lane, plan.model, job.n_in, job.n_out, opts.baseline_reps
-    )
-    key = "\0".join(argv)
+    lane, job, flags = plan.lane, opts.job, bench_flags(bench)
+    if lane.rpc_count and "-rpc" not in flags:
+        return BaselineRecord(note=f"{bench} has no -rpc (built without RPC): no kernel view").to_dict()
+
+    def argv_with(rpc: list[str]) -> tuple[list[str], list[str]]:
+        return bench_argv(
+            bench, flags, lane, plan.model or Path(), job.n_in, job.n_out, opts.baseline_reps, rpc
+        )
+
+    key = "\0".join(argv_with(rpc_endpoints(lane))[0])  # local RPC ports as placeholders
+    notes: list[str] = []
     if key not in cache:
-        cache[key] = run_baseline(argv, [], env={**os.environ, **plan.lane.env}).to_dict()
+        logs = log_path or opts.out_dir / f"{lane.name}-baseline.log"
+        rpc_bin = find_rpc_server(plan.server_bin)
+        label = f"lane {lane.name!r} (llama-bench)"
+        try:
+            with LocalRpcServers(label, logs, rpc_bin, list(lane.rpc_local), opts.load_timeout_s) as local:
+                argv, notes = argv_with([*lane.rpc, *local.endpoints])
+                cache[key] = run_baseline(argv, [], env={**os.environ, **lane.env}).to_dict()
+        except LaneFailed as exc:
+            cache[key] = BaselineRecord(note=f"no kernel view: {exc}").to_dict()
+    else:
+        notes = argv_with(rpc_endpoints(lane))[1]
     shared = cache[key]
     note = "; ".join(n for n in [*notes, shared["note"]] if n)  # this lane's notes, then the run's
     return {**shared, "note": note}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -20,6 +21,7 @@ from lanebench.measure import LaneJob, RunState, summarize
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import measured
+from lanebench.orchestration.placement_step import placement_record
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord
 from lanebench.sinks import RunInfo, Sink
@@ -79,19 +81,22 @@ class LaneMeasurer:
     def _baseline(self, plan: LanePlan) -> dict[str, Any] | None:
         if self.progress and wants_baseline(plan, self.opts):
             self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
-        return baseline_for(plan, self.opts, self.baselines)
+        return baseline_for(plan, self.opts, self.baselines, self._log_path(f"{plan.lane.name}-baseline"))
+
+    def _log_path(self, label: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        return self.opts.out_dir / f"{self.run.run_id}-{safe}.log"
 
     def _endpoint(self, plan: LanePlan, label: str) -> Endpoint:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-        log_path = self.opts.out_dir / f"{self.run.run_id}-{safe}.log"
         if plan.engine.launches:
             self.servers += 1
-        return plan.engine.endpoint(plan, log_path, self.opts.load_timeout_s)
+        return plan.engine.endpoint(plan, self._log_path(label), self.opts.load_timeout_s)
 
     def _run_job(self, plan: LanePlan, endpoint: Endpoint, rec: _Recorder, per_request: bool) -> None:
         rec.result.load_s = endpoint.load_s
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
+        rec.result.placement = placement_record(plan, endpoint)
         job = LaneJob(
             plan,
             endpoint,

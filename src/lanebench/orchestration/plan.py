@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lanebench import __version__
-from lanebench.engines.base import LanePlan, PlanContext
+from lanebench.engines.base import LanePlan, PlanContext, refuse_placement
 from lanebench.engines.registry import get_engine
 from lanebench.errors import LanebenchError
 from lanebench.hostinfo import host_basics
@@ -53,6 +53,7 @@ class RunOptions:
 def plan_lane(lane: LaneSpec, opts: RunOptions) -> LanePlan:
     """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field."""
     engine = get_engine(lane.engine, f"lane {lane.name!r}: field 'engine'")
+    refuse_placement(engine, lane)
     return engine.plan(lane, opts.context())
 
 

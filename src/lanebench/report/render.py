@@ -7,17 +7,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lanebench.errors import BadInput
 from lanebench.figures import SPEED
 from lanebench.fmt import Table
-from lanebench.records import LaneResult
+from lanebench.records import JobSpec, LaneResult
 from lanebench.report.data import ReportData
 from lanebench.report.heading import run_line
 from lanebench.report.memory import CSV_COLUMNS as MEMORY
-from lanebench.report.memory import memory_cells, memory_table
+from lanebench.report.memory import device_table, memory_cells, memory_table
+from lanebench.report.placement import CSV_COLUMNS as PLACEMENT
+from lanebench.report.placement import placement_cells, placement_table
 from lanebench.report.quality import quality_table
 from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown
@@ -42,21 +45,28 @@ def pick_format(fmt: str | None, output: Path | None) -> str:
     return "md"
 
 
+def lane_tables(lanes: Sequence[LaneResult], job: JobSpec) -> list[Table]:
+    """The tables of one run's lanes, as a run prints them and a report shows them: Latest
+    Measured Numbers, then those the lanes have figures for (acceptance, quality, memory, memory
+    per device, placement, where the time goes)."""
+    optional = (
+        draft_acceptance(lanes),
+        quality_table(lanes),
+        memory_table(lanes),
+        device_table(lanes),
+        placement_table(lanes),
+        time_table(lanes, job),
+    )
+    return [latest_numbers(lanes, job), *(t for t in optional if t is not None)]
+
+
 def report_tables(data: ReportData) -> list[Table]:
     """Host, Models, then per run Latest Measured Numbers, Draft Acceptance and sweeps, then
     Context Against Previous Rows and Failures."""
     tables = [host_table(data), models_table(data)]
     many = len(data.runs) > 1
     for rd in data.runs:
-        per_run = [latest_numbers(rd.lanes, rd.run.job)]
-        if (acc := draft_acceptance(rd.lanes)) is not None:
-            per_run.append(acc)
-        if (qt := quality_table(rd.lanes)) is not None:
-            per_run.append(qt)
-        if (mt := memory_table(rd.lanes)) is not None:
-            per_run.append(mt)
-        if (tt := time_table(rd.lanes, rd.run.job)) is not None:
-            per_run.append(tt)
+        per_run = lane_tables(rd.lanes, rd.run.job)
         per_run += sweep_tables(rd.lanes)
         if data.bandwidth:
             from lanebench.ceilings import ceilings_table
@@ -88,7 +98,7 @@ def to_csv(data: ReportData) -> str:
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
     head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "acceptance_source", "load_s"]
-    head += [*cols, *QUALITY, *MEMORY]
+    head += [*cols, *QUALITY, *MEMORY, *PLACEMENT]
     w.writerow(head)
     for rd in data.runs:
         for lane in rd.lanes:
@@ -110,6 +120,7 @@ def to_csv(data: ReportData) -> str:
                     *figs,
                     *_quality_cells(lane),
                     *memory_cells(lane.memory),
+                    *placement_cells(lane),
                 ]
             )
     return buf.getvalue()

@@ -72,6 +72,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "log_path": lane.log_path,
         "memory": lane.memory.to_dict() if lane.memory else None,
         "baseline": dict(lane.baseline) if lane.baseline else None,
+        "placement": dict(lane.placement) if lane.placement else None,
     }
 
 
@@ -185,6 +186,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         log_path=row.log_path,
         memory=MemoryRecord.from_dict(row.memory) if isinstance(row.memory, dict) else None,
         baseline=row.baseline if isinstance(row.baseline, dict) else None,
+        placement=row.placement if isinstance(row.placement, dict) else None,
     )
 
 

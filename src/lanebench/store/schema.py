@@ -75,6 +75,7 @@ lanes = sa.Table(
     sa.Column("log_path", sa.Text),
     sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
     sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
+    sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -196,7 +197,13 @@ def _v3_to_v4(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN baseline TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
+def _v4_to_v5(conn: Connection) -> None:
+    """Lanes across devices and hosts: the lanes' ``placement`` column (split, devices, RPC
+    endpoints with their round-trip times; JSON text)."""
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN placement TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
 
 
 def latest_version() -> int:

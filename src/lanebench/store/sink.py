@@ -106,6 +106,9 @@ class StoreSink:
             self.lane_started(run, lane)
         lane_id = self._lane_ids[lane.name]
         backends = fp.backends_from_log(_read_log(lane.log_path)) if lane.log_path else []
+        if self.fingerprints and lane.placement:
+            for probe in lane.placement.get("rpc") or []:  # each RPC endpoint, as it answered
+                self._add_fingerprint(run, "rpc", str(probe.get("endpoint")), dict, probe)
         with self.store.tx() as conn:
             conn.execute(
                 T.lanes.update()
