@@ -215,7 +215,7 @@ class ServerProcess:
             meminfo = ""
         return describe_exit(
             self.died_with,
-            log_tail,
+            self.log_tail(200) or log_tail,  # an assert sits above the backtrace's frames
             phase=phase,
             program=self.program,
             model_bytes=model_bytes(self.argv),

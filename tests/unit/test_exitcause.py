@@ -66,3 +66,16 @@ def test_mem_available_from_meminfo() -> None:
     text = "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   2000000 kB\n"
     assert mem_available_bytes(text) == 2_000_000 * 1024
     assert mem_available_bytes("MemTotal: 1 kB\n") is None
+
+
+def test_the_assert_above_a_backtrace_is_the_cause_not_a_frame() -> None:
+    # the tail of b11434's llama-server with -sm tensor on two H200s (recorded, paths shortened)
+    log = (
+        "0.02.145.308 I srv          init: preserve_reasoning kwarg: not supported by template\n"
+        "/src/ggml-backend-meta.cpp:547: GGML_ASSERT(src_ss[0].axis != GGML_BACKEND_SPLIT_AXIS_0) failed\n"
+        "/build/bin/libggml-base.so.0(ggml_abort+0x15b)[0x7f7ea4da005b]\n"
+        "/build/bin/llama-server(+0x7b3c5)[0x5584db25b3c5]\n"
+    )
+    assert last_cause_line(log).endswith("GGML_ASSERT(src_ss[0].axis != GGML_BACKEND_SPLIT_AXIS_0) failed")
+    frames_only = "loading\n/build/bin/llama-bench(+0x5e835)[0x5646c1fce835]\n"
+    assert last_cause_line(frames_only) == "loading"

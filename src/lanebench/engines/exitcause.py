@@ -33,9 +33,13 @@ def signal_name(returncode: int) -> str | None:
         return f"signal {num}"
 
 
+_FRAME = re.compile(r"\[0x[0-9a-f]+\]$")  # a backtrace frame: binary(+0x7b3c5)[0x5584db25b3c5]
+
+
 def last_cause_line(log_tail: str) -> str:
-    """The most telling line of a crash log: an assert, a C++ exception, then any error line."""
-    lines = [ln.strip() for ln in log_tail.splitlines() if ln.strip()]
+    """The most telling line of a crash log: an assert, a C++ exception, then any error line;
+    else the last line that is not a backtrace frame."""
+    lines = [ln.strip() for ln in log_tail.splitlines() if ln.strip() and not _FRAME.search(ln.strip())]
     for pattern in _CAUSE_PATTERNS:
         for line in reversed(lines):
             m = pattern.search(line)

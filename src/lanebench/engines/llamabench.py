@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lanebench.engines.exitcause import last_cause_line
 from lanebench.lanes import LaneSpec
 
 BENCH_NAME = "llama-bench"
@@ -159,7 +160,7 @@ def run_baseline(
     try:
         prefill, decode = parse_bench_json(out.stdout)
     except (ValueError, KeyError, TypeError) as exc:
-        last = (out.stderr.strip().splitlines() or [""])[-1][:200]
+        last = last_cause_line(out.stderr)[:200] if out.stderr.strip() else ""
         rec.note = "; ".join([*notes, f"llama-bench gave no figures (exit {out.returncode}: {last or exc})"])
         return rec
     if prefill:
