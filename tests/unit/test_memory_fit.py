@@ -90,16 +90,30 @@ def test_sampler_sees_a_real_process_group() -> None:
 
 def test_sampler_sums_every_process_group_of_the_lane() -> None:
     """llama-server and an RPC server, each leading its own group: peak RSS is their sum."""
+    import shutil
     import subprocess
+    import time
 
     from lanebench.memory.proc import RssSampler
 
-    procs = [subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)]
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    procs = [subprocess.Popen([sleep, "60"], start_new_session=True) for _ in range(2)]
     try:
-        both = RssSampler([p.pid for p in procs])
-        singles = [RssSampler(p.pid) for p in procs]
-        for s in (both, *singles):
-            s.sample()
+        # a child samples as its forked parent until exec completes: wait until both are `sleep`
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            Path(f"/proc/{p.pid}/comm").read_text().strip() == "sleep" for p in procs
+        ):
+            time.sleep(0.01)
+        time.sleep(0.1)
+        for _ in range(20):  # the kernel syncs RSS counters lazily: sample until they hold still
+            both = RssSampler([p.pid for p in procs])
+            singles = [RssSampler(p.pid) for p in procs]
+            for s in (*singles, both):
+                s.sample()
+            if both.peak_kib == singles[0].peak_kib + singles[1].peak_kib:
+                break
+            time.sleep(0.05)
     finally:
         for p in procs:
             p.kill()
