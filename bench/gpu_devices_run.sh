@@ -30,7 +30,7 @@ if [ "$step" = setup ]; then
   # a 12B-shaped and a 26B-A4B-shaped gemma4, each cut to 12 layers, Q4_0 (random weights)
   for p in 12b 26b-a4b; do
     m="$work/models/$p"
-    [ -f "$m/main.gguf" ] || /usr/bin/time -f "synth $p: %e s" lb synth -o "$m" --preset "$p" --layers 12 \
+    [ -f "$m/main.gguf" ] || /usr/bin/time -f "synth $p: %e s" python3 -m lanebench synth -o "$m" --preset "$p" --layers 12 \
       --what main --type q4_0 --tokenizer-from "$carry/tokenizer-gemma3.gguf" --force 2>&1 | tail -2
   done
   ls -la "$work"/models/*/main.gguf
