@@ -199,6 +199,14 @@ slots = 1
 gpu_layers = 999
 draft = {{ kind = "model", block_size = 4, gpu_layers = 0 }}
 env = {{ OTHER = "y" }}
+
+[[lane]]
+name = "placed"
+split_mode = "layer"
+tensor_split = [3, 1.5]
+main_gpu = 0
+devices = "none"
+rpc_local = [{{ threads = 2, devices = ["CPU"], cache = true }}, {{ port = 50100, env = {{ A = "1" }} }}]
 """
     default = (REPO / "examples" / "default-lanes.toml").read_text(encoding="utf-8")
     seed = (REPO / "examples" / "gemma4-seed-lanes.toml").read_text(encoding="utf-8")
