@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 PROC = Path("/proc")
 
@@ -67,19 +68,53 @@ def lane_pgids(leaders: Sequence[int]) -> list[int]:
     return out
 
 
-class RssSampler:
+class PeriodicSampler:
+    """Calls ``sample`` every ``interval_s`` in a daemon thread while entered, and once more on
+    exit (the last word, before the server is stopped). ``active`` False: no thread at all."""
+
+    def __init__(self, interval_s: float, name: str) -> None:
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    def sample(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> Self:
+        if self.active:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+class RssSampler(PeriodicSampler):
     """Samples the summed VmRSS of every process group led by ``leaders`` (llama-server first,
     then its local RPC servers) every ``interval_s``; keeps the peak of the sum over all groups
     and each process's last VmHWM (the kernel's high-water mark). A single pid is one group."""
 
     def __init__(self, leaders: int | Sequence[int], interval_s: float = 0.2, proc: Path = PROC) -> None:
+        super().__init__(interval_s, "rss-sampler")
         self.pgids = lane_pgids([leaders] if isinstance(leaders, int) else leaders)
-        self.interval_s, self.proc = interval_s, proc
+        self.proc = proc
         self.peak_kib = 0
         self.hwm_kib: dict[int, int] = {}
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
 
     def sample(self) -> None:
         total = 0
@@ -94,21 +129,6 @@ class RssSampler:
                     self.hwm_kib[pid] = st["VmHWM"]
         self.peak_kib = max(self.peak_kib, total)
         self.samples += 1
-
-    def _loop(self) -> None:
-        while True:
-            self.sample()
-            if self._stop.wait(self.interval_s):
-                return
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()  # the last word, before the server is stopped
 
     @property
     def hwm_total_kib(self) -> int:

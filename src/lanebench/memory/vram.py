@@ -8,15 +8,14 @@ GPU's peak whole-device use (all processes). Without a probe there is no thread 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from lanebench.memory.gpu import ALL_GPUS, GpuInfo, GpuProbe, GpuSnapshot, GpuToolError
-from lanebench.memory.proc import PROC, groups_pids
+from lanebench.memory.proc import PROC, PeriodicSampler, groups_pids
 
 
-class VramSampler:
+class VramSampler(PeriodicSampler):
     """Peaks in MiB: ``peak_mib`` (sum over GPUs), ``peak_by_gpu`` (GPU index -> MiB; the tool's
     ``ALL_GPUS`` figures are in the total only), ``device_peak`` (whole GPU, every process)."""
 
@@ -29,7 +28,8 @@ class VramSampler:
         absent: str = "",
     ) -> None:
         """``absent``: the note to give when there is no probe (``find_probe``'s)."""
-        self.pgids, self.probe, self.interval_s, self.proc = list(pgids), probe, interval_s, proc
+        super().__init__(interval_s, "vram-sampler")
+        self.pgids, self.probe, self.proc = list(pgids), probe, proc
         self.absent = absent
         self.peak_mib: float | None = None
         self.peak_by_gpu: dict[int, float] = {}
@@ -39,8 +39,10 @@ class VramSampler:
         self.failures = 0
         self.others_seen = False  # the tool listed processes, none of them the lane's
         self.error = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="vram-sampler", daemon=True)
+
+    @property
+    def active(self) -> bool:
+        return self.probe is not None
 
     def sample(self) -> None:
         if self.probe is None:
@@ -85,21 +87,3 @@ class VramSampler:
                 f"{self.probe.name} lists no process of the lane (a CPU lane, or another PID namespace)"
             )
         return out
-
-    def _loop(self) -> None:
-        while True:
-            self.sample()
-            if self._stop.wait(self.interval_s):
-                return
-
-    def __enter__(self) -> VramSampler:
-        if self.probe is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.probe is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        self.sample()  # the last word, before the server is stopped
