@@ -140,7 +140,6 @@ class Engine(ABC):
     ready_path: ClassVar[str] = "/health"  # answers 200 once a launched server can serve
     per_request_speculative: ClassVar[bool] = False  # lanes may share a server (sweep)
     lane_fields: ClassVar[frozenset[str]] = frozenset()  # engine-only lane fields it accepts
-    places_devices: ClassVar[bool] = False  # takes split_mode, tensor_split, devices, rpc...
 
     # --- planning -------------------------------------------------------------------------
     @abstractmethod
@@ -203,13 +202,15 @@ def check_fields(engine: Engine, lane: LaneSpec, fields: dict[str, Any]) -> None
             )
 
 
+PLACED = (*PLACEMENT_FIELDS, "draft.devices")  # lane fields only an engine that places models takes
+
+
 def refuse_placement(engine: Engine, lane: LaneSpec) -> None:
-    """Placement fields are llama.cpp's flags; other engines place the model themselves."""
-    if engine.places_devices:
-        return
-    fields = [f for f in PLACEMENT_FIELDS if getattr(lane, f) not in (None, [])]
-    if lane.draft is not None and lane.draft.devices:
-        fields.append("draft.devices")
+    """Placement fields are llama.cpp's flags; engines whose ``lane_fields`` lack them place the
+    model themselves."""
+    values = {f: getattr(lane, f) for f in PLACEMENT_FIELDS}
+    values["draft.devices"] = lane.draft.devices if lane.draft is not None else None
+    fields = [f for f, v in values.items() if v not in (None, []) and f not in engine.lane_fields]
     if fields:
         raise BadInput(
             f"lane {lane.name!r}: field {fields[0]!r} places the model with llama.cpp's flags; engine "

@@ -15,6 +15,7 @@ import aiohttp
 from lanebench import metrics as m
 from lanebench.engines.argv import LaneRefused, build_argv
 from lanebench.engines.base import (
+    PLACED,
     Endpoint,
     Engine,
     LanePlan,
@@ -136,7 +137,7 @@ def _placement_problems(lane: LaneSpec, binary: Path, dialect: Dialect) -> None:
 @register("llama.cpp", "llamacpp", "llama-server")
 class LlamaCpp(Engine):
     per_request_speculative = True
-    places_devices = True
+    lane_fields = frozenset(PLACED)  # split_mode, tensor_split, main_gpu, devices, rpc, rpc_local
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
@@ -189,13 +190,10 @@ class LlamaCpp(Engine):
             return super().endpoint(plan, log_path, load_timeout_s)
         assert plan.server_bin is not None
         return RpcLaneEndpoint(
-            f"lane {lane.name!r}",
+            lane,
             log_path,
             lambda port, local: self.argv(plan, port, local),
             rpc_bin=find_rpc_server(plan.server_bin),
-            remote=list(lane.rpc),
-            local=list(lane.rpc_local),
-            env=dict(lane.env),
             load_timeout_s=load_timeout_s,
         )
 

@@ -75,20 +75,18 @@ def _call(sock: socket.socket, cmd: int, payload: bytes, reply: int) -> bytes:
 def probe(
     endpoint: str, *, local: bool = False, timeout_s: float = 3.0, rounds: int = PROBE_ROUNDS
 ) -> RpcProbe:
-    """HELLO, then ``rounds`` device-count round trips and each device's memory; raises
-    ``RpcError`` (or ``OSError`` when nothing answers) with what went wrong."""
+    """HELLO, then ``rounds`` device-count round trips and each device's memory (``rounds`` 0:
+    the HELLO alone); raises ``RpcError`` (or ``OSError`` when nothing answers)."""
     host, port = endpoint_parts(endpoint)
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         hello = _call(sock, CMD_HELLO, bytes(CONN_CAPS), 4 + CONN_CAPS)
         found = RpcProbe(endpoint, local, f"{hello[0]}.{hello[1]}.{hello[2]}")
         count = 0
-        for _ in range(max(1, rounds)):
+        for _ in range(rounds):
             t0 = time.perf_counter()
             (count,) = struct.unpack("<I", _call(sock, CMD_DEVICE_COUNT, b"", 4))
             found.rtt_ms.append(round((time.perf_counter() - t0) * 1e3, 4))
-        if rounds == 0:
-            found.rtt_ms.clear()
         for dev in range(min(count, 64)):
             free, total = struct.unpack("<QQ", _call(sock, CMD_GET_DEVICE_MEMORY, struct.pack("<I", dev), 16))
             found.devices.append({"free_mib": round(free / 2**20, 1), "total_mib": round(total / 2**20, 1)})
@@ -97,25 +95,26 @@ def probe(
 
 def answers(port: int) -> bool:
     """Readiness of a local RPC server: it completes a HELLO on 127.0.0.1:``port``."""
-    try:
-        probe(f"127.0.0.1:{port}", local=True, timeout_s=1.0, rounds=0)
-    except (OSError, RpcError):
-        return False
-    return True
+    return why_unreachable(f"127.0.0.1:{port}", timeout_s=1.0, rounds=0) is None
 
 
-def why_unreachable(endpoint: str, timeout_s: float = 3.0) -> str | None:
+def failure_text(exc: OSError | RpcError, timeout_s: float) -> str:
+    """One line saying why an endpoint did not answer as an RPC server."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, RpcError):
+        return f"not an RPC server of this protocol: {exc}"
+    return exc.strerror or str(exc)
+
+
+def why_unreachable(endpoint: str, timeout_s: float = 3.0, rounds: int = 1) -> str | None:
     """None when ``endpoint`` answers as an RPC server; else one line saying why not."""
     try:
-        probe(endpoint, timeout_s=timeout_s, rounds=1)
-    except ConnectionRefusedError:
-        return "connection refused (nothing listens there)"
-    except TimeoutError:
-        return f"no answer within {timeout_s:g} s"
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    except RpcError as exc:
-        return f"not an RPC server of this protocol: {exc}"
+        probe(endpoint, timeout_s=timeout_s, rounds=rounds)
+    except (OSError, RpcError) as exc:
+        return failure_text(exc, timeout_s)
     return None
 
 

@@ -9,15 +9,24 @@ that no longer answers.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lanebench.engines.rpc import RpcError, RpcProbe, answers, probe, rpc_server_argv
+from lanebench.engines.argv import rpc_endpoints
+from lanebench.engines.rpc import (
+    RpcError,
+    RpcProbe,
+    answers,
+    failure_text,
+    probe,
+    rpc_server_argv,
+    why_unreachable,
+)
 from lanebench.errors import LaneFailed
+from lanebench.lanes import LaneSpec
 from lanebench.placement import RpcLocal
 from lanebench.server import ServerProcess
 
@@ -49,10 +58,6 @@ class LocalRpcServers:
                     program="ggml-rpc-server",
                 )
             )
-
-    @property
-    def endpoints(self) -> list[str]:
-        return [f"127.0.0.1:{sp.port}" for sp in self.procs]
 
     @property
     def ports(self) -> list[int]:
@@ -96,23 +101,21 @@ class RpcLaneEndpoint:
 
     def __init__(
         self,
-        label: str,
+        lane: LaneSpec,
         log_path: Path,
         server_argv: Callable[[int, list[int]], list[str]],
         *,
         rpc_bin: Path | None,
-        remote: list[str],
-        local: list[RpcLocal],
-        env: dict[str, str],
         load_timeout_s: float,
     ) -> None:
-        self.label, self.log_path, self.remote = label, log_path, list(remote)
-        self.locals = LocalRpcServers(label, log_path, rpc_bin, local, load_timeout_s)
+        self.lane, self.log_path = lane, log_path
+        self.label = f"lane {lane.name!r}"
+        self.locals = LocalRpcServers(self.label, log_path, rpc_bin, list(lane.rpc_local), load_timeout_s)
         self.server = ServerProcess(
             lambda port: server_argv(port, self.locals.ports),
             log_path,
-            label=label,
-            env=env,
+            label=self.label,
+            env=lane.env,
             load_timeout_s=load_timeout_s,
         )
         self.probes: list[RpcProbe] = []
@@ -140,10 +143,6 @@ class RpcLaneEndpoint:
         procs = [self.server.proc, *(sp.proc for sp in self.locals.procs)]
         return [p.pid for p in procs if p is not None]
 
-    @property
-    def endpoints(self) -> list[str]:
-        return [*self.remote, *self.locals.endpoints]
-
     def headers(self) -> dict[str, str]:
         return {}
 
@@ -153,7 +152,8 @@ class RpcLaneEndpoint:
     def __enter__(self) -> RpcLaneEndpoint:
         try:
             self.locals.__enter__()
-            self.probes = [self._probe(ep, i >= len(self.remote)) for i, ep in enumerate(self.endpoints)]
+            endpoints = rpc_endpoints(self.lane, self.locals.ports)  # the lane's rpc, then its own
+            self.probes = [self._probe(ep, i >= len(self.lane.rpc)) for i, ep in enumerate(endpoints)]
             self.server.start()
         except LaneFailed as exc:
             self.stop()
@@ -177,8 +177,7 @@ class RpcLaneEndpoint:
         try:
             return probe(endpoint, local=local)
         except (OSError, RpcError) as exc:
-            why = "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
-            raise LaneFailed(f"{self.label}: RPC server {endpoint}: {why}") from None
+            raise LaneFailed(f"{self.label}: RPC server {endpoint}: {failure_text(exc, 3.0)}") from None
 
     def check_alive(self, grace_s: float = 0.0) -> None:
         """The lane's failure, blaming an RPC server where one died or stopped answering."""
@@ -186,20 +185,15 @@ class RpcLaneEndpoint:
             self.server.check_alive(grace_s)
         except LaneFailed as exc:
             raise self._blame(exc) from None
-        self._dead_local()
-
-    def _dead_local(self) -> None:
         if (failure := self.locals.dead(self.server)) is not None:
             raise failure
 
     def _blame(self, exc: LaneFailed) -> LaneFailed:
         """``exc`` re-worded when an RPC server is the cause."""
-        try:
-            self._dead_local()
-        except LaneFailed as rpc_failure:
-            return rpc_failure
-        if _CRASH_MARK in (exc.log_tail or self.server.log_tail(40)) and self.remote:
-            silent = [ep for ep in self.remote if not _answers(ep)]
+        if (failure := self.locals.dead(self.server)) is not None:
+            return failure
+        if _CRASH_MARK in (exc.log_tail or self.server.log_tail(40)) and self.lane.rpc:
+            silent = [ep for ep in self.lane.rpc if why_unreachable(ep, timeout_s=2.0) is not None]
             if silent:
                 return LaneFailed(
                     f"{self.label}: RPC server {', '.join(silent)} stopped answering mid-run "
@@ -211,10 +205,3 @@ class RpcLaneEndpoint:
     def placement(self) -> dict[str, Any]:
         """What the RPC servers said before the lane started."""
         return {"rpc": [p.to_dict() for p in self.probes]}
-
-
-def _answers(endpoint: str) -> bool:
-    with contextlib.suppress(OSError, RpcError):
-        probe(endpoint, timeout_s=2.0, rounds=1)
-        return True
-    return False

@@ -48,25 +48,23 @@ def baseline_for(
     if lane.rpc_count and "-rpc" not in flags:
         return BaselineRecord(note=f"{bench} has no -rpc (built without RPC): no kernel view").to_dict()
 
-    def argv_with(rpc: list[str]) -> tuple[list[str], list[str]]:
-        return bench_argv(
-            bench, flags, lane, plan.model or Path(), job.n_in, job.n_out, opts.baseline_reps, rpc
-        )
+    model = plan.model
 
-    key = "\0".join(argv_with(rpc_endpoints(lane))[0])  # local RPC ports as placeholders
-    notes: list[str] = []
+    def argv_with(rpc: list[str]) -> tuple[list[str], list[str]]:
+        return bench_argv(bench, flags, lane, model, job.n_in, job.n_out, opts.baseline_reps, rpc)
+
+    preview, notes = argv_with(rpc_endpoints(lane))  # local RPC ports as placeholders
+    key = "\0".join(preview)
     if key not in cache:
         logs = log_path or opts.out_dir / f"{lane.name}-baseline.log"
         rpc_bin = find_rpc_server(plan.server_bin)
         label = f"lane {lane.name!r} (llama-bench)"
         try:
             with LocalRpcServers(label, logs, rpc_bin, list(lane.rpc_local), opts.load_timeout_s) as local:
-                argv, notes = argv_with([*lane.rpc, *local.endpoints])
+                argv, _ = argv_with(rpc_endpoints(lane, local.ports))
                 cache[key] = run_baseline(argv, [], env={**os.environ, **lane.env}).to_dict()
         except LaneFailed as exc:
             cache[key] = BaselineRecord(note=f"no kernel view: {exc}").to_dict()
-    else:
-        notes = argv_with(rpc_endpoints(lane))[1]
     shared = cache[key]
     note = "; ".join(n for n in [*notes, shared["note"]] if n)  # this lane's notes, then the run's
     return {**shared, "note": note}

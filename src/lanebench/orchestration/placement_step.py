@@ -25,7 +25,7 @@ def placement_record(plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | Non
     }
     if probes is not None:
         rec.update(probes())
-    if plan.server_bin is not None and plan.engine.places_devices:
+    if plan.server_bin is not None and "devices" in plan.engine.lane_fields:  # llama.cpp's devices
         found = list_devices(plan.server_bin)
         rec["local_devices"] = [d.to_dict() for d in found] if found is not None else None
     return rec
