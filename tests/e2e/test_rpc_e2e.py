@@ -33,7 +33,7 @@ def rpc_server_bin(server_bin: Path) -> Path:
 
     found = find_rpc_server(server_bin)
     if found is None:
-        need(f"no ggml-rpc-server beside {server_bin}; run scripts/setup.sh --rpc (or --test)")
+        need(f"no ggml-rpc-server beside {server_bin}; run scripts/setup.sh (every build has it)")
     assert found is not None
     return found
 

@@ -106,3 +106,19 @@ def test_an_installed_build_without_the_users_backend_is_rebuilt(
     result, _ = run()
     assert result["action"] == "installed" and fake["built"] == ["native"]
     assert install.load_choice()["cmake_args"][0] == "-DGGML_VULKAN=ON"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("args", "rpc"), [((), True), (("--no-rpc",), False), (("--rpc",), True)])
+def test_install_server_command_builds_the_rpc_backend_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], rpc: bool
+) -> None:
+    """One build serves README's two commands: the CLI asks for the RPC backend by default."""
+    from typer.testing import CliRunner
+
+    from lanebench.cli.main import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(install, "install_server", lambda **kw: seen.update(kw) or {"ok": True})
+    result = CliRunner().invoke(app, ["install-server", *args])
+    assert result.exit_code == 0, result.output
+    assert seen["rpc"] is rpc

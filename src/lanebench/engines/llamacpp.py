@@ -99,13 +99,13 @@ def _placement_problems(lane: LaneSpec, binary: Path, dialect: Dialect) -> None:
             raise LaneRefused(f"{label}: field {field!r}: this llama-server build has no --rpc")
         if problem := rpc_support_problem(binary):
             raise LaneRefused(
-                f"{label}: field {field!r}: {problem}; build one with: lanebench install-server --rpc "
-                "(or scripts/setup.sh --rpc)"
+                f"{label}: field {field!r}: {problem}; build one with: lanebench install-server "
+                "(or scripts/setup.sh)"
             )
     if lane.rpc_local and find_rpc_server(binary) is None:
         raise LaneRefused(
             f"{label}: field 'rpc_local': no ggml-rpc-server beside {binary}; build one with: "
-            "lanebench install-server --rpc (or scripts/setup.sh --rpc)"
+            "lanebench install-server (or scripts/setup.sh)"
         )
     for endpoint in lane.rpc:
         if why := why_unreachable(endpoint):
