@@ -262,7 +262,9 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
 
 
 def token_count_flags(singles: list[RequestRecord]) -> list[str]:
-    """Say where a stream's chunks were not its tokens, and which count client decode used."""
+    """Say where a stream's chunks were not its tokens, and which count client decode used
+    (records of a lanebench that did not tell tokens from chunks say nothing of it)."""
+    singles = [r for r in singles if r.token_count is not None]
     if not singles:
         return []
     of = f" (in {{}} of {len(singles)} requests)"

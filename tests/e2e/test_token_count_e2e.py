@@ -132,7 +132,9 @@ def _singles(lane: dict[str, Any]) -> list[RequestRecord]:
 
 
 @pytest.mark.parametrize("name", ["native", "openai"])
-def test_client_clock_agrees_with_the_engines_timings(both_lanes: dict[str, dict[str, Any]], name: str) -> None:
+def test_client_clock_agrees_with_the_engines_timings(
+    both_lanes: dict[str, dict[str, Any]], name: str
+) -> None:
     lane = both_lanes[name]
     assert lane["status"] == "ok", lane["flags"]
     singles = _singles(lane)
