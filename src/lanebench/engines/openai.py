@@ -1,6 +1,8 @@
 """Any OpenAI-compatible server already running at a URL: no launch, no load time.
 
-The job goes to streaming ``/v1/completions`` with ``stream_options.include_usage``. The
+The job goes to streaming ``/v1/completions`` with ``stream_options.include_usage`` and, unless
+the server refuses them, the fields of ``EXTRA_FIELDS`` (``cache_prompt: false`` among them, and
+a running token count on every chunk, so tokens are never taken for chunks). The
 client-side figures are always there; the engine's own come when the server adds them
 (llama-server puts ``timings`` on its last chunk). Prompts are token ids when the server can
 tokenise for us (llama.cpp's or vLLM's ``/tokenize``), else text, and the server's reported
