@@ -38,17 +38,55 @@ def parse_sse_line(line: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _feed(lines: list[bytes], reader: StreamReader, texts: list[str]) -> int:
-    """Hand each decoded line to the reader; the tokens they carried."""
-    n = 0
-    for line in lines:
-        chunk = parse_sse_line(line)
-        if chunk is not None:
-            k, text = reader.feed(chunk)
-            if k:
-                n += k
-                texts.append(text)
-    return n
+class _Arrivals:
+    """What one streamed reply brought, read by read: tokens, chunks, text and their times.
+
+    Times are stamped per read (its tokens arrived together): the first read that carried
+    tokens is the time to first token, the last one ends ``decode_stream_s``. Tokens are what the
+    reader counted (``RequestRecord`` says how), never chunks taken for tokens."""
+
+    __slots__ = ("reader", "rec", "t_first", "t_last", "texts")
+
+    def __init__(self, reader: StreamReader, rec: RequestRecord) -> None:
+        self.reader, self.rec = reader, rec
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.texts: list[str] = []
+
+    def take(self, lines: list[bytes], now: float) -> None:
+        """Hand each decoded line to the reader; ``now`` is when the read arrived."""
+        n = 0
+        for line in lines:
+            chunk = parse_sse_line(line)
+            if chunk is not None:
+                k, text = self.reader.feed(chunk)
+                if text:
+                    self.texts.append(text)
+                if k or text:
+                    n += k
+                    self.rec.stream_chunks += 1
+        if n:
+            if self.t_first is None:
+                self.t_first, self.rec.first_tokens = now, n
+            self.t_last = now
+            self.rec.stream_tokens += n
+
+    def finish(self, t0: float) -> None:
+        """Times relative to the request's start ``t0``, and what the reader kept."""
+        rec, reader = self.rec, self.reader
+        rec.wall_s = time.perf_counter() - t0
+        if self.t_first is not None:
+            rec.ttft_s = self.t_first - t0
+            rec.decode_stream_s = (self.t_last or self.t_first) - self.t_first
+        rec.token_count = str(reader.counted_by) if reader.counted_by is not None else None
+        rec.content_sha = hashlib.sha256("".join(self.texts).encode()).hexdigest()
+        if reader.token_ids:
+            rec.tokens_sha = hashlib.sha256(",".join(map(str, reader.token_ids)).encode()).hexdigest()
+        rec.timings = reader.timings
+        if reader.error and rec.ok:
+            rec.ok, rec.error = False, reader.error
+        if rec.ok and not reader.complete:
+            rec.ok, rec.error = False, reader.missing_end()
 
 
 async def stream_request(
@@ -67,9 +105,7 @@ async def stream_request(
     rec = RequestRecord(kind=kind, rep=rep, n_in=req.n_in, n_out=req.n_out, stream_index=stream_index)
     rec.t_start = time.time()
     t0 = time.perf_counter()
-    t_first: float | None = None
-    t_last: float | None = None
-    texts: list[str] = []
+    got = _Arrivals(reader, rec)
     try:
         async with session.post(
             base_url + req.path,
@@ -88,31 +124,12 @@ async def stream_request(
                 now = time.perf_counter()  # one stamp per read: its tokens arrived together
                 lines = (rest + data if rest else data).split(b"\n")
                 rest = lines.pop()
-                n = _feed(lines, reader, texts)
-                if n:
-                    t_first = t_first or now
-                    t_last = now
-                    rec.stream_tokens += n
+                got.take(lines, now)
             if rest.strip():  # NDJSON's last line may end without a newline
-                n = _feed([rest], reader, texts)
-                if n:
-                    t_last = time.perf_counter()
-                    t_first = t_first or t_last
-                    rec.stream_tokens += n
+                got.take([rest], time.perf_counter())
     except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
         rec.ok, rec.error = False, f"{type(exc).__name__}: {exc}"[:300]
-    rec.wall_s = time.perf_counter() - t0
-    if t_first is not None:
-        rec.ttft_s = t_first - t0
-        rec.decode_stream_s = (t_last or t_first) - t_first
-    rec.content_sha = hashlib.sha256("".join(texts).encode()).hexdigest()
-    if reader.token_ids:
-        rec.tokens_sha = hashlib.sha256(",".join(map(str, reader.token_ids)).encode()).hexdigest()
-    rec.timings = reader.timings
-    if reader.error and rec.ok:
-        rec.ok, rec.error = False, reader.error
-    if rec.ok and not reader.complete:
-        rec.ok, rec.error = False, reader.missing_end()
+    got.finish(t0)
     return rec
 
 

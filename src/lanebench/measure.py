@@ -17,10 +17,18 @@ import aiohttp
 
 from lanebench import metrics as m
 from lanebench.client import stream_request
-from lanebench.engines.base import Endpoint, LanePlan, Prompt
+from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request
 from lanebench.errors import LaneFailed
 from lanebench.figures import Fig
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord, SampleKind
+from lanebench.records import (
+    AggregateRecord,
+    JobSpec,
+    LaneResult,
+    LaneStatus,
+    RequestRecord,
+    SampleKind,
+    TokenCount,
+)
 from lanebench.workloads import PromptSource, TextPromptSource, corpus_text
 
 Emit = Callable[[RequestRecord | AggregateRecord], None]
@@ -82,9 +90,12 @@ class LaneJob:
     async def _one(
         self, session: aiohttp.ClientSession, kind: SampleKind, rep: int, idx: int = 0
     ) -> RequestRecord:
+        prompt = self._prompt()
         req = self.engine.request(
-            self.plan, self._prompt(), self.job.n_in, self.job.n_out, self.job.seed, self.speculative
+            self.plan, prompt, self.job.n_in, self.job.n_out, self.job.seed, self.speculative
         )
+        if self.result.request is None:
+            self.result.request = sent(req, prompt, self.engine.request_notes(self.plan))
         rec = await stream_request(
             session,
             self.endpoint.base_url,
@@ -165,6 +176,12 @@ class LaneJob:
         )
 
 
+def sent(req: Request, prompt: Prompt, notes: list[str]) -> dict[str, Any]:
+    """What a lane's requests say, the prompt left out (``LaneResult.request``)."""
+    body = {k: (f"<prompt: {req.n_in} tokens>" if v is prompt else v) for k, v in req.body.items()}
+    return {"path": req.path, "body": body, "notes": list(notes)}
+
+
 def _reason_in_log(log_tail: str) -> str:
     for line in reversed(log_tail.splitlines()):
         low = line.lower()
@@ -234,9 +251,46 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
             f"engine generated {cut[0].timings.get('predicted_n')} tokens, not {job.n_out} "
             "(it stopped early: does it honour ignore_eos?)"
         )
+    result.flags += token_count_flags(singles)
+    result.flags += list((result.request or {}).get("notes") or [])
     if result.lane.url is None and job.aggregate > result.lane.slots:
         result.flags.append(
             f"{job.aggregate} concurrent jobs on {result.lane.slots} slot(s): requests queued"
         )
     if result.flags and result.status == LaneStatus.OK:
         result.status = LaneStatus.FLAGGED
+
+
+def token_count_flags(singles: list[RequestRecord]) -> list[str]:
+    """Say where a stream's chunks were not its tokens, and which count client decode used
+    (records of a lanebench that did not tell tokens from chunks say nothing of it)."""
+    singles = [r for r in singles if r.token_count is not None]
+    if not singles:
+        return []
+    of = f" (in {{}} of {len(singles)} requests)"
+    unknown = [r for r in singles if r.token_count == TokenCount.CHUNKS and "predicted_n" not in r.timings]
+    short = [r for r in singles if r.stream_tokens != m.generated_tokens(r)]
+    lumped = [r for r in singles if r.stream_chunks and r.stream_chunks != r.stream_tokens]
+    if unknown:
+        return [
+            "the server gave no token count: client decode counts stream chunks as tokens"
+            + of.format(len(unknown))
+        ]
+    if short:
+        r, total = short[0], m.generated_tokens(short[0])
+        carried = (
+            f"{r.stream_chunks} chunks with text"
+            if r.token_count == TokenCount.CHUNKS
+            else f"{r.stream_tokens} tokens (counted by {r.token_count}) in {r.stream_chunks} chunks"
+        )
+        return [
+            f"the stream carried {carried} for the engine's {total} tokens: client decode counts the "
+            f"engine's {total} over the stream's time" + of.format(len(short))
+        ]
+    if lumped:
+        r = lumped[0]
+        return [
+            f"stream chunks are not tokens: {r.stream_chunks} chunks carried {r.stream_tokens} tokens "
+            f"(counted by {r.token_count}); client decode counts tokens" + of.format(len(lumped))
+        ]
+    return []

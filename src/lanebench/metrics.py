@@ -47,11 +47,27 @@ def client_prefill_tps(rec: RequestRecord) -> float | None:
     return rec.n_in / rec.ttft_s
 
 
+def generated_tokens(rec: RequestRecord) -> int:
+    """Tokens the request generated: the engine's count (``timings.predicted_n``, from
+    ``usage.completion_tokens`` where that is all it says) when it gives one, else the stream's."""
+    v = rec.timings.get("predicted_n")
+    if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0:
+        return int(v)
+    return rec.stream_tokens
+
+
 def client_decode_tps(rec: RequestRecord) -> float | None:
-    """Tokens after the first over the time from first to last streamed token."""
-    if not rec.ok or not rec.decode_stream_s or rec.stream_tokens < 2:
+    """Tokens that arrived after the first read over the time from the first read to the last.
+
+    ``T · (N − F) / N / (t_last − t_first)``: N tokens the stream carried (counted per chunk,
+    ``token_count`` says how), F of them in the first read, T = ``generated_tokens``. Where the
+    stream counts every token, T = N and this is ``(N − F) / (t_last − t_first)``; where it
+    could only count chunks, the engine's total T is spread over the chunks as they came."""
+    n = rec.stream_tokens
+    first = rec.first_tokens if rec.first_tokens is not None else min(n, 1)  # older records: 1
+    if not rec.ok or not rec.decode_stream_s or rec.decode_stream_s <= 0 or n <= first:
         return None
-    return (rec.stream_tokens - 1) / rec.decode_stream_s
+    return generated_tokens(rec) * (n - first) / n / rec.decode_stream_s
 
 
 def acceptance(records: Sequence[RequestRecord]) -> float | None:

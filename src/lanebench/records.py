@@ -15,6 +15,15 @@ from lanebench.lanes import LaneSpec
 SampleKind = Literal["warmup", "single", "aggregate"]
 
 
+class TokenCount(StrEnum):
+    """How a stream's generated tokens were counted, chunk by chunk (best first)."""
+
+    RUNNING = "running"  # the server's running count on each chunk (tokens_predicted, usage, timings)
+    IDS = "ids"  # the token ids each chunk carried
+    LOGPROBS = "logprobs"  # one logprob entry per token
+    CHUNKS = "chunks"  # nothing in the stream said: one token per chunk with text
+
+
 class LaneStatus(StrEnum):
     OK = "ok"
     FLAGGED = "flagged"  # measured, with something a reader must know (see ``flags``)
@@ -34,6 +43,11 @@ class RequestRecord:
 
     Times are seconds; ``t_start`` is wall-clock (epoch) for ordering, durations come from a
     monotonic clock. A failed request is data: ``ok`` is False and ``error`` says why.
+
+    ``stream_tokens`` counts generated tokens as the stream carried them (``token_count`` says
+    how: a server may send several tokens in one chunk), ``stream_chunks`` the chunks that
+    carried any output, ``first_tokens`` the tokens of the first read that carried any (they
+    arrived at the time to first token). The engine's own count is ``timings["predicted_n"]``.
     """
 
     kind: SampleKind
@@ -51,6 +65,9 @@ class RequestRecord:
     content_sha: str | None = None
     stream_index: int = 0
     tokens_sha: str | None = None  # sha256 of the generated token ids, when the engine streams them
+    stream_chunks: int = 0
+    first_tokens: int | None = None  # None: a record from before tokens were told from chunks
+    token_count: str | None = None  # a TokenCount value
 
     @property
     def draft_n(self) -> int:
@@ -214,6 +231,9 @@ class LaneResult:
     memory: MemoryRecord | None = None
     # where the model ran: split, devices, each RPC endpoint's probe (orchestration.placement_step)
     placement: dict[str, Any] | None = None
+    # the standard job's request as sent (prompt left out): path, body, and notes on what the
+    # server refused (engines.base.Engine.request_notes)
+    request: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -228,6 +248,7 @@ class LaneResult:
         d["memory"] = self.memory.to_dict() if self.memory else None
         d["baseline"] = dict(self.baseline) if self.baseline else None
         d["placement"] = dict(self.placement) if self.placement else None
+        d["request"] = dict(self.request) if self.request else None
         return d
 
     @classmethod
@@ -252,6 +273,7 @@ class LaneResult:
             baseline=d["baseline"] if isinstance(d.get("baseline"), dict) else None,
             memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
             placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
+            request=d["request"] if isinstance(d.get("request"), dict) else None,
         )
 
 

@@ -149,6 +149,9 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN memory"))  # schema 3
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN baseline"))  # schema 4
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN placement"))  # schema 5
+        for column in ("stream_chunks", "first_tokens", "token_count"):  # schema 6
+            conn.execute(sa.text(f"ALTER TABLE samples DROP COLUMN {column}"))
+        conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN request"))
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)
@@ -157,7 +160,10 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sink.run_started(run)
     lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))
     lane.placement = {"split_mode": "row", "rpc": []}  # schema 5's column, in PostgreSQL too
-    lane.samples.append(RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc"))
+    lane.request = {"path": "/v1/completions", "body": {"cache_prompt": False}, "notes": []}  # schema 6
+    sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc", stream_chunks=1)
+    sample.first_tokens, sample.token_count = 1, "running"
+    lane.samples.append(sample)
     sink.lane_started(run, lane)
     sink.sample(run, lane, lane.samples[0])
     lane.quality = QualityRecord(QualityStatus.MEASURED, "ref", 510, 512, kld_mean=0.114, kld_err=0.01)
@@ -166,4 +172,5 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     (back,) = store.load_lanes("pgq")
     assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
     assert back.placement == lane.placement
+    assert back.request == lane.request and back.samples[0] == lane.samples[0]
     store.close()

@@ -310,6 +310,9 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     con.execute("ALTER TABLE lanes DROP COLUMN memory")  # schema 3
     con.execute("ALTER TABLE lanes DROP COLUMN baseline")  # schema 4
     con.execute("ALTER TABLE lanes DROP COLUMN placement")  # schema 5
+    for column in ("stream_chunks", "first_tokens", "token_count"):  # schema 6
+        con.execute(f"ALTER TABLE samples DROP COLUMN {column}")
+    con.execute("ALTER TABLE lanes DROP COLUMN request")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
@@ -319,6 +322,8 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     assert "tokens_sha" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
     assert "kld_mean" in [r[1] for r in con.execute("PRAGMA table_info(quality)")]
     assert "placement" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
+    assert "request" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
+    assert "token_count" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
 
 
 def test_quality_record_survives_json() -> None:

@@ -55,6 +55,9 @@ def request(kind: str, rep: int, prefill: float, decode: float, idx: int = 0) ->
         },
         content_sha="ab" * 32,
         stream_index=idx,
+        stream_chunks=JOB.n_out // 2,  # two tokens a chunk: every count survives the store
+        first_tokens=2,
+        token_count="running",
     )
 
 
@@ -73,6 +76,7 @@ def measure_lane(sink: StoreSink, run: RunInfo, name: str, *, fail: bool = False
     lane.load_s = 1.25
     lane.argv = ["/bin/llama-server", "-m", "/m/x.gguf"]
     lane.metrics_delta = {"spec_decode_num_drafts_total": 4.0}
+    lane.request = {"path": "/completion", "body": {"prompt": "<prompt: 64 tokens>"}, "notes": []}
     if fail:
         lane.status, lane.error = "failed", "engine died (exit 134)"
         lane.log_tail = "line 1\nGGML_ASSERT boom"

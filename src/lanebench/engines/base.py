@@ -34,7 +34,7 @@ import aiohttp
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.lanes import LaneSpec
 from lanebench.placement import PLACEMENT_FIELDS
-from lanebench.records import JobSpec
+from lanebench.records import JobSpec, TokenCount
 from lanebench.server import ServerProcess
 
 CTX_PAD = 64  # tokens of slack per slot beyond n_in + n_out
@@ -96,12 +96,20 @@ class LanePlan:
         return self.engine.argv(self, port)
 
 
+_WEAKEST = list(TokenCount)  # best first: a stream is as well counted as its worst chunk
+
+
 class StreamReader:
     """Reads one streamed reply chunk by chunk; subclasses know their engine's chunk shape.
 
     ``feed`` returns how many generated tokens a chunk carries and keeps the engine's figures in
     ``timings``; ``complete`` becomes True once the reply's last chunk arrived. Readers of
-    engines that stream token ids append them to ``token_ids`` (greedy checks compare them)."""
+    engines that stream token ids append them to ``token_ids`` (greedy checks compare them).
+
+    A chunk is not a token: a server may send several tokens in one (speculative decoding, a
+    proxy, a token held back until its UTF-8 character is complete), so readers count with
+    ``running`` (the server's running count), ``counted`` (ids or logprob entries) or, when the
+    stream says nothing, ``one_per_chunk``; ``counted_by`` keeps the weakest way used."""
 
     complete: bool = False
 
@@ -110,10 +118,33 @@ class StreamReader:
         self.error: str | None = None
         self.complete = False
         self.token_ids: list[int] = []
+        self.counted_by: TokenCount | None = None
+        self.seen = 0  # generated tokens counted so far
 
     def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:  # pragma: no cover - interface
         """(tokens, text) the chunk carries."""
         raise NotImplementedError
+
+    def _by(self, how: TokenCount) -> None:
+        if self.counted_by is None or _WEAKEST.index(how) > _WEAKEST.index(self.counted_by):
+            self.counted_by = how
+
+    def running(self, total: int) -> int:
+        """Tokens a chunk carries when the server says how many it has generated so far."""
+        self._by(TokenCount.RUNNING)
+        n = max(0, total - self.seen)
+        self.seen = max(self.seen, total)
+        return n
+
+    def counted(self, n: int, how: TokenCount) -> int:
+        """Tokens a chunk carries when it lists them (ids, logprob entries)."""
+        self._by(how)
+        self.seen += n
+        return n
+
+    def one_per_chunk(self, text: str) -> int:
+        """Nothing in the chunk says how many tokens it carries: one, if it carries text."""
+        return self.counted(1, TokenCount.CHUNKS) if text else 0
 
     def missing_end(self) -> str:
         return "stream ended before the reply's final chunk"
@@ -173,6 +204,11 @@ class Engine(ABC):
     async def prepare(self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan) -> None:
         """Learn what requests need once the server answers (e.g. the served model's name)."""
         return None
+
+    def request_notes(self, plan: LanePlan) -> list[str]:
+        """What a reader of the lane's figures must know about its requests (e.g. fields the
+        server refused, so they were sent without them); learnt in ``prepare``."""
+        return []
 
     @abstractmethod
     def request(

@@ -36,6 +36,7 @@ from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.lanes import LaneSpec
 from lanebench.models import check_gguf_file, default_model_path
+from lanebench.records import TokenCount
 
 
 def completion_body(
@@ -66,7 +67,13 @@ def chunk_tokens(chunk: dict[str, Any]) -> int:
 
 
 class LlamaReader(StreamReader):
-    """``/completion`` chunks: ``tokens`` per chunk, ``timings`` on the final (``stop``) one."""
+    """``/completion`` chunks: text, ``tokens``, ``tokens_predicted``; ``timings`` on the final one.
+
+    Tokens are counted from ``tokens_predicted``, the server's running count: b11434 holds back
+    a token whose text ends inside a UTF-8 character and sends no chunk for it, so its id is
+    in no chunk's ``tokens`` and the next chunk carries two or more tokens
+    (``tools/server/server-context.cpp`` ``process_token``; e.g. 4 per Egyptian hieroglyph on
+    Gemma 3). The ``tokens`` lists are counted only where a build sends no running count."""
 
     def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:
         if "error" in chunk:
@@ -74,10 +81,18 @@ class LlamaReader(StreamReader):
         if chunk.get("stop") and isinstance(chunk.get("timings"), dict):
             self.timings = chunk["timings"]
             self.complete = True
+        text = str(chunk.get("content") or "")
         toks = chunk.get("tokens")
+        ids = [t for t in toks if isinstance(t, int)] if isinstance(toks, list) else []
+        self.token_ids += ids
+        if not (text or ids):
+            return 0, ""  # the final chunk, or one that carries nothing generated
+        so_far = chunk.get("tokens_predicted")
+        if isinstance(so_far, int) and not isinstance(so_far, bool):
+            return self.running(so_far), text
         if isinstance(toks, list):
-            self.token_ids += [t for t in toks if isinstance(t, int)]
-        return chunk_tokens(chunk), str(chunk.get("content", ""))
+            return self.counted(len(ids), TokenCount.IDS), text
+        return self.one_per_chunk(text), text
 
     def missing_end(self) -> str:
         return "stream ended without a final chunk carrying timings"

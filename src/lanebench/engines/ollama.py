@@ -207,7 +207,9 @@ def final_figures(chunk: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class OllamaReader(StreamReader):
-    """NDJSON chunks: a token per non-empty ``response``; figures on the ``done`` chunk."""
+    """NDJSON chunks: figures on the ``done`` chunk. Nothing says how many tokens a chunk
+    carries (Ollama's runner holds back text until its UTF-8 is whole, so one may carry
+    several): one per non-empty ``response``, and client decode counts ``eval_count``."""
 
     def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:
         err = error_text(chunk)
@@ -218,7 +220,7 @@ class OllamaReader(StreamReader):
         if chunk.get("done") is True:
             self.timings.update(final_figures(chunk))
             self.complete = True
-        return (1 if text else 0), text
+        return self.one_per_chunk(text), text
 
     def missing_end(self) -> str:
         return "stream ended before Ollama's final chunk (done: true)"

@@ -1,6 +1,8 @@
 """Any OpenAI-compatible server already running at a URL: no launch, no load time.
 
-The job goes to streaming ``/v1/completions`` with ``stream_options.include_usage``. The
+The job goes to streaming ``/v1/completions`` with ``stream_options.include_usage`` and, unless
+the server refuses them, the fields of ``EXTRA_FIELDS`` (``cache_prompt: false`` among them, and
+a running token count on every chunk, so tokens are never taken for chunks). The
 client-side figures are always there; the engine's own come when the server adds them
 (llama-server puts ``timings`` on its last chunk). Prompts are token ids when the server can
 tokenise for us (llama.cpp's or vLLM's ``/tokenize``), else text, and the server's reported
@@ -34,6 +36,7 @@ from lanebench.engines.base import (
 from lanebench.engines.registry import register
 from lanebench.errors import BadInput
 from lanebench.lanes import LaneSpec
+from lanebench.records import TokenCount
 
 _LLAMA_ONLY = ("server_bin", "draft", "extra_args", "env", "threads", "gpu_layers", "ctx")
 
@@ -73,29 +76,126 @@ def probe_models(url: str, key: str | None, timeout_s: float = 5.0) -> tuple[str
     return None, ids
 
 
+EXTRA_FIELDS = ("ignore_eos", "cache_prompt", "timings_per_token", "stream_options.continuous_usage_stats")
+
+
+def completion_body(model: str, prompt: Prompt, n_out: int, seed: int, extras: bool = True) -> dict[str, Any]:
+    """The standard job for ``/v1/completions``: greedy, fixed length, streamed with usage.
+
+    ``extras`` adds fields outside the OpenAI API (``EXTRA_FIELDS``): ``ignore_eos`` (llama-server,
+    vLLM, SGLang), ``cache_prompt: false`` (llama-server: every prompt is processed anew),
+    ``timings_per_token`` (llama-server: its running token count on every chunk) and
+    ``continuous_usage_stats`` (vLLM, SGLang: the same, in ``usage``). vLLM and SGLang ignore the
+    fields they do not know, llama-server too; a strict server refuses them (``_refused``)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": n_out,
+        "temperature": 0.0,
+        "seed": seed,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if extras:
+        body.update(ignore_eos=True, cache_prompt=False, timings_per_token=True)
+        body["stream_options"]["continuous_usage_stats"] = True
+    return body
+
+
+async def _refused(session: aiohttp.ClientSession, endpoint: Endpoint, model: str) -> str | None:
+    """Why the server refuses the extra fields (a one-token request with them answers 400 or
+    422 and one without them 200), else None."""
+    statuses: list[int] = []
+    texts: list[str] = []
+    for extras in (True, False):
+        body = completion_body(model, "Hello", 1, 0, extras)
+        try:
+            async with session.post(
+                f"{endpoint.base_url}/v1/completions", json=body, headers=endpoint.headers()
+            ) as resp:
+                texts.append((await resp.text())[:200])
+                statuses.append(resp.status)
+        except aiohttp.ClientError:
+            return None  # the job's own requests will say what is wrong
+        if statuses[0] not in (400, 422):
+            return None
+    if statuses[1] != 200:
+        return None
+    return f"HTTP {statuses[0]}: {' '.join(texts[0].split())}"
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _logprob_entries(choice: dict[str, Any]) -> int | None:
+    """Entries of a chunk's logprobs, one per token: ``tokens`` (the completions API's shape,
+    vLLM) or ``content`` (llama-server); None when the chunk has none."""
+    lp = choice.get("logprobs")
+    if isinstance(lp, dict):
+        for key in ("tokens", "content"):
+            if isinstance(lp.get(key), list):
+                return len(lp[key])
+    return None
+
+
 class OpenAIReader(StreamReader):
-    """``/v1/completions`` chunks: ``choices[0].text``, ``usage`` and (llama-server) ``timings``."""
+    """``/v1/completions`` chunks: ``choices[0].text``, ``usage`` and (llama-server) ``timings``.
+
+    Tokens per chunk, in the order trusted: the server's running count on a chunk with text
+    (``usage.completion_tokens`` under ``continuous_usage_stats``, vLLM and SGLang;
+    ``timings.predicted_n`` under ``timings_per_token``, llama-server), the chunk's
+    ``token_ids``, its logprob entries, else one per chunk with text. The final ``usage`` is the
+    server's total (``predicted_n``): client decode counts it when the stream said less."""
 
     def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:
         if "error" in chunk:
             err = chunk["error"]
             self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:300]
-        if isinstance(chunk.get("timings"), dict):
-            self.timings = {**self.timings, **chunk["timings"]}
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            if "prompt_tokens" in usage:
-                self.timings.setdefault("prompt_n", usage["prompt_tokens"])
-            if "completion_tokens" in usage:
-                self.timings.setdefault("predicted_n", usage["completion_tokens"])
-            self.complete = True
+        timings: dict[str, Any] = _mapping(chunk.get("timings"))
+        usage: dict[str, Any] = _mapping(chunk.get("usage"))
+        self.timings.update(timings)
+        for key, name in (("prompt_tokens", "prompt_n"), ("completion_tokens", "predicted_n")):
+            if key in usage and name not in timings:
+                self.timings[name] = usage[key]
         choices = chunk.get("choices")
-        text = ""
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            text = str(choices[0].get("text") or "")
-            if choices[0].get("finish_reason"):
-                self.complete = True  # some servers (llama-cpp-python) send no usage chunk
-        return (1 if text else 0), text
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+            self.complete = self.complete or bool(usage)  # vLLM's last chunk: usage, no choices
+            return 0, ""
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.complete = True  # some servers (llama-cpp-python) send no usage chunk
+        text = str(choice.get("text") or "")
+        ids = choice.get("token_ids")
+        ids = [t for t in ids if isinstance(t, int)] if isinstance(ids, list) else []
+        self.token_ids += ids
+        if not (text or ids):
+            return 0, ""
+        return self._tokens(choice, usage, timings, text, ids), text
+
+    def _tokens(
+        self,
+        choice: dict[str, Any],
+        usage: dict[str, Any],
+        timings: dict[str, Any],
+        text: str,
+        ids: list[int],
+    ) -> int:
+        so_far = _count(usage.get("completion_tokens"))
+        if so_far is None:
+            so_far = _count(timings.get("predicted_n"))
+        if so_far is not None:
+            return self.running(so_far)
+        if ids:
+            return self.counted(len(ids), TokenCount.IDS)
+        entries = _logprob_entries(choice)
+        if entries:
+            return self.counted(entries, TokenCount.LOGPROBS)
+        return self.one_per_chunk(text)
 
     def missing_end(self) -> str:
         return "stream ended before a chunk with a finish_reason or usage"
@@ -165,24 +265,26 @@ class OpenAI(Engine):
         return str(plan.build_info["model"])
 
     async def prepare(self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan) -> None:
-        await self._model(session, endpoint, plan)
+        """The served model's name, then whether the server takes lanebench's extra fields."""
+        model = await self._model(session, endpoint, plan)
+        if "refused" not in plan.build_info:
+            plan.build_info["refused"] = await _refused(session, endpoint, model)
+
+    def request_notes(self, plan: LanePlan) -> list[str]:
+        why = plan.build_info.get("refused")
+        if not why:
+            return []
+        return [
+            f"the server refused the extra fields {', '.join(EXTRA_FIELDS)} ({why}): requests were sent "
+            "without them (no ignore_eos, no cache_prompt: false, a token count from usage alone)"
+        ]
 
     def request(
         self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
     ) -> Request:
-        body: dict[str, Any] = {
-            "model": plan.lane.served_model or plan.build_info.get("model", ""),
-            "prompt": prompt,
-            "max_tokens": n_out,
-            "temperature": 0.0,
-            "seed": seed,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            # honoured by llama-server, vLLM and SGLang; others ignore it, and the flag on a
-            # short completion says so
-            "ignore_eos": True,
-        }
-        return Request("/v1/completions", body, n_in, n_out)
+        model = plan.lane.served_model or plan.build_info.get("model", "")
+        extras = not plan.build_info.get("refused")
+        return Request("/v1/completions", completion_body(model, prompt, n_out, seed, extras), n_in, n_out)
 
     def reader(self) -> StreamReader:
         return OpenAIReader()

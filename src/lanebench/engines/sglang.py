@@ -245,7 +245,6 @@ class SGLangReader(StreamReader):
 
     def __init__(self) -> None:
         super().__init__()
-        self._seen = 0
         self._text = ""
 
     def _new_text(self, chunk: Mapping[str, Any], text: str, done: int | None) -> str:
@@ -264,11 +263,7 @@ class SGLangReader(StreamReader):
             return 0, ""
         done = count(meta.get("completion_tokens"))
         text = self._new_text(chunk, str(chunk.get("text") or ""), done)
-        if done is not None:
-            n, self._seen = max(0, done - self._seen), max(self._seen, done)
-        else:
-            n = 1 if text else 0
-            self._seen += n
+        n = self.running(done) if done is not None else self.one_per_chunk(text)
         if meta.get("finish_reason"):
             self.timings.update(meta_figures(meta))
             self.complete = True

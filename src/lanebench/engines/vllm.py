@@ -227,7 +227,6 @@ class VllmReader(StreamReader):
 
     def __init__(self) -> None:
         super().__init__()
-        self._seen = 0  # completion tokens counted so far
         self._metrics: dict[str, Any] | None = None
 
     def feed(self, chunk: dict[str, Any]) -> tuple[int, str]:
@@ -244,10 +243,9 @@ class VllmReader(StreamReader):
             choice = choices[0]
             text = str(choice.get("text") or "")
             done = count(usage.get("completion_tokens")) if usage else None
-            if done is not None:  # continuous_usage_stats: a cumulative count on every chunk
-                n, self._seen = max(0, done - self._seen), max(self._seen, done)
-            elif text:
-                n, self._seen = 1, self._seen + 1
+            # continuous_usage_stats: a running count on every chunk; without it, the final usage
+            # chunk's total (predicted_n) is all vLLM says
+            n = self.running(done) if done is not None else self.one_per_chunk(text)
             stats = choice.get("speculative_decoding_stats")
             if isinstance(stats, dict):
                 self.timings.update(spec_figures(stats))

@@ -73,6 +73,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "memory": lane.memory.to_dict() if lane.memory else None,
         "baseline": dict(lane.baseline) if lane.baseline else None,
         "placement": dict(lane.placement) if lane.placement else None,
+        "request": dict(lane.request) if lane.request else None,
     }
 
 
@@ -111,6 +112,9 @@ def sample_row(lane_id: int, seq: int, rec: RequestRecord) -> dict[str, Any]:
         "timings": t,
         "content_sha": rec.content_sha,
         "tokens_sha": rec.tokens_sha,
+        "stream_chunks": rec.stream_chunks,
+        "first_tokens": rec.first_tokens,
+        "token_count": rec.token_count,
     }
 
 
@@ -131,6 +135,9 @@ def sample_from_row(row: Any) -> RequestRecord:
         content_sha=row.content_sha,
         stream_index=row.stream_index,
         tokens_sha=row.tokens_sha,
+        stream_chunks=row.stream_chunks or 0,
+        first_tokens=row.first_tokens,
+        token_count=row.token_count,
     )
 
 
@@ -187,6 +194,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         memory=MemoryRecord.from_dict(row.memory) if isinstance(row.memory, dict) else None,
         baseline=row.baseline if isinstance(row.baseline, dict) else None,
         placement=row.placement if isinstance(row.placement, dict) else None,
+        request=row.request if isinstance(row.request, dict) else None,
     )
 
 

@@ -76,6 +76,7 @@ lanes = sa.Table(
     sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
     sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
     sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
+    sa.Column("request", JsonText),  # schema 6: the standard job's request as sent (measure.sent)
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -106,6 +107,9 @@ samples = sa.Table(
     sa.Column("timings", JsonText),
     sa.Column("content_sha", sa.String(64)),
     sa.Column("tokens_sha", sa.String(64)),  # schema 2
+    sa.Column("stream_chunks", sa.Integer),  # schema 6: tokens told from chunks
+    sa.Column("first_tokens", sa.Integer),  # schema 6
+    sa.Column("token_count", sa.String(20)),  # schema 6: records.TokenCount
 )
 
 aggregates = sa.Table(
@@ -203,7 +207,16 @@ def _v4_to_v5(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN placement TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
+def _v5_to_v6(conn: Connection) -> None:
+    """Tokens, not chunks: each sample's ``stream_chunks``, ``first_tokens`` and ``token_count``
+    (how its stream's tokens were counted), and the lanes' ``request`` (what was sent, JSON)."""
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN stream_chunks INTEGER"))
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN first_tokens INTEGER"))
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN token_count VARCHAR(20)"))
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN request TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]
 
 
 def latest_version() -> int:
