@@ -54,9 +54,7 @@ def _pick(given: T | None, default: T | None, fallback: T, flag: str, notes: lis
     if default is not None:
         return default
     if read:
-        shown = (
-            {AUTO: "auto", True: "on"}.get(fallback, fallback) if not isinstance(fallback, str) else fallback
-        )
+        shown = "on" if fallback is True else "auto" if fallback == AUTO else str(fallback)
         notes.append(f"{flag}: the build's --help states no default; assumed {shown}")
     return fallback
 
