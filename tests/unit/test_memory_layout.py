@@ -187,7 +187,9 @@ def test_local_rpc_server_on_a_cpu_machine_is_this_machines_ram() -> None:
     rpc = tuple(local_rpc_devices(RpcLocal(), 0, 0, (), 120_000.0))
     assert rpc == (Device("RPC0", 120_000.0, "rpc_local[0], starts with the lane: this machine's RAM", HOST),)
     (line,) = problems("cpu rpc", lay_out(LANE, b11434(), Machine(120_000.0, (), rpc)))
-    assert "needs about" in line and "MiB of RAM" in line and "31 of 31 layers on the host" in line
+    assert (
+        "needs about" in line and "MiB of RAM" in line and "31 of 31 layers on the host (with RPC0)" in line
+    )
     gpus = (Device("CUDA0", 10.0), Device("CUDA1", 20.0))
     on_gpu1 = local_rpc_devices(RpcLocal(devices=["CUDA1"]), 1, 2, gpus, 1.0)
     assert on_gpu1 == [

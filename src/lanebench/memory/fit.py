@@ -253,12 +253,12 @@ def problems(lane: str, layout: Layout) -> list[str]:
         if u.name == HOST:
             out.append(
                 f"lane {lane!r}: needs about {u.need_mib:,.0f} MiB of RAM ({_parts(u)}; {slots} on the "
-                f"host) but only {u.free_mib:,.0f} MiB is available (MemAvailable); lower ctx/slots, "
+                f"{u.label}) but only {u.free_mib:,.0f} MiB is available (MemAvailable); lower ctx/slots, "
                 "quantise the KV cache, or pass --no-fit-check"
             )
         else:
             out.append(
-                f"lane {lane!r}: {u.name} needs about {u.need_mib:,.0f} MiB ({_parts(u)}; {slots}) "
+                f"lane {lane!r}: {u.label} needs about {u.need_mib:,.0f} MiB ({_parts(u)}; {slots}) "
                 f"but only {u.free_mib:,.0f} MiB is free ({u.source}); lower gpu_layers/ctx/slots, "
                 "or pass --no-fit-check"
             )
@@ -273,7 +273,7 @@ def summary(layout: Layout) -> str:
     parts = []
     for u in layout.places:
         free = f" of {u.free_mib:,.0f} free" if u.free_mib is not None else ""
-        parts.append(f"{u.name} {u.need_mib:,.0f} MiB{free}, {u.layers} of {layout.n_slots} layers")
+        parts.append(f"{u.label} {u.need_mib:,.0f} MiB{free}, {u.layers} of {layout.n_slots} layers")
     return (
         "fit check: "
         + "; ".join(parts)

@@ -82,6 +82,11 @@ class Use:
     compute: float = 0.0
     draft: float = 0.0
     layers: int = 0
+    holds: tuple[str, ...] = ()  # devices whose memory is this place's (local RPC servers)
+
+    @property
+    def label(self) -> str:
+        return self.name + (f" (with {', '.join(self.holds)})" if self.holds else "")
 
     @property
     def need_mib(self) -> float:
@@ -93,6 +98,7 @@ class Use:
         self.compute += other.compute
         self.draft += other.draft
         self.layers += other.layers
+        self.holds += (other.name, *other.holds)
 
 
 @dataclass(slots=True)
