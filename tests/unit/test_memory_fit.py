@@ -48,7 +48,24 @@ def test_estimate_splits_by_layer_as_llama_cpp_places_it(gemma_270m: Path) -> No
     assert sum(x.kv_mib for x in est.layers) == pytest.approx(est.kv_mib)
     assert est.output_host_mib < 0.01 and est.output_mib > 0.9 * est.input_mib  # tied output
     assert all(x.experts_mib == 0 for x in est.layers)
-    assert est.activations_mib + est.logits_mib == pytest.approx(est.compute_mib)
+    assert est.activations_mib + est.logits_mib + est.attention_mib == pytest.approx(est.compute_mib)
+
+
+@pytest.mark.parametrize(
+    ("ctx", "slots", "flash_attn", "scratch_mib"),
+    [
+        (262144, 1, True, 262144 * 512 * 2 / 2**20),  # the F16 KQ mask of a 262,144-cell sequence
+        (262144, 2, True, 131072 * 512 * 2 / 2**20),  # two slots: ctx / 2 cells each (KV not unified)
+        (262144, 1, False, 262144 * 512 * 4 * (1 + 4) / 2**20),  # F32 mask + the 4 heads' scores
+    ],
+)
+def test_compute_counts_the_attention_scratch(
+    gemma_270m: Path, ctx: int, slots: int, flash_attn: bool, scratch_mib: float
+) -> None:
+    """b11434's CPU compute buffer for these was 275.3, 147.3 and 2,574.3 MiB (module note)."""
+    est = estimate_lane(gemma_270m, None, ctx, slots, "f16", flash_attn=flash_attn).main
+    assert est.attention_mib == scratch_mib
+    assert est.compute_mib == pytest.approx(est.activations_mib + est.logits_mib + scratch_mib)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from lanebench.lanes import LaneSpec
 from lanebench.memory.asked import Asked, asked_of
 from lanebench.memory.estimate import LaneEstimate, LayerEstimate, ModelEstimate
 from lanebench.memory.fit import lay_out, local_rpc_devices, problems, settings_of, summary
-from lanebench.memory.layout import HOST, Device, Machine, Settings, Use, assign, split_points
+from lanebench.memory.layout import HOST, Device, Machine, Settings, Use, assign, margin_of, split_points
 from lanebench.memory.serverdefaults import ALL, AUTO, B11434, ServerDefaults
 from lanebench.placement import RpcLocal
 
@@ -260,3 +260,22 @@ def test_unknown_defaults_are_assumed_and_said() -> None:
     assert any(n.startswith("-ngl: the build's --help states no default; assumed auto") for n in notes)
     s, notes = settings_of(Asked(), None)
     assert notes == ["the build's --help could not be read: assumed b11434's defaults (-ngl auto, --fit on)"]
+
+
+def test_fit_target_list_pads_with_the_builds_margin() -> None:
+    s = b11434(Asked(fit_target_mib=(256.0, 512.0)))
+    assert [margin_of(s, i) for i in range(3)] == [256.0, 512.0, 1024.0]
+    assert [margin_of(b11434(Asked(fit_target_mib=(64.0,))), i) for i in range(3)] == [64.0] * 3
+
+
+def test_attention_scratch_goes_where_layers_run() -> None:
+    est = model()
+    est.attention_mib = 256.0
+    all_gpu = places(lay_out(LaneEstimate(est), b11434(), Machine(1e6, (H200,))).places)
+    assert all_gpu["CUDA0"].compute == pytest.approx(3996 + 256) and all_gpu[HOST].compute == 4000
+    some = places(lay_out(LaneEstimate(est), b11434(Asked(gpu_layers=10)), Machine(1e6, (H200,))).places)
+    assert some[HOST].compute == 4000 + 256 and some["CUDA0"].compute == 3996 + 256
+    only_output = places(
+        lay_out(LaneEstimate(est), b11434(Asked(gpu_layers=1)), Machine(1e6, (H200,))).places
+    )
+    assert only_output["CUDA0"].compute == 3996  # the output layer runs no attention

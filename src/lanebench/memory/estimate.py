@@ -11,7 +11,12 @@ the GGUF headers), in MiB, split the way llama.cpp places it (``memory.layout``)
   n_ubatch)`` (``roofline.kv_bytes_per_token`` with the window widened by the batch);
 - compute: a stated allowance, ``COMPUTE_BASE_MIB`` + ``n_ubatch x n_embd x 4 B x 8``
   (activations, on every place that runs layers) + ``n_vocab x 4 B x slots`` (the output
-  buffer, in host memory), per model loaded.
+  buffer, in host memory), per model loaded; and the attention scratch of every place that runs
+  a layer: the KQ mask, ``n_kv x n_ubatch`` F16 values with flash attention (``n_kv``: a
+  sequence's cells, ``ctx / slots``, as lanebench passes ``-np`` and the KV is not unified),
+  F32 without it plus the scores of all heads (``n_kv x n_ubatch x n_head x 4 B``). Checked on
+  b11434's CPU compute buffer for the 270M at ``-c 262144``: 275.3 MiB with flash attention
+  (estimate 274), 2,574.3 without (estimate 2,578), 147.3 with 2 slots (estimate 146).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class ModelEstimate:
     output_mib: float = 0.0  # the output layer where it runs on a device
     output_host_mib: float = 0.0  # the output layer where it stays on the host
     activations_mib: float = 0.0  # compute allowance of each place that runs layers
+    attention_mib: float = 0.0  # attention scratch of each place that runs a repeating layer
     logits_mib: float = 0.0  # the output buffer (host)
 
     @property
@@ -115,8 +121,22 @@ def _split_weights(tensors: list[TensorInfo]) -> tuple[int, dict[int, list[int]]
     return inputs, layers, out_norm + (embd if tied else out_w or 0), out_norm + (out_w or 0)
 
 
+def attention_bytes(shape: ModelShape, per_seq: int, n_head: int, flash_attn: bool) -> int:
+    """The attention scratch of one place (see the module's note); ``shape.window`` widened."""
+    n_kv = per_seq if not all(shape.is_swa) or shape.window <= 0 else min(per_seq, shape.window)
+    if flash_attn:
+        return n_kv * N_UBATCH * 2
+    return n_kv * N_UBATCH * 4 * (1 + n_head)
+
+
 def estimate_model(
-    path: Path, ctx: int, slots: int, kv_type: str, what: str = "MODEL", v_type: str | None = None
+    path: Path,
+    ctx: int,
+    slots: int,
+    kv_type: str,
+    what: str = "MODEL",
+    v_type: str | None = None,
+    flash_attn: bool = True,
 ) -> ModelEstimate:
     """Weights, KV (K as ``kv_type``, V as ``v_type`` or the same) and compute of one GGUF
     served with ``ctx`` cells over ``slots`` sequences."""
@@ -132,6 +152,9 @@ def estimate_model(
     kv = _layer_kv_bytes(shape, per_seq, slots, kv_type, v_type or kv_type)
     activations = COMPUTE_BASE_MIB * MIB + N_UBATCH * shape.n_embd * 4 * ACTIVATION_COPIES
     logits = _n_vocab(tensors) * 4 * slots
+    heads = meta.get(f"{shape.arch}.attention.head_count", 1)
+    n_head = max(heads) if isinstance(heads, list | tuple) else int(heads or 1)
+    attention = attention_bytes(shape, per_seq, n_head, flash_attn)
     inputs, parts, out_dev, out_host = _split_weights(tensors)
     n = max(shape.n_layer, max(parts, default=-1) + 1)
     layers = tuple(
@@ -145,13 +168,14 @@ def estimate_model(
     return ModelEstimate(
         weights / MIB,
         sum(kv) / MIB,
-        (activations + logits) / MIB,
+        (activations + logits + attention) / MIB,
         shape.n_layer,
         input_mib=inputs / MIB,
         layers=layers,
         output_mib=out_dev / MIB,
         output_host_mib=out_host / MIB,
         activations_mib=activations / MIB,
+        attention_mib=attention / MIB,
         logits_mib=logits / MIB,
     )
 
@@ -163,10 +187,12 @@ def estimate_lane(
     slots: int,
     kv_type: str,
     draft_kv: tuple[str, str] | None = None,
+    flash_attn: bool = True,
 ) -> LaneEstimate:
     """The lane's estimate: the draft gets its own context of the same size (as llama-server),
-    its cache in ``draft_kv`` (K, V) types (the lane's ``kv_type`` when None)."""
-    main = estimate_model(model, ctx, slots, kv_type)
+    its cache in ``draft_kv`` (K, V) types (the lane's ``kv_type`` when None); ``flash_attn``
+    False only for a lane that turns it off."""
+    main = estimate_model(model, ctx, slots, kv_type, flash_attn=flash_attn)
     k, v = draft_kv or (kv_type, kv_type)
-    head = estimate_model(draft, ctx, slots, k, "draft", v) if draft is not None else None
+    head = estimate_model(draft, ctx, slots, k, "draft", v, flash_attn) if draft is not None else None
     return LaneEstimate(main, head)

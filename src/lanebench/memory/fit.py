@@ -67,12 +67,13 @@ def settings_of(asked: Asked, defaults: ServerDefaults | None) -> tuple[Settings
     if not read:
         notes.append("the build's --help could not be read: assumed b11434's defaults (-ngl auto, --fit on)")
     fit_read = read and d.fit is not False
-    margin = asked.fit_target_mib or (_pick(None, d.fit_target_mib, 1024.0, "-fitt", notes, fit_read),)
+    default_margin = _pick(None, d.fit_target_mib, 1024.0, "-fitt", notes, fit_read)
     s = Settings(
         gpu_layers=_pick(asked.gpu_layers, d.gpu_layers, AUTO, "-ngl", notes, read),
         draft_gpu_layers=_pick(asked.draft_gpu_layers, d.draft_gpu_layers, AUTO, "-ngld", notes, read),
         fit=_pick(asked.fit, d.fit, True, "--fit", notes, read),
-        margins_mib=margin,
+        margins_mib=asked.fit_target_mib or (default_margin,),
+        margin_default_mib=default_margin,
         split_mode=_pick(asked.split_mode, d.split_mode, "layer", "-sm", notes, read),
         main_gpu=_pick(asked.main_gpu, d.main_gpu, 0, "-mg", notes, read),
         tensor_split=asked.tensor_split,

@@ -60,7 +60,8 @@ class Settings:
     gpu_layers: int = AUTO
     draft_gpu_layers: int = AUTO
     fit: bool = True
-    margins_mib: tuple[float, ...] = (1024.0,)  # one value: every device
+    margins_mib: tuple[float, ...] = (1024.0,)  # -fitt: one value is every device's
+    margin_default_mib: float = 1024.0  # the build's, for devices a -fitt list does not reach
     split_mode: str = "layer"
     main_gpu: int = 0
     tensor_split: tuple[float, ...] | None = None
@@ -205,6 +206,8 @@ def charge(
         put(place if kv_offload else host, kv=layer.kv_mib)
     for d in sorted({o for o in owners if o >= 0}):
         put(devs[d], c=est.activations_mib)
+    for d in sorted({o for il, o in enumerate(owners) if il < n}):
+        put(host if d < 0 else devs[d], c=est.attention_mib)
 
 
 def _slot_mib(est: ModelEstimate, il: int, kv_offload: bool, dense_only: bool) -> float:
@@ -224,12 +227,15 @@ def fill_back_to_front(
     owners = [-1] * (len(est.layers) + 1)
     top = len(owners) - 1
     for d in reversed(range(len(caps))):
-        used, started = 0.0, False
+        used, started, attends = 0.0, False, False
         while top >= 0:
             cost = _slot_mib(est, top, kv_offload, dense_only) + (0.0 if started else est.activations_mib)
+            layer = top < len(est.layers)
+            cost += est.attention_mib if layer and not attends else 0.0
             if used + cost > caps[d]:
                 break
             owners[top], used, started, top = d, used + cost, True, top - 1
+            attends = attends or layer
     return owners
 
 
@@ -251,6 +257,13 @@ class MainPlacement:
     fitted: bool = False
 
 
+def margin_of(s: Settings, device: int) -> float:
+    """The MiB --fit keeps free on device ``device`` (common/arg.cpp: one value is broadcast)."""
+    if len(s.margins_mib) == 1:
+        return s.margins_mib[0]
+    return s.margins_mib[device] if device < len(s.margins_mib) else s.margin_default_mib
+
+
 def fit_applies(s: Settings, n_devs: int) -> bool:
     """Whether b11434's --fit may change the placement (see the module's note)."""
     pinned = n_devs > 1 and (any(s.tensor_split or ()) or s.split_mode == "row")
@@ -266,7 +279,7 @@ def place_main(
     plain = MainPlacement(owners, [], [0.0] * len(devs))
     if not fit_applies(s, len(devs)) or any(d.free_mib is None for d in devs):
         return plain
-    margin = [s.margins_mib[min(i, len(s.margins_mib) - 1)] for i in range(len(devs))]
+    margin = [margin_of(s, i) for i in range(len(devs))]
     caps = [(d.free_mib or 0.0) - margin[i] - extra[i] for i, d in enumerate(devs)]
     if all(n <= c for n, c in zip(needs(est, owners, len(devs), s.kv_offload), caps, strict=True)):
         return plain

@@ -49,7 +49,9 @@ def plan_estimate(plan: LanePlan) -> LaneEstimate | None:
     asked, defaults = server_view(plan)
     draft_kv, notes = draft_cache(asked, defaults, lane.kv)
     try:
-        est = estimate_lane(plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv)
+        est = estimate_lane(
+            plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv, lane.flash_attn != "off"
+        )
     except (LanebenchError, OSError, ValueError):
         return None
     est.notes += notes if draft is not None else []
