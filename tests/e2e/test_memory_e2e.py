@@ -18,6 +18,10 @@ import pytest
 from tests.cli_helpers import FAKES, TINY, lanes_file, one_error_line, run_cli
 
 from lanebench.engines.devices import VISIBILITY_ENV, list_devices
+from lanebench.memory.asked import Asked
+from lanebench.memory.estimate import estimate_lane
+from lanebench.memory.fit import lay_out, settings_of
+from lanebench.memory.layout import HOST, Device, Machine
 from lanebench.memory.proc import mem_available_kib
 from lanebench.memory.serverdefaults import AUTO, read_server_defaults
 
@@ -107,6 +111,31 @@ def test_default_lanes_pass_with_the_builds_own_defaults(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("fit check: host ") == 3, proc.stdout
     assert not left
+
+
+def test_per_device_plan_matches_the_servers_own_buffers(
+    tmp_path: Path, server_bin: Path, gemma_270m: Path
+) -> None:
+    """gpu_layers = 10 over a local RPC server: the plan puts the bottom 9 layers and the input
+    layer on the host, the top 9 and the output layer (a copy of the tied embeddings) on RPC0;
+    the server log's buffers per device say the same (the host's also hold CPU_REPACK copies)."""
+    body = '[[lane]]\nname = "ngl10"\ngpu_layers = 10\nslots = 1\nctx = 4096\nrpc_local = [{}]\n'
+    out = tmp_path / "run.json"
+    proc, left = run_cli(tmp_path, "run", str(lanes_file(tmp_path, body)), *TINY, "--server-bin",
+                         str(server_bin), "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not left
+    devices = {
+        d["device"].split("[")[0]: d for d in json.loads(out.read_text())["lanes"][0]["memory"]["devices"]
+    }
+    settings = settings_of(Asked(gpu_layers=10), read_server_defaults(server_bin))[0]
+    est = estimate_lane(gemma_270m, None, 4096, 1, "f16")
+    plan = {u.name: u for u in lay_out(est, settings, Machine(1e6, (), (Device("RPC0", 1e6),))).places}
+    assert plan["RPC0"].layers == 10 and plan[HOST].layers == 9
+    assert devices["RPC0"]["weights"] == pytest.approx(plan["RPC0"].weights, abs=0.05)
+    assert devices["RPC0"]["kv"] == pytest.approx(plan["RPC0"].kv, abs=0.05)
+    assert devices[HOST]["kv"] == pytest.approx(plan[HOST].kv, abs=0.05)
+    assert plan[HOST].weights <= devices[HOST]["weights"] <= plan[HOST].weights * 1.05
 
 
 def _fake_gpus(tmp_path: Path, body: str, *gpus_free: float) -> tuple[int, str, str]:
