@@ -223,7 +223,6 @@ def lay_out(est: LaneEstimate, s: Settings, m: Machine) -> Layout:
     layout.places = _fold_shares([host, *order], m)
     for u in layout.places[1:]:
         if u.free_mib is None and u.need_mib > 0:
-            layout.unchecked.add(u.name)
             layout.notes.append(
                 f"{u.name}: free memory not known ({u.source}); its {u.need_mib:,.0f} MiB not checked"
             )

@@ -111,7 +111,6 @@ class Layout:
     places: list[Use]
     n_slots: int = 0
     notes: list[str] = field(default_factory=list)
-    unchecked: set[str] = field(default_factory=set)  # places whose share is not known
     total_only: bool = False
     total_mib: float = 0.0
     capacity_mib: float | None = None

@@ -47,8 +47,8 @@ def plan_estimate(plan: LanePlan) -> LaneEstimate | None:
     lane = plan.lane
     draft = lane.draft_path(plan.model) if lane.draft is not None else None
     asked, defaults = server_view(plan)
-    draft_kv, notes = draft_cache(asked, defaults, lane.kv)
     try:
+        draft_kv, notes = draft_cache(asked, defaults, lane.kv)
         est = estimate_lane(
             plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv, lane.flash_attn != "off"
         )
