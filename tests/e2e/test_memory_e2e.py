@@ -38,8 +38,9 @@ def ram_mib() -> float:
 
 
 def ctx_beyond(mib: float) -> int:
-    """A ctx (1 slot) whose KV alone needs more than ``mib``: the 3 full layers' K and V, F16."""
-    return int(mib * MIB / (3 * 2 * HEAD_DIM * 2)) * 2
+    """A ctx (1 slot, a multiple of 256) whose KV alone needs more than ``mib``: the 3 full
+    layers' K and V, F16, 3,072 B a cell (the compute's KQ mask adds a third: 1,024 B a cell)."""
+    return (int(mib * MIB / (3 * 2 * HEAD_DIM * 2)) // 256 + 1) * 256
 
 
 def test_estimate_within_15_percent_of_the_server_log(
@@ -141,7 +142,7 @@ def test_per_device_plan_matches_the_servers_own_buffers(
 def _fake_gpus(tmp_path: Path, body: str, *gpus_free: float) -> tuple[int, str, str]:
     """``run --dry-run`` of the lanes ``body`` on a build that lists GPUs with these free MiB."""
     listing = ";".join(
-        f"CUDA{i}: NVIDIA H200 (143771 MiB, {f:.0f} MiB free)" for i, f in enumerate(gpus_free)
+        f"CUDA{i}: NVIDIA H200 ({f + 4000:.0f} MiB, {f:.0f} MiB free)" for i, f in enumerate(gpus_free)
     )
     proc, left = run_cli(tmp_path, "run", str(lanes_file(tmp_path, body)), *TINY, "--server-bin",
                          str(DEVICES_BIN), "--dry-run", env={"FAKE_DEVICES": listing})  # fmt: skip
