@@ -134,6 +134,8 @@ def print_plan(rp: RunPlan, job: JobSpec) -> None:
         for p in g:
             what = " ".join(p.argv_preview) if p.argv_preview else f"attach to {p.build} ({p.engine.name})"
             console.print(f"- server {i}: {p.lane.name}: {what}", highlight=False, markup=False)
+            for note in p.fit_notes:
+                console.print(f"  {note}", highlight=False, markup=False)
     if rp.skipped:
         console.print(f"already measured: {', '.join(sorted(rp.skipped))}", highlight=False)
 

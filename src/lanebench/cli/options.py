@@ -68,8 +68,8 @@ NoFitCheck = Annotated[
     bool,
     typer.Option(
         "--no-fit-check",
-        help="Skip the memory check before starting "
-        "(a lane whose GGUF estimate exceeds free RAM/VRAM is refused).",
+        help="Skip the memory check before starting (a lane whose GGUF estimate, placed per "
+        "device as its server would, exceeds a device's free memory or RAM is refused).",
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (servers, argv, requests) and exit.")]

@@ -91,6 +91,7 @@ class LanePlan:
     dialect: Any = None
     model: Path | None = None
     argv_preview: list[str] = field(default_factory=list)
+    fit_notes: list[str] = field(default_factory=list)  # the fit check's estimate per place, what it assumed
 
     def argv(self, port: int) -> list[str]:
         return self.engine.argv(self, port)

@@ -8,6 +8,7 @@ is never listed and ``--device`` refuses it. RPC devices appear only with ``--rp
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import asdict, dataclass
@@ -43,13 +44,24 @@ def parse_devices(text: str) -> list[Device] | None:
     return out
 
 
+# variables that change which devices a backend shows (CUDA, ROCm/HIP, Vulkan)
+VISIBILITY_ENV = (
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GGML_VK_VISIBLE_DEVICES",
+)
+
+
 @lru_cache(maxsize=16)
-def list_devices(server_bin: Path) -> tuple[Device, ...] | None:
-    """This build's devices here (None when it has no ``--list-devices`` or it failed)."""
+def list_devices(server_bin: Path, env: tuple[tuple[str, str], ...] = ()) -> tuple[Device, ...] | None:
+    """This build's devices here (None when it has no ``--list-devices`` or it failed); ``env``:
+    variables set for the run (a lane's ``CUDA_VISIBLE_DEVICES`` shows it fewer devices)."""
     try:
         proc = subprocess.run(
             [str(server_bin), "--list-devices"],
             capture_output=True, text=True, timeout=60, errors="replace", check=False,
+            env={**os.environ, **dict(env)} if env else None,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None

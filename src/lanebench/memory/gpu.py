@@ -183,22 +183,3 @@ def find_probe(path: str | None = None) -> tuple[GpuProbe | None, str]:
     if exe := shutil.which("rocm-smi", path=path):
         return RocmSmi(exe), ""
     return None, "no nvidia-smi or rocm-smi: GPU memory per process not measured"
-
-
-def free_vram_mib() -> float | None:
-    """Free memory summed over the GPUs nvidia-smi lists; None without it."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        res = subprocess.run(
-            [exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    vals = [float(v) for v in res.stdout.split() if v.replace(".", "", 1).isdigit()]
-    return sum(vals) if res.returncode == 0 and vals else None

@@ -42,7 +42,7 @@ class RunOptions:
     reference: str | None = None  # the reference lane's name; None: marked reference = true, or the rule
     quality_tokens: int = 4096  # tokens to score (fewer when free disk or memory is short)
     quality_dir: Path | None = None  # where the base file goes; None: out_dir / "quality"
-    fit_check: bool = True  # refuse lanes whose memory estimate exceeds free RAM/VRAM
+    fit_check: bool = True  # refuse lanes whose estimate, placed per device, exceeds free memory
     baseline: bool = False  # llama-bench beside every lane (the kernel view); lanes may ask alone
     baseline_reps: int = 3
 
