@@ -130,9 +130,10 @@ def tune(
     if json_out:
         print_json(report.to_dict())
         return
-    for line in report.log:
-        console.print(line, highlight=False, markup=False)
-    console.print(f"[bold]best lane[/]: {report.best}", highlight=False)
+    # never as markup (rich would take a grid lane's "[kv=q8_0]" for a style tag and drop it), and
+    # one line each, whatever the terminal's width
+    for line in [*report.log, report.best_line()]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _say(text: str) -> None:
