@@ -130,7 +130,9 @@ def spread(name: str, lo: float, mid: float, hi: float, spec: LaneSpec | None = 
     return r
 
 
-def tune_grid(figures: dict[str, tuple[float, float, float]], base: LaneSpec | None = None) -> TuneReport:
+def tune_grid(
+    figures: dict[str, tuple[float, float, float]], base: LaneSpec | None = None, min_margin: float = 0.0
+) -> TuneReport:
     """tune over ``kv=...`` grid lanes of ``base`` with fake measurements: kv value -> (lo, mid, hi)."""
     lanes = expand([base or lane("t")], [parse_grid("kv=" + ",".join(figures))])
     specs = {x.name: x for x in lanes}
@@ -139,7 +141,8 @@ def tune_grid(figures: dict[str, tuple[float, float, float]], base: LaneSpec | N
         return [spread(x.name, *figures[x.kv], spec=specs[x.name]) for x in ls]
 
     final = JobSpec(n_in=64, n_out=64, reps=3, aggregate=0)
-    return tune_lanes(lanes, "decode", final, RunOptions(job=final, out_dir=Path("/tmp")), measure)  # type: ignore[arg-type]
+    opts = RunOptions(job=final, out_dir=Path("/tmp"))
+    return tune_lanes(lanes, "decode", final, opts, measure, min_margin=min_margin)  # type: ignore[arg-type]
 
 
 def test_tune_finalists_inside_the_noise_are_a_tie_said_everywhere() -> None:
@@ -171,6 +174,15 @@ def test_tune_names_a_winner_beyond_the_noise_with_its_margin() -> None:
     )
     assert "  best     t [kv=q8_0]: decode_tps = 80.00 (79.00–81.00, 3 reps)" in report.log
     assert report.best_line() == f"best lane: t [kv=q8_0]; {report.decision}"
+
+
+def test_tune_min_margin_ties_a_separation_smaller_than_it() -> None:
+    figures = {"f16": (79.0, 79.1, 79.2), "q8_0": (80.0, 80.1, 80.2)}  # apart, but by 1.3%
+    assert tune_grid(figures).decided_by == "measured"
+    report = tune_grid(figures, min_margin=0.05)
+    assert report.decided_by == "tie-break" and "< the 5% minimum margin" in report.decision
+    with pytest.raises(BadInput, match="--min-margin"):
+        tune_grid(figures, min_margin=1.5)
 
 
 def test_tune_marks_an_emulated_best_lane_in_the_log_json_and_last_line() -> None:

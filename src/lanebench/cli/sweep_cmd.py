@@ -98,6 +98,12 @@ def tune(
     ),
     reference: o.Reference = None,
     quality_tokens: o.QualityTokens = 4096,
+    min_margin: float = typer.Option(
+        0.0,
+        "--min-margin",
+        help="A finalist must lead by at least this share (e.g. 0.05) to be called better; below it "
+        "the finalists tie. Default 0: the repetitions' min-max ranges alone decide.",
+    ),
 ) -> None:
     """Find the best lane of a grid with fewer measurements than the full grid (successive halving).
 
@@ -126,7 +132,9 @@ def tune(
     def score(candidates: Sequence[LaneSpec], round_opts: RunOptions) -> dict[str, QualityRecord]:
         return quality_only(candidates, round_opts, _say).records
 
-    report = tune_lanes(lanes, goal, final, opts, measure, keep=keep, max_kld=max_kld, quality=score)
+    report = tune_lanes(
+        lanes, goal, final, opts, measure, keep=keep, max_kld=max_kld, quality=score, min_margin=min_margin
+    )
     if json_out:
         print_json(report.to_dict())
         return

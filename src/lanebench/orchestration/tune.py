@@ -128,13 +128,17 @@ def tune_lanes(
     keep: float = 0.5,
     max_kld: float | None = None,
     quality: Score | None = None,
+    min_margin: float = 0.0,
 ) -> TuneReport:
     """Successive halving over ``lanes``; ``measure`` runs lanes with a job and returns results.
-    With ``max_kld``, ``quality`` scores every lane first and only lanes within it compete."""
+    With ``max_kld``, ``quality`` scores every lane first and only lanes within it compete.
+    ``min_margin`` (a share): a finalist that leads by less is tied whatever the spreads say."""
     if goal not in GOALS:
         raise BadInput(f"--goal: expected one of {', '.join(GOALS)}, got {goal!r}")
     if not 0 < keep < 1:
         raise BadInput(f"--keep: expected a share between 0 and 1, got {keep}")
+    if not 0 <= min_margin < 1:
+        raise BadInput(f"--min-margin: expected a share from 0 up to 1 (e.g. 0.05), got {min_margin}")
     report = TuneReport(goal=goal, full_grid_tokens=len(lanes) * cost(final))
     candidates = list(lanes)
     if max_kld is not None:
@@ -159,7 +163,7 @@ def tune_lanes(
         return report
     ranked = rank(measure(candidates, replace(opts, job=final)), goal)
     report.tokens += len(candidates) * cost(final)
-    final_standing = _standing(ranked, goal)
+    final_standing = _standing(ranked, goal, min_margin)
     _log_round(report, n_round + 1, final, ranked, 1, final_standing)
     _decide(report, ranked, final_standing)
     report.log.append(
@@ -169,11 +173,11 @@ def tune_lanes(
     return report
 
 
-def _standing(ranked: list[tuple[LaneResult, float | None]], goal: str) -> Standing:
+def _standing(ranked: list[tuple[LaneResult, float | None]], goal: str, min_margin: float) -> Standing:
     """The finalists judged against the leader at the goal's figure (best first, as ranked)."""
     key = GOALS[goal]
     stats = {r.name: r.summary.get(key) for r, s in ranked if s is not None}
-    return standing(stats, FIGURES[key].higher_is_better)
+    return standing(stats, FIGURES[key].higher_is_better, min_margin=min_margin)
 
 
 def _decide(report: TuneReport, ranked: list[tuple[LaneResult, float | None]], st: Standing) -> None:
