@@ -228,11 +228,15 @@ def _log_round(
     key = GOALS[report.goal]
     rows = [{"lane": r.name, str(key): s, "status": r.status, "emulated": r.lane.emulated} for r, s in ranked]
     report.rounds.append({"round": n, "n_in": job.n_in, "n_out": job.n_out, "reps": job.reps, "ranked": rows})
-    kind = "confirm" if final else f"round {n}"
-    report.log.append(f"{kind}: {len(ranked)} candidate(s), job {job.n_in} in / {job.n_out} out x{job.reps}")
+    kind = "confirm" if final is not None else f"round {n}"
+    screen = "" if final is not None else " (a screen: kept by median, not judged for noise)"
+    report.log.append(
+        f"{kind}: {len(ranked)} candidate(s), job {job.n_in} in / {job.n_out} out x{job.reps}{screen}"
+    )
     for i, (r, s) in enumerate(ranked):
         mark = "kept" if i < n_keep and s is not None else "dropped"
-        if final:  # every lane in a tie is "tied", the leader too; the tie-break line names the pick
-            tie = r.name in final.tied or (r.name == final.leader and final.tied)
+        # confirm round: every lane in a tie is "tied", the leader too; the tie-break line names it
+        if final is not None:
+            tie = r.name in final.tied or (r.name == final.leader and bool(final.tied))
             mark = "tied" if tie else "best" if r.name == final.leader else "finalist"
         report.log.append(f"  {mark:8} {r.lane.marked_name}: {key} = {_figure(r, key)}")
