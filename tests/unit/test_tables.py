@@ -247,3 +247,19 @@ def test_the_sweep_table_names_the_fastest_beyond_the_noise() -> None:
         "fastest",
         "slower: 0.887× (0.864–0.911); min–max ranges apart, 3 vs 3 reps, p = 0.10 by chance",
     ]
+
+
+def test_memory_and_placement_tables_mark_an_emulated_lane() -> None:
+    from lanebench.records import MemoryRecord
+    from lanebench.report.memory import memory_table
+    from lanebench.report.placement import placement_table
+
+    r = lane("emu", draft=True, summary={"decode_tps": s(70.0)})
+    r.lane = r.lane.model_copy(
+        update={"draft": r.lane.draft.model_copy(update={"emulate": [0.9, 0.8, 0.7]})}  # type: ignore[union-attr]
+    )
+    r.memory = MemoryRecord(ctx=512, slots=1, weights=250.0, kv=4.5, compute=10.0)
+    r.placement = {"split": "layer", "devices": ["CPU"]}
+    mem, place = memory_table([r]), placement_table([r])
+    assert mem is not None and mem.rows[0][0] == "emu [emulated]"
+    assert place is not None and place.rows[0][0] == "emu [emulated]"
