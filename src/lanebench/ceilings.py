@@ -104,14 +104,16 @@ def ceilings_table(job: JobSpec, lanes: Sequence[LaneResult], bandwidth: dict[st
         headers=["Lane", "MB read per token", "Ceiling", "Decode", "% of ceiling"],
         caption=f"bandwidth: {bandwidth.get('source', 'given')}; KV read at the job's mean context",
     )
+    shown = {lane.name: lane.lane.marked_name for lane in lanes}  # "[emulated]" after the name
     for row in lane_ceilings(job, lanes, advise(lanes), bandwidth["bytes_per_s"]):
+        name = shown.get(row["lane"], str(row["lane"]))
         if "error" in row:
-            table.rows.append([str(row["lane"]), "–", "–", "–", row["error"]])
+            table.rows.append([name, "–", "–", "–", row["error"]])
             continue
         dec, pct = row["decode_tps"], row["pct"]
         table.rows.append(
             [
-                str(row["lane"]),
+                name,
                 f"{row['bytes_per_token'] / 1e6:,.1f}",
                 f"{row['ceiling_tps']:,.1f} tok/s",
                 f"{dec:,.1f} tok/s" if dec else "–",

@@ -183,6 +183,10 @@ class Draft(BaseModel):
         return self.emulate is not None or self.emulate_mean_length is not None
 
 
+# beside a lane's name wherever its figures are shown, when its acceptance is emulated
+EMULATED_MARK = "[emulated]"
+
+
 class LaneSpec(BaseModel):
     """One way of serving a model. Every field but ``name`` may come from ``[defaults]``."""
 
@@ -297,6 +301,11 @@ class LaneSpec(BaseModel):
         speeds at a chosen acceptance, but the output is not the model's."""
         synth = any(a.startswith("--spec-synth-") for a in self.extra_args)
         return synth or (self.draft is not None and self.draft.emulated)
+
+    @property
+    def marked_name(self) -> str:
+        """The name, followed by ``[emulated]`` when the acceptance is emulated."""
+        return f"{self.name} {EMULATED_MARK}" if self.emulated else self.name
 
     @property
     def placed(self) -> bool:

@@ -71,15 +71,16 @@ draft = { kind = "model", block_size = 3, p_min = 0.0, emulate = [0.5, 0.5] }
     job = ["--n-in", "32", "--n-out", str(N_OUT), "--reps", str(REPS), "--warmup", "0", "--aggregate", "0"]
     proc = subprocess.run(
         [sys.executable, "-m", "lanebench", "run", str(d / "lanes.toml"), *job, "--no-db",
-         "--json", str(d / "out.json"), "--out-dir", str(d / "logs")],
+         "--json", str(d / "out.json"), "--markdown", str(d / "out.md"), "--out-dir", str(d / "logs")],
         capture_output=True, text=True, timeout=1700,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((d / "out.json").read_text())
-    return {
+    lanes = {
         float(lane["name"].split()[1]) if "alpha" in lane["name"] else lane["name"]: lane
         for lane in doc["lanes"]
     }
+    return {**lanes, "doc": doc, "markdown": (d / "out.md").read_text()}
 
 
 def observed(lane: dict[str, Any]) -> tuple[float, float, float]:
@@ -91,6 +92,10 @@ def observed(lane: dict[str, Any]) -> tuple[float, float, float]:
     assert steps > 100 and drafted > 0, delta
     assert lane["summary"]["mean_accepted_length"]["median"] == pytest.approx(1 + accepted / steps)
     return 1 + accepted / steps, accepted / drafted, steps
+
+
+def lanes_of(measured: dict[Any, Any]) -> list[dict[str, Any]]:
+    return [v for k, v in measured.items() if k not in ("doc", "markdown")]
 
 
 def geometric(measured: dict[Any, Any]) -> dict[float, Any]:
@@ -161,7 +166,32 @@ def test_a_flat_emulated_profile_gives_its_acceptance(measured: dict[Any, Any]) 
         assert abs(share - 0.5) <= 4 * 0.5 / math.sqrt(steps) + 0.01, (i, share, steps)
 
 
-def test_emulated_lanes_carry_the_flag_and_are_marked(measured: dict[Any, Any]) -> None:
-    for lane in measured.values():
+def test_emulated_lanes_carry_the_flag_and_are_marked(
+    measured: dict[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flag reaches the server, and the run's own tables and the report's plots of these
+    lanes say [emulated] wherever a figure of theirs is shown."""
+    from lanebench.records import results_from_document
+    from lanebench.report import plots
+
+    names = [lane["name"] for lane in lanes_of(measured)]
+    for lane in lanes_of(measured):
         assert "--spec-synth-rates" in lane["argv"]
         assert lane["lane"]["draft"]["emulate"]
+    rows = [line for line in measured["markdown"].splitlines() if line.startswith("| ")]
+    for name in names:
+        marked = [r for r in rows if r.startswith(f"| {name} [emulated] |")]
+        assert len(marked) >= 2, (name, rows)  # Latest Measured Numbers and Draft Acceptance
+        assert not [r for r in rows if r.startswith(f"| {name} |")], name  # never unmarked
+    assert "emulated acceptance (the build's --spec-synth-*)" in measured["markdown"]
+    figs: list[Any] = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figs.append(fig) or b"png")
+    results = results_from_document(measured["doc"], "out.json").lanes
+    plots.lane_bars(results, "run")
+    plots.prefill_decode(results)
+    bars, scatter = figs
+    assert [t.get_text() for t in bars.axes[0].get_yticklabels()] == [f"{n} [emulated]" for n in names]
+    assert {bar.get_hatch() for bar in bars.axes[0].patches} == {"//"}
+    assert sorted(t.get_text() for t in scatter.axes[0].texts) == sorted(f"{n} [emulated]" for n in names)
+    for fig in figs:
+        fig.clf()

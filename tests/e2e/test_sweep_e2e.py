@@ -113,6 +113,11 @@ def test_tune_finds_a_best_lane_with_less_work_than_the_grid(
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["best"] in {f"plain [kv={k}]" for k in ("f16", "q8_0", "q4_0")}
+    assert report["best_values"] == {"kv": report["best"].split("=")[1].rstrip("]")}
+    # one rep per finalist: no spread to judge, so no winner is named; the tie-break picks one
+    assert report["decided_by"] == "tie-break" and len(report["tied"]) == 1
+    assert report["decision"].startswith(f"no measurable difference between {report['best']} and ")
+    assert report["decision"].endswith("1 sample each)")
     assert len(report["rounds"]) == 2  # one halving round of 3, then the 2 finalists confirmed
     assert len(report["rounds"][0]["ranked"]) == 3 and len(report["rounds"][1]["ranked"]) == 2
     assert report["rounds"][0]["n_out"] == 16 and report["rounds"][1]["n_out"] == 32  # short, then full job

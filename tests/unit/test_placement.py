@@ -322,14 +322,14 @@ def test_compare_lines_up_rpc_round_trips_by_endpoint() -> None:
 
     rows = [
         r
-        for r in compare_rows([result((1, 2), [0.05, 0.06])], [result((3, 4), [0.2, 0.3])])
+        for r in compare_rows([result((1, 2), [0.05, 0.055, 0.06])], [result((3, 4), [0.2, 0.25, 0.3])])
         if "rpc" in r["figure"]
     ]
     assert [r["label"] for r in rows] == [
         "RPC RTT 10.0.0.2:50052",
         "RPC RTT rpc_local[0]",
     ]  # no samples: no row
-    assert rows[1]["verdict"] == "B worse (beyond spread)"
+    assert rows[1]["verdict"] == "B worse (min–max ranges apart, 3 vs 3 reps, p = 0.10 by chance)"
     assert rows[1]["ratio"] == pytest.approx(0.25 / 0.055)
     table = compare_table("A", "B", rows)
     assert "0.055 ms (0.050–0.060)" in [c for row in table.rows for c in row]

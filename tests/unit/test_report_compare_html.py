@@ -20,6 +20,8 @@ from lanebench.report.render import report_tables
 from lanebench.store import open_store
 
 HOSTILE = '<img src=x onerror=alert(1)> & "quotes" $x$'
+APART = "min–max ranges apart, 3 vs 3 reps, p = 0.10 by chance"
+B_BETTER, B_WORSE = f"B better ({APART})", f"B worse ({APART})"
 
 
 def s(median: float, lo: float, hi: float, n: int = 3) -> Stat:
@@ -29,11 +31,18 @@ def s(median: float, lo: float, hi: float, n: int = 3) -> Stat:
 @pytest.mark.parametrize(
     ("a", "b", "better", "expected"),
     [
-        (s(50, 48, 52), s(51, 49, 53), 1, "within noise"),
-        (s(50, 48, 52), s(60, 58, 62), 1, "B better (beyond spread)"),
-        (s(50, 48, 52), s(60, 58, 62), -1, "B worse (beyond spread)"),
-        (s(50, 48, 52), s(40, 39, 41), 1, "B worse (beyond spread)"),
+        (s(50, 48, 52), s(51, 49, 53), 1, "no measurable difference (min–max ranges overlap, 3 vs 3 reps)"),
+        (s(50, 48, 52), s(60, 58, 62), 1, B_BETTER),
+        (s(50, 48, 52), s(60, 58, 62), -1, B_WORSE),
+        (s(50, 48, 52), s(40, 39, 41), 1, B_WORSE),
         (s(50, 50, 50, 1), s(60, 60, 60, 1), 1, "no spread to judge (1 sample each)"),
+        (
+            s(50, 48, 52, 2),
+            s(60, 58, 62, 2),
+            1,
+            "no measurable difference (min–max ranges apart, but 2 vs 2 reps cannot show it: "
+            "p = 0.33 by chance > 0.10)",
+        ),
         (None, s(1, 1, 1), 1, "–"),
     ],
 )
@@ -55,8 +64,8 @@ def test_compare_rows_ratio_per_lane_and_lanes_in_one_run_only() -> None:
     rows = compare_rows(a, b)
     decode = next(r for r in rows if r.get("figure") == "decode_tps")
     wall = next(r for r in rows if r.get("figure") == "normalized_wall_s")
-    assert decode["ratio"] == pytest.approx(1.2) and decode["verdict"] == "B better (beyond spread)"
-    assert wall["ratio"] == pytest.approx(0.85) and wall["verdict"] == "B better (beyond spread)"
+    assert decode["ratio"] == pytest.approx(1.2) and decode["verdict"] == B_BETTER
+    assert wall["ratio"] == pytest.approx(0.85) and wall["verdict"] == B_BETTER
     assert {"lane": "gone", "only_in": "A"} in rows and {"lane": "new", "only_in": "B"} in rows
     rows += compare_rows(
         [LaneResult(name="d", lane=LaneSpec(name="d"), summary={"acceptance": s(0.5, 0.4, 0.6)})],
@@ -68,16 +77,16 @@ def test_compare_rows_ratio_per_lane_and_lanes_in_one_run_only() -> None:
         "Acceptance",
         "50.0% (40.0–60.0)",
         "90.0% (85.0–95.0)",
-        "1.800",
-        "B better (beyond spread)",
+        "1.800 (1.417–2.375)",
+        B_BETTER,
     ] in table.rows
     assert [
         "x",
         "Decode",
         "50.0 tok/s (48.0–52.0)",
         "60.0 tok/s (58.0–62.0)",
-        "1.200",
-        "B better (beyond spread)",
+        "1.200 (1.115–1.292)",
+        B_BETTER,
     ] in table.rows
 
 
@@ -186,18 +195,24 @@ def test_cli_report_on_a_run_with_failed_lanes_warns_and_renders(tmp_path: Path)
     assert "lane 'broken lane' failed" in proc.stderr and "### Failures" in proc.stdout
 
 
-def test_emulated_acceptance_is_marked_in_compare_and_csv() -> None:
+def test_every_compare_row_of_an_emulated_lane_is_marked() -> None:
+    """Decode as well as acceptance: an emulated lane's speeds are at a chosen acceptance."""
     from lanebench.lanes import Draft
-    from lanebench.report.compare import compare_rows
 
     emu = LaneSpec(name="d", draft=Draft(kind="model", block_size=2, emulate=[0.9]))
-    a = [LaneResult(name="d", lane=emu, summary={"acceptance": s(0.9, 0.85, 0.95)})]
-    b = [LaneResult(name="d", lane=emu, summary={"acceptance": s(0.9, 0.88, 0.92)})]
-    (row,) = compare_rows(a, b)
-    assert row["label"] == "Acceptance [emulated]"
-    plain = [LaneResult(name="d", lane=LaneSpec(name="d", draft=Draft(kind="model")), summary=a[0].summary)]
-    (row,) = compare_rows(plain, plain)
-    assert row["label"] == "Acceptance"
+    summary = {"acceptance": s(0.9, 0.85, 0.95), "decode_tps": s(50, 48, 52)}
+    a = [LaneResult(name="d", lane=emu, summary=summary)]
+    b = [LaneResult(name="d", lane=emu, summary={**summary, "decode_tps": s(60, 58, 62)})]
+    rows = compare_rows(a, b)
+    assert [r["figure"] for r in rows] == ["decode_tps", "acceptance"]
+    assert all(r["emulated"] for r in rows)
+    table = compare_table("A", "B", rows)
+    assert [row[0] for row in table.rows] == ["d [emulated]", "d [emulated]"]
+    assert "[emulated]: emulated acceptance" in table.caption
+    plain = [LaneResult(name="d", lane=LaneSpec(name="d", draft=Draft(kind="model")), summary=summary)]
+    rows = compare_rows(plain, plain)
+    assert not any(r["emulated"] for r in rows)
+    assert [row[0] for row in compare_table("A", "B", rows).rows] == ["d", "d"]
     from lanebench.report.render import _acceptance_source
 
     assert [

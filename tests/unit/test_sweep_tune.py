@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +12,7 @@ from lanebench.lanes import Draft, LaneSpec
 from lanebench.metrics import ci_within, median_ci
 from lanebench.orchestration.grid import expand, parse_grid, server_key, speculative_fields
 from lanebench.orchestration.plan import RunOptions
-from lanebench.orchestration.tune import first_job, rank, tune_lanes
+from lanebench.orchestration.tune import TIE_BREAK, TuneReport, first_job, rank, tune_lanes
 from lanebench.records import JobSpec, LaneResult, Stat
 
 M = Path("/m.gguf")
@@ -120,3 +121,99 @@ def test_tune_rejects_unknown_goal() -> None:
     opts = RunOptions(job=JobSpec(), out_dir=Path("/tmp"))
     with pytest.raises(BadInput, match="--goal"):
         tune_lanes([lane()], "fastest", JobSpec(), opts, lambda ls, o: [])  # type: ignore[arg-type,misc]
+
+
+def spread(name: str, lo: float, mid: float, hi: float, spec: LaneSpec | None = None) -> LaneResult:
+    """A fake measured lane: decode median ``mid`` over 3 reps from ``lo`` to ``hi``."""
+    r = LaneResult(name=name, lane=spec or LaneSpec(name=name))
+    r.summary["decode_tps"] = Stat(mid, lo, hi, 3)
+    return r
+
+
+def tune_grid(
+    figures: dict[str, tuple[float, float, float]], base: LaneSpec | None = None, min_margin: float = 0.0
+) -> TuneReport:
+    """tune over ``kv=...`` grid lanes of ``base`` with fake measurements: kv value -> (lo, mid, hi)."""
+    lanes = expand([base or lane("t")], [parse_grid("kv=" + ",".join(figures))])
+    specs = {x.name: x for x in lanes}
+
+    def measure(ls: list[LaneSpec], opts: RunOptions) -> list[LaneResult]:
+        return [spread(x.name, *figures[x.kv], spec=specs[x.name]) for x in ls]
+
+    final = JobSpec(n_in=64, n_out=64, reps=3, aggregate=0)
+    opts = RunOptions(job=final, out_dir=Path("/tmp"))
+    return tune_lanes(lanes, "decode", final, opts, measure, min_margin=min_margin)  # type: ignore[arg-type]
+
+
+def test_tune_finalists_inside_the_noise_are_a_tie_said_everywhere() -> None:
+    """The issue's run: Q8_0 KV 79.41 against F16 KV 78.62 tok/s, spreads overlapping."""
+    report = tune_grid({"f16": (77.9, 78.62, 80.1), "q8_0": (78.3, 79.41, 81.0)})
+    assert report.best == "t [kv=q8_0]" and report.best_values == {"kv": "q8_0"}
+    assert report.decided_by == "tie-break" and report.tied == ["t [kv=f16]"]
+    assert report.decision.startswith("no measurable difference between t [kv=q8_0] and t [kv=f16] (")
+    assert "min–max ranges overlap, 3 vs 3 reps" in report.decision
+    assert f"decision: {report.decision}" in report.log
+    assert f"tie-break ({TIE_BREAK}): t [kv=q8_0]" in report.log
+    assert "  tied     t [kv=q8_0]: decode_tps = 79.41 (78.30–81.00, 3 reps)" in report.log
+    assert "  tied     t [kv=f16]: decode_tps = 78.62 (77.90–80.10, 3 reps)" in report.log
+    doc = report.to_dict()
+    assert doc["decided_by"] == "tie-break" and doc["tie_break"] == TIE_BREAK
+    assert doc["standing"]["verdicts"]["t [kv=f16]"]["outcome"] == "no measurable difference"
+    line = report.best_line()
+    assert line.startswith(
+        f"best lane: t [kv=q8_0] (tie-break: {TIE_BREAK}); no measurable difference between"
+    )
+
+
+def test_tune_names_a_winner_beyond_the_noise_with_its_margin() -> None:
+    report = tune_grid({"f16": (70.0, 71.0, 72.0), "q8_0": (79.0, 80.0, 81.0)})
+    assert report.best == "t [kv=q8_0]" and report.decided_by == "measured" and report.tied == []
+    assert report.decision == (
+        "better than t [kv=f16] (t [kv=f16] / t [kv=q8_0] = 0.887 (0.864–0.911); "
+        "min–max ranges apart, 3 vs 3 reps, p = 0.10 by chance)"
+    )
+    assert "  best     t [kv=q8_0]: decode_tps = 80.00 (79.00–81.00, 3 reps)" in report.log
+    assert report.best_line() == f"best lane: t [kv=q8_0]; {report.decision}"
+
+
+def test_tune_min_margin_ties_a_separation_smaller_than_it() -> None:
+    figures = {"f16": (79.0, 79.1, 79.2), "q8_0": (80.0, 80.1, 80.2)}  # apart, but by 1.3%
+    assert tune_grid(figures).decided_by == "measured"
+    report = tune_grid(figures, min_margin=0.05)
+    assert report.decided_by == "tie-break" and "< the 5% minimum margin" in report.decision
+    with pytest.raises(BadInput, match="--min-margin"):
+        tune_grid(figures, min_margin=1.5)
+
+
+def test_tune_marks_an_emulated_best_lane_in_the_log_json_and_last_line() -> None:
+    base = lane("e", draft=Draft(kind="model", block_size=2, emulate=[0.9]))
+    report = tune_grid({"f16": (70.0, 71.0, 72.0), "q8_0": (79.0, 80.0, 81.0)}, base)
+    assert report.best == "e [kv=q8_0]" and report.best_emulated
+    assert report.best_line().startswith(
+        "best lane: e [kv=q8_0] [emulated]; better than e [kv=f16] [emulated]"
+    )
+    assert any(line.startswith("  best     e [kv=q8_0] [emulated]: ") for line in report.log)
+    assert all(row["emulated"] for rnd in report.rounds for row in rnd["ranked"])
+
+
+def test_tune_cli_last_line_keeps_the_grid_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``best lane: t`` was printed through rich markup, which took ``[kv=q8_0]`` for a style tag."""
+    from typer.testing import CliRunner
+
+    from lanebench.cli import sweep_cmd
+    from lanebench.cli.main import app
+
+    figures = {"f16": (77.9, 78.62, 80.1), "q8_0": (78.3, 79.41, 81.0)}
+
+    def fake_measure(ls: list[LaneSpec], opts: RunOptions, **_: object) -> SimpleNamespace:
+        """A FAKE of measure_with_progress: figures per kv type, no server."""
+        return SimpleNamespace(results=[spread(x.name, *figures[x.kv], spec=x) for x in ls])
+
+    monkeypatch.setattr(sweep_cmd, "measure_with_progress", fake_measure)
+    f = tmp_path / "t.toml"
+    f.write_text('[[lane]]\nname = "t"\nmodel = "/m.gguf"\n')
+    out = CliRunner().invoke(app, ["tune", str(f), "--grid", "kv=f16,q8_0", "--no-db", "--n-out", "64"])
+    assert out.exit_code == 0, out.output
+    last = out.output.strip().splitlines()[-1]
+    assert last.startswith("best lane: t [kv=q8_0] (tie-break: "), out.output
+    assert "no measurable difference between t [kv=q8_0] and t [kv=f16]" in last

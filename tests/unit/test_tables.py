@@ -194,9 +194,72 @@ def test_emulated_lanes_are_marked_in_every_table() -> None:
     )
     assert r.lane.emulated
     assert "emulated acceptance" in latest_numbers([r], JOB).rows[0][-1]
+    assert latest_numbers([r], JOB).rows[0][0] == "emu [emulated]"  # the decode cell's row, by name
     acc = draft_acceptance([r])
-    assert acc is not None and acc.rows[0][3].endswith("[emulated]")
+    assert acc is not None and acc.rows[0][0] == "emu [emulated]" and acc.rows[0][3].endswith("[emulated]")
     assert "[emulated]" in acc.caption
     plain = lane("measured", draft=True, summary={"acceptance": s(0.918)})
     acc = draft_acceptance([plain])
     assert acc is not None and "[emulated]" not in acc.rows[0][3] and "[emulated]" not in acc.caption
+
+
+def test_the_sweep_table_marks_emulated_lanes() -> None:
+    from lanebench.report.sections import sweep_tables
+
+    rows = []
+    for kv in ("f16", "q8_0"):
+        r = lane(f"emu {kv}", draft=True, summary={"acceptance": s(0.9), "decode_tps": s(70.0)})
+        draft = r.lane.draft.model_copy(update={"emulate": [0.9, 0.8, 0.7]})  # type: ignore[union-attr]
+        r.lane = r.lane.model_copy(update={"draft": draft, "kv": kv})
+        rows.append(r)
+    (table,) = sweep_tables(rows)
+    lane_col, acc_col = table.headers.index("Lane"), table.headers.index("Acceptance")
+    assert [row[lane_col] for row in table.rows] == ["emu f16 [emulated]", "emu q8_0 [emulated]"]
+    assert all(row[acc_col] == "90.0% [emulated]" for row in table.rows)
+
+
+def kv_lane(kv: str, decode: Stat) -> LaneResult:
+    r = lane(f"t [kv={kv}]", summary={"decode_tps": decode})
+    r.lane = r.lane.model_copy(update={"kv": kv})
+    return r
+
+
+def test_the_sweep_table_says_no_measurable_difference_inside_the_noise() -> None:
+    from lanebench.report.sections import sweep_tables
+
+    (table,) = sweep_tables(
+        [kv_lane("f16", s(78.62, 77.9, 80.1, 3)), kv_lane("q8_0", s(79.41, 78.3, 81.0, 3))]
+    )
+    col = table.headers.index("vs fastest")
+    assert [row[col] for row in table.rows] == [
+        "no measurable difference: 0.990× (0.962–1.023); min–max ranges overlap, 3 vs 3 reps",
+        "fastest by median only",
+    ]
+    assert "no measurable difference unless the min–max ranges are apart" in table.caption
+
+
+def test_the_sweep_table_names_the_fastest_beyond_the_noise() -> None:
+    from lanebench.report.sections import sweep_tables
+
+    (table,) = sweep_tables([kv_lane("f16", s(80.0, 79.0, 81.0, 3)), kv_lane("q8_0", s(71.0, 70.0, 72.0, 3))])
+    col = table.headers.index("vs fastest")
+    assert [row[col] for row in table.rows] == [
+        "fastest",
+        "slower: 0.887× (0.864–0.911); min–max ranges apart, 3 vs 3 reps, p = 0.10 by chance",
+    ]
+
+
+def test_memory_and_placement_tables_mark_an_emulated_lane() -> None:
+    from lanebench.records import MemoryRecord
+    from lanebench.report.memory import memory_table
+    from lanebench.report.placement import placement_table
+
+    r = lane("emu", draft=True, summary={"decode_tps": s(70.0)})
+    r.lane = r.lane.model_copy(
+        update={"draft": r.lane.draft.model_copy(update={"emulate": [0.9, 0.8, 0.7]})}  # type: ignore[union-attr]
+    )
+    r.memory = MemoryRecord(ctx=512, slots=1, weights=250.0, kv=4.5, compute=10.0)
+    r.placement = {"split": "layer", "devices": ["CPU"]}
+    mem, place = memory_table([r]), placement_table([r])
+    assert mem is not None and mem.rows[0][0] == "emu [emulated]"
+    assert place is not None and place.rows[0][0] == "emu [emulated]"

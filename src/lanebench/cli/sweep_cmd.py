@@ -98,6 +98,12 @@ def tune(
     ),
     reference: o.Reference = None,
     quality_tokens: o.QualityTokens = 4096,
+    min_margin: float = typer.Option(
+        0.0,
+        "--min-margin",
+        help="A finalist must lead by at least this share (e.g. 0.05) to be called better; below it "
+        "the finalists tie. Default 0: the repetitions' min-max ranges alone decide.",
+    ),
 ) -> None:
     """Find the best lane of a grid with fewer measurements than the full grid (successive halving).
 
@@ -126,13 +132,16 @@ def tune(
     def score(candidates: Sequence[LaneSpec], round_opts: RunOptions) -> dict[str, QualityRecord]:
         return quality_only(candidates, round_opts, _say).records
 
-    report = tune_lanes(lanes, goal, final, opts, measure, keep=keep, max_kld=max_kld, quality=score)
+    report = tune_lanes(
+        lanes, goal, final, opts, measure, keep=keep, max_kld=max_kld, quality=score, min_margin=min_margin
+    )
     if json_out:
         print_json(report.to_dict())
         return
-    for line in report.log:
-        console.print(line, highlight=False, markup=False)
-    console.print(f"[bold]best lane[/]: {report.best}", highlight=False)
+    # never as markup (rich would take a grid lane's "[kv=q8_0]" for a style tag and drop it), and
+    # one line each, whatever the terminal's width
+    for line in [*report.log, report.best_line()]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _say(text: str) -> None:

@@ -1,8 +1,11 @@
 """``tune``: the best lane of a grid with fewer measurements than the full grid.
 
 Successive halving: every candidate runs a short job; the better share (``keep``) goes on to a
-job twice as long; when two or fewer remain, the finalists run the full job and the best wins.
-Each round's figures and the reason for stopping are kept in the report's log.
+job twice as long; when two or fewer remain, the finalists run the full job. The finalist with the
+best median wins only if it is measurably better than the others by ``lanebench.noise``'s rule
+(min–max ranges apart, with enough repetitions); finalists within the noise are ``tied``, the log,
+the JSON and the last line say "no measurable difference" and by which test, and the tie-break
+(``TIE_BREAK``) picks one. Each round's figures and the reason for stopping are kept in the log.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 from lanebench.errors import BadInput
 from lanebench.figures import FIGURES, Fig
-from lanebench.lanes import LaneSpec
+from lanebench.lanes import EMULATED_MARK, LaneSpec
+from lanebench.noise import Standing, no_difference_text, standing
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
 from lanebench.records import JobSpec, LaneResult, QualityRecord
 
@@ -24,6 +28,9 @@ GOALS: dict[str, Fig] = {
     "normalized-wall": Fig.NORMALIZED_WALL,
     "aggregate": Fig.AGGREGATE,
 }
+
+# how tune picks among finalists that are not measurably different
+TIE_BREAK = "the better median, not a measured difference"
 
 Measure = Callable[[Sequence[LaneSpec], RunOptions], list[LaneResult]]
 Score = Callable[[Sequence[LaneSpec], RunOptions], dict[str, QualityRecord]]  # quality per lane name
@@ -51,8 +58,20 @@ def within_kld(
 
 @dataclass(slots=True)
 class TuneReport:
+    """The search and its outcome. ``best``: the lane chosen (its name carries its grid values);
+    ``best_values``: those values (the lane's ``sweep`` point); ``tied``: finalists not measurably
+    different from it; ``decided_by``: ``measured`` (better beyond the noise), ``tie-break``
+    (``TIE_BREAK`` picked among tied finalists) or ``only finalist``; ``decision``: the sentence."""
+
     goal: str
     best: str | None = None
+    best_values: dict[str, Any] = field(default_factory=dict)
+    best_emulated: bool = False  # acceptance emulated: its speed is at a chosen acceptance
+    tied: list[str] = field(default_factory=list)
+    decided_by: str | None = None
+    decision: str = ""
+    tie_break: str = TIE_BREAK
+    standing: dict[str, Any] | None = None  # noise.Standing.to_dict() of the confirm round
     rounds: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0  # prompt + generated tokens sent, the cost that matters
     full_grid_tokens: int = 0
@@ -60,6 +79,15 @@ class TuneReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def best_line(self) -> str:
+        """The CLI's last line: the lane with its grid values, marked if emulated, and how it won."""
+        if self.best is None:
+            return "best lane: none (no finalist gave a figure)"
+        name = self.best + (f" {EMULATED_MARK}" if self.best_emulated else "")
+        if self.decided_by == "tie-break":
+            return f"best lane: {name} (tie-break: {TIE_BREAK}); {self.decision}"
+        return f"best lane: {name}; {self.decision}" if self.decision else f"best lane: {name}"
 
 
 def score(result: LaneResult, goal: str) -> float | None:
@@ -100,13 +128,17 @@ def tune_lanes(
     keep: float = 0.5,
     max_kld: float | None = None,
     quality: Score | None = None,
+    min_margin: float = 0.0,
 ) -> TuneReport:
     """Successive halving over ``lanes``; ``measure`` runs lanes with a job and returns results.
-    With ``max_kld``, ``quality`` scores every lane first and only lanes within it compete."""
+    With ``max_kld``, ``quality`` scores every lane first and only lanes within it compete.
+    ``min_margin`` (a share): a finalist that leads by less is tied whatever the spreads say."""
     if goal not in GOALS:
         raise BadInput(f"--goal: expected one of {', '.join(GOALS)}, got {goal!r}")
     if not 0 < keep < 1:
         raise BadInput(f"--keep: expected a share between 0 and 1, got {keep}")
+    if not 0 <= min_margin < 1:
+        raise BadInput(f"--min-margin: expected a share from 0 up to 1 (e.g. 0.05), got {min_margin}")
     report = TuneReport(goal=goal, full_grid_tokens=len(lanes) * cost(final))
     candidates = list(lanes)
     if max_kld is not None:
@@ -131,14 +163,58 @@ def tune_lanes(
         return report
     ranked = rank(measure(candidates, replace(opts, job=final)), goal)
     report.tokens += len(candidates) * cost(final)
-    _log_round(report, n_round + 1, final, ranked, 1, final_round=True)
-    best, best_score = ranked[0]
-    report.best = best.name if best_score is not None else None
+    final_standing = _standing(ranked, goal, min_margin)
+    _log_round(report, n_round + 1, final, ranked, 1, final_standing)
+    _decide(report, ranked, final_standing)
     report.log.append(
         f"stopped: {len(candidates)} finalist(s) confirmed on the full job; "
         f"{report.tokens:,} tokens sent instead of {report.full_grid_tokens:,} for the full grid"
     )
     return report
+
+
+def _standing(ranked: list[tuple[LaneResult, float | None]], goal: str, min_margin: float) -> Standing:
+    """The finalists judged against the leader at the goal's figure (best first, as ranked)."""
+    key = GOALS[goal]
+    stats = {r.name: r.summary.get(key) for r, s in ranked if s is not None}
+    return standing(stats, FIGURES[key].higher_is_better, min_margin=min_margin)
+
+
+def _decide(report: TuneReport, ranked: list[tuple[LaneResult, float | None]], st: Standing) -> None:
+    """Fill best, tied, decided_by and decision from the confirm round's standing."""
+    report.standing = st.to_dict()
+    by_name = {r.name: r for r, _ in ranked}
+    if st.leader is None:
+        report.decision = "no finalist gave a figure"
+        return
+    best = by_name[st.leader]
+    report.best, report.best_values = best.name, dict(best.lane.sweep)
+    report.best_emulated, report.tied = best.lane.emulated, list(st.tied)
+    shown = {name: r.lane.marked_name for name, r in by_name.items()}
+    if not st.verdicts:
+        report.decided_by, report.decision = "only finalist", "the only finalist with a figure"
+    elif st.tied:
+        report.decided_by = "tie-break"
+        report.decision = "; ".join(
+            no_difference_text(shown[best.name], shown[t], st.verdicts[t]) for t in st.tied
+        )
+    else:
+        report.decided_by = "measured"
+        report.decision = "; ".join(
+            f"better than {shown[o]} ({shown[o]} / {shown[best.name]} = {v.ratio_text()}; {v.test})"
+            for o, v in st.verdicts.items()
+        )
+    report.log.append(f"decision: {report.decision}")
+    if report.decided_by == "tie-break":
+        report.log.append(f"tie-break ({TIE_BREAK}): {shown[best.name]}")
+
+
+def _figure(r: LaneResult, key: Fig) -> str:
+    s = r.summary.get(key)
+    if r.status == "failed" or s is None:
+        return f"no figure ({r.error or r.status})"
+    spread = f" ({s.min:.2f}–{s.max:.2f}, {s.n} reps)" if s.n > 1 else " (1 rep)"
+    return f"{s.median:.2f}{spread}"
 
 
 def _log_round(
@@ -147,16 +223,20 @@ def _log_round(
     job: JobSpec,
     ranked: list[tuple[LaneResult, float | None]],
     n_keep: int,
-    final_round: bool = False,
+    final: Standing | None = None,
 ) -> None:
-    key = str(GOALS[report.goal])
-    rows = [{"lane": r.name, key: s, "status": r.status} for r, s in ranked]
+    key = GOALS[report.goal]
+    rows = [{"lane": r.name, str(key): s, "status": r.status, "emulated": r.lane.emulated} for r, s in ranked]
     report.rounds.append({"round": n, "n_in": job.n_in, "n_out": job.n_out, "reps": job.reps, "ranked": rows})
-    kind = "confirm" if final_round else f"round {n}"
-    report.log.append(f"{kind}: {len(ranked)} candidate(s), job {job.n_in} in / {job.n_out} out x{job.reps}")
+    kind = "confirm" if final is not None else f"round {n}"
+    screen = "" if final is not None else " (a screen: kept by median, not judged for noise)"
+    report.log.append(
+        f"{kind}: {len(ranked)} candidate(s), job {job.n_in} in / {job.n_out} out x{job.reps}{screen}"
+    )
     for i, (r, s) in enumerate(ranked):
         mark = "kept" if i < n_keep and s is not None else "dropped"
-        if final_round:
-            mark = "best" if i == 0 and s is not None else "finalist"
-        figure = f"{s:.2f}" if s is not None else f"no figure ({r.error or r.status})"
-        report.log.append(f"  {mark:8} {r.name}: {key} = {figure}")
+        # confirm round: every lane in a tie is "tied", the leader too; the tie-break line names it
+        if final is not None:
+            tie = r.name in final.tied or (r.name == final.leader and bool(final.tied))
+            mark = "tied" if tie else "best" if r.name == final.leader else "finalist"
+        report.log.append(f"  {mark:8} {r.lane.marked_name}: {key} = {_figure(r, key)}")

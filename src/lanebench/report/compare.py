@@ -1,5 +1,7 @@
-"""Two runs side by side: per lane, the ratio B/A of each figure, and whether the difference is
-larger than the runs' own spread (their min–max ranges do not overlap) or within noise.
+"""Two runs side by side: per lane, the ratio B/A of each figure with its range, and whether the
+difference is measurable by ``lanebench.noise``'s rule (the min–max ranges do not overlap, with
+enough repetitions that such a separation is unlikely by chance) or "no measurable difference".
+Every row of a lane with emulated acceptance (in either run) is marked ``[emulated]``.
 
 Besides the job's figures: the kernel view (llama-bench's prefill and decode, when both runs
 ran ``--baseline``), peak RSS and peak VRAM, and each device's peak VRAM where both runs have
@@ -14,6 +16,8 @@ from typing import Any
 from lanebench.engines.llamabench import BaselineRecord
 from lanebench.figures import FIGURES, Fig
 from lanebench.fmt import Table
+from lanebench.lanes import EMULATED_MARK
+from lanebench.noise import judge_stats
 from lanebench.records import LaneResult, MemoryRecord, Stat
 from lanebench.report.tables import fmt_pct, fmt_stat
 
@@ -23,15 +27,12 @@ COMPARED = tuple((f.key, f.label, f.unit, f.better) for f in (FIGURES[k] for k i
 
 
 def verdict(a: Stat | None, b: Stat | None, better: int) -> str:
-    """``within noise`` when the ranges overlap; else which run is better, beyond the spread."""
+    """``B better (…test…)``, ``B worse (…)``, ``no measurable difference (…)`` or ``no spread
+    to judge (1 sample each)`` by ``noise.judge_stats``; ``–`` when a run lacks the figure."""
     if a is None or b is None:
         return "–"
-    if a.n < 2 and b.n < 2:
-        return "no spread to judge (1 sample each)"
-    if b.min <= a.max and a.min <= b.max:
-        return "within noise"
-    higher = b.median > a.median
-    return "B better (beyond spread)" if higher == (better > 0) else "B worse (beyond spread)"
+    v = judge_stats(a, b, better > 0)
+    return f"{v.outcome} ({v.test})"
 
 
 def ratio(a: Stat | None, b: Stat | None) -> float | None:
@@ -49,15 +50,16 @@ def compare_rows(a: list[LaneResult], b: list[LaneResult]) -> list[dict[str, Any
         if lb is None:
             out.append({"lane": la.name, "only_in": "A"})
             continue
-        emulated = la.lane.emulated or lb.lane.emulated
+        rows = []
         for key, label, unit, better in COMPARED:
             sa, sb = la.summary.get(key), lb.summary.get(key)
             if sa is None and sb is None:
                 continue
-            if key == Fig.ACCEPTANCE and emulated:
-                label += " [emulated]"  # the build's --spec-synth-*: never read as a measured change
-            out.append(_row(la, lb, key, label, unit, sa, sb, better))
-        out += _kernel_rows(la, lb) + _memory_rows(la, lb) + _rpc_rows(la, lb)
+            rows.append(_row(la, lb, key, label, unit, sa, sb, better))
+        rows += _kernel_rows(la, lb) + _memory_rows(la, lb) + _rpc_rows(la, lb)
+        # the build's --spec-synth-*: speeds at a chosen acceptance, never read as a measured change
+        emulated = la.lane.emulated or lb.lane.emulated
+        out += [{**r, "emulated": emulated} for r in rows]
     names_a = {lane.name for lane in a}
     out += [{"lane": lane.name, "only_in": "B"} for lane in b if lane.name not in names_a]
     return out
@@ -73,6 +75,7 @@ def _row(
     sb: Stat | None,
     better: int,
 ) -> dict[str, Any]:
+    v = judge_stats(sa, sb, better > 0)
     return {
         "lane": la.name,
         "figure": figure,
@@ -81,7 +84,9 @@ def _row(
         "a": sa.to_dict() if sa else None,
         "b": sb.to_dict() if sb else None,
         "ratio": ratio(sa, sb),
+        "ratio_range": [v.ratio_low, v.ratio_high] if v.ratio_low is not None else None,
         "verdict": verdict(sa, sb, better),
+        "test": v.test if v.judged else None,
         "status": f"{la.status} → {lb.status}",
     }
 
@@ -181,16 +186,24 @@ def compare_table(run_a: str, run_b: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(
         title=f"Compare A = {run_a} with B = {run_b}",
         headers=["Lane", "Figure", "A", "B", "B/A", "Verdict"],
-        caption="medians (min–max); beyond spread = the two runs' min–max ranges do not overlap",
+        caption="medians (min–max); B/A with its range over every pair of samples; B better/worse "
+        "only when the two runs' min–max ranges do not overlap and the reps make that unlikely by "
+        "chance (2 / C(n_a + n_b, n_a) <= 0.10; 3 vs 3 reps give 0.10), else no measurable difference",
     )
+    if any(r.get("emulated") for r in rows):
+        table.caption += (
+            f"; {EMULATED_MARK}: emulated acceptance (the build's --spec-synth-*), output not the model's"
+        )
     for r in rows:
         if "only_in" in r:
             table.rows.append([r["lane"], "–", "–", "–", "–", f"only in run {r['only_in']}"])
             continue
         ratio_text = f"{r['ratio']:.3f}" if r["ratio"] is not None else "–"
+        if r["ratio"] is not None and r.get("ratio_range") and r["ratio_range"][1] > r["ratio_range"][0]:
+            ratio_text += f" ({r['ratio_range'][0]:.3f}–{r['ratio_range'][1]:.3f})"
         table.rows.append(
             [
-                r["lane"],
+                f"{r['lane']} {EMULATED_MARK}" if r.get("emulated") else r["lane"],
                 r["label"],
                 _fmt(r["a"], r["unit"]),
                 _fmt(r["b"], r["unit"]),

@@ -56,7 +56,7 @@ def memory_table(lanes: Sequence[LaneResult]) -> Table | None:
         assert m is not None
         table.rows.append(
             [
-                lane.name,
+                lane.lane.marked_name,
                 f"{m.ctx} × {m.slots}",
                 fmt_mib(m.weights),
                 fmt_mib(m.kv),
@@ -125,6 +125,6 @@ def device_table(lanes: Sequence[LaneResult]) -> Table | None:
         assert lane.memory is not None
         for d in lane.memory.devices:
             parts = [fmt_mib(d.get(k)) for k in ("weights", "kv", "compute", "draft")]
-            table.rows.append([lane.name, str(d.get("device")), *parts, _share(d.get("weights_share")),
-                               fmt_mib(d.get("peak_vram"))])  # fmt: skip
+            share, peak = _share(d.get("weights_share")), fmt_mib(d.get("peak_vram"))
+            table.rows.append([lane.lane.marked_name, str(d.get("device")), *parts, share, peak])
     return table

@@ -22,7 +22,7 @@ def memory_bars(
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.5 * len(rows)))
-    names = [plain(lane.name) for lane in rows]
+    names = [plain(lane.lane.marked_name) for lane in rows]
     left = [0.0] * len(rows)
     for key, label in PARTS:
         vals = [getattr(lane.memory, key) or 0.0 for lane in rows]

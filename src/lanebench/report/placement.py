@@ -59,7 +59,7 @@ def placement_table(lanes: Sequence[LaneResult]) -> Table | None:
     for lane in rows:
         p = lane.placement or {}
         rpc = "; ".join(_rpc(probe) for probe in p.get("rpc") or []) or "–"
-        table.rows.append([lane.name, _split(p), _devices(p), rpc])
+        table.rows.append([lane.lane.marked_name, _split(p), _devices(p), rpc])
     return table
 
 

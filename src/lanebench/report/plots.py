@@ -1,5 +1,10 @@
 """Plots of a report as PNG bytes (matplotlib, Agg backend): lane comparison bars, acceptance
 against draft block size, prefill against decode, and the run-to-run history of a lane.
+
+A lane with emulated acceptance (``LaneSpec.emulated``: the build's ``--spec-synth-*``) is drawn
+apart from measured ones in every plot of its speed or acceptance: its name ends in
+``[emulated]``, bars are hatched in another colour, points and lines take another marker and a
+dashed line, and the legend says what the mark means.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from lanebench import figures
 from lanebench.figures import FIGURES, Fig
+from lanebench.lanes import EMULATED_MARK
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData
 from lanebench.report.memory_plot import memory_bars
@@ -28,12 +35,25 @@ BARS = tuple(
     for key in (Fig.DECODE, Fig.PREFILL, Fig.NORMALIZED_WALL, Fig.AGGREGATE)
 )
 MAX_HISTORY_LANES = 8
+MEASURED_STYLE: dict[str, Any] = {"facecolor": "#4c78a8"}
+EMULATED_STYLE: dict[str, Any] = {"facecolor": "#b279a2", "hatch": "//", "edgecolor": "#333"}
+BELOW: dict[str, Any] = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13)}  # a legend under the axes
+EMULATED_LEGEND = f"{EMULATED_MARK} emulated acceptance: speed at a chosen acceptance, output not the model's"
 
 
 def plain(text: str, limit: int = 48) -> str:
-    """A label matplotlib shows as typed: ``$`` would start mathtext."""
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    """A label matplotlib shows as typed: ``$`` would start mathtext. A long name is cut in its
+    middle, never in the trailing ``[...]`` parts (grid values, ``[emulated]``) that tell lanes apart."""
+    if len(text) > limit:
+        cut = text.find(" [")
+        tail = text[cut:] if cut > 0 and len(text) - cut <= limit - 8 else ""
+        text = text[: limit - 1 - len(tail)] + "…" + tail
     return text.replace("$", r"\$")
+
+
+def _marked(lane: LaneResult) -> str:
+    """The lane's name, then ``[emulated]`` when its acceptance is emulated."""
+    return f"{lane.name} {EMULATED_MARK}" if lane.lane.emulated else lane.name
 
 
 def _png(fig: Figure) -> bytes:
@@ -50,62 +70,86 @@ def _err(stats: list[Stat | None]) -> list[list[float]]:
 
 
 def lane_bars(lanes: list[LaneResult], title: str) -> bytes | None:
-    """Four panels of horizontal bars, one bar per lane, whiskers min–max."""
+    """Four panels of horizontal bars, one bar per lane, whiskers min–max; emulated lanes hatched."""
     if not lanes:
         return None
-    names = [plain(f"{lane.name}{' (FAILED)' if lane.status == 'failed' else ''}") for lane in lanes]
+    names = [plain(f"{_marked(lane)}{' (FAILED)' if lane.status == 'failed' else ''}") for lane in lanes]
+    emulated = [lane.lane.emulated for lane in lanes]
     height = 1.0 + 0.45 * len(lanes)
     fig, axes = plt.subplots(2, 2, figsize=(13, 2 * height + 1), squeeze=False)
     for ax, (key, label) in zip(axes.flat, BARS, strict=True):
         stats = [lane.summary.get(key) for lane in lanes]
         values = [s.median if s else 0.0 for s in stats]
-        ax.barh(range(len(lanes)), values, xerr=_err(stats), color="#4c78a8", ecolor="#333", capsize=3)
+        bars = ax.barh(
+            range(len(lanes)), values, xerr=_err(stats), ecolor="#333", capsize=3, **MEASURED_STYLE
+        )
+        for bar, emu in zip(bars, emulated, strict=True):
+            if emu:
+                bar.set(**EMULATED_STYLE)
         ax.set_yticks(range(len(lanes)), names, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(label, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
+    if any(emulated):
+        handles = [Patch(**MEASURED_STYLE, label="measured"), Patch(**EMULATED_STYLE, label=EMULATED_LEGEND)]
+        fig.legend(handles=handles, loc="lower center", ncols=2, fontsize=8)
     fig.suptitle(plain(title, 90))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 if any(emulated) else 0, 1, 1))
     return _png(fig)
 
 
 def acceptance_vs_block(lanes: list[LaneResult]) -> bytes | None:
-    """Acceptance (%) against draft block size, one line per model + draft pair."""
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    """Acceptance (%) against draft block size, one line per model + draft pair; emulated lanes
+    (the acceptance asked of the build, not measured) as their own dashed lines."""
+    series: dict[tuple[str, bool], list[tuple[int, float]]] = defaultdict(list)
     for lane in lanes:
         d = lane.lane.draft
         acc = lane.summary.get("acceptance")
         if d is not None and acc is not None:
             key = f"{basename(lane.lane.model)} + {basename(d.path) or 'self'}"
-            series[key].append((d.block_size, 100 * acc.median))
+            series[(key, lane.lane.emulated)].append((d.block_size, 100 * acc.median))
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, points in sorted(series.items()):
+    for (key, emu), points in sorted(series.items()):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=plain(key, 60))
+        style = {"marker": "x", "linestyle": "--"} if emu else {"marker": "o"}
+        label = f"{key} {EMULATED_MARK}" if emu else key
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=plain(label, 60), **style)  # type: ignore[arg-type]
+    marked = any(emu for _, emu in series)
+    if marked:
+        ax.plot([], [], " ", label=plain(EMULATED_LEGEND, 90))
     ax.set_xlabel("draft block size B (verifies B tokens, drafts B-1)")
     ax.set_ylabel("acceptance (%)")
     ax.set_ylim(0, 105)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, **(BELOW if marked else {}))
     ax.set_title("Acceptance vs block size")
     return _png(fig)
 
 
 def prefill_decode(lanes: list[LaneResult]) -> bytes | None:
-    """One point per lane: prefill (x) against decode (y), labelled."""
+    """One point per lane: prefill (x) against decode (y), labelled; emulated lanes marked."""
     pts = [
-        (lane.name, p.median, d.median)
+        (_marked(lane), p.median, d.median, lane.lane.emulated)
         for lane in lanes
         if (p := lane.summary.get(Fig.PREFILL)) and (d := lane.summary.get(Fig.DECODE))
     ]
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(7, 5))
-    ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="#f58518")
-    for name, x, y in pts:
+    for emu, style in (
+        (False, {"color": "#f58518", "marker": "o"}),
+        (True, {"color": "#b279a2", "marker": "x"}),
+    ):
+        group = [p for p in pts if p[3] == emu]
+        if group:
+            label = EMULATED_LEGEND if emu else "measured"
+            ax.scatter([p[1] for p in group], [p[2] for p in group], label=plain(label, 90), **style)  # type: ignore[arg-type]
+    for name, x, y, _ in pts:
         ax.annotate(plain(name, 40), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if any(p[3] for p in pts):
+        ax.legend(fontsize=7, **BELOW)
     ax.set_xlabel("prefill (tok/s)")
     ax.set_ylabel("decode (tok/s)")
     ax.grid(alpha=0.3)
@@ -138,6 +182,7 @@ def speed_vs_quality(lanes: list[LaneResult]) -> bytes | None:
 def history(data: ReportData) -> bytes | None:
     """Decode median of each reported lane across every stored run that measured it."""
     names = [lane.name for rd in data.runs for lane in rd.lanes]
+    emulated = {lane.name for rd in data.runs for lane in rd.lanes if lane.lane.emulated}
     by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for h in data.history:
         if h["name"] in names and (h["summary"] or {}).get(Fig.DECODE):
@@ -154,9 +199,12 @@ def history(data: ReportData) -> bytes | None:
             continue
         xs = [index[h["run_id"]] for h in rows]
         stats = [Stat(**h["summary"][Fig.DECODE]) for h in rows]
-        ax.errorbar(
-            xs, [s.median for s in stats], yerr=_err(list(stats)), marker="o", capsize=3, label=plain(name)
-        )
+        emu = name in emulated
+        style = {"marker": "x", "linestyle": "--"} if emu else {"marker": "o"}
+        label = plain(f"{name} {EMULATED_MARK}" if emu else name)
+        ax.errorbar(xs, [s.median for s in stats], yerr=_err(list(stats)), capsize=3, label=label, **style)  # type: ignore[arg-type]
+    if emulated & set(lines):
+        ax.plot([], [], " ", label=plain(EMULATED_LEGEND, 90))
     ax.set_xticks(range(len(runs)), [plain(f"{r[1]}\n{r[0][:10]}", 40) for r in runs], fontsize=7)
     ax.set_ylabel("decode (tok/s)")
     ax.grid(alpha=0.3)

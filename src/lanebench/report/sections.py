@@ -10,9 +10,11 @@ from typing import Any
 
 from lanebench.figures import Fig
 from lanebench.fmt import Table
+from lanebench.lanes import EMULATED_MARK
+from lanebench.noise import Standing, standing
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData, RunData
-from lanebench.report.tables import basename, fmt_pct, fmt_stat, lane_notes
+from lanebench.report.tables import basename, fmt_pct, fmt_stat, lane_cell, lane_notes
 
 GIB = 1024**3
 NOT_IDENTITY = {"name", "notes"}  # labels: lanes that differ only here are the same lane
@@ -170,15 +172,33 @@ def sweep_groups(lanes: Sequence[LaneResult]) -> list[tuple[str, list[LaneResult
     return found
 
 
+SWEEP_RANK_NOTE = (
+    "vs fastest: decode against the best median, as decode of this lane / of that one; no measurable "
+    "difference unless the min–max ranges are apart with reps enough that this is unlikely by chance "
+    "(p = 2 / C(n_a + n_b, n_a) <= 0.10: 3 vs 3 reps give 0.10)"
+)
+
+
 def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
-    """One table per swept field: one row per value (the seed's '31B setting | Decode | ...')."""
+    """One table per swept field: one row per value (the seed's '31B setting | Decode | ...'),
+    each lane's decode judged against the fastest of the table (``noise.standing``)."""
     tables = []
     for key, members in sweep_groups(lanes):
         table = Table(
             title=f"Sweep: {key}",
-            headers=["Setting", "Decode", "Acceptance", "Prefill", "Normalized wall", "Lane", "Notes"],
-            caption=f"lanes identical but for {key}; medians (min–max)",
+            headers=[
+                "Setting",
+                "Decode",
+                "vs fastest",
+                "Acceptance",
+                "Prefill",
+                "Normalized wall",
+                "Lane",
+                "Notes",
+            ],
+            caption=f"lanes identical but for {key}; medians (min–max); {SWEEP_RANK_NOTE}",
         )
+        ranks = standing({lane.name: _decode(lane) for lane in members})
         for lane in members:
             s = lane.summary
             value = flatten(lane.lane.model_dump(mode="json")).get(key)
@@ -186,10 +206,11 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
                 [
                     f"{key} = {value}",
                     fmt_stat(s.get(Fig.DECODE), "tok/s"),
+                    vs_fastest(lane.name, ranks),
                     _acceptance(lane),
                     fmt_stat(s.get(Fig.PREFILL), "tok/s"),
                     fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
-                    lane.name,
+                    lane_cell(lane),
                     lane_notes(lane),
                 ]
             )
@@ -197,12 +218,29 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
     return tables
 
 
+def _decode(lane: LaneResult) -> Stat | None:
+    return None if lane.status == "failed" else lane.summary.get(Fig.DECODE)
+
+
+def vs_fastest(name: str, ranks: Standing) -> str:
+    """One lane's cell of a ranking: ``fastest``, ``fastest by median only`` (others tie with
+    it), ``no measurable difference: 0.990× (…); <test>``, ``slower: 0.800× (…); <test>``, or ``–``."""
+    if name == ranks.leader:
+        return "fastest by median only" if ranks.tied else "fastest"
+    v = ranks.verdicts.get(name)
+    if v is None:
+        return "–"
+    what = "slower" if v.measurable else "no measurable difference"
+    return f"{what}: {v.ratio_text(unit='×')}; {v.test}"
+
+
 def _acceptance(lane: LaneResult) -> str:
     if lane.lane.draft is None:
         return "–"
     if lane.status != "failed" and lane.summary.get("acceptance") is None:
         return "⚠ none drafted"
-    return fmt_pct(lane.summary.get("acceptance"))
+    text = fmt_pct(lane.summary.get("acceptance"))
+    return f"{text} {EMULATED_MARK}" if lane.lane.emulated else text
 
 
 # Context against previous rows ---------------------------------------------------------------
@@ -215,6 +253,13 @@ def _setting(lane: dict[str, Any]) -> str:
     if lane.get("slots"):
         parts.append(f"{lane['slots']} slots")
     return f"{basename(lane.get('model')) or 'default model'}: " + ", ".join(parts)
+
+
+def _emulated(lane: dict[str, Any]) -> bool:
+    """``LaneSpec.emulated`` of a stored lane (a dict, perhaps from an older lanebench)."""
+    draft = lane.get("draft") or {}
+    synth = any(str(a).startswith("--spec-synth-") for a in lane.get("extra_args") or [])
+    return synth or draft.get("emulate") is not None or draft.get("emulate_mean_length") is not None
 
 
 def _stat(d: dict[str, Any] | None) -> Stat | None:
@@ -242,9 +287,10 @@ def context_table(data: ReportData) -> Table | None:
         s = h["summary"] or {}
         mark = " ★" if h["run_id"] in current else ""
         flags = " ⚠" if h["flags"] else ""
+        emulated = f" {EMULATED_MARK}" if _emulated(h["lane"] or {}) else ""
         table.rows.append(
             [
-                h["name"] + flags,
+                h["name"] + emulated + flags,
                 _setting(h["lane"] or {}),
                 f"{h['run_id']}{mark}",
                 str(h["hostname"] or "–"),

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from lanebench.figures import Fig
 from lanebench.fmt import Table
+from lanebench.lanes import EMULATED_MARK
 from lanebench.records import JobSpec, LaneResult, Stat
 
 
@@ -41,6 +42,12 @@ def fmt_pct(s: Stat | None) -> str:
 EMULATED_NOTE = (
     "emulated acceptance (the build's --spec-synth-*): speed at a chosen acceptance, output not the model's"
 )
+
+
+def lane_cell(lane: LaneResult) -> str:
+    """The Lane column: the name, then ``[emulated]`` when the acceptance is emulated (every
+    figure of such a lane is at a chosen acceptance; the Notes column says so in words)."""
+    return f"{lane.name} {EMULATED_MARK}" if lane.lane.emulated else lane.name
 
 
 def lane_notes(lane: LaneResult) -> str:
@@ -91,7 +98,7 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
                 f"{wall:.1f} s [client]",
             ]
         table.rows.append(
-            [lane.name, load, *cells, fmt_stat(s.get(Fig.AGGREGATE), "tok/s"), lane_notes(lane)]
+            [lane_cell(lane), load, *cells, fmt_stat(s.get(Fig.AGGREGATE), "tok/s"), lane_notes(lane)]
         )
     if client_view:
         table.caption += (
@@ -133,7 +140,7 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         per_pos = " ".join(f"{p:.2f}" for p in lane.per_position) or "–"
         table.rows.append(
             [
-                lane.name,
+                lane_cell(lane),
                 f"{d.kind}: {basename(d.path) if d.path else 'its own model'}",
                 str(d.block_size),
                 acc,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from lanebench.engines.llamabench import BaselineRecord
 from lanebench.fmt import Table
 from lanebench.records import JobSpec, LaneResult
+from lanebench.report.tables import lane_cell
 from lanebench.views import where_time_goes
 
 
@@ -45,7 +46,7 @@ def time_table(lanes: Sequence[LaneResult], job: JobSpec) -> Table | None:
         for step in where_time_goes(lane, job, base, lane.log_tail):
             table.rows.append(
                 [
-                    lane.name,
+                    lane_cell(lane),
                     step.figure,
                     _rate(step.kernel_tps),
                     _rate(step.engine_tps),
