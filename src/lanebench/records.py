@@ -214,6 +214,8 @@ class LaneResult:
     memory: MemoryRecord | None = None
     # where the model ran: split, devices, each RPC endpoint's probe (orchestration.placement_step)
     placement: dict[str, Any] | None = None
+    # the attribution experiment (run --attribute): attribution.AttributionRecord.to_dict()
+    attribution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -228,6 +230,7 @@ class LaneResult:
         d["memory"] = self.memory.to_dict() if self.memory else None
         d["baseline"] = dict(self.baseline) if self.baseline else None
         d["placement"] = dict(self.placement) if self.placement else None
+        d["attribution"] = dict(self.attribution) if self.attribution else None
         return d
 
     @classmethod
@@ -252,6 +255,7 @@ class LaneResult:
             baseline=d["baseline"] if isinstance(d.get("baseline"), dict) else None,
             memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
             placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
+            attribution=d["attribution"] if isinstance(d.get("attribution"), dict) else None,
         )
 
 

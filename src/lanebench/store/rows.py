@@ -73,6 +73,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "memory": lane.memory.to_dict() if lane.memory else None,
         "baseline": dict(lane.baseline) if lane.baseline else None,
         "placement": dict(lane.placement) if lane.placement else None,
+        "attribution": dict(lane.attribution) if lane.attribution else None,
     }
 
 
@@ -187,6 +188,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         memory=MemoryRecord.from_dict(row.memory) if isinstance(row.memory, dict) else None,
         baseline=row.baseline if isinstance(row.baseline, dict) else None,
         placement=row.placement if isinstance(row.placement, dict) else None,
+        attribution=row.attribution if isinstance(row.attribution, dict) else None,
     )
 
 

@@ -76,6 +76,7 @@ lanes = sa.Table(
     sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
     sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
     sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
+    sa.Column("attribution", JsonText),  # schema 6: attribution.AttributionRecord.to_dict(), raw samples too
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -203,7 +204,13 @@ def _v4_to_v5(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN placement TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
+def _v5_to_v6(conn: Connection) -> None:
+    """The attribution experiment per lane (run --attribute): the lanes' ``attribution`` column
+    (every arm's argv and raw requests, JSON text)."""
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN attribution TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]
 
 
 def latest_version() -> int:
