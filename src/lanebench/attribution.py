@@ -123,6 +123,7 @@ class AttributionRecord:
         d["arms"] = [a.to_dict() for a in self.arms]
         d["effects"] = [e.to_dict() for e in effects(self)]  # for readers of --json; recomputable
         d["drift"] = drift(self)
+        d["same_tokens"] = {a.name: same_tokens(self, a) for a in self.variants()}
         return d
 
     @classmethod
@@ -207,6 +208,17 @@ def effect(rec: AttributionRecord, arm: Arm, fig: AttrFigure) -> Effect:
 def effects(rec: AttributionRecord) -> list[Effect]:
     """Every variant's effect on every figure, in the order of ``FIGURES``."""
     return [effect(rec, arm, fig) for arm in rec.variants() for fig in FIGURES]
+
+
+def same_tokens(rec: AttributionRecord, arm: Arm) -> bool | None:
+    """Whether ``arm`` generated the control's tokens for every request both measured (same
+    prompt order, greedy; sha256 of the token ids); None when nothing can be compared."""
+    control = next((a for a in rec.arms if a.name == CONTROL), None)
+    if control is None:
+        return None
+    theirs = {r.rep: r.tokens_sha for r in control.measured() if r.tokens_sha}
+    pairs = [(theirs[r.rep], r.tokens_sha) for r in arm.measured() if r.tokens_sha and r.rep in theirs]
+    return all(a == b for a, b in pairs) if pairs else None
 
 
 def drift(rec: AttributionRecord) -> list[str]:

@@ -27,6 +27,7 @@ from lanebench.figures import Fig
 from lanebench.records import JobSpec, LaneResult, RequestRecord
 
 _CHECKPOINT = re.compile(r"created context checkpoint", re.IGNORECASE)
+_CACHE_UPDATE = re.compile(r"prompt cache update took ([\d.]+) ms")  # llama-server -lv 4, per task
 
 
 @dataclass(slots=True)
@@ -90,6 +91,12 @@ def _prefill_causes(singles: list[RequestRecord], rec: AttributionRecord | None,
         out.append(
             f"{outside:.1f} ms per request outside the engine's prompt timer (time to first token − "
             f"prompt_ms): {_verdict(rec, 'prefill', 'engine_to_client')}"
+        )
+    updates = [float(v) for v in _CACHE_UPDATE.findall(log_text)]
+    if updates:
+        out.append(
+            f"server log: its prompt cache update took {statistics.median(updates):,.1f} ms per task "
+            f"(median of {len(updates)}, {min(updates):,.1f}–{max(updates):,.1f}), before the prompt timer"
         )
     checkpoints = len(_CHECKPOINT.findall(log_text))
     if checkpoints:

@@ -28,8 +28,8 @@ JOB = JobSpec(n_in=1000, n_out=100, reps=3, warmup=0, aggregate=0)
 
 
 def req(ttft_s: float, prompt_ms: float = 250.0, decode_tps: float = 40.0, rep: int = 0) -> RequestRecord:
-    t = {"prompt_n": 1000, "prompt_ms": prompt_ms, "prompt_per_second": 1000 / (prompt_ms / 1000),
-         "predicted_n": 100, "predicted_ms": 100_000 / decode_tps, "predicted_per_second": decode_tps}  # fmt: skip
+    t = {"prompt_n": 1000, "prompt_ms": prompt_ms, "prompt_per_second": 1e6 / prompt_ms, "predicted_n": 100,
+         "predicted_ms": 100_000 / decode_tps, "predicted_per_second": decode_tps}  # fmt: skip
     return RequestRecord(
         kind="single", rep=rep, n_in=1000, n_out=100, timings=t, ttft_s=ttft_s,
         stream_tokens=100, decode_stream_s=99 / decode_tps, wall_s=ttft_s + 2.5,
@@ -39,8 +39,8 @@ def req(ttft_s: float, prompt_ms: float = 250.0, decode_tps: float = 40.0, rep: 
 def arm(name: str, ttfts: list[float], decode: list[float] | None = None, change: str = "") -> Arm:
     decode = decode or [40.0] * len(ttfts)
     samples = [req(t, decode_tps=d, rep=i) for i, (t, d) in enumerate(zip(ttfts, decode, strict=True))]
-    return Arm(name, {"prompt_cache": "host-RAM prompt cache", "samplers": "the sampler chain"}.get(name, name),
-               change.split(), samples=samples)  # fmt: skip
+    label = {"prompt_cache": "host-RAM prompt cache", "samplers": "the sampler chain"}.get(name, name)
+    return Arm(name, label, change.split(), samples=samples)
 
 
 def record() -> AttributionRecord:
@@ -196,3 +196,17 @@ def test_a_schema_5_database_gains_the_attribution_column(tmp_path: Path) -> Non
     con = sqlite3.connect(db)
     assert "attribution" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
     assert con.execute("SELECT value FROM meta").fetchone() == (str(schema.latest_version()),)
+
+
+def test_same_tokens_compares_each_prompt_with_the_control() -> None:
+    from lanebench.attribution import same_tokens
+
+    rec = record()
+    for a in rec.arms:
+        for r in a.samples:
+            r.tokens_sha = f"sha{r.rep}"
+    rec.arms[3].samples[1].tokens_sha = "other"  # the samplers' arm, second prompt
+    assert same_tokens(rec, rec.arms[1]) is True and same_tokens(rec, rec.arms[3]) is False
+    rec.arms[2].samples = []
+    assert same_tokens(rec, rec.arms[2]) is None
+    assert rec.to_dict()["same_tokens"] == {"prompt_cache": True, "idle_slots": None, "samplers": False}

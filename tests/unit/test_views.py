@@ -69,8 +69,8 @@ def test_without_an_experiment_every_gap_is_unattributed() -> None:
     for guess in ("HTTP", "slot scheduling", "sampling", "streaming", "busy machine"):
         assert guess not in text
     assert (
-        "30.0 ms per request outside the engine's prompt timer (time to first token − prompt_ms): unattributed"
-        in prefill.causes
+        "30.0 ms per request outside the engine's prompt timer (time to first token − prompt_ms): "
+        "unattributed" in prefill.causes
     )
     assert "kernel → engine: unattributed" in decode.causes
     assert (
@@ -137,3 +137,17 @@ def test_a_build_without_llama_bench_gets_a_note(tmp_path: Path) -> None:
     rec = baseline_for(plan, opts, {})
     assert rec is not None and rec["decode_tps"] is None and rec["note"].startswith("no llama-bench beside")
     assert baseline_for(plan, RunOptions(job=JOB, out_dir=tmp_path), {}) is None  # not asked for
+
+
+def test_the_servers_own_cache_update_timer_is_shown_as_measured() -> None:
+    log = (
+        "0.09.800.181 I srv  get_availabl: prompt cache update took 6.56 ms\n"
+        "0.17.587.240 I srv  get_availabl: prompt cache update took 21.98 ms\n"
+        "0.20.000.000 I srv  get_availabl: prompt cache update took 10.00 ms\n"
+    )
+    prefill, _ = where_time_goes(lane(), JOB, None, log_text=log)
+    line = (
+        "server log: its prompt cache update took 10.0 ms per task (median of 3, 6.6–22.0), "
+        "before the prompt timer"
+    )
+    assert line in prefill.causes

@@ -15,6 +15,7 @@ from lanebench.attribution import (
     drift,
     effect,
     figure_stat,
+    same_tokens,
 )
 from lanebench.engines.llamabench import BaselineRecord
 from lanebench.fmt import Table
@@ -114,31 +115,30 @@ def attribution_table(lanes: Sequence[LaneResult]) -> Table | None:
         return None
     table = Table(
         title="Attribution",
-        headers=["Lane", "Switched off", *(f"{f.label} ({f.unit})" for f in FIGURES)],
+        headers=["Lane", "Switched off", *(f"{f.label} ({f.unit})" for f in FIGURES), "Same tokens"],
         caption="fresh servers running a few requests of the job: the lane as it runs (control, before and "
         "after the others, pooled) and with one suspect switched off; a change is the median's, in % of "
         "the control and in ms per request (− = faster). ✔: the ranges (min–max) of control and variant "
-        f"do not overlap, with at least {MIN_N} requests each: only then is a cause named",
+        f"do not overlap, with at least {MIN_N} requests each: only then is a cause named. Same tokens: the "
+        "variant generated the control's token ids for every prompt (greedy)",
     )
+    blank = [""] * (len(FIGURES) + 1)
     for lane, rec in with_exp:
-        control = rec.control()
-        cells = [_range(figure_stat(f, control), f.unit) for f in FIGURES]
-        table.rows.append([lane.name, "— (control, as the lane runs)", *cells])
+        cells = [_range(figure_stat(f, rec.control()), f.unit) for f in FIGURES]
+        table.rows.append([lane.name, "— (control, as the lane runs)", *cells, ""])
         for arm in rec.variants():
             what = f"{arm.label} ({' '.join(arm.change)})"
             if arm.error:
-                table.rows.append(
-                    [lane.name, what, f"failed: {arm.error}"[:200], *["–"] * (len(FIGURES) - 1)]
-                )
+                table.rows.append([lane.name, f"{what}: failed: {arm.error}"[:300], *blank])
                 continue
-            table.rows.append([lane.name, what, *(_cell(rec, arm, f) for f in FIGURES)])
-        for name, why in rec.skipped:
-            table.rows.append([lane.name, f"{name}: not tested", why, *[""] * (len(FIGURES) - 1)])
-        moved = drift(rec)
-        if moved:
+            same = {True: "yes", False: "no", None: "–"}[same_tokens(rec, arm)]
+            table.rows.append([lane.name, what, *(_cell(rec, arm, f) for f in FIGURES), same])
+        table.rows += [[lane.name, f"{name}: not tested ({why})", *blank] for name, why in rec.skipped]
+        if moved := drift(rec):
             shown = ", ".join(f.label for f in FIGURES if f.key in moved)
-            text = f"the control moved between its runs before and after ({shown}): pooled, so not a cause"
-            table.rows.append([lane.name, "drift", text, *[""] * (len(FIGURES) - 1)])
+            table.rows.append(
+                [lane.name, f"drift: the control moved between its two runs ({shown}); pooled", *blank]
+            )
         if rec.note:
-            table.rows.append([lane.name, "note", rec.note, *[""] * (len(FIGURES) - 1)])
+            table.rows.append([lane.name, rec.note, *blank])
     return table
