@@ -70,3 +70,30 @@ def test_attribute_switches_one_suspect_per_fresh_server(
     assert "### Attribution" in text and "host-RAM prompt cache (-cram 0)" in text
     assert "cache_reuse: not tested (the lane does not enable it (--cache-reuse 0))" in text
     assert "unattributed" in text and ") saved " not in text
+
+
+def test_dry_run_names_the_experiments_servers(tmp_path: Path, server_bin: Path, gemma_270m: Path) -> None:
+    lanes = lanes_file(
+        tmp_path,
+        f'[defaults]\nmodel = "{gemma_270m}"\nserver_bin = "{server_bin}"\n\n'
+        '[[lane]]\nname = "plain"\n\n[[lane]]\nname = "no cache"\ncache_ram = 0\n'
+        'extra_args = ["--cache-reuse", "256"]\n',
+    )
+    proc, left = run_cli(tmp_path, "run", str(lanes), "--dry-run", "--attribute", "--attribute-reps", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert left == []
+    out = " ".join(proc.stdout.split())  # rich wraps long lines
+    assert (
+        "attribution: plain: 6 server(s) of 1 + 3 requests: control, -cram 0, --no-cache-idle-slots, "
+        "-ctxcp 0, --samplers temperature, control; not cache_reuse" in out
+    )
+    assert "-np 2 -cram 0 --metrics" in out and "-fa auto --cache-reuse 256" in out  # the lane's argv
+    assert "attribution: no cache: 5 server(s) of 1 + 3 requests: control, -ctxcp 0, --cache-reuse 0" in out
+    assert "not prompt_cache: the lane runs without it (cache_ram 0)" in out
+
+
+def test_attribute_reps_below_one_is_one_line(tmp_path: Path) -> None:
+    from tests.cli_helpers import FAKE_BIN, one_error_line
+
+    proc, _ = run_cli(tmp_path, "run", *FAKE_BIN, "--attribute", "--attribute-reps", "0")
+    assert one_error_line(proc) == "--attribute-reps: expected an integer >= 1, got 0"
