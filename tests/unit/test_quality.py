@@ -310,6 +310,7 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     con.execute("ALTER TABLE lanes DROP COLUMN memory")  # schema 3
     con.execute("ALTER TABLE lanes DROP COLUMN baseline")  # schema 4
     con.execute("ALTER TABLE lanes DROP COLUMN placement")  # schema 5
+    con.execute("ALTER TABLE lanes DROP COLUMN attribution")  # schema 6
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
@@ -318,7 +319,7 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     assert con.execute("SELECT value FROM meta").fetchone() == (str(schema.latest_version()),)
     assert "tokens_sha" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
     assert "kld_mean" in [r[1] for r in con.execute("PRAGMA table_info(quality)")]
-    assert "placement" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
+    assert {"placement", "attribution"} <= {r[1] for r in con.execute("PRAGMA table_info(lanes)")}
 
 
 def test_quality_record_survives_json() -> None:

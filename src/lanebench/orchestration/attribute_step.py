@@ -83,8 +83,10 @@ def run_experiment(
     state: RunState,
     log_path: Callable[[str], Path],
     announce: Callable[[str], None] = lambda _text: None,
+    on_arm: Callable[[AttributionRecord], None] = lambda _rec: None,
 ) -> AttributionRecord:
-    """Control, one variant per applicable suspect, control again; see the module's docstring."""
+    """Control, one variant per applicable suspect, control again; see the module's docstring.
+    ``on_arm`` gets the record after every server, so an interrupted experiment keeps its arms."""
     job = experiment_job(opts)
     rec = AttributionRecord(n_in=job.n_in, n_out=job.n_out, reps=job.reps, warmup=job.warmup)
     variants, rec.skipped = variant_plans(plan)
@@ -97,6 +99,7 @@ def run_experiment(
     for arm, arm_plan in arms:
         announce(f"{plan.lane.name}: attribution, {arm.name}")
         rec.arms.append(_run_arm(arm, arm_plan, opts, state, log_path(f"{plan.lane.name}-attr-{arm.name}")))
+        on_arm(rec)
     return rec
 
 
@@ -113,8 +116,10 @@ def attribution_for(
     cache: dict[str, dict[str, Any]],
     log_path: Callable[[str], Path],
     announce: Callable[[str], None] = lambda _text: None,
+    on_arm: Callable[[dict[str, Any]], None] = lambda _rec: None,
 ) -> dict[str, Any] | None:
-    """The lane's experiment as a dict; None when not asked for or the lane failed."""
+    """The lane's experiment as a dict; None when not asked for or the lane failed. ``on_arm``
+    gets the record so far after every server of the experiment."""
     if not opts.attribute or result.status == LaneStatus.FAILED:
         return None
     if not plan.engine.launches or plan.server_bin is None or not isinstance(plan.dialect, Dialect):
@@ -124,5 +129,6 @@ def attribution_for(
         ).to_dict()
     key = experiment_key(plan)
     if key not in cache:
-        cache[key] = run_experiment(plan, opts, state, log_path, announce).to_dict()
+        done = run_experiment(plan, opts, state, log_path, announce, lambda rec: on_arm(rec.to_dict()))
+        cache[key] = done.to_dict()
     return cache[key]

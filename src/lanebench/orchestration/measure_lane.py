@@ -87,19 +87,22 @@ class LaneMeasurer:
 
     def _attribute(self, plan: LanePlan, result: LaneResult) -> None:
         """The attribution experiment once the lane's own servers are stopped; the finished lane
-        is written to the sinks again with it."""
+        is written to the sinks again after every server of it (an interrupt keeps what ran)."""
 
         def announce(text: str) -> None:
             if self.progress:
                 self.progress.loading(text)
 
-        record = attribution_for(
-            plan, result, self.opts, self.state, self.attributions, self._log_path, announce
-        )
-        if record is not None:
+        def keep(record: dict[str, Any]) -> None:
             result.attribution = record
             for s in self.sinks:
                 s.lane_finished(self.run, result)
+
+        record = attribution_for(
+            plan, result, self.opts, self.state, self.attributions, self._log_path, announce, keep
+        )
+        if record is not None:
+            keep(record)
 
     def _log_path(self, label: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
