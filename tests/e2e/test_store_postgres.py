@@ -149,6 +149,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN memory"))  # schema 3
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN baseline"))  # schema 4
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN placement"))  # schema 5
+        conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN attribution"))  # schema 6
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)
@@ -157,6 +158,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sink.run_started(run)
     lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))
     lane.placement = {"split_mode": "row", "rpc": []}  # schema 5's column, in PostgreSQL too
+    lane.attribution = {"n_in": 1, "arms": [{"name": "control", "samples": []}]}  # schema 6's
     lane.samples.append(RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc"))
     sink.lane_started(run, lane)
     sink.sample(run, lane, lane.samples[0])
@@ -165,5 +167,5 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sink.lane_finished(run, lane)  # quality re-sent after the quality step: replaced, not duplicated
     (back,) = store.load_lanes("pgq")
     assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
-    assert back.placement == lane.placement
+    assert back.placement == lane.placement and back.attribution == lane.attribution
     store.close()
