@@ -10,8 +10,9 @@ range of the pooled control requests do not overlap, with at least ``MIN_N`` req
 side. With no real effect, ranges of n control and m variant requests separate by chance with
 probability 2 / C(n + m, m) (0.07% with the defaults: 10 control, 5 variant; 2.4% with 6 and 3).
 A control that moved between its two runs (the machine drifted) widens the pooled range instead
-of passing for an effect (a load that comes and goes can still fool the rule). Only a suspect whose switch moved a figure, in the direction
-of saving time, is named as a cause; the rest of a gap stays "unattributed".
+of passing for an effect (a load that comes and goes can still fool the rule). Only a suspect
+whose switch moved a figure, in the direction of saving time, is named as a cause; the rest of a
+gap stays "unattributed".
 """
 
 from __future__ import annotations

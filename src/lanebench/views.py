@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lanebench import metrics as m
-from lanebench.attribution import AttributionRecord, Effect, causes, outside_ms, tested
+from lanebench.attribution import MIN_N, AttributionRecord, Effect, causes, outside_ms, tested
 from lanebench.engines.llamabench import BaselineRecord
 from lanebench.figures import Fig
 from lanebench.records import JobSpec, LaneResult, RequestRecord
@@ -81,6 +81,11 @@ def _verdict(rec: AttributionRecord | None, figure: str, step: str) -> str:
     n = tested(rec)
     if found:
         return _named(found) + " (each measured alone, so not summed); any rest unattributed"
+    if rec is not None and n and rec.reps < MIN_N:
+        return (
+            f"unattributed ({n} suspect(s) tested with {rec.reps} request(s) each, fewer than the "
+            f"{MIN_N} the cause rule needs)"
+        )
     return f"unattributed ({n} suspect(s) tested, none moved it beyond the noise)" if n else "unattributed"
 
 

@@ -69,7 +69,8 @@ def test_attribute_switches_one_suspect_per_fresh_server(
     text = md.read_text()
     assert "### Attribution" in text and "host-RAM prompt cache (-cram 0)" in text
     assert "cache_reuse: not tested (the lane does not enable it (--cache-reuse 0))" in text
-    assert "unattributed" in text and ") saved " not in text
+    assert "unattributed (4 suspect(s) tested with 2 request(s) each, fewer than the 3" in text
+    assert ") saved " not in text
 
 
 def test_dry_run_names_the_experiments_servers(tmp_path: Path, server_bin: Path, gemma_270m: Path) -> None:

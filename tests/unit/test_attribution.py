@@ -131,6 +131,13 @@ def test_too_few_requests_name_nothing() -> None:
     rec.arms = [a for a in rec.arms if a.name != CONTROL_AFTER]
     assert all(e.moved is None for e in effects(rec))
     assert causes(rec, "prefill", "engine_to_client") == []
+    rec.reps = 2
+    lane = LaneResult(name="L", lane=LaneSpec(name="L", slots=1), samples=record().arms[0].samples)
+    summarize(lane, JOB)
+    prefill, _ = where_time_goes(lane, JOB, None, "", rec)
+    assert prefill.causes[0].endswith(
+        "unattributed (3 suspect(s) tested with 2 request(s) each, fewer than the 3 the cause rule needs)"
+    )
 
 
 def test_the_record_round_trips_with_its_raw_samples() -> None:
