@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.cli_helpers import lanes_file, run_cli
+
+# seven servers one after another (the lane's, the control twice, four suspects): minutes on a
+# busy 2-core machine
+pytestmark = pytest.mark.timeout(1800)
 
 # what each server's log says at start (llama-server -lv 4) with the suspect on / off
 SWITCHED = {
@@ -39,7 +44,7 @@ def test_attribute_switches_one_suspect_per_fresh_server(
         str(out),
         "--markdown",
         str(md),
-        timeout=1200,
+        timeout=1700,
     )
     assert proc.returncode == 0, proc.stderr
     assert left == []  # every server of the experiment was stopped
