@@ -37,7 +37,8 @@ def main() -> None:
         (result,) = run_lanes([lane], opts).results
     base = BaselineRecord.from_dict(result.baseline or {})
     print(f"model: {model.name}; job {job.n_in} in / {job.n_out} out, {job.reps} reps")
-    print(f"llama-bench {' '.join(base.argv[1:])}")
+    print(f"llama-bench {' '.join(base.argv[1:])}  # {base.prefill_test}")
+    print(f"llama-bench {' '.join(base.decode_argv[1:])}  # {base.decode_test}")
     if base.note:
         print(f"note: {base.note}")
     for step in where_time_goes(result, job, base, result.log_tail):

@@ -228,6 +228,13 @@ class LaneSpec(BaseModel):
         "empty = slots x (n_in + n_out) rounded up",
     )
     slots: int = Field(default=2, ge=1, le=256, description="parallel slots (-np)")
+    cache_ram: int | None = Field(
+        default=None,
+        ge=-1,
+        le=I32_MAX,
+        description="the server's host-RAM prompt cache in MiB (--cache-ram): -1 no limit, 0 off; "
+        "empty = the build's default (b11434: 8192)",
+    )
     threads: int | None = Field(
         default=None, ge=1, le=1 << 16, description="CPU threads (-t); empty = engine's choice"
     )

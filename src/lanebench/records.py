@@ -234,6 +234,8 @@ class LaneResult:
     # the standard job's request as sent (prompt left out): path, body, and notes on what the
     # server refused (engines.base.Engine.request_notes)
     request: dict[str, Any] | None = None
+    # the attribution experiment (run --attribute): attribution.AttributionRecord.to_dict()
+    attribution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -249,6 +251,7 @@ class LaneResult:
         d["baseline"] = dict(self.baseline) if self.baseline else None
         d["placement"] = dict(self.placement) if self.placement else None
         d["request"] = dict(self.request) if self.request else None
+        d["attribution"] = dict(self.attribution) if self.attribution else None
         return d
 
     @classmethod
@@ -274,6 +277,7 @@ class LaneResult:
             memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
             placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
             request=d["request"] if isinstance(d.get("request"), dict) else None,
+            attribution=d["attribution"] if isinstance(d.get("attribution"), dict) else None,
         )
 
 

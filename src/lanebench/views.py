@@ -6,9 +6,11 @@
 - **client**: lanebench's clock (time to first token for prefill, the stream rate for decode).
 
 Each step down loses some rate; ``where_time_goes`` gives the loss in % and in milliseconds per
-request of the standard job, and names a cause only where the run's own data show it (the
-engine's prompt timer against the client's time to first token, context-checkpoint lines in the
-server log); anything else is "unattributed".
+request of the standard job. The measured milliseconds stay numbers (time to first token −
+``prompt_ms``, the stream against the engine's timer, context checkpoints the server log shows);
+a cause is named only where the attribution experiment (``run --attribute``, ``attribution.py``)
+moved that step's figure beyond the noise with one suspect switched off; the rest is
+"unattributed".
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lanebench import metrics as m
+from lanebench.attribution import MIN_N, AttributionRecord, Effect, causes, outside_ms, tested
 from lanebench.engines.llamabench import BaselineRecord
 from lanebench.figures import Fig
-from lanebench.records import JobSpec, LaneResult
+from lanebench.records import JobSpec, LaneResult, RequestRecord
 
 _CHECKPOINT = re.compile(r"created context checkpoint", re.IGNORECASE)
+_CACHE_UPDATE = re.compile(r"prompt cache update took ([\d.]+) ms")  # llama-server -lv 4, per task
 
 
 @dataclass(slots=True)
@@ -63,10 +67,91 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _named(found: list[Effect]) -> str:
+    """The suspects an experiment showed, each with what switching it off saved."""
+    return "; ".join(
+        f"{e.label}: switching it off ({e.change}) saved {e.saved_ms:,.1f} ms per request" for e in found
+    )
+
+
+def _verdict(rec: AttributionRecord | None, figure: str, step: str) -> str:
+    """A step's cause: the suspects its experiment showed, else "unattributed" (with how many
+    suspects were tested, when an experiment ran)."""
+    found = causes(rec, figure, step)
+    n = tested(rec)
+    if found:
+        return _named(found) + " (each measured alone, so not summed); any rest unattributed"
+    if rec is not None and n and rec.reps < MIN_N:
+        return (
+            f"unattributed ({n} suspect(s) tested with {rec.reps} request(s) each, fewer than the "
+            f"{MIN_N} the cause rule needs)"
+        )
+    return f"unattributed ({n} suspect(s) tested, none moved it beyond the noise)" if n else "unattributed"
+
+
+def _prefill_causes(singles: list[RequestRecord], rec: AttributionRecord | None, log_text: str) -> list[str]:
+    out = []
+    outside = _median([ms for r in singles if (ms := outside_ms(r)) is not None])
+    if outside is not None:
+        out.append(
+            f"{outside:.1f} ms per request outside the engine's prompt timer (time to first token − "
+            f"prompt_ms): {_verdict(rec, 'prefill', 'engine_to_client')}"
+        )
+    updates = [float(v) for v in _CACHE_UPDATE.findall(log_text)]
+    if updates:
+        out.append(
+            f"server log: its prompt cache update took {statistics.median(updates):,.1f} ms per task "
+            f"(median of {len(updates)}, {min(updates):,.1f}–{max(updates):,.1f}), before the prompt timer"
+        )
+    checkpoints = len(_CHECKPOINT.findall(log_text))
+    if checkpoints:
+        out.append(f"server log: {checkpoints} context checkpoint(s) created")
+    return out
+
+
+def _decode_causes(step: Step, singles: list[RequestRecord], rec: AttributionRecord | None) -> list[str]:
+    stream = _median([d for r in singles if (d := m.client_decode_tps(r))])
+    if stream is None or not step.engine_tps:
+        return []
+    pct = 100 * (1 - stream / step.engine_tps)
+    if abs(pct) < 1:
+        return ["engine → client: within 1%"]
+    return [
+        f"engine → client: {pct:.1f}% (the client's token arrival rate against the engine's timer): "
+        + _verdict(rec, "decode", "engine_to_client")
+    ]
+
+
+def _kernel_notes(steps: list[Step], baseline: BaselineRecord | None, rec: AttributionRecord | None) -> None:
+    sds = {
+        "prefill": baseline.prefill_sd if baseline else None,
+        "decode": baseline.decode_sd if baseline else None,
+    }
+    for step in steps:
+        k, e = step.kernel_tps, step.engine_tps
+        if k and e and e > k + 2 * (sds[step.figure] or 0.0):
+            step.causes.append(
+                f"inversion: the engine's {step.figure} is {100 * (e / k - 1):.1f}% faster than the kernels' "
+                "(beyond twice llama-bench's sd): unattributed"
+            )
+        elif k and e and e <= k:
+            step.causes.append("kernel → engine: " + _verdict(rec, step.figure, "kernel_to_engine"))
+    if baseline is None or (baseline.prefill_tps is None and baseline.decode_tps is None):
+        for step in steps:
+            step.causes.append(
+                "no kernel view: " + (baseline.note if baseline and baseline.note else "no llama-bench run")
+            )
+
+
 def where_time_goes(
-    result: LaneResult, job: JobSpec, baseline: BaselineRecord | None, log_text: str = ""
+    result: LaneResult,
+    job: JobSpec,
+    baseline: BaselineRecord | None,
+    log_text: str = "",
+    attribution: AttributionRecord | None = None,
 ) -> list[Step]:
-    """Prefill and decode through the kernel, engine and client views of one lane."""
+    """Prefill and decode through the kernel, engine and client views of one lane; a cause is
+    named only where ``attribution`` (``run --attribute``) showed it, else "unattributed"."""
     s = result.summary
     singles = [r for r in result.samples if r.kind == "single" and r.ok]
 
@@ -78,52 +163,7 @@ def where_time_goes(
     prefill.client_tps = med(Fig.PREFILL_CLIENT)
     decode = Step("decode", job.n_out, baseline.decode_tps if baseline else None, med(Fig.DECODE))
     decode.client_tps = med(Fig.DECODE_CLIENT)
-
-    # engine -> client, prefill: what the client waited for beyond the engine's prompt timer
-    outside = _median(
-        [
-            1000 * r.ttft_s - float(r.timings["prompt_ms"])
-            for r in singles
-            if r.ttft_s and "prompt_ms" in r.timings
-        ]
-    )
-    if outside is not None:
-        prefill.causes.append(
-            f"{outside:.1f} ms per request outside the engine's prompt timer: HTTP, slot scheduling, "
-            "the first token's sampling and its streamed chunk (time to first token − prompt_ms)"
-        )
-    stream = _median([d for r in singles if (d := m.client_decode_tps(r))])
-    if stream is not None and decode.engine_tps:
-        pct = 100 * (1 - stream / decode.engine_tps)
-        decode.causes.append(
-            f"engine → client: streaming, {pct:.1f}% "
-            "(the client's token arrival rate against the engine's timer)"
-            if abs(pct) >= 1
-            else "engine → client: within 1% (streaming costs nothing measurable here)"
-        )
-    checkpoints = len(_CHECKPOINT.findall(log_text))
-    if checkpoints:
-        prefill.causes.append(f"context checkpoints after the prompt: {checkpoints} created (server log)")
-    for step in (prefill, decode):
-        if step.kernel_tps and step.engine_tps and step.engine_tps <= step.kernel_tps:
-            step.causes.append(
-                "kernel → engine: unattributed (the server adds sampling over the vocabulary and its "
-                "slot loop to the kernels; these data do not separate them)"
-            )
-    sds = {
-        "prefill": baseline.prefill_sd if baseline else None,
-        "decode": baseline.decode_sd if baseline else None,
-    }
-    for step in (prefill, decode):
-        k, e = step.kernel_tps, step.engine_tps
-        if k and e and e > k + 2 * (sds[step.figure] or 0.0):
-            step.causes.append(
-                f"inversion: the engine's {step.figure} is {100 * (e / k - 1):.1f}% faster than the kernels' "
-                "(beyond twice llama-bench's sd): a busy machine during llama-bench, or different settings"
-            )
-    if baseline is None or (baseline.prefill_tps is None and baseline.decode_tps is None):
-        for step in (prefill, decode):
-            step.causes.append(
-                "no kernel view: " + (baseline.note if baseline and baseline.note else "no llama-bench run")
-            )
+    prefill.causes += _prefill_causes(singles, attribution, log_text)
+    decode.causes += _decode_causes(decode, singles, attribution)
+    _kernel_notes([prefill, decode], baseline, attribution)
     return [prefill, decode]

@@ -152,6 +152,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         for column in ("stream_chunks", "first_tokens", "token_count"):  # schema 6
             conn.execute(sa.text(f"ALTER TABLE samples DROP COLUMN {column}"))
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN request"))
+        conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN attribution"))  # schema 7
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)
@@ -161,6 +162,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))
     lane.placement = {"split_mode": "row", "rpc": []}  # schema 5's column, in PostgreSQL too
     lane.request = {"path": "/v1/completions", "body": {"cache_prompt": False}, "notes": []}  # schema 6
+    lane.attribution = {"n_in": 1, "arms": [{"name": "control", "samples": []}]}  # schema 7's
     sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc", stream_chunks=1)
     sample.first_tokens, sample.token_count = 1, "running"
     lane.samples.append(sample)
@@ -171,6 +173,6 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sink.lane_finished(run, lane)  # quality re-sent after the quality step: replaced, not duplicated
     (back,) = store.load_lanes("pgq")
     assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
-    assert back.placement == lane.placement
+    assert back.placement == lane.placement and back.attribution == lane.attribution
     assert back.request == lane.request and back.samples[0] == lane.samples[0]
     store.close()

@@ -338,3 +338,29 @@ def test_bad_emulation_fields_are_refused(draft: dict[str, object], message: str
 
     with pytest.raises(ValidationError, match=message):
         LaneSpec.model_validate({"name": "e", "draft": draft})
+
+
+@pytest.mark.parametrize(("cache_ram", "value"), [(0, "0"), (-1, "-1"), (4096, "4096")])
+@pytest.mark.parametrize("name", [UPSTREAM, ATOMIC])
+def test_cache_ram_maps_to_the_flag_the_help_lists(name: str, cache_ram: int, value: str) -> None:
+    args = argv(lane(cache_ram=cache_ram), name)
+    assert value_after(args, "-cram") == value
+
+
+def test_cache_ram_left_empty_is_the_servers_default() -> None:
+    args = argv(lane(), UPSTREAM)
+    assert "-cram" not in args and "--cache-ram" not in args
+    assert dialect(UPSTREAM).default("--cache-ram") == "8192"  # recorded with the run's builds
+    assert dialect(UPSTREAM).to_dict()["defaults"]["--cache-ram"] == "8192"
+
+
+def test_cache_ram_on_a_build_without_it_is_refused_naming_the_flag() -> None:
+    with pytest.raises(
+        LaneRefused, match=r"lane 'L': field 'cache_ram': this llama-server build has no --cache-ram"
+    ):
+        argv(lane(cache_ram=0), LEGACY)
+
+
+def test_cache_ram_given_twice_is_refused() -> None:
+    with pytest.raises(LaneRefused, match="both set the prompt cache"):
+        argv(lane(cache_ram=0, extra_args=["--cache-ram", "1024"]), UPSTREAM)

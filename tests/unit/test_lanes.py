@@ -167,6 +167,11 @@ def test_kv_is_normalised_to_lower_case(tmp_path: Path) -> None:
         ),
         ('name = "a"\nkv = ""', "lane 'a': field 'kv': Value error, expected a cache type such as f16"),
         ('name = "a"\nslots = 0', "lane 'a': field 'slots': Input should be greater than or equal to 1"),
+        (
+            'name = "a"\ncache_ram = -2',
+            "lane 'a': field 'cache_ram': Input should be greater than or equal to -1",
+        ),
+        ('name = "a"\ncache_ram = "off"', "lane 'a': field 'cache_ram': Input should be a valid integer"),
         ('kv = "f16"', "lane #1: field 'name': Field required"),
     ],
     ids=[
@@ -179,6 +184,8 @@ def test_kv_is_normalised_to_lower_case(tmp_path: Path) -> None:
         "kv-space",
         "kv-empty",
         "slots-0",
+        "cache-ram-negative",
+        "cache-ram-text",
         "no-name",
     ],
 )

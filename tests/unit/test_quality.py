@@ -313,6 +313,7 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     for column in ("stream_chunks", "first_tokens", "token_count"):  # schema 6
         con.execute(f"ALTER TABLE samples DROP COLUMN {column}")
     con.execute("ALTER TABLE lanes DROP COLUMN request")
+    con.execute("ALTER TABLE lanes DROP COLUMN attribution")  # schema 7
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
@@ -324,6 +325,7 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     assert "placement" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
     assert "request" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
     assert "token_count" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
+    assert {"placement", "attribution"} <= {r[1] for r in con.execute("PRAGMA table_info(lanes)")}
 
 
 def test_quality_record_survives_json() -> None:

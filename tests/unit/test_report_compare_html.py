@@ -176,8 +176,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(hostile_db: str, args: list[str], 
 def test_cli_refuses_a_newer_database_in_one_line(hostile_db: str) -> None:
     import sqlite3
 
+    from lanebench.store import schema
+
     con = sqlite3.connect(hostile_db)
-    con.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    newer = schema.latest_version() + 1
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(newer),))
     con.commit()
     con.close()
     proc = lanebench("runs", db=hostile_db)

@@ -13,10 +13,12 @@ from rich.progress import Progress as Bar
 
 from lanebench.cli.common import console, err_console
 from lanebench.cli.options import MAX_AGGREGATE
+from lanebench.engines.dialect import Dialect
 from lanebench.errors import BadInput, Interrupted
 from lanebench.lanes import LaneSpec
 from lanebench.models import cache_dir
 from lanebench.orchestration import RunOptions, RunOutcome, RunPlan, plan_run, run_lanes
+from lanebench.orchestration.attribute_step import experiment_job, variant_plans
 from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
@@ -102,9 +104,13 @@ def make_options(
     reference: str | None = None,
     quality_tokens: int = 4096,
     baseline: bool = False,
+    attribute: bool = False,
+    attribute_reps: int = 5,
 ) -> RunOptions:
     if quality_tokens < 1:
         raise BadInput(f"--quality-tokens: expected a positive number of tokens, got {quality_tokens}")
+    if attribute_reps < 1:
+        raise BadInput(f"--attribute-reps: expected an integer >= 1, got {attribute_reps}")
     return RunOptions(
         job=job,
         out_dir=out_dir or cache_dir() / "logs",
@@ -118,6 +124,8 @@ def make_options(
         reference=reference,
         quality_tokens=quality_tokens,
         baseline=baseline,
+        attribute=attribute,
+        attribute_reps=attribute_reps,
     )
 
 
@@ -138,6 +146,26 @@ def print_plan(rp: RunPlan, job: JobSpec) -> None:
                 console.print(f"  {note}", highlight=False, markup=False)
     if rp.skipped:
         console.print(f"already measured: {', '.join(sorted(rp.skipped))}", highlight=False)
+
+
+def print_attribution_plan(rp: RunPlan, opts: RunOptions) -> None:
+    """``--attribute``: per lane, the servers of its experiment and what each switches off."""
+    reps = experiment_job(opts)
+    for p in rp.plans:
+        if not isinstance(p.dialect, Dialect):
+            console.print(f"- attribution: {p.lane.name}: none (engine {p.engine.name})", highlight=False)
+            continue
+        variants, skipped = variant_plans(p)
+        changes = [" ".join(s.change(p.dialect)) for s, _ in variants]
+        console.print(
+            f"- attribution: {p.lane.name}: {len(variants) + 2 if variants else 0} server(s) of "
+            f"{reps.warmup} + {reps.reps} requests: control, "
+            + ", ".join(changes)
+            + ", control"
+            + "".join(f"; not {name}: {why}" for name, why in skipped),
+            highlight=False,
+            markup=False,
+        )
 
 
 def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -> str:
@@ -246,6 +274,8 @@ def execute(
     rp = plan_run(lanes, opts, store, resume)
     if dry_run:
         print_plan(rp, opts.job)
+        if opts.attribute:
+            print_attribution_plan(rp, opts)
         return None
     sinks: list[Sink] = [JsonSink(out.json_out)] if out.json_out else []
     outcome = measure_with_progress(lanes, opts, sinks, store=store, resume=resume, planned=rp)

@@ -64,6 +64,25 @@ Baseline = Annotated[
         "where the time goes between kernels, engine and client (default: on with --full).",
     ),
 ]
+Attribute = Annotated[
+    bool,
+    typer.Option(
+        "--attribute",
+        help="After each llama.cpp lane, re-run a few requests of its job on fresh servers with one "
+        "known suspect switched off at a time (prompt cache, idle-slot saving, context checkpoints, "
+        "cache reuse, the sampler chain), plus the lane as it runs before and after; a cause is named "
+        "in 'Where the Time Goes' only when its switch moved the figure beyond the noise. Not implied "
+        "by --baseline or --full (it costs a server start and the requests per suspect).",
+    ),
+]
+AttributeReps = Annotated[
+    int,
+    typer.Option(
+        "--attribute-reps",
+        help="Requests per server of --attribute (after one warm-up); a cause needs at least 3 on "
+        "each side, and with 5 a chance separation of the ranges has odds 2 in 3,003.",
+    ),
+]
 NoFitCheck = Annotated[
     bool,
     typer.Option(

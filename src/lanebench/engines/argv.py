@@ -100,6 +100,27 @@ def _kv_args(lane: LaneSpec, dialect: Dialect) -> list[str]:
     return ["-ctk", lane.kv, "-ctv", lane.kv]
 
 
+CACHE_RAM_FLAGS = ("-cram", "--cache-ram")
+
+
+def _cache_ram_args(lane: LaneSpec, dialect: Dialect) -> list[str]:
+    """The lane's prompt cache (``cache_ram``, MiB) as this build spells it; none when unset."""
+    if lane.cache_ram is None:
+        return []
+    flag = dialect.first(*CACHE_RAM_FLAGS)
+    if flag is None:
+        raise LaneRefused(
+            f"lane {lane.name!r}: field 'cache_ram': this llama-server build has no --cache-ram "
+            f"({dialect.version_text or 'unknown version'})"
+        )
+    if set(CACHE_RAM_FLAGS) & set(lane.extra_args):
+        raise LaneRefused(
+            f"lane {lane.name!r}: field 'cache_ram' and extra_args '{flag}' both set the prompt cache; "
+            "give it once"
+        )
+    return [flag, str(lane.cache_ram)]
+
+
 def rpc_endpoints(lane: LaneSpec, local_ports: Sequence[int] | None = None) -> list[str]:
     """The lane's ``--rpc`` list: its remote endpoints, then its local RPC servers (their ports
     are known once they run; before that, ``<rpc_local[i]>`` stands for each)."""
@@ -152,6 +173,7 @@ def build_argv(
     if lane.ctx is not None:
         argv += ["-c", str(lane.ctx)]
     argv += ["-np", str(lane.slots)]
+    argv += _cache_ram_args(lane, dialect)
     _need(dialect, lane, "--metrics")
     argv += ["--metrics"]
     if dialect.has("-lv") and not {"-lv", "-v", "--verbose", "--verbosity", "--log-verbosity"} & set(

@@ -36,9 +36,14 @@ class Dialect:
     kv_types: tuple[str, ...] = ()
     flash_attn_values: tuple[str, ...] = field(default=())
     split_modes: tuple[str, ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()  # (flag, the default its help states), every spelling
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
+
+    def default(self, flag: str) -> str | None:
+        """The default ``flag``'s help states (``(default: 8192, ...)`` → ``'8192'``), or None."""
+        return next((v for f, v in self.defaults if f == flag), None)
 
     @property
     def speculative(self) -> SpecDialect:
@@ -69,6 +74,7 @@ class Dialect:
             "kv_types": list(self.kv_types),
             "flash_attn_values": list(self.flash_attn_values),
             "split_modes": list(self.split_modes),
+            "defaults": {f: v for f in RECORDED_DEFAULTS if (v := self.default(f)) is not None},
         }
 
     def first(self, *flags: str) -> str | None:
@@ -76,6 +82,10 @@ class Dialect:
         return next((f for f in flags if self.has(f)), None)
 
 
+# Server settings a lane may leave at the build's default that change what lanebench measures:
+# the run records the build's defaults for them (``to_dict``, kept with the run's builds).
+RECORDED_DEFAULTS = ("--cache-ram", "--ctx-checkpoints", "--cache-idle-slots", "--cache-reuse", "--samplers")
+_DEFAULT_RE = re.compile(r"\(default:\s*([^,)\s][^,)]*)")
 _FLAG_RE = re.compile(r"(-[\w-]+)(,\s+)?")
 _HELP_COLUMN = 40  # llama.cpp pads option heads to this column (common/arg.cpp to_string)
 
@@ -138,10 +148,13 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
     kv_types: tuple[str, ...] = ()
     fa_values: tuple[str, ...] = ()
     split_modes: tuple[str, ...] = ()
+    defaults: list[tuple[str, str]] = []
     for names, hint, help_ in _option_heads(help_text):
         if "has been removed" in help_:
             continue
         flags.update(names)
+        if m := _DEFAULT_RE.search(help_):
+            defaults += [(n, m[1].strip()) for n in names]
         if "--spec-type" in names and hint:
             spec_types = tuple(t for t in re.split(r"[,|\[\]<>{} ]+", hint) if t)
         if "--cache-type-k" in names:
@@ -164,6 +177,7 @@ def parse_dialect(version_text: str, help_text: str) -> Dialect:
         kv_types=kv_types,
         flash_attn_values=fa_values,
         split_modes=split_modes,
+        defaults=tuple(defaults),
     )
 
 

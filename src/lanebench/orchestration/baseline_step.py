@@ -1,7 +1,7 @@
 """The kernel view beside a lane: llama-bench with the lane's settings, run before its server starts.
 
 On with ``run --baseline`` (the default with ``--full``) or a lane's ``baseline = true``. Runs with
-the same llama-bench argv (a sweep over block sizes, a speculative lane and its plain partner)
+the same llama-bench argvs (a sweep over block sizes, a speculative lane and its plain partner)
 share one measurement. An engine other than llama.cpp, or a build without llama-bench beside its
 server, gets a note instead of figures.
 """
@@ -30,10 +30,13 @@ def baseline_for(
     opts: RunOptions,
     cache: dict[str, dict[str, Any]],
     log_path: Path | None = None,
+    depth: int = 0,
 ) -> dict[str, Any] | None:
     """The lane's kernel view as a ``BaselineRecord`` dict; None when not asked for.
 
-    A lane with ``rpc_local`` gets its own RPC servers for llama-bench's run (logs beside
+    ``depth``: tokens of context the job's requests continue (0: a fresh prompt); llama-bench
+    prefills at ``depth`` and decodes at ``depth + n_in``, as the server does (two runs). A
+    lane with ``rpc_local`` gets its own RPC servers for llama-bench's runs (logs beside
     ``log_path``), stopped before the lane's server starts: an RPC server serves one client."""
     if not wants_baseline(plan, opts):
         return None
@@ -50,19 +53,20 @@ def baseline_for(
 
     model = plan.model
 
-    def argv_with(rpc: list[str]) -> tuple[list[str], list[str]]:
-        return bench_argv(bench, flags, lane, model, job.n_in, job.n_out, opts.baseline_reps, rpc)
+    def argv_with(rpc: list[str]) -> tuple[list[str], list[str], list[str]]:
+        return bench_argv(bench, flags, lane, model, job.n_in, job.n_out, opts.baseline_reps, rpc, depth)
 
-    preview, notes = argv_with(rpc_endpoints(lane))  # local RPC ports as placeholders
-    key = "\0".join(preview)
+    prefill, decode, notes = argv_with(rpc_endpoints(lane))  # local RPC ports as placeholders
+    key = "\0".join([*prefill, "\n", *decode])
     if key not in cache:
         logs = log_path or opts.out_dir / f"{lane.name}-baseline.log"
         rpc_bin = find_rpc_server(plan.server_bin)
         label = f"lane {lane.name!r} (llama-bench)"
         try:
             with LocalRpcServers(label, logs, rpc_bin, list(lane.rpc_local), opts.load_timeout_s) as local:
-                argv, _ = argv_with(rpc_endpoints(lane, local.ports))
-                cache[key] = run_baseline(argv, [], env={**os.environ, **lane.env}).to_dict()
+                argv, decode_argv, _ = argv_with(rpc_endpoints(lane, local.ports))
+                env = {**os.environ, **lane.env}
+                cache[key] = run_baseline(argv, decode_argv, [], env=env).to_dict()
         except LaneFailed as exc:
             cache[key] = BaselineRecord(note=f"no kernel view: {exc}").to_dict()
     shared = cache[key]

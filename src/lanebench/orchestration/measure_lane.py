@@ -18,6 +18,7 @@ import aiohttp
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
 from lanebench.measure import LaneJob, RunState, summarize
+from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import measured
@@ -77,11 +78,31 @@ class LaneMeasurer:
         self.state = RunState()
         self.servers = 0
         self.baselines: dict[str, dict[str, Any]] = {}  # llama-bench argv -> its record, once per run
+        self.attributions: dict[str, dict[str, Any]] = {}  # server argv -> its experiment, once per run
 
     def _baseline(self, plan: LanePlan) -> dict[str, Any] | None:
         if self.progress and wants_baseline(plan, self.opts):
             self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
         return baseline_for(plan, self.opts, self.baselines, self._log_path(f"{plan.lane.name}-baseline"))
+
+    def _attribute(self, plan: LanePlan, result: LaneResult) -> None:
+        """The attribution experiment once the lane's own servers are stopped; the finished lane
+        is written to the sinks again after every server of it (an interrupt keeps what ran)."""
+
+        def announce(text: str) -> None:
+            if self.progress:
+                self.progress.loading(text)
+
+        def keep(record: dict[str, Any]) -> None:
+            result.attribution = record
+            for s in self.sinks:
+                s.lane_finished(self.run, result)
+
+        record = attribution_for(
+            plan, result, self.opts, self.state, self.attributions, self._log_path, announce, keep
+        )
+        if record is not None:
+            keep(record)
 
     def _log_path(self, label: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
@@ -140,6 +161,13 @@ class LaneMeasurer:
         return self.state.per_request.setdefault(plan.build, asyncio.run(ask()))
 
     def measure_group(self, plans: Sequence[LanePlan]) -> list[LaneResult]:
+        """Measure a group of lanes, then run each one's attribution experiment (if asked)."""
+        results = self._measure_group(plans)
+        for plan, result in zip(plans, results, strict=True):
+            self._attribute(plan, result)
+        return results
+
+    def _measure_group(self, plans: Sequence[LanePlan]) -> list[LaneResult]:
         """A group on one server if the build allows, else one server each.
 
         The shared server is started for the widest block size; if the build turns out to

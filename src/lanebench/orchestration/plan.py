@@ -45,6 +45,8 @@ class RunOptions:
     fit_check: bool = True  # refuse lanes whose estimate, placed per device, exceeds free memory
     baseline: bool = False  # llama-bench beside every lane (the kernel view); lanes may ask alone
     baseline_reps: int = 3
+    attribute: bool = False  # the attribution experiment after every llama.cpp lane (attribute_step)
+    attribute_reps: int = 5  # single requests per arm of the experiment
 
     def context(self) -> PlanContext:
         return PlanContext(job=self.job, server_bin=self.server_bin, check_drafts=self.check_drafts)

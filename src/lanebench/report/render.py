@@ -24,7 +24,7 @@ from lanebench.report.placement import placement_cells, placement_table
 from lanebench.report.quality import quality_table
 from lanebench.report.sections import context_table, failures_table, host_table, models_table, sweep_tables
 from lanebench.report.tables import draft_acceptance, latest_numbers, to_markdown
-from lanebench.report.views import time_table
+from lanebench.report.views import attribution_table, time_table
 
 FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
@@ -48,7 +48,7 @@ def pick_format(fmt: str | None, output: Path | None) -> str:
 def lane_tables(lanes: Sequence[LaneResult], job: JobSpec) -> list[Table]:
     """The tables of one run's lanes, as a run prints them and a report shows them: Latest
     Measured Numbers, then those the lanes have figures for (acceptance, quality, memory, memory
-    per device, placement, where the time goes)."""
+    per device, placement, where the time goes, attribution)."""
     optional = (
         draft_acceptance(lanes),
         quality_table(lanes),
@@ -56,6 +56,7 @@ def lane_tables(lanes: Sequence[LaneResult], job: JobSpec) -> list[Table]:
         device_table(lanes),
         placement_table(lanes),
         time_table(lanes, job),
+        attribution_table(lanes),
     )
     return [latest_numbers(lanes, job), *(t for t in optional if t is not None)]
 

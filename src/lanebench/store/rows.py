@@ -74,6 +74,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "baseline": dict(lane.baseline) if lane.baseline else None,
         "placement": dict(lane.placement) if lane.placement else None,
         "request": dict(lane.request) if lane.request else None,
+        "attribution": dict(lane.attribution) if lane.attribution else None,
     }
 
 
@@ -195,6 +196,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         baseline=row.baseline if isinstance(row.baseline, dict) else None,
         placement=row.placement if isinstance(row.placement, dict) else None,
         request=row.request if isinstance(row.request, dict) else None,
+        attribution=row.attribution if isinstance(row.attribution, dict) else None,
     )
 
 

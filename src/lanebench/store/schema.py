@@ -77,6 +77,7 @@ lanes = sa.Table(
     sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
     sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
     sa.Column("request", JsonText),  # schema 6: the standard job's request as sent (measure.sent)
+    sa.Column("attribution", JsonText),  # schema 7: attribution.AttributionRecord.to_dict(), raw samples too
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -216,7 +217,13 @@ def _v5_to_v6(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN request TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]
+def _v6_to_v7(conn: Connection) -> None:
+    """The attribution experiment per lane (run --attribute): the lanes' ``attribution`` column
+    (every arm's argv and raw requests, JSON text)."""
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN attribution TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7]
 
 
 def latest_version() -> int:

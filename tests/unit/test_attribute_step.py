@@ -1,0 +1,62 @@
+"""The attribution step's planning (no server starts): which servers an experiment runs, the
+job they run, and when there is no experiment at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lanebench.engines.base import LanePlan
+from lanebench.engines.dialect import parse_dialect
+from lanebench.engines.llamacpp import LlamaCpp
+from lanebench.engines.openai import OpenAI
+from lanebench.lanes import LaneSpec
+from lanebench.measure import RunState
+from lanebench.orchestration.attribute_step import attribution_for, experiment_job, variant_plans
+from lanebench.orchestration.plan import RunOptions
+from lanebench.records import JobSpec, LaneResult, LaneStatus
+
+HELP = Path(__file__).resolve().parents[1] / "fixtures" / "help"
+BIN, MODEL = Path("/opt/llama/bin/llama-server"), Path("/models/m.gguf")
+JOB = JobSpec(n_in=256, n_out=32, reps=3, warmup=0, aggregate=2)
+
+
+def plan(lane: LaneSpec) -> LanePlan:
+    dialect = parse_dialect((HELP / "b11434.version").read_text(), (HELP / "b11434.help").read_text())
+    return LanePlan(lane, LlamaCpp(), 512, str(BIN), server_bin=BIN, dialect=dialect, model=MODEL)
+
+
+def test_each_variant_is_the_lanes_argv_with_one_switch() -> None:
+    base = plan(LaneSpec(name="L", slots=1, threads=2))
+    variants, skipped = variant_plans(base)
+    control = base.argv(0)
+    for suspect, vplan in variants:
+        change = suspect.change(base.dialect)
+        assert vplan.argv_preview == [*control, *change]
+    assert [s.name for s, _ in variants] == ["prompt_cache", "idle_slots", "ctx_checkpoints", "samplers"]
+    assert skipped == [["cache_reuse", "the lane does not enable it (--cache-reuse 0)"]]
+
+
+def test_the_experiment_runs_the_lanes_job_without_batches() -> None:
+    opts = RunOptions(job=JOB, out_dir=Path("/tmp"), attribute=True, attribute_reps=4)
+    job = experiment_job(opts)
+    assert (job.n_in, job.n_out, job.reps, job.warmup, job.aggregate) == (256, 32, 4, 1, 0)
+
+
+def test_no_experiment_when_not_asked_or_failed_and_a_note_for_other_engines(tmp_path: Path) -> None:
+    lane = LaneSpec(name="L")
+    result = LaneResult(name="L", lane=lane)
+    asked = RunOptions(job=JOB, out_dir=tmp_path, attribute=True)
+
+    def log(label: str) -> Path:
+        return tmp_path / label
+
+    assert (
+        attribution_for(plan(lane), result, RunOptions(job=JOB, out_dir=tmp_path), RunState(), {}, log)
+        is None
+    )
+    failed = LaneResult(name="L", lane=lane, status=LaneStatus.FAILED)
+    assert attribution_for(plan(lane), failed, asked, RunState(), {}, log) is None
+    attached = LanePlan(LaneSpec(name="L", engine="openai", url="http://127.0.0.1:9"), OpenAI(), 0, "url")
+    rec = attribution_for(attached, result, asked, RunState(), {}, log)
+    assert rec is not None and rec["arms"] == [] and "no attribution" in rec["note"]
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing logged
