@@ -111,6 +111,7 @@ def sample_row(lane_id: int, seq: int, rec: RequestRecord) -> dict[str, Any]:
         "timings": t,
         "content_sha": rec.content_sha,
         "tokens_sha": rec.tokens_sha,
+        "token_ids": rec.token_ids,
     }
 
 
@@ -131,6 +132,7 @@ def sample_from_row(row: Any) -> RequestRecord:
         content_sha=row.content_sha,
         stream_index=row.stream_index,
         tokens_sha=row.tokens_sha,
+        token_ids=list(row.token_ids) if isinstance(row.token_ids, list) else None,
     )
 
 

@@ -106,6 +106,7 @@ samples = sa.Table(
     sa.Column("timings", JsonText),
     sa.Column("content_sha", sa.String(64)),
     sa.Column("tokens_sha", sa.String(64)),  # schema 2
+    sa.Column("token_ids", JsonText),  # schema 6: a sequential request's generated ids (greedy check)
 )
 
 aggregates = sa.Table(
@@ -203,7 +204,13 @@ def _v4_to_v5(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN placement TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
+def _v5_to_v6(conn: Connection) -> None:
+    """Speculative lanes get a verdict, not a figure: the samples' ``token_ids`` (the generated
+    ids of sequential requests, JSON text), from which the first divergence is found."""
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN token_ids TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]
 
 
 def latest_version() -> int:
