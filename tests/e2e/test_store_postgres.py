@@ -149,6 +149,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN memory"))  # schema 3
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN baseline"))  # schema 4
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN placement"))  # schema 5
+        conn.execute(sa.text("ALTER TABLE samples DROP COLUMN token_ids"))  # schema 6
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)
@@ -157,7 +158,8 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sink.run_started(run)
     lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))
     lane.placement = {"split_mode": "row", "rpc": []}  # schema 5's column, in PostgreSQL too
-    lane.samples.append(RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc"))
+    ids = [2, 105, 262143]  # schema 6: a sequential request's generated ids, for the greedy check
+    lane.samples.append(RequestRecord(kind="single", rep=0, n_in=1, n_out=3, tokens_sha="abc", token_ids=ids))
     sink.lane_started(run, lane)
     sink.sample(run, lane, lane.samples[0])
     lane.quality = QualityRecord(QualityStatus.MEASURED, "ref", 510, 512, kld_mean=0.114, kld_err=0.01)
@@ -165,5 +167,6 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sink.lane_finished(run, lane)  # quality re-sent after the quality step: replaced, not duplicated
     (back,) = store.load_lanes("pgq")
     assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
+    assert back.samples[0].token_ids == ids
     assert back.placement == lane.placement
     store.close()

@@ -260,7 +260,8 @@ def test_quality_is_stored_and_loaded(tmp_path: Path) -> None:
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     sink.run_started(run)
     lane = result("q4", None)
-    lane.samples.append(RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc"))
+    sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=2, tokens_sha="abc", token_ids=[7, 9])
+    lane.samples.append(sample)
     sink.lane_started(run, lane)
     sink.sample(run, lane, lane.samples[0])
     sink.lane_finished(run, lane)
@@ -271,6 +272,7 @@ def test_quality_is_stored_and_loaded(tmp_path: Path) -> None:
     sink.lane_finished(run, lane)
     (back,) = store.load_lanes("r1")
     assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
+    assert back.samples[0].token_ids == [7, 9], "schema 6 keeps the ids the greedy check compares"
 
 
 def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
