@@ -68,6 +68,9 @@ class RequestRecord:
     stream_chunks: int = 0
     first_tokens: int | None = None  # None: a record from before tokens were told from chunks
     token_count: str | None = None  # a TokenCount value
+    # the generated token ids of a sequential request (warm-up, single), for the greedy check of
+    # speculative lanes; None for concurrent requests and engines that stream no ids
+    token_ids: list[int] | None = None
 
     @property
     def draft_n(self) -> int:
@@ -116,7 +119,11 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
 class QualityStatus(StrEnum):
     REFERENCE = "reference"  # the lane the others are compared with (measured against itself)
     MEASURED = "measured"  # figures from llama-perplexity --kl-divergence against the reference
-    LOSSLESS = "lossless"  # speculative: the target's figures; greedy ids checked against the plain lane
+    # speculative lanes get a verdict, never a figure: their greedy token ids against their plain
+    # partner's (the same target without drafting)
+    LOSSLESS = "lossless"  # every compared greedy token identical
+    NOT_LOSSLESS = "not-lossless"  # a compared greedy token differs (see divergence_*)
+    UNCHECKED = "unchecked"  # nothing to compare (see ``note``)
     EMULATED = "emulated"  # synthetic acceptance: output not the model's, no figures
     UNAVAILABLE = "unavailable"  # could not be measured (no llama-perplexity, an attached server, ...)
     FAILED = "failed"  # llama-perplexity ran and failed (see ``note``)
@@ -128,8 +135,14 @@ class QualityRecord:
 
     Figures come from the build's own ``llama-perplexity --kl-divergence``; each ``*_err`` is
     the tool's own ± (one standard error). KLD in nats per token; ``same_top1`` and ``rms_dp`` in
-    percent; ``tokens`` is how many tokens were scored. ``greedy`` is the speculative check:
-    True when greedy token ids equal the same model's plain lane, False when they differ."""
+    percent; ``tokens`` is how many tokens were scored.
+
+    A speculative lane has no figures: ``greedy`` is its check (True when its greedy token ids
+    equal those of ``partner``, the plain lane of the same target; False when they differ; None
+    when unchecked), over ``greedy_checked`` requests and ``greedy_tokens`` generated tokens, of
+    which ``greedy_same`` were identical up to each request's first divergence. The first
+    divergence is at generated token ``divergence_token`` (1-based) of compared request
+    ``divergence_request`` (1-based), ``divergence_label`` naming it (e.g. ``single rep 2``)."""
 
     status: QualityStatus
     reference: str | None = None
@@ -151,6 +164,13 @@ class QualityRecord:
     rms_dp_err: float | None = None
     greedy: bool | None = None
     greedy_checked: int = 0  # requests compared
+    partner: str | None = None
+    greedy_tokens: int = 0
+    greedy_same: int = 0
+    greedy_differing: int = 0  # requests whose ids differ
+    divergence_request: int | None = None
+    divergence_token: int | None = None
+    divergence_label: str = ""
     fingerprint: str | None = None
     seconds: float | None = None  # wall time of the llama-perplexity run this lane used
     note: str = ""
@@ -164,11 +184,32 @@ class QualityRecord:
         d["status"] = str(self.status)
         return d
 
+    @property
+    def speculative(self) -> bool:
+        """A speculative lane's verdict (lossless, not lossless, unchecked)."""
+        return self.status in SPECULATIVE
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QualityRecord:
+        """The record from its ``to_dict`` form. Records of speculative lanes written before
+        schema 6 carried their target's figures (a KLD of 0.0 they never measured): they are
+        read as a verdict only, from their greedy check."""
         known = _known(cls, d)
         known["status"] = QualityStatus(known.get("status") or "unavailable")
-        return cls(**known)
+        rec = cls(**known)
+        if rec.status in SPECULATIVE:
+            for name in FIGURE_FIELDS:
+                setattr(rec, name, None)
+            rec.tokens = rec.ctx = 0
+            if rec.status == QualityStatus.LOSSLESS and rec.greedy is not True:
+                rec.status = QualityStatus.NOT_LOSSLESS if rec.greedy is False else QualityStatus.UNCHECKED
+        return rec
+
+
+SPECULATIVE = (QualityStatus.LOSSLESS, QualityStatus.NOT_LOSSLESS, QualityStatus.UNCHECKED)
+FIGURE_FIELDS = tuple(
+    f.name for f in fields(QualityRecord) if f.name.startswith(("ppl", "kld", "same_top1", "rms_dp"))
+)
 
 
 @dataclass(slots=True)

@@ -2,12 +2,15 @@
 reported), ``lanebench quality A B``, and bad input given as one line.
 
 The run scores 255 tokens (one chunk of 512) on a tiny job: plain F16 KV (the reference), the
-270M drafting for itself (greedy ids checked against the plain lane), and Q4_0 KV.
+270M drafting for itself (a verdict from its greedy ids against the plain lane, no figure
+anywhere: JSON, store, table, plot data), and Q4_0 KV. Pairings whose KLD would mean nothing
+are refused before anything starts (run --quality, tune --max-kld, lanebench quality).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +18,9 @@ from typing import Any
 
 import pytest
 from tests.cli_helpers import lanes_file, one_error_line, run_cli
+
+from lanebench.records import FIGURE_FIELDS, LaneResult
+from lanebench.report.quality import left_out, speed_quality_points
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +68,7 @@ flash_attn = "on"
     assert report.returncode == 0, report.stderr
     doc["_report"] = json.loads(report.stdout)
     doc["_quality_dir"] = d / "logs" / "quality"
+    doc["_db"] = db
     return doc
 
 
@@ -74,7 +81,8 @@ def test_every_lane_has_quality_against_the_reference(run_doc: dict[str, Any]) -
     assert plain["status"] == "reference" and plain["ppl"] > 1
     assert q4["status"] == "measured" and q4["reference"] == "plain" and q4["tokens"] == 255
     assert q4["kld_mean"] > q4["kld_err"] > 0 and 0 < q4["same_top1"] < 100
-    assert draft["status"] == "lossless" and draft["kld_mean"] == 0.0
+    assert draft["status"] == "lossless" and draft["partner"] == "plain"
+    assert all(draft[f] is None for f in FIGURE_FIELDS), "a drafting lane measured no KLD, PPL or top-1"
     assert "quality: 255 tokens scored against 'plain'" in run_doc["_stderr"]
     assert list(run_doc["_quality_dir"].iterdir()) == []
 
@@ -82,9 +90,37 @@ def test_every_lane_has_quality_against_the_reference(run_doc: dict[str, Any]) -
 def test_self_draft_greedy_ids_equal_the_plain_lane(run_doc: dict[str, Any]) -> None:
     draft = lane(run_doc, "self-draft")
     assert draft["status"] == "ok", draft["flags"]
-    assert draft["quality"]["greedy"] is True and draft["quality"]["greedy_checked"] == 3  # warm-up + 2
-    shas = [s["tokens_sha"] for s in draft["samples"]]
-    assert all(shas) and shas == [s["tokens_sha"] for s in lane(run_doc, "plain")["samples"]]
+    q = draft["quality"]
+    assert q["greedy"] is True and q["greedy_checked"] == 3  # warm-up + 2
+    ids = [s["token_ids"] for s in draft["samples"]]
+    assert all(ids) and ids == [s["token_ids"] for s in lane(run_doc, "plain")["samples"]]
+    n = sum(len(x) for x in ids)
+    assert n > 0 and q["greedy_tokens"] == q["greedy_same"] == n and q["divergence_token"] is None
+
+
+def test_the_verdict_not_a_figure_in_table_store_and_plot_data(run_doc: dict[str, Any]) -> None:
+    q = lane(run_doc, "self-draft")["quality"]
+    n = q["greedy_tokens"]
+    section = run_doc["_md"].split("Quality vs reference", 1)[1]
+    row = next(line for line in section.splitlines() if line.startswith("| self-draft |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:6] == ["–", "lossless (no KLD: speculative)", "–"]
+    assert cells[6] == f"lossless: {n} of {n} greedy tokens identical against 'plain' (3 requests)"
+    stored = {x["name"]: x for x in run_doc["_report"]["runs"][0]["lanes"]}
+    assert stored["self-draft"]["quality"] == q
+    assert [s["token_ids"] for s in stored["self-draft"]["samples"]] == [
+        s["token_ids"] for s in lane(run_doc, "self-draft")["samples"]
+    ]
+    con = sqlite3.connect(run_doc["_db"])
+    row = con.execute(
+        "SELECT q.status, q.kld_mean, q.ppl, q.same_top1 FROM quality q JOIN lanes l ON l.id = q.lane_id "
+        "WHERE l.name = 'self-draft'"
+    ).fetchone()
+    con.close()
+    assert row == ("lossless", None, None, None)
+    lanes = [LaneResult.from_dict(x) for x in run_doc["lanes"]]
+    assert {p[0] for p in speed_quality_points(lanes)} == {"plain", "kv-q4"}
+    assert [name for name, _ in left_out(lanes)] == ["self-draft"]
 
 
 def test_quality_table_in_markdown_and_stored_report(run_doc: dict[str, Any]) -> None:
@@ -139,3 +175,45 @@ def test_unknown_reference_is_refused_before_anything_starts(tmp_path: Path, gem
     proc, left = run_cli(tmp_path, "run", str(lanes), "--quality", "--reference", "nope", timeout=60)
     assert proc.returncode == 2 and not left
     assert "--reference: no lane named 'nope' (lanes: plain)" in one_error_line(proc)
+
+
+REFUSED = """
+[defaults]
+model = "{model}"
+server_bin = "{server_bin}"
+quality = true
+
+[[lane]]
+name = "plain"
+
+[[lane]]
+name = "lora-unapplied"
+extra_args = ["--lora-init-without-apply"]
+"""
+LINE = (
+    "lane 'lora-unapplied': field 'extra_args': --lora-init-without-apply: a llama-server option that "
+    "llama-perplexity does not take"
+)
+
+
+@pytest.mark.parametrize(
+    "command", [("run", *("--n-in", "16", "--n-out", "4")), ("tune", "--max-kld", "0.01", "--n-out", "4")]
+)
+def test_a_pairing_the_tool_cannot_reproduce_is_refused_before_anything_starts(
+    tmp_path: Path, server_bin: Path, gemma_270m: Path, command: tuple[str, ...]
+) -> None:
+    lanes = lanes_file(tmp_path, REFUSED.format(model=gemma_270m, server_bin=server_bin))
+    proc, left = run_cli(tmp_path, command[0], str(lanes), *command[1:], timeout=120)
+    assert proc.returncode == 2 and not left
+    assert LINE in one_error_line(proc)
+    assert not list((tmp_path / "logs").glob("**/*.log")), "no server may have started"
+
+
+def test_quality_of_another_vocabulary_is_refused(tmp_path: Path, gemma_270m: Path, smollm2: Path) -> None:
+    logs = tmp_path / "logs"
+    proc = lanebench("quality", str(gemma_270m), str(smollm2), "--out-dir", str(logs), timeout=120)
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert "field 'model': SmolLM2-135M-Instruct.Q4_1.gguf has another vocabulary than the reference" in line
+    assert "the same token ids are not the same tokens" in line
+    assert not (logs / "quality").exists() or not list((logs / "quality").iterdir())

@@ -1,14 +1,18 @@
 """End to end: quality per lane with the build's real llama-perplexity and the real 270M.
 
 One module-scoped assessment scores, against the plain F16-KV reference: the reference again
-(the tool's floor), Q8_0 and Q4_0 KV, a Q2_K requantisation made here with the build's own
-llama-quantize, and a lane with emulated acceptance (skipped). 510 tokens are scored (2 chunks
-of 512): the base file is 267 MB while it exists.
+(the tool's floor), the same with server-only flags (it shares that run), Q8_0 and Q4_0 KV,
+Q8_0 KV given in ``extra_args`` (passed to the tool), a Q2_K requantisation made here with the
+build's own llama-quantize, a lane with emulated acceptance and a self-drafting lane (neither is
+scored). 510 tokens are scored (2 chunks of 512): the base file is 267 MB while it exists.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,10 +56,13 @@ def assessed(
     lanes = [
         lane("ref", reference=True),
         lane("ref-again"),
+        lane("server-only-flags", extra_args=["--cache-ram", "0", "--temp", "0.7", "-c", "4096"]),
         lane("kv-q8", kv="q8_0", flash_attn="on"),
+        lane("kv-q8-in-extra-args", extra_args=["-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on"]),
         lane("kv-q4", kv="q4_0", flash_attn="on"),
         lane("q2k", model=q2k),
         lane("emulated", draft=emulated),
+        lane("self-draft", draft=Draft(kind="model", block_size=3)),
     ]
     out = Assessor(lanes, QualityOptions(work, tokens=TOKENS)).run([q.name for q in lanes])
     return out, work
@@ -68,7 +75,9 @@ def rec(assessed: tuple[QualityOutcome, Path], name: str) -> QualityRecord:
 def test_slice_is_sized_and_the_base_file_is_gone(assessed: tuple[QualityOutcome, Path]) -> None:
     out, work = assessed
     assert out.slice is not None and out.slice.tokens == TOKENS and out.slice.chunks == 2
-    assert out.tool_runs == 5  # base + ref-again + q8 + q4 + q2k; the emulated lane runs nothing
+    # base + ref-again (with server-only-flags) + q8 + q8 in extra_args + q4 + q2k; the emulated
+    # and the self-drafting lane run nothing
+    assert out.tool_runs == 6
     assert list(work.iterdir()) == [], "the base file and its folder must be removed"
 
 
@@ -103,49 +112,75 @@ def test_emulated_lane_is_marked_and_not_scored(assessed: tuple[QualityOutcome, 
     assert "output not the model's" in e.note
 
 
-def test_full_disk_while_writing_the_base_file_is_a_clean_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_bin: Path, gemma_270m: Path
+def test_flags_the_tool_takes_reach_it_and_server_only_flags_share_a_run(
+    assessed: tuple[QualityOutcome, Path],
 ) -> None:
-    """A 16 MB tmpfs (fault injection): free space is reported as plentiful so the slice is
-    planned, the real tool fills the disk, and nothing is left behind."""
-    tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(tiny)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        import lanebench.quality.assess as assess
+    """Scored as F16 KV (the old rule passed only the lane fields), the extra_args lane would sit
+    at the tool's floor; given its flags, it is the Q8_0 KV lane, figure for figure."""
+    q8, extra = rec(assessed, "kv-q8"), rec(assessed, "kv-q8-in-extra-args")
+    assert extra.status == QualityStatus.MEASURED and extra.fingerprint != q8.fingerprint
+    assert (extra.kld_mean, extra.same_top1, extra.ppl) == (q8.kld_mean, q8.same_top1, q8.ppl)
+    again, flags = rec(assessed, "ref-again"), rec(assessed, "server-only-flags")
+    assert flags.fingerprint == again.fingerprint and flags.kld_mean == again.kld_mean
 
-        class Plenty:
-            free = 100 << 30
 
-        monkeypatch.setattr(assess.shutil, "disk_usage", lambda _p: Plenty())
-        spec = LaneSpec(name="ref", model=gemma_270m, threads=2)
-        other = LaneSpec(name="q4", model=gemma_270m, threads=2, kv="q4_0", flash_attn="on")
-        lanes = [QualityLane(spec, server_bin, gemma_270m), QualityLane(other, server_bin, gemma_270m)]
-        with pytest.raises(QualityError, match="the disk filled up") as exc:
-            Assessor(lanes, QualityOptions(tiny, tokens=255)).run(["q4"])
-        assert "\n" not in str(exc.value)
-        assert list(tiny.iterdir()) == [], "no half-written base file may stay"
-    finally:
-        subprocess.run(["umount", str(tiny)], check=False)
+def test_a_drafting_lane_gets_no_figure_without_requests(assessed: tuple[QualityOutcome, Path]) -> None:
+    r = rec(assessed, "self-draft")
+    assert r.status == QualityStatus.UNCHECKED and r.partner == "ref" and not r.has_figures
+    assert r.ppl is None and r.same_top1 is None and "has no requests in this run" in r.note
+
+
+def _two_lanes(bin_: Path, model: Path) -> list[QualityLane]:
+    spec = LaneSpec(name="ref", model=model, threads=2, server_bin=bin_)
+    other = LaneSpec(name="q4", model=model, threads=2, kv="q4_0", flash_attn="on", server_bin=bin_)
+    return [QualityLane(spec, bin_, model), QualityLane(other, bin_, model)]
+
+
+def test_base_file_cut_short_while_written_is_a_clean_error(
+    tmp_path: Path, server_bin: Path, gemma_270m: Path
+) -> None:
+    """Fault injection without root: a llama-perplexity run under a 16 MiB file-size limit with
+    SIGXFSZ ignored gets EFBIG past it, as a full disk gives ENOSPC; the real tool goes on, exits
+    0 and leaves a short base file, which must become one clean line and leave nothing behind."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "llama-server").symlink_to(server_bin)
+    real = find_perplexity(server_bin)
+    assert real is not None
+    wrapper = bin_dir / "llama-perplexity"
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import os, resource, signal, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"os.execv({str(real)!r}, [{str(real)!r}, *sys.argv[1:]])\n"
+    )
+    wrapper.chmod(0o755)
+    work = tmp_path / "work"
+    lanes = _two_lanes(bin_dir / "llama-server", gemma_270m)
+    with pytest.raises(QualityError, match="the disk filled up") as exc:
+        Assessor(lanes, QualityOptions(work, tokens=255)).run(["q4"])
+    assert "is 16,777,216 of " in str(exc.value) and "\n" not in str(exc.value)
+    assert list(work.iterdir()) == [], "no half-written base file may stay"
 
 
 def test_too_little_free_disk_is_refused_before_running(
-    tmp_path: Path, server_bin: Path, gemma_270m: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_bin: Path, gemma_270m: Path
 ) -> None:
-    tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(tiny)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        spec = LaneSpec(name="ref", model=gemma_270m)
-        other = LaneSpec(name="q4", model=gemma_270m, kv="q4_0", flash_attn="on")
-        lanes = [QualityLane(spec, server_bin, gemma_270m), QualityLane(other, server_bin, gemma_270m)]
-        with pytest.raises(QualityError, match=r"free disk at .*tiny is short"):
-            Assessor(lanes, QualityOptions(tiny, tokens=255)).run(["q4"])
-        assert list(tiny.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(tiny)], check=False)
+    """Fault injection without root: the work folder reports 16 MB free."""
+    real = shutil.disk_usage
+
+    def small(path: str | os.PathLike[str]) -> object:
+        du = real(path)
+        return type(du)(du.total, du.total - (16 << 20), 16 << 20)
+
+    import lanebench.quality.assess as assess
+
+    monkeypatch.setattr(assess.shutil, "disk_usage", small)
+    work = tmp_path / "tiny"
+    with pytest.raises(QualityError, match=r"free disk at .*tiny is short"):
+        Assessor(_two_lanes(server_bin, gemma_270m), QualityOptions(work, tokens=255)).run(["q4"])
+    assert list(work.iterdir()) == []
 
 
 def test_build_without_llama_perplexity_gets_a_note(

@@ -153,6 +153,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
             conn.execute(sa.text(f"ALTER TABLE samples DROP COLUMN {column}"))
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN request"))
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN attribution"))  # schema 7
+        conn.execute(sa.text("ALTER TABLE samples DROP COLUMN token_ids"))  # schema 8
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)
@@ -163,7 +164,9 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     lane.placement = {"split_mode": "row", "rpc": []}  # schema 5's column, in PostgreSQL too
     lane.request = {"path": "/v1/completions", "body": {"cache_prompt": False}, "notes": []}  # schema 6
     lane.attribution = {"n_in": 1, "arms": [{"name": "control", "samples": []}]}  # schema 7's
+    ids = [2, 105, 262143]  # schema 8: a sequential request's generated ids, for the greedy check
     sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc", stream_chunks=1)
+    sample.token_ids = ids
     sample.first_tokens, sample.token_count = 1, "running"
     lane.samples.append(sample)
     sink.lane_started(run, lane)

@@ -1,7 +1,7 @@
 """Quality per lane, pure parts: llama-perplexity's real output parsed, the slice sized, argv
-spelled per dialect, the base file's all-or-nothing commit, greedy checks, the reference rule,
-tune's KLD budget, the quality table and compare, and the store's quality rows (with the
-schema 1 → 2 migration)."""
+spelled per dialect, the base file's all-or-nothing commit, the reference rule, tune's KLD
+budget, the quality table and compare, and the store's quality rows (with the schema 1 → 2
+migration). Speculative lanes' verdicts: test_quality_greedy.py; pairings: test_quality_pairing.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pytest
 
 from lanebench.engines.dialect import parse_dialect
 from lanebench.errors import BadInput
-from lanebench.lanes import Draft, LaneSpec
+from lanebench.lanes import LaneSpec
 from lanebench.orchestration.tune import within_kld
-from lanebench.quality.greedy import check_greedy, plain_partner
 from lanebench.quality.parse import ParseError, error_lines, parse_base, parse_kld
 from lanebench.quality.runner import BaseFile, QualityError, ToolLane, kld_argv, lane_args
 from lanebench.quality.select import QualityLane, pick_reference
@@ -173,33 +172,6 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(tmp_path.iterdir()) == []
 
 
-# --- greedy -----------------------------------------------------------------------------------
-def rq(kind: str, sha: str | None, ok: bool = True) -> RequestRecord:
-    return RequestRecord(kind=kind, rep=0, n_in=1, n_out=1, ok=ok, tokens_sha=sha)  # type: ignore[arg-type]
-
-
-def test_greedy_identical_ids_pass_and_a_difference_is_counted() -> None:
-    plain = [rq("warmup", "a"), rq("single", "b"), rq("single", "c"), rq("aggregate", "x")]
-    same = [rq("warmup", "a"), rq("single", "b"), rq("single", "c"), rq("aggregate", "y")]
-    assert check_greedy(same, plain).identical is True and check_greedy(same, plain).compared == 3
-    diff = check_greedy([rq("warmup", "a"), rq("single", "B"), rq("single", "c")], plain)
-    assert (diff.identical, diff.compared, diff.differing) == (False, 3, 1)
-
-
-def test_greedy_without_ids_is_not_a_pass() -> None:
-    check = check_greedy([rq("single", None)], [rq("single", "a")])
-    assert check.identical is None and "no request" in check.why
-    assert check_greedy([rq("single", "a", ok=False)], [rq("single", "a")]).identical is None
-
-
-def test_plain_partner_has_the_same_model_and_kv() -> None:
-    m = Path("/m.gguf")
-    spec = LaneSpec(name="d", model=m, draft=Draft(kind="model"))
-    others = [LaneSpec(name="q8", model=m, kv="q8_0"), LaneSpec(name="p", model=m), spec]
-    assert plain_partner(spec, others) == others[1]
-    assert plain_partner(spec, others[:1]) is None
-
-
 # --- reference --------------------------------------------------------------------------------
 def ql(name: str, **kw: object) -> QualityLane:
     return QualityLane(LaneSpec.model_validate({"name": name, **kw}), Path("/bin/llama-server"), Path("/m"))
@@ -288,7 +260,8 @@ def test_quality_is_stored_and_loaded(tmp_path: Path) -> None:
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     sink.run_started(run)
     lane = result("q4", None)
-    lane.samples.append(rq("single", "abc"))
+    sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=2, tokens_sha="abc", token_ids=[7, 9])
+    lane.samples.append(sample)
     sink.lane_started(run, lane)
     sink.sample(run, lane, lane.samples[0])
     sink.lane_finished(run, lane)
@@ -299,6 +272,7 @@ def test_quality_is_stored_and_loaded(tmp_path: Path) -> None:
     sink.lane_finished(run, lane)
     (back,) = store.load_lanes("r1")
     assert back.quality == lane.quality and back.samples[0].tokens_sha == "abc"
+    assert back.samples[0].token_ids == [7, 9], "schema 8 keeps the ids the greedy check compares"
 
 
 def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
@@ -314,6 +288,7 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
         con.execute(f"ALTER TABLE samples DROP COLUMN {column}")
     con.execute("ALTER TABLE lanes DROP COLUMN request")
     con.execute("ALTER TABLE lanes DROP COLUMN attribution")  # schema 7
+    con.execute("ALTER TABLE samples DROP COLUMN token_ids")  # schema 8
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
@@ -326,13 +301,12 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     assert "request" in [r[1] for r in con.execute("PRAGMA table_info(lanes)")]
     assert "token_count" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
     assert {"placement", "attribution"} <= {r[1] for r in con.execute("PRAGMA table_info(lanes)")}
+    assert "token_ids" in [r[1] for r in con.execute("PRAGMA table_info(samples)")]
 
 
 def test_quality_record_survives_json() -> None:
-    lane = result("x", QualityRecord(QualityStatus.LOSSLESS, "ref", greedy=False, note="n"))
+    rec = QualityRecord(QualityStatus.NOT_LOSSLESS, greedy=False, partner="p", divergence_token=3, note="n")
+    lane = result("x", rec)
     back = LaneResult.from_dict(lane.to_dict())
-    assert (
-        back.quality == lane.quality
-        and back.quality is not None
-        and back.quality.status == QualityStatus.LOSSLESS
-    )
+    assert back.quality == lane.quality and back.quality is not None
+    assert back.quality.status == QualityStatus.NOT_LOSSLESS and back.quality.divergence_token == 3

@@ -17,7 +17,7 @@ from lanebench.engines.base import LanePlan
 from lanebench.lanes import LaneSpec
 from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
 from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
-from lanebench.orchestration.quality_step import Say, apply_quality, check_reference, wants_quality
+from lanebench.orchestration.quality_step import Say, apply_quality, check_quality, wants_quality
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records import LaneResult, LaneStatus, RunStatus
 from lanebench.sinks import RunInfo, Sink
@@ -73,7 +73,7 @@ def plan_run(
         done = store.finished_lane_names(resume)
     plans = plan_lanes([lane for lane in lanes if lane.name not in done], opts)
     if wants_quality(lanes, opts):
-        check_reference(plans, opts)
+        check_quality(plans, opts)
     return RunPlan(plans, group_plans(plans, opts.reuse), done, stored)
 
 

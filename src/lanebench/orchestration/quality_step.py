@@ -1,8 +1,10 @@
-"""Quality as a step of a run: after the lanes are measured, score the ones that ask for it
-against the reference lane, record it on each result and hand the results to the sinks again.
+"""Quality as a step of a run: refuse pairings that mean nothing while planning; after the
+lanes are measured, score the ones that ask for it against the reference lane, record it on
+each result and hand the results to the sinks again.
 
-A lane whose greedy output differs from its plain lane's is flagged. A quality measurement that
-fails never fails the run: its lanes carry a ``failed`` quality record saying why.
+A speculative lane whose greedy output differs from its plain partner's is flagged. A quality
+measurement that fails never fails the run: its lanes carry a ``failed`` quality record saying
+why.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lanebench.engines.base import LanePlan
+from lanebench.errors import LanebenchError
 from lanebench.lanes import LaneSpec
 from lanebench.orchestration.plan import RunOptions, plan_lanes
 from lanebench.quality.assess import Assessor, QualityOptions, QualityOutcome
-from lanebench.quality.runner import QualityError
+from lanebench.quality.greedy import verdict
+from lanebench.quality.reproduce import plan_scoring
 from lanebench.quality.select import QualityLane, pick_reference
 from lanebench.records import LaneResult, LaneStatus, QualityRecord, QualityStatus
 from lanebench.sinks import RunInfo, Sink
@@ -42,15 +46,20 @@ def quality_options(opts: RunOptions) -> QualityOptions:
     )
 
 
-def check_reference(plans: Sequence[LanePlan], opts: RunOptions) -> None:
-    """Refuse a bad ``--reference`` (or two lanes marked reference) before anything starts."""
-    pick_reference(quality_lanes(plans), opts.reference)
+def check_quality(plans: Sequence[LanePlan], opts: RunOptions) -> None:
+    """Before anything starts: refuse a bad ``--reference`` (or two lanes marked reference) and
+    every pairing with the reference whose KLD would mean nothing (``reproduce.plan_scoring``)."""
+    lanes = quality_lanes(plans)
+    wanted = [q.name for q in lanes if opts.quality or q.spec.quality]
+    plan_scoring(lanes, wanted, opts.reference)
 
 
 def _wanted(results: Sequence[LaneResult], plans: Sequence[LanePlan], opts: RunOptions) -> list[str]:
     names = [r.name for r in results if r.status != LaneStatus.FAILED and (opts.quality or r.lane.quality)]
-    if names:  # the reference's own row, so the table shows what the others are compared with
-        ref = pick_reference(quality_lanes(plans), opts.reference)
+    lanes = {q.name: q for q in quality_lanes(plans)}
+    if any(n in lanes and not lanes[n].drafting for n in names):
+        # the reference's own row, so the table shows what the others are compared with
+        ref = pick_reference(list(lanes.values()), opts.reference)
         if ref is not None and ref.name not in names and any(r.name == ref.name for r in results):
             names.insert(0, ref.name)
     return names
@@ -71,22 +80,24 @@ def apply_quality(
     assessor = Assessor(quality_lanes(plans), quality_options(opts), say)
     try:
         outcome = assessor.run(wanted, {r.name: r.samples for r in results})
-    except QualityError as exc:
+    except LanebenchError as exc:  # planning refused what it could; a tool or --help that fails now
         outcome = QualityOutcome({n: QualityRecord(QualityStatus.FAILED, note=str(exc)) for n in wanted})
     for r in results:
         rec = outcome.records.get(r.name)
         if rec is None:
             continue
         r.quality = rec
-        if rec.greedy is False:
+        if rec.status == QualityStatus.NOT_LOSSLESS:
             r.status = LaneStatus.FLAGGED
-            r.flags.append(f"not lossless: {rec.note.split('; ')[-1]}")
+            r.flags.append(verdict(rec))
         for s in sinks:
             s.lane_finished(run, r)
     return outcome
 
 
 def quality_only(lanes: Sequence[LaneSpec], opts: RunOptions, say: Say | None = None) -> QualityOutcome:
-    """Quality of every lane without measuring speed (``lanebench quality``, ``tune --max-kld``)."""
+    """Quality of every lane without measuring speed (``lanebench quality``, ``tune --max-kld``):
+    speculative lanes stay unchecked (no requests to compare). Pairings that mean nothing are
+    refused (``BadInput``) before any tool runs."""
     plans = plan_lanes(lanes, opts)
     return Assessor(quality_lanes(plans), quality_options(opts), say).run([p.lane.name for p in plans])

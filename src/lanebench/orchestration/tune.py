@@ -20,7 +20,8 @@ from lanebench.figures import FIGURES, Fig
 from lanebench.lanes import EMULATED_MARK, LaneSpec
 from lanebench.noise import Standing, no_difference_text, standing
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
-from lanebench.records import JobSpec, LaneResult, QualityRecord
+from lanebench.quality.greedy import verdict
+from lanebench.records import JobSpec, LaneResult, QualityRecord, QualityStatus
 
 # goal → the figure it maximises (or minimises, when lower is better)
 GOALS: dict[str, Fig] = {
@@ -40,20 +41,43 @@ def within_kld(
     lanes: Sequence[LaneSpec], records: dict[str, QualityRecord], max_kld: float
 ) -> tuple[list[LaneSpec], list[str]]:
     """The lanes whose mean KLD against the reference is at most ``max_kld`` (nats/token), and a
-    log line for each lane left out (over budget, or without a figure to judge)."""
+    log line for each lane left out: over budget, or of unknown quality (no KLD measured).
+
+    A speculative lane has no KLD of its own: it is within the budget only when its greedy
+    check found it lossless against a plain partner that is within the budget; unchecked or not
+    lossless, its quality is unknown or worse, and it is left out."""
     kept: list[LaneSpec] = []
     log: list[str] = []
     for lane in lanes:
         q = records.get(lane.name)
-        if q is None or q.kld_mean is None:
+        if q is not None and q.speculative:
+            why = _speculative_budget(q, records, max_kld)
+            if why:
+                log.append(f"  dropped  {lane.name}: {why}")
+            else:
+                kept.append(lane)
+        elif q is None or q.kld_mean is None:
             why = (q.note or str(q.status)) if q else "no quality measured"
-            log.append(f"  dropped  {lane.name}: no KLD to judge ({why})")
+            log.append(f"  dropped  {lane.name}: unknown quality, no KLD measured ({why})")
         elif q.kld_mean > max_kld:
             err = f" ± {q.kld_err:.4f}" if q.kld_err is not None else ""
             log.append(f"  dropped  {lane.name}: mean KLD {q.kld_mean:.4f}{err} > --max-kld {max_kld:g}")
         else:
             kept.append(lane)
     return kept, log
+
+
+def _speculative_budget(q: QualityRecord, records: dict[str, QualityRecord], max_kld: float) -> str:
+    """Why a speculative lane is not within ``max_kld`` (empty: it is, through its partner)."""
+    if q.status != QualityStatus.LOSSLESS:
+        return f"unknown quality, no KLD of its own ({verdict(q)})"
+    partner = records.get(q.partner or "")
+    if partner is None or partner.speculative or partner.kld_mean is None:
+        return f"unknown quality: lossless against {q.partner!r}, whose KLD was not measured"
+    if partner.kld_mean > max_kld:
+        kld = f"{partner.kld_mean:.4f}"
+        return f"lossless against {q.partner!r}, whose mean KLD {kld} > --max-kld {max_kld:g}"
+    return ""
 
 
 @dataclass(slots=True)

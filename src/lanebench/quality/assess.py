@@ -1,9 +1,10 @@
 """Quality for a run's lanes: one reference base file, one ``--kl-divergence`` run per distinct
-(model, KV types, flash attention, GPU layers), greedy checks for speculative lanes.
+way the tool reproduces a lane (``quality.reproduce``), a greedy verdict for speculative lanes.
 
 Returns a ``QualityRecord`` per wanted lane; a lane that cannot be measured gets a record that
 says why (never an exception), while a reference that cannot be measured raises
-``QualityError`` (nothing can be compared without it).
+``QualityError`` (nothing can be compared without it). A pairing that would mean nothing raises
+``BadInput`` before any tool runs (``reproduce.plan_scoring``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from lanebench.engines.exitcause import mem_available_bytes
 from lanebench.gguf.reader import open_gguf
-from lanebench.quality.greedy import check_greedy, plain_partner
+from lanebench.quality.flags import HelpError, Options, read_options
+from lanebench.quality.greedy import check_greedy, plain_partner, verdict_record
 from lanebench.quality.parse import KldStats, ParseError, parse_base, parse_kld
+from lanebench.quality.reproduce import plan_scoring, scored
 from lanebench.quality.runner import (
     TOOL,
     BaseFile,
@@ -29,7 +32,7 @@ from lanebench.quality.runner import (
     probe_tool,
     run_tool,
 )
-from lanebench.quality.select import QualityLane, pick_reference
+from lanebench.quality.select import QualityLane
 from lanebench.quality.slicing import DEFAULT_CTX, Slice, SliceError, plan_slice
 from lanebench.records import QualityRecord, QualityStatus, RequestRecord
 from lanebench.workloads import corpus_text
@@ -56,12 +59,6 @@ class QualityOutcome:
     slice: Slice | None = None
     tool_runs: int = 0
     seconds: float = 0.0
-
-
-def tool_lane(q: QualityLane) -> ToolLane:
-    assert q.model is not None
-    s = q.spec
-    return ToolLane(q.model, s.kv, s.flash_attn, s.threads, s.gpu_layers)
 
 
 def _figures(rec: QualityRecord, st: KldStats) -> None:
@@ -104,6 +101,7 @@ class Assessor:
     def __init__(self, lanes: Sequence[QualityLane], opts: QualityOptions, say: Say | None = None) -> None:
         self.lanes, self.opts, self.say = list(lanes), opts, say or (lambda _: None)
         self.out = QualityOutcome()
+        self.tool_lanes: dict[str, ToolLane] = {}
 
     def _unmeasurable(self, q: QualityLane) -> QualityRecord | None:
         if q.spec.emulated:
@@ -116,6 +114,8 @@ class Assessor:
                 QualityStatus.UNAVAILABLE,
                 note=f"engine {q.spec.engine!r}: lanebench has no {TOOL} for a server it does not start",
             )
+        if q.drafting:
+            return None  # a verdict from its greedy ids, which needs no tool
         if find_perplexity(q.server_bin) is None:
             return QualityRecord(
                 QualityStatus.UNAVAILABLE, note=f"no {TOOL} beside {q.server_bin}: this build cannot score it"
@@ -126,42 +126,45 @@ class Assessor:
         self, wanted: Sequence[str], samples: dict[str, list[RequestRecord]] | None = None
     ) -> QualityOutcome:
         """Records for the ``wanted`` lanes (names); ``samples`` are the run's requests, for the
-        greedy check of speculative lanes."""
+        greedy check of speculative lanes. ``BadInput`` before any tool runs when a pairing
+        with the reference would mean nothing."""
         by_name = {q.name: q for q in self.lanes}
-        ref = pick_reference(self.lanes, self.opts.reference)
+        scoring = plan_scoring(self.lanes, wanted, self.opts.reference)
+        self.tool_lanes = scoring.tool_lanes
         todo: dict[str, QualityLane] = {}
+        drafting: list[QualityLane] = []
         for name in wanted:
             q = by_name[name]
             rec = self._unmeasurable(q)
             if rec is not None:
                 self.out.records[name] = rec
+            elif q.drafting:
+                drafting.append(q)
             else:
                 todo[name] = q
-        if not todo:
-            return self.out
-        if ref is None:
+        self._greedy(drafting, samples or {})
+        ref = scoring.reference
+        if todo and ref is None:
             for name in todo:
                 self.out.records[name] = QualityRecord(
                     QualityStatus.UNAVAILABLE,
                     note="no lane can be the reference (a llama.cpp lane without a draft)",
                 )
-            return self.out
-        self.out.reference = ref.name
-        self._measure(ref, todo)
-        self._greedy(todo, samples or {})
+        elif todo and ref is not None:
+            if not scored(ref):
+                raise QualityError(f"reference lane {ref.name!r}: no {TOOL} beside {ref.server_bin}")
+            self.out.reference = ref.name
+            self._measure(ref, todo)
         return self.out
 
     def _measure(self, ref: QualityLane, todo: dict[str, QualityLane]) -> None:
         assert ref.server_bin is not None and ref.model is not None
         ref_tool = find_perplexity(ref.server_bin)
-        if ref_tool is None:
-            raise QualityError(f"reference lane {ref.name!r}: no {TOOL} beside {ref.server_bin}")
-        ref_key = tool_lane(ref).key()
-        # lanes sharing a key share one run; the reference's own key only runs when a plain lane
-        # other than the reference has it (a speculative lane takes its target's figures)
+        assert ref_tool is not None  # scored(ref)
+        # lanes the tool runs alike share one run; the reference's own row comes from the base run
         groups: dict[str, list[QualityLane]] = {}
         for q in todo.values():
-            groups.setdefault(tool_lane(q).key(), []).append(q)
+            groups.setdefault(self.tool_lanes[q.name].key(), []).append(q)
         corpus = corpus_text()
         n_vocab = open_gguf(ref.model).count("tokenizer.ggml.tokens")
         with BaseFile(self.opts.work_dir) as bf:
@@ -170,12 +173,11 @@ class Assessor:
             self.out.slice = sl
             base = self._base(ref, ref_tool, bf, sl, corpus)
             for key, members in groups.items():
-                plain = [q for q in members if q.spec.draft is None and q.name != ref.name]
-                if key == ref_key and not plain:
-                    for q in members:
-                        self.out.records[q.name] = self._reference_record(ref, sl, base, q)
-                    continue
-                self._group(ref, members[0] if not plain else plain[0], members, sl, bf.path, key)
+                others = [q for q in members if q.name != ref.name]
+                if len(others) < len(members):
+                    self.out.records[ref.name] = self._reference_record(ref, sl, base)
+                if others:
+                    self._group(ref, others, sl, bf.path, key)
 
     def _base(
         self, ref: QualityLane, tool: Path, bf: BaseFile, sl: Slice, corpus: str
@@ -186,8 +188,9 @@ class Assessor:
         text.write_text(corpus, encoding="utf-8")
         dialect = probe_tool(tool)
         self.say(f"quality: reference {ref.name!r}: scoring {sl.tokens} tokens ({sl.chunks} x {sl.ctx})")
-        argv = base_argv(tool, tool_lane(ref), dialect, text, sl, bf.partial)
-        run = run_tool(argv, ref.spec.env, self.opts.timeout_s)
+        lane = self.tool_lanes[ref.name]
+        argv = base_argv(tool, lane, dialect, text, sl, bf.partial)
+        run = run_tool(argv, lane.env, self.opts.timeout_s)
         self.out.tool_runs += 1
         self.out.seconds += run.seconds
         try:
@@ -200,18 +203,16 @@ class Assessor:
         return ppl, ppl_err, run.seconds
 
     def _reference_record(
-        self, ref: QualityLane, sl: Slice, base: tuple[float, float | None, float], q: QualityLane
+        self, ref: QualityLane, sl: Slice, base: tuple[float, float | None, float]
     ) -> QualityRecord:
-        status = QualityStatus.REFERENCE if q.name == ref.name else QualityStatus.LOSSLESS
-        note = "" if q.name == ref.name else f"the target's figures: same model and KV as {ref.name!r}"
+        """The reference's row: its perplexity; its KLD against itself is 0 by definition."""
         return QualityRecord(
-            status, ref.name, sl.tokens, sl.ctx, ppl=base[0], ppl_err=base[1], kld_mean=0.0,
-            fingerprint=tool_lane(ref).key(), seconds=base[2], note=note,
+            QualityStatus.REFERENCE, ref.name, sl.tokens, sl.ctx, ppl=base[0], ppl_err=base[1], kld_mean=0.0,
+            fingerprint=self.tool_lanes[ref.name].key(), seconds=base[2],
         )  # fmt: skip
 
-    def _group(
-        self, ref: QualityLane, lead: QualityLane, members: list[QualityLane], sl: Slice, base: Path, key: str
-    ) -> None:
+    def _group(self, ref: QualityLane, members: list[QualityLane], sl: Slice, base: Path, key: str) -> None:
+        lead = members[0]
         assert lead.server_bin is not None
         tool = find_perplexity(lead.server_bin)
         assert tool is not None  # _unmeasurable checked it
@@ -219,8 +220,8 @@ class Assessor:
         try:
             dialect = probe_tool(tool)
             self.say(f"quality: lane {lead.name!r} against {ref.name!r}")
-            argv = kld_argv(tool, tool_lane(lead), dialect, sl, base)
-            run = run_tool(argv, lead.spec.env, self.opts.timeout_s)
+            lane = self.tool_lanes[lead.name]
+            run = run_tool(kld_argv(tool, lane, dialect, sl, base), lane.env, self.opts.timeout_s)
             self.out.tool_runs += 1
             self.out.seconds += run.seconds
             rec.seconds = run.seconds
@@ -230,34 +231,26 @@ class Assessor:
                 QualityStatus.FAILED, ref.name, 0, sl.ctx, fingerprint=key, note=f"{TOOL}: {exc}"
             )
         for q in members:
-            r = QualityRecord.from_dict(rec.to_dict())
-            if q.name == ref.name:
-                r.status = QualityStatus.REFERENCE
-            elif q.spec.draft is not None and r.status == QualityStatus.MEASURED:
-                r.status, r.note = QualityStatus.LOSSLESS, f"the target's figures (lane {lead.name!r})"
-            self.out.records[q.name] = r
+            self.out.records[q.name] = QualityRecord.from_dict(rec.to_dict())
 
-    def _greedy(self, todo: dict[str, QualityLane], samples: dict[str, list[RequestRecord]]) -> None:
-        specs = [q.spec for q in self.lanes]
-        for name, q in todo.items():
-            if q.spec.draft is None:
-                continue
-            rec = self.out.records[name]
-            partner = plain_partner(q.spec, specs)
+    def _greedy(self, drafting: list[QualityLane], samples: dict[str, list[RequestRecord]]) -> None:
+        """A verdict for each speculative lane: its greedy ids against its plain partner's."""
+        for q in drafting:
+            partner, why = plain_partner(q, self.lanes, _options(q))
             if partner is None:
-                rec.note = _join(rec.note, "greedy not checked: no plain lane of the same model and KV type")
-                continue
-            check = check_greedy(samples.get(name, []), samples.get(partner.name, []))
-            rec.greedy, rec.greedy_checked = check.identical, check.compared
-            if check.identical is None:
-                rec.note = _join(rec.note, f"greedy not checked: {check.why}")
-            elif not check.identical:
-                rec.note = _join(
-                    rec.note,
-                    f"greedy token ids differ from lane {partner.name!r} in {check.differing} of "
-                    f"{check.compared} requests",
-                )
+                self.out.records[q.name] = verdict_record(None, None, why)
+            elif not samples.get(q.name) or not samples.get(partner.name):
+                missing = q.name if not samples.get(q.name) else partner.name
+                why = f"lane {missing!r} has no requests in this run (quality scored without speed)"
+                self.out.records[q.name] = verdict_record(partner.name, None, why)
+            else:
+                check = check_greedy(samples[q.name], samples[partner.name])
+                self.out.records[q.name] = verdict_record(partner.name, check)
 
 
-def _join(a: str, b: str) -> str:
-    return f"{a}; {b}" if a else b
+def _options(q: QualityLane) -> Options | None:
+    """The options of the lane's llama-server (None when they cannot be read)."""
+    try:
+        return read_options(q.server_bin) if q.server_bin is not None else None
+    except HelpError:
+        return None

@@ -2,9 +2,10 @@
 complete or absent.
 
 The argv are pure functions of a ``ToolLane`` (model, KV types, flash attention, threads, GPU
-layers) and the slice; ``BaseFile`` owns the large ``--kl-divergence-base`` file: written under a
-temporary name inside a private folder, checked against its exact expected size (the tool does
-not notice a full disk and exits 0), renamed, and removed with the folder whatever happens.
+layers, the flags ``quality.reproduce`` passes on) and the slice; ``BaseFile`` owns the large
+``--kl-divergence-base`` file: written under a temporary name inside a private folder, checked
+against its exact expected size (the tool does not notice a full disk and exits 0), renamed,
+and removed with the folder whatever happens.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
+from lanebench.engines.argv import UNQUANTISED_KV
 from lanebench.engines.dialect import Dialect, parse_dialect
 from lanebench.errors import LanebenchError
 from lanebench.quality.slicing import Slice
@@ -63,17 +66,24 @@ def probe_tool(binary: Path) -> Dialect:
 
 @dataclass(frozen=True, slots=True)
 class ToolLane:
-    """What of a lane changes the model's output distribution (and so its quality)."""
+    """A lane as ``llama-perplexity`` reproduces it: the model, KV types, flash attention,
+    threads and GPU layers, then ``extra`` (placement flags and the lane's ``extra_args`` that
+    this tool takes, in order) under ``env`` (the lane's environment less what only the server
+    reads); ``quality.reproduce`` decides what goes in."""
 
     model: Path
     kv: str = "f16"
     flash_attn: str = "auto"
     threads: int | None = None
     gpu_layers: int | None = None
+    extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
 
     def key(self) -> str:
         """Lanes with the same key share one measurement (threads do not change the output)."""
-        return f"{self.model}|kv={self.kv}|fa={self.flash_attn}|ngl={self.gpu_layers}"
+        extra = " ".join(self.extra)
+        env = " ".join(f"{k}={v}" for k, v in self.env)
+        return f"{self.model}|kv={self.kv}|fa={self.flash_attn}|ngl={self.gpu_layers}|args={extra}|env={env}"
 
 
 def lane_args(lane: ToolLane, dialect: Dialect) -> list[str]:
@@ -90,9 +100,9 @@ def lane_args(lane: ToolLane, dialect: Dialect) -> list[str]:
     if "-fa" in dialect.flags:
         if dialect.flash_attn_values:
             args += ["-fa", lane.flash_attn]
-        elif lane.flash_attn == "on":
-            args += ["-fa"]  # older builds: a bare switch
-    return args
+        elif lane.flash_attn == "on" or (lane.flash_attn == "auto" and lane.kv not in UNQUANTISED_KV):
+            args += ["-fa"]  # older builds: a bare switch, as engines.argv gives the server
+    return args + list(lane.extra)
 
 
 def base_argv(
@@ -131,7 +141,7 @@ class ToolRun:
     seconds: float
 
 
-def run_tool(argv: list[str], env: dict[str, str] | None = None, timeout_s: float = 3600.0) -> ToolRun:
+def run_tool(argv: list[str], env: Sequence[tuple[str, str]] = (), timeout_s: float = 3600.0) -> ToolRun:
     """Run it to the end; ``QualityError`` when it cannot start, times out or dies by a signal."""
     t0 = time.perf_counter()
     try:
@@ -141,7 +151,7 @@ def run_tool(argv: list[str], env: dict[str, str] | None = None, timeout_s: floa
             text=True,
             errors="replace",
             timeout=timeout_s,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **dict(env)},
             stdin=subprocess.DEVNULL,
         )
     except OSError as exc:

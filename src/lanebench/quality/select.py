@@ -1,7 +1,8 @@
 """Which lane is the reference, and which lanes share one measurement.
 
 The reference is the lane named ``reference = true`` (or ``--reference NAME``); else the lane,
-among those lanebench starts with llama.cpp and that do not draft, with an F16 KV cache and the
+among those lanebench starts with llama.cpp and that do not draft (no ``draft``, no drafting
+switch in ``extra_args`` or ``env``), with an F16 KV cache and the
 widest weights (most bits per weight, from the GGUF's own tensor sizes).
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from lanebench.errors import BadInput, LanebenchError
 from lanebench.gguf.reader import open_gguf
 from lanebench.lanes import LaneSpec
+from lanebench.quality.flags import drafting_args
 
 
 @dataclass(slots=True)
@@ -32,6 +34,12 @@ class QualityLane:
     @property
     def measurable(self) -> bool:
         return self.server_bin is not None and self.model is not None and not self.spec.emulated
+
+    @property
+    def drafting(self) -> bool:
+        """The lane decodes speculatively: a ``draft``, or a drafting switch in ``extra_args`` or
+        ``env`` (``-md``, ``--spec-type draft-simple``, ``--spec-default``, ...)."""
+        return self.spec.draft is not None or drafting_args(self.spec.extra_args, self.spec.env)
 
 
 def bits_per_weight(model: Path) -> float:
@@ -58,13 +66,13 @@ def pick_reference(lanes: Sequence[QualityLane], named: str | None = None) -> Qu
             known = ", ".join(q.name for q in lanes)
             raise BadInput(f"--reference: no lane named {named!r} (lanes: {known})")
         ref = found[0]
-        if not ref.measurable or ref.spec.draft is not None:
+        if not ref.measurable or ref.drafting:
             raise BadInput(
                 f"--reference: lane {named!r} cannot be the reference: it must be a llama.cpp lane "
                 "that lanebench starts, without a draft or emulated acceptance"
             )
         return ref
-    candidates = [q for q in lanes if q.measurable and q.spec.draft is None]
+    candidates = [q for q in lanes if q.measurable and not q.drafting]
     if not candidates:
         return None
     assert all(q.model is not None for q in candidates)

@@ -27,7 +27,7 @@ from lanebench.lanes import EMULATED_MARK
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData
 from lanebench.report.memory_plot import memory_bars
-from lanebench.report.quality import speed_quality_points
+from lanebench.report.quality import left_out, speed_quality_points
 from lanebench.report.tables import basename
 
 BARS = tuple(
@@ -158,11 +158,13 @@ def prefill_decode(lanes: list[LaneResult]) -> bytes | None:
 
 
 def speed_vs_quality(lanes: list[LaneResult]) -> bytes | None:
-    """Decode (y) against mean KLD vs the reference (x), the Pareto front joined and marked."""
+    """Decode (y) against mean KLD vs the reference (x), the Pareto front joined and marked;
+    lanes without a measured KLD (speculative, ...) are not drawn and are listed below the axes."""
     pts = speed_quality_points(lanes)
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(7, 5))
+    skipped = left_out(lanes)
+    fig, ax = plt.subplots(figsize=(7, 5 + 0.2 * len(skipped)))
     front = sorted((k, s) for _, k, s, on in pts if on)
     ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="#4c78a8", label="lane")
     ax.plot([f[0] for f in front], [f[1] for f in front], color="#e45756", marker="*", markersize=12,
@@ -176,6 +178,9 @@ def speed_vs_quality(lanes: list[LaneResult]) -> bytes | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Speed vs quality")
+    if skipped:
+        lines = ["not drawn (no KLD measured):"] + [f"{plain(n, 40)}: {plain(why, 90)}" for n, why in skipped]
+        fig.text(0.01, 0.0, "\n".join(lines), fontsize=7, va="top", ha="left")
     return _png(fig)
 
 
@@ -233,6 +238,8 @@ def all_plots(data: ReportData) -> list[tuple[str, str, bytes]]:
         out.append((f"memory-{i + 1}.png", caption, memory_bars(rd.lanes, _png, plain)))
     for i, rd in enumerate(data.runs):
         caption = f"Speed vs quality (decode against mean KLD), run {rd.run.run_id}"
+        if skipped := left_out(rd.lanes):
+            caption += "; not drawn, no KLD measured: " + ", ".join(n for n, _ in skipped)
         out.append((f"speed-vs-quality-{i + 1}.png", caption, speed_vs_quality(rd.lanes)))
     return [(n, c, png) for n, c, png in out if png is not None]
 

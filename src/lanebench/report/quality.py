@@ -2,7 +2,8 @@
 speed-vs-quality points (pure functions over lane results).
 
 Every figure carries llama-perplexity's own ± (one standard error); two lanes differ beyond
-noise when their difference exceeds twice the combined error.
+noise when their difference exceeds twice the combined error. A speculative lane shows its
+verdict (lossless, not lossless, unchecked), never a figure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from lanebench.figures import Fig
 from lanebench.fmt import Table
+from lanebench.quality.greedy import verdict
 from lanebench.records import LaneResult, QualityRecord, QualityStatus
 
 NOISE_SIGMAS = 2.0  # a difference within this many combined standard errors is "within noise"
@@ -27,8 +29,18 @@ def _pm(value: float | None, err: float | None, digits: int, unit: str = "") -> 
     return text + unit
 
 
+SHORT_VERDICT = {
+    QualityStatus.LOSSLESS: "lossless (no KLD: speculative)",
+    QualityStatus.NOT_LOSSLESS: "NOT LOSSLESS (no KLD: speculative)",
+    QualityStatus.UNCHECKED: "unknown (speculative, unchecked)",
+}
+
+
 def fmt_kld(q: QualityRecord) -> str:
-    """``0.1142 ± 0.0102 (p99 0.617)``; the reference's own row is ``0 (reference)``."""
+    """``0.1142 ± 0.0102 (p99 0.617)``; the reference's own row is ``0 (reference)``; a
+    speculative lane's cell is its verdict in words."""
+    if q.speculative:
+        return SHORT_VERDICT[q.status]
     if q.kld_mean is None:
         return "–"
     if q.kld_err is None:
@@ -40,17 +52,13 @@ def fmt_kld(q: QualityRecord) -> str:
 def quality_note(lane: LaneResult) -> str:
     q = lane.quality
     assert q is not None
+    if q.speculative:
+        return ("⚠ " if q.status == QualityStatus.NOT_LOSSLESS else "") + verdict(q)
     parts: list[str] = []
     if q.status == QualityStatus.REFERENCE:
         parts.append("reference")
-    elif q.status == QualityStatus.LOSSLESS:
-        parts.append("speculative: lossless by construction")
     elif q.status in (QualityStatus.UNAVAILABLE, QualityStatus.FAILED):
         parts.append(f"no figures ({q.status})")
-    if q.greedy is True:
-        parts.append(f"greedy token ids identical to the plain lane ({q.greedy_checked} requests)")
-    elif q.greedy is False:
-        parts.append("⚠ NOT LOSSLESS")
     if q.note:
         parts.append(q.note)
     return "; ".join(parts)
@@ -167,15 +175,33 @@ def quality_compare_table(run_a: str, run_b: str, rows: list[dict[str, Any]]) ->
 
 
 def speed_quality_points(lanes: Sequence[LaneResult]) -> list[tuple[str, float, float, bool]]:
-    """(lane, mean KLD, median decode tok/s, on the Pareto front) for lanes with both figures;
-    the front: no other lane is at least as fast with no more KLD (and better in one)."""
+    """(lane, mean KLD, median decode tok/s, on the Pareto front) for lanes with both figures
+    measured; the front: no other lane is at least as fast with no more KLD (and better in one).
+    A lane without a measured KLD is never a point (``left_out`` says why)."""
     pts = []
     for lane in lanes:
         q, dec = lane.quality, lane.summary.get(Fig.DECODE)
-        if q is not None and q.kld_mean is not None and dec is not None and not lane.lane.emulated:
+        if q is not None and _measured_kld(q) and dec is not None and not lane.lane.emulated:
+            assert q.kld_mean is not None
             pts.append((lane.name, q.kld_mean, dec.median))
     out = []
     for name, kld, speed in pts:
         dominated = any(k <= kld and s >= speed and (k < kld or s > speed) for n, k, s in pts if n != name)
         out.append((name, kld, speed, not dominated))
+    return out
+
+
+def _measured_kld(q: QualityRecord) -> bool:
+    return q.status in (QualityStatus.REFERENCE, QualityStatus.MEASURED) and q.kld_mean is not None
+
+
+def left_out(lanes: Sequence[LaneResult]) -> list[tuple[str, str]]:
+    """(lane, why) for lanes with quality and a decode figure that the speed-vs-quality plot
+    does not draw: no KLD was measured for them (speculative, emulated, failed, ...)."""
+    out = []
+    for lane in lanes:
+        q = lane.quality
+        if q is None or lane.summary.get(Fig.DECODE) is None or (_measured_kld(q) and not lane.lane.emulated):
+            continue
+        out.append((lane.name, verdict(q) if q.speculative else f"{q.status}: no KLD measured"))
     return out

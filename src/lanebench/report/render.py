@@ -30,7 +30,9 @@ FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
 FIGURES = tuple(str(f) for f in SPEED)  # CSV columns: every speed figure, in the table's order
 QUALITY = ("quality_status", "quality_reference", "quality_tokens", "ppl", "ppl_err", "kld_mean", "kld_err",
-           "kld_p99", "kld_max", "same_top1", "same_top1_err", "rms_dp", "rms_dp_err", "greedy")  # fmt: skip
+           "kld_p99", "kld_max", "same_top1", "same_top1_err", "rms_dp", "rms_dp_err", "greedy",
+           "partner", "greedy_checked", "greedy_tokens", "greedy_same", "divergence_request",
+           "divergence_token")  # fmt: skip
 
 
 def pick_format(fmt: str | None, output: Path | None) -> str:

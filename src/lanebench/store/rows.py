@@ -116,6 +116,7 @@ def sample_row(lane_id: int, seq: int, rec: RequestRecord) -> dict[str, Any]:
         "stream_chunks": rec.stream_chunks,
         "first_tokens": rec.first_tokens,
         "token_count": rec.token_count,
+        "token_ids": rec.token_ids,
     }
 
 
@@ -139,6 +140,7 @@ def sample_from_row(row: Any) -> RequestRecord:
         stream_chunks=row.stream_chunks or 0,
         first_tokens=row.first_tokens,
         token_count=row.token_count,
+        token_ids=list(row.token_ids) if isinstance(row.token_ids, list) else None,
     )
 
 

@@ -111,6 +111,7 @@ samples = sa.Table(
     sa.Column("stream_chunks", sa.Integer),  # schema 6: tokens told from chunks
     sa.Column("first_tokens", sa.Integer),  # schema 6
     sa.Column("token_count", sa.String(20)),  # schema 6: records.TokenCount
+    sa.Column("token_ids", JsonText),  # schema 8: a sequential request's generated ids (greedy check)
 )
 
 aggregates = sa.Table(
@@ -223,7 +224,21 @@ def _v6_to_v7(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN attribution TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7]
+def _v7_to_v8(conn: Connection) -> None:
+    """Speculative lanes get a verdict, not a figure: the samples' ``token_ids`` (the generated
+    ids of sequential requests, JSON text), from which the first divergence is found."""
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN token_ids TEXT"))
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_to_v2,
+    _v2_to_v3,
+    _v3_to_v4,
+    _v4_to_v5,
+    _v5_to_v6,
+    _v6_to_v7,
+    _v7_to_v8,
+]
 
 
 def latest_version() -> int:
