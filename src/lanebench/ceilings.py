@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lanebench.busy.verdict import busy_caption, busy_mark
 from lanebench.errors import LanebenchError
 from lanebench.figures import Fig
 from lanebench.fmt import Table
@@ -90,6 +91,7 @@ def lane_ceilings(
             ceiling_tps=ceiling,
             decode_tps=tps,
             pct=pct_of_ceiling(tps, ceiling) if tps else None,
+            busy=busy_mark(lane.busy.figures if lane.busy else None, Fig.DECODE),
         )
     return rows
 
@@ -104,7 +106,8 @@ def ceilings_table(job: JobSpec, lanes: Sequence[LaneResult], bandwidth: dict[st
         headers=["Lane", "MB read per token", "Ceiling", "Decode", "% of ceiling"],
         caption=f"bandwidth: {bandwidth.get('source', 'given')}; KV read at the job's mean context",
     )
-    for row in lane_ceilings(job, lanes, advise(lanes), bandwidth["bytes_per_s"]):
+    table_rows = lane_ceilings(job, lanes, advise(lanes), bandwidth["bytes_per_s"])
+    for row in table_rows:
         if "error" in row:
             table.rows.append([str(row["lane"]), "–", "–", "–", row["error"]])
             continue
@@ -114,8 +117,9 @@ def ceilings_table(job: JobSpec, lanes: Sequence[LaneResult], bandwidth: dict[st
                 str(row["lane"]),
                 f"{row['bytes_per_token'] / 1e6:,.1f}",
                 f"{row['ceiling_tps']:,.1f} tok/s",
-                f"{dec:,.1f} tok/s" if dec else "–",
-                f"{pct:.1f}%" if pct is not None else "–",
+                f"{dec:,.1f} tok/s{row['busy']}" if dec else "–",
+                f"{pct:.1f}%{row['busy']}" if pct is not None else "–",
             ]
         )
+    table.caption += busy_caption(any(r.get("busy") for r in table_rows))
     return table

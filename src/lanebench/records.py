@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Literal
 
+from lanebench.busy.records import BusyRecord, LoadRecord
 from lanebench.lanes import LaneSpec
 
 SampleKind = Literal["warmup", "single", "aggregate"]
@@ -26,6 +27,11 @@ class RunStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"  # finished, and at least one lane failed
     INTERRUPTED = "interrupted"
+
+
+def is_busy(rec: RequestRecord | AggregateRecord) -> bool:
+    """Whether the window of a request or batch was measured while the machine was busy."""
+    return rec.load is not None and rec.load.busy
 
 
 @dataclass(slots=True)
@@ -51,6 +57,7 @@ class RequestRecord:
     content_sha: str | None = None
     stream_index: int = 0
     tokens_sha: str | None = None  # sha256 of the generated token ids, when the engine streams them
+    load: LoadRecord | None = None  # what else ran during this request (None: not measured)
 
     @property
     def draft_n(self) -> int:
@@ -71,6 +78,7 @@ class AggregateRecord:
     tokens: int
     ok: bool = True
     error: str | None = None
+    load: LoadRecord | None = None  # what else ran during this batch (None: not measured)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -94,6 +102,19 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
     """The keys of ``d`` that ``cls`` has fields for (a newer or older writer may add some)."""
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in d.items() if k in names}
+
+
+def request_from_dict(d: dict[str, Any]) -> RequestRecord:
+    """A request from its ``asdict`` form (JSON, the store)."""
+    known = _known(RequestRecord, d)
+    known["load"] = LoadRecord.from_dict(known.get("load"))
+    return RequestRecord(**known)
+
+
+def aggregate_from_dict(d: dict[str, Any]) -> AggregateRecord:
+    known = _known(AggregateRecord, d)
+    known["load"] = LoadRecord.from_dict(known.get("load"))
+    return AggregateRecord(**known)
 
 
 class QualityStatus(StrEnum):
@@ -214,6 +235,20 @@ class LaneResult:
     memory: MemoryRecord | None = None
     # where the model ran: split, devices, each RPC endpoint's probe (orchestration.placement_step)
     placement: dict[str, Any] | None = None
+    busy: BusyRecord | None = None  # figures measured while the machine was busy (lanebench.busy)
+
+    def measured_singles(self) -> list[RequestRecord]:
+        """The successful single requests the figures come from: the quiet ones when there are
+        any, else every one (then the figures are marked busy in ``busy``). Never a mix."""
+        ok = [r for r in self.samples if r.kind == "single" and r.ok]
+        quiet = [r for r in ok if not is_busy(r)]
+        return quiet or ok
+
+    def measured_batches(self) -> list[AggregateRecord]:
+        """The successful N-slot batches the aggregate comes from, chosen like the singles."""
+        ok = [a for a in self.aggregates if a.ok]
+        quiet = [a for a in ok if not is_busy(a)]
+        return quiet or ok
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -228,6 +263,7 @@ class LaneResult:
         d["memory"] = self.memory.to_dict() if self.memory else None
         d["baseline"] = dict(self.baseline) if self.baseline else None
         d["placement"] = dict(self.placement) if self.placement else None
+        d["busy"] = self.busy.to_dict() if self.busy else None
         return d
 
     @classmethod
@@ -239,8 +275,8 @@ class LaneResult:
             status=LaneStatus(d.get("status") or "ok"),
             argv=list(d.get("argv") or []),
             load_s=d.get("load_s"),
-            samples=[RequestRecord(**_known(RequestRecord, s)) for s in d.get("samples") or []],
-            aggregates=[AggregateRecord(**_known(AggregateRecord, a)) for a in d.get("aggregates") or []],
+            samples=[request_from_dict(s) for s in d.get("samples") or []],
+            aggregates=[aggregate_from_dict(a) for a in d.get("aggregates") or []],
             metrics_delta=dict(d.get("metrics_delta") or {}),
             summary={k: Stat(**v) for k, v in (d.get("summary") or {}).items() if v},
             per_position=list(d.get("per_position") or []),
@@ -252,6 +288,7 @@ class LaneResult:
             baseline=d["baseline"] if isinstance(d.get("baseline"), dict) else None,
             memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
             placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
+            busy=BusyRecord.from_dict(d.get("busy")),
         )
 
 
@@ -267,6 +304,13 @@ class JobSpec:
     seed: int = 42
     target_ci: float | None = None  # stop adding reps once the 95% CI of median decode is within this share
     max_reps: int = 20
+    remeasure: int | None = None  # extra reps (and batches) at most to replace busy ones; None: ``reps``
+
+    @property
+    def remeasure_budget(self) -> int:
+        """Extra single requests (and, separately, N-slot batches) a lane may take to replace
+        ones measured while the machine was busy."""
+        return self.reps if self.remeasure is None else self.remeasure
 
 
 @dataclass(slots=True)

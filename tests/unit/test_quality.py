@@ -310,6 +310,10 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     con.execute("ALTER TABLE lanes DROP COLUMN memory")  # schema 3
     con.execute("ALTER TABLE lanes DROP COLUMN baseline")  # schema 4
     con.execute("ALTER TABLE lanes DROP COLUMN placement")  # schema 5
+    for table in ("samples", "aggregates"):  # schema 6
+        for column in ("other_cores", "busy", "load"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("ALTER TABLE lanes DROP COLUMN busy")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()

@@ -43,6 +43,7 @@ class BaselineRecord:
     reps: int = 0
     seconds: float | None = None
     note: str = ""
+    load: dict[str, Any] | None = None  # what else ran meanwhile: lanebench.busy.records.LoadRecord
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import ValidationError
 
+from lanebench.busy.records import BusyRecord, LoadRecord
 from lanebench.lanes import LaneSpec
 from lanebench.records import (
     AggregateRecord,
@@ -73,6 +75,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "memory": lane.memory.to_dict() if lane.memory else None,
         "baseline": dict(lane.baseline) if lane.baseline else None,
         "placement": dict(lane.placement) if lane.placement else None,
+        "busy": lane.busy.to_dict() if lane.busy else None,
     }
 
 
@@ -111,7 +114,15 @@ def sample_row(lane_id: int, seq: int, rec: RequestRecord) -> dict[str, Any]:
         "timings": t,
         "content_sha": rec.content_sha,
         "tokens_sha": rec.tokens_sha,
+        **load_columns(rec.load),
     }
+
+
+def load_columns(load: LoadRecord | None) -> dict[str, Any]:
+    """A window's load as the samples' and aggregates' columns (None where not measured)."""
+    if load is None:
+        return {"other_cores": None, "busy": None, "load": None}
+    return {"other_cores": load.load_cores, "busy": load.busy, "load": asdict(load)}
 
 
 def sample_from_row(row: Any) -> RequestRecord:
@@ -131,6 +142,7 @@ def sample_from_row(row: Any) -> RequestRecord:
         content_sha=row.content_sha,
         stream_index=row.stream_index,
         tokens_sha=row.tokens_sha,
+        load=LoadRecord.from_dict(row.load),
     )
 
 
@@ -144,6 +156,7 @@ def aggregate_row(lane_id: int, seq: int, rec: AggregateRecord) -> dict[str, Any
         "tokens": rec.tokens,
         "ok": rec.ok,
         "error": rec.error,
+        **load_columns(rec.load),
     }
 
 
@@ -155,6 +168,7 @@ def aggregate_from_row(row: Any) -> AggregateRecord:
         tokens=row.tokens,
         ok=bool(row.ok),
         error=row.error,
+        load=LoadRecord.from_dict(row.load),
     )
 
 
@@ -187,6 +201,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         memory=MemoryRecord.from_dict(row.memory) if isinstance(row.memory, dict) else None,
         baseline=row.baseline if isinstance(row.baseline, dict) else None,
         placement=row.placement if isinstance(row.placement, dict) else None,
+        busy=BusyRecord.from_dict(row.busy),
     )
 
 

@@ -76,6 +76,7 @@ lanes = sa.Table(
     sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
     sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
     sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
+    sa.Column("busy", JsonText),  # schema 6: busy.records.BusyRecord.to_dict()
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -106,6 +107,11 @@ samples = sa.Table(
     sa.Column("timings", JsonText),
     sa.Column("content_sha", sa.String(64)),
     sa.Column("tokens_sha", sa.String(64)),  # schema 2
+    # schema 6: what else ran during the request (busy.records.LoadRecord); the two figures a
+    # query wants as columns, the whole record as JSON
+    sa.Column("other_cores", sa.Float),
+    sa.Column("busy", sa.Boolean),
+    sa.Column("load", JsonText),
 )
 
 aggregates = sa.Table(
@@ -120,6 +126,9 @@ aggregates = sa.Table(
     sa.Column("tokens", sa.Integer, nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("other_cores", sa.Float),  # schema 6, as for samples
+    sa.Column("busy", sa.Boolean),
+    sa.Column("load", JsonText),
 )
 
 failures = sa.Table(
@@ -203,7 +212,18 @@ def _v4_to_v5(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN placement TEXT"))
 
 
-MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
+def _v5_to_v6(conn: Connection) -> None:
+    """A busy machine, noticed: each sample's and batch's load from other processes
+    (``other_cores``, ``busy``, the whole record as ``load``) and each lane's ``busy`` record
+    (which figures were measured while the machine was busy, and how busy)."""
+    for table in ("samples", "aggregates"):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN other_cores FLOAT"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN busy BOOLEAN"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN load TEXT"))
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN busy TEXT"))
+
+
+MIGRATIONS: list[Migration] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]
 
 
 def latest_version() -> int:
