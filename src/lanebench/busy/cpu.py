@@ -108,7 +108,7 @@ def split_ticks(a: Snapshot, b: Snapshot, lane_pgids: Collection[int], self_pid:
             lane += used + _delta(a.pids, pid, st, children=True)
         elif used > 0:
             others.append((pid, st.comm, used))
-    others.sort(key=lambda o: -o[2])
+    others.sort(key=lambda o: (-o[2], o[0]))
     return Split(b.cpu.busy - a.cpu.busy, b.cpu.steal - a.cpu.steal, lane, own, children, others)
 
 
