@@ -267,3 +267,52 @@ def test_run_warns_in_one_line_when_the_machine_is_busy(monkeypatch: pytest.Monk
     assert execute.busy_warning(SimpleNamespace(plans=[attached]), JOB) is None
     monkeypatch.setattr(execute, "machine_load", lambda seconds, threads: load(0.0, False))
     assert execute.busy_warning(SimpleNamespace(plans=[local]), JOB) is None
+
+
+def test_the_report_csv_context_table_and_tune_name_busy_figures(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from lanebench.orchestration.tune import TuneReport, _log_round
+    from lanebench.report.data import load_report
+    from lanebench.report.render import render
+    from lanebench.report.sections import context_table
+
+    db = str(tmp_path / "r.sqlite")
+    _store_lane(db)
+    store = open_store(db)
+    data = load_report(store, ["r1"])
+    row = next(csv.DictReader(io.StringIO(render(data, "csv"))))
+    assert (row["busy_windows"], row["windows"], row["busy_max_cores"]) == ("3", "3", "1.8")
+    assert "decode_tps=1.55" in row["busy_figures"] and "aggregate_tps=1.8" in row["busy_figures"]
+    assert "[busy: 1.6 cores]" in render(data, "md")  # Latest Measured Numbers, from the store
+    data.history.append({**data.history[0], "run_id": "r0", "busy": None})  # an earlier, quiet row
+    context = context_table(data)
+    assert context is not None and BUSY_CAPTION in context.caption
+    marked = [r for r in context.rows if r[5].endswith("[busy: 1.6 cores]")]
+    assert [r[2] for r in marked] == ["r1 ★"]
+    report = TuneReport(goal="decode")
+    lane = store.load_lanes("r1")[0]
+    _log_round(report, 1, JOB, [(lane, lane.summary[Fig.DECODE].median)], 1)
+    assert report.log[-1].endswith("[busy: 1.6 cores]") and report.rounds[0]["ranked"][0]["busy"] == 1.55
+
+
+def test_a_hand_edited_document_with_odd_loads_still_renders() -> None:
+    doc = lane_with([(1.5, 1.5), (1.6, 1.6)], [1.8]).to_dict()
+    doc["samples"][0]["load"] = {"other_cores": "lots", "busy": "yes", "top": 7}
+    doc["aggregates"][0]["load"] = ["not", "a", "record"]
+    doc["busy"] = {
+        "figures": {"decode_tps": "x", "prefill_tps": 1.5},
+        "top": [1],
+        "busy_windows": 2,
+        "windows": 3,
+    }
+    lane = LaneResult.from_dict(doc)
+    assert lane.samples[0].load is not None and lane.samples[0].load.busy is False
+    assert (
+        lane.aggregates[0].load is None
+        and lane.busy is not None
+        and lane.busy.figures == {"prefill_tps": 1.5}
+    )
+    row = latest_numbers([lane], JOB).rows[0]
+    assert row[2].endswith("[busy: 1.5 cores]") and "busy" not in row[3] and "busy machine: 2 of 3" in row[6]

@@ -9,8 +9,27 @@ from typing import Any
 
 
 def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in d.items() if k in names}
+    """The fields of ``cls`` in ``d`` whose values have the field's kind (a hand-edited or older
+    document may hold anything): numbers where numbers go, a dict of numbers for ``figures``."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        v = d.get(f.name)
+        number = isinstance(v, int | float) and not isinstance(v, bool)
+        kind = str(f.type)
+        if f.name not in d or v is None:
+            continue
+        if kind.startswith(("float", "int")) and not number:
+            continue
+        if (kind == "bool" and not isinstance(v, bool)) or (kind == "str" and not isinstance(v, str)):
+            continue
+        if kind.startswith("list") and not isinstance(v, list):
+            continue
+        if f.name == "figures":
+            if not isinstance(v, dict):
+                continue
+            v = {str(k): x for k, x in v.items() if isinstance(x, int | float) and not isinstance(x, bool)}
+        out[f.name] = v
+    return out
 
 
 @dataclass(slots=True)

@@ -112,7 +112,7 @@ def busy_note(rec: BusyRecord | None) -> str:
         text += " and the kernel view" if rec.busy_windows else ""
         text = text if rec.busy_windows else "busy machine during the kernel view"
     text += f" (others used up to {rec.max_cores:.2f} of {rec.cores} cores"
-    if rec.top:
+    if len(rec.top) >= 2:
         text += f"; top: {rec.top[1]} pid {rec.top[0]}"
     text += ")"
     if rec.excluded:

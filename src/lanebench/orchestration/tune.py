@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from lanebench.busy.verdict import busy_mark
 from lanebench.errors import BadInput
 from lanebench.figures import FIGURES, Fig
 from lanebench.lanes import LaneSpec
@@ -150,7 +151,10 @@ def _log_round(
     final_round: bool = False,
 ) -> None:
     key = str(GOALS[report.goal])
-    rows = [{"lane": r.name, key: s, "status": r.status} for r, s in ranked]
+    rows = [
+        {"lane": r.name, key: s, "status": r.status, "busy": r.busy.figures.get(key) if r.busy else None}
+        for r, s in ranked
+    ]
     report.rounds.append({"round": n, "n_in": job.n_in, "n_out": job.n_out, "reps": job.reps, "ranked": rows})
     kind = "confirm" if final_round else f"round {n}"
     report.log.append(f"{kind}: {len(ranked)} candidate(s), job {job.n_in} in / {job.n_out} out x{job.reps}")
@@ -159,4 +163,5 @@ def _log_round(
         if final_round:
             mark = "best" if i == 0 and s is not None else "finalist"
         figure = f"{s:.2f}" if s is not None else f"no figure ({r.error or r.status})"
+        figure += busy_mark(r.busy.figures if r.busy and s is not None else None, key)  # a busy machine's
         report.log.append(f"  {mark:8} {r.name}: {key} = {figure}")
