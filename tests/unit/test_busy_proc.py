@@ -155,3 +155,50 @@ def test_pmon_rows_and_other_processes_on_the_lanes_gpu() -> None:
     assert gpu_others(two, {12345}) is None  # the lane is not on a GPU: nothing to say
     one = parse_pmon((pmon / "pmon-one-spin.txt").read_text())
     assert gpu_others(one, {566}) == (0.0, 0.0)
+
+
+def fake_pmon(folder: Path, recorded: str) -> Path:
+    """A fake nvidia-smi (tests/fakes' kind: a script) that answers ``pmon`` with recorded output
+    and counts its calls in ``calls``."""
+    exe = folder / "nvidia-smi"
+    exe.write_text(f'#!/bin/sh\necho x >> "{folder}/calls"\ncat "{FIXTURES / "gpu_pmon" / recorded}"\n')
+    exe.chmod(0o755)
+    return exe
+
+
+def test_another_process_on_the_lanes_gpu_makes_a_window_busy(tmp_path: Path) -> None:
+    """The recorded pmon of two busy loops sharing an H200 (pids 566 and 567); here 566 is the
+    lane (process group 523) and 567 another process (group 600): 55% of the SMs went to it."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "stat").write_text("cpu  100 0 0 1000\ncpu0 50 0 0 500\ncpu1 50 0 0 500\n")
+    for pid, pgrp in ((566, 523), (567, 600)):
+        (proc / str(pid)).mkdir()
+        (proc / str(pid) / "stat").write_text(
+            f"{pid} (spin) R 1 {pgrp} {pgrp} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0\n"
+        )
+    smi = fake_pmon(tmp_path, "pmon-two-spin.txt")
+    meter = LoadMeter([523], 2, proc=proc, self_pid=1, smi=str(smi))
+    load = meter.stop(meter.start())
+    assert load is not None and load.other_cores == 0.0  # the CPU was idle: busy by the GPU alone
+    assert (load.gpu_other_sm, load.gpu_other_mib, load.busy, load.why) == (55.0, 1030.0, True, "GPU")
+    cpu_lane = LoadMeter([777], 2, proc=proc, self_pid=1, smi=str(smi))  # not on any GPU
+    for _ in range(3):
+        load = cpu_lane.stop(cpu_lane.start())
+        assert load is not None and load.gpu_other_sm is None and not load.busy
+    assert len((tmp_path / "calls").read_text().split()) == 2  # asked once for the CPU lane, then never
+
+
+def test_doctor_and_run_see_a_busy_gpu_before_anything_starts(tmp_path: Path) -> None:
+    from lanebench.busy.gpu import busiest_gpu
+    from lanebench.busy.meter import machine_load
+
+    rows = parse_pmon((FIXTURES / "gpu_pmon" / "pmon-two-spin.txt").read_text())
+    assert busiest_gpu(rows) == (2060.0, 99.0) and busiest_gpu([]) is None
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "stat").write_text("cpu  100 0 0 1000\ncpu0 50 0 0 500\ncpu1 50 0 0 500\n")
+    load = machine_load(0.01, 2, proc=proc, smi=str(fake_pmon(tmp_path, "pmon-one-spin.txt")))
+    assert load is not None and load.busy and load.why == "GPU" and load.gpu_other_sm == 99.0
+    idle = machine_load(0.01, 2, proc=proc, smi=str(fake_pmon(tmp_path, "pmon-idle.txt")))
+    assert idle is not None and not idle.busy and idle.gpu_other_sm is None

@@ -66,3 +66,13 @@ def gpu_others(rows: list[PmonRow], lane_pids: Collection[int]) -> tuple[float, 
         return None
     others = [r for r in rows if r.gpu in gpus and r.pid not in lane_pids]
     return sum(r.fb_mib or 0.0 for r in others), sum(r.sm or 0.0 for r in others)
+
+
+def busiest_gpu(rows: list[PmonRow]) -> tuple[float, float] | None:
+    """(MiB, SM %) of all processes on the GPU whose processes use the most SM time; None when no
+    process is on a GPU (before a run starts, every process there is another's)."""
+    per_gpu: dict[int, tuple[float, float]] = {}
+    for r in rows:
+        mib, sm = per_gpu.get(r.gpu, (0.0, 0.0))
+        per_gpu[r.gpu] = (mib + (r.fb_mib or 0.0), sm + (r.sm or 0.0))
+    return max(per_gpu.values(), key=lambda v: v[1], default=None)

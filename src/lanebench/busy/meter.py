@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lanebench.busy.cpu import Snapshot, busy_threshold, parse_proc_stat, window_load
-from lanebench.busy.gpu import GPU_BUSY_SM, PMON_ARGS, gpu_others, parse_pmon
+from lanebench.busy.gpu import GPU_BUSY_SM, PMON_ARGS, busiest_gpu, gpu_others, parse_pmon
 from lanebench.busy.records import LoadRecord
 from lanebench.hostinfo import physical_cores
 from lanebench.memory.gpu import GpuToolError, run_tool
@@ -99,20 +99,36 @@ class LoadMeter:
         lane = {pid for pids in pids_of_groups(end.pids, self.pgids).values() for pid in pids}
         found = gpu_others(rows, lane)
         self.gpu_lane = found is not None
-        if found is None:
-            return
-        load.gpu_other_mib, load.gpu_other_sm = found
-        if found[1] > GPU_BUSY_SM:
-            load.busy = True
-            load.why = "+".join(w for w in (load.why, "GPU") if w)
+        _fold_gpu(load, found)
 
 
-def machine_load(seconds: float = 1.0, threads: int | None = None, proc: Path = PROC) -> LoadRecord | None:
+def machine_load(
+    seconds: float = 1.0, threads: int | None = None, proc: Path = PROC, smi: str | None = "auto"
+) -> LoadRecord | None:
     """What the machine's processes other than lanebench use now, over ``seconds`` (for
-    ``doctor`` and the start of a run); None without /proc/stat."""
+    ``doctor`` and the start of a run), and the busiest GPU's use by its processes (nvidia-smi,
+    ``smi='auto'``: on PATH); None without /proc/stat."""
     meter = LoadMeter((), threads, proc=proc)
     start = meter.start()
     if start is None:
         return None
     time.sleep(seconds)
-    return meter.stop(start)
+    load = meter.stop(start)
+    exe = shutil.which("nvidia-smi") if smi == "auto" else smi
+    if load is not None and exe is not None:
+        try:
+            rows = parse_pmon(run_tool([exe, *PMON_ARGS]))
+        except GpuToolError:
+            rows = []
+        _fold_gpu(load, busiest_gpu(rows))
+    return load
+
+
+def _fold_gpu(load: LoadRecord, found: tuple[float, float] | None) -> None:
+    """Other processes' (MiB, SM %) on a GPU into ``load``; busy above ``GPU_BUSY_SM``."""
+    if found is None:
+        return
+    load.gpu_other_mib, load.gpu_other_sm = found
+    if found[1] > GPU_BUSY_SM:
+        load.busy = True
+        load.why = "+".join(w for w in (load.why, "GPU") if w)
