@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lanebench.busy.verdict import busy_caption, busy_mark
 from lanebench.errors import LanebenchError
 from lanebench.figures import Fig
 from lanebench.fmt import Table
@@ -90,6 +91,7 @@ def lane_ceilings(
             ceiling_tps=ceiling,
             decode_tps=tps,
             pct=pct_of_ceiling(tps, ceiling) if tps else None,
+            busy=busy_mark(lane.busy.figures if lane.busy else None, Fig.DECODE),
         )
     return rows
 
@@ -105,7 +107,8 @@ def ceilings_table(job: JobSpec, lanes: Sequence[LaneResult], bandwidth: dict[st
         caption=f"bandwidth: {bandwidth.get('source', 'given')}; KV read at the job's mean context",
     )
     shown = {lane.name: lane.lane.marked_name for lane in lanes}  # "[emulated]" after the name
-    for row in lane_ceilings(job, lanes, advise(lanes), bandwidth["bytes_per_s"]):
+    table_rows = lane_ceilings(job, lanes, advise(lanes), bandwidth["bytes_per_s"])
+    for row in table_rows:
         name = shown.get(row["lane"], str(row["lane"]))
         if "error" in row:
             table.rows.append([name, "–", "–", "–", row["error"]])
@@ -116,8 +119,9 @@ def ceilings_table(job: JobSpec, lanes: Sequence[LaneResult], bandwidth: dict[st
                 name,
                 f"{row['bytes_per_token'] / 1e6:,.1f}",
                 f"{row['ceiling_tps']:,.1f} tok/s",
-                f"{dec:,.1f} tok/s" if dec else "–",
-                f"{pct:.1f}%" if pct is not None else "–",
+                f"{dec:,.1f} tok/s{row['busy']}" if dec else "–",
+                f"{pct:.1f}%{row['busy']}" if pct is not None else "–",
             ]
         )
+    table.caption += busy_caption(any(r.get("busy") for r in table_rows))
     return table

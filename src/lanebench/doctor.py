@@ -3,8 +3,11 @@ test), its version, dialect and CPU features, the build configuration setup chos
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from lanebench.busy.cpu import describe
+from lanebench.busy.meter import default_threads, machine_load
 from lanebench.engines.dialect import probe
 from lanebench.engines.discovery import HOW_TO_GET, find_server_bin, packaged_server_bin
 from lanebench.engines.exitcause import REBUILD_ADVICE
@@ -14,14 +17,37 @@ from lanebench.errors import LanebenchError
 from lanebench.models import DEFAULT_MODEL_PACKAGE, default_model_path
 
 
-def _item(what: str, ok: bool, detail: str, fix: str = "", missing: bool = False) -> dict[str, Any]:
-    return {"what": what, "ok": ok, "detail": detail, "fix": fix, "missing": missing}
+def _item(
+    what: str, ok: bool, detail: str, fix: str = "", missing: bool = False, warn: bool = False
+) -> dict[str, Any]:
+    return {"what": what, "ok": ok, "detail": detail, "fix": fix, "missing": missing, "warn": warn}
+
+
+LOAD_SECONDS = 1.0  # how long doctor and run watch the machine before they start
+
+
+def load_item(seconds: float = LOAD_SECONDS) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(item, LoadRecord dict): what other processes use now, watched for ``seconds``; a busy
+    machine is a warning (ok, ``warn``), never a failure. (None, None) without /proc/stat."""
+    load = machine_load(seconds, default_threads())
+    if load is None:
+        return None, None
+    detail = describe(load) + f" over {load.seconds:.1f} s"
+    if not load.busy:
+        return _item("machine load", True, f"quiet: {detail}"), asdict(load)
+    fix = (
+        f"busy: more than {load.threshold_cores:.2f} cores in use beside a lane that takes "
+        f"{default_threads()} threads; llama.cpp's threads spin, so its figures would collapse. "
+        "Measure when the other work is done; lanebench run marks and re-measures busy repetitions"
+    )
+    return _item("machine load", True, detail, fix, warn=True), asdict(load)
 
 
 def diagnose(smoke: bool = True) -> dict[str, Any]:
     """Checks with one line each; ``items[i].ok`` False comes with a ``fix``."""
     items: list[dict[str, Any]] = []
     out: dict[str, Any] = {"items": items, "dialect": {}, "smoke": None, "build_choice": None}
+    load, out["load"] = load_item()  # first: before the smoke test's own server runs
     binary = None
     try:
         binary = find_server_bin()
@@ -60,4 +86,6 @@ def diagnose(smoke: bool = True) -> dict[str, Any]:
         if r.system_info:
             features = ", ".join(cpu_features(r.system_info)) or r.system_info
             items.append(_item("CPU features the build uses", True, features))
+    if load is not None:
+        items.append(load)
     return out

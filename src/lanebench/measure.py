@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 
 from lanebench import metrics as m
+from lanebench.busy.meter import LoadMeter
+from lanebench.busy.verdict import busy_record, needs_more
 from lanebench.client import stream_request
 from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request
 from lanebench.errors import LaneFailed
@@ -61,7 +63,9 @@ class LaneJob:
         state: RunState,
         request_timeout_s: float = 3600.0,
         speculative: dict[str, Any] | None = None,
+        meter: LoadMeter | None = None,
     ) -> None:
+        """``meter``: measures what else ran during each request and batch (None: not measured)."""
         self.plan = plan
         self.engine = plan.engine
         self.endpoint = endpoint
@@ -71,6 +75,7 @@ class LaneJob:
         self.state = state
         self.request_timeout_s = request_timeout_s
         self.speculative = speculative or {}
+        self.meter = meter
         self._next_prompt = 0
         self._prompts: PromptSource | TextPromptSource | None = None
 
@@ -115,6 +120,13 @@ class LaneJob:
                 raise
         return rec
 
+    async def _metered(self, session: aiohttp.ClientSession, kind: SampleKind, rep: int) -> RequestRecord:
+        """One request with the machine's load during it (``rec.load``)."""
+        start = self.meter.start() if self.meter else None
+        rec = await self._one(session, kind, rep)
+        rec.load = self.meter.stop(start) if self.meter else None
+        return rec
+
     async def _prepare(self, session: aiohttp.ClientSession) -> None:
         """The served model's name, then the corpus as token ids (or text, if the engine cannot)."""
         try:
@@ -135,14 +147,25 @@ class LaneJob:
             self._prompts = PromptSource(tokens, self.job.n_in)
 
     def _more_reps(self, done: int) -> bool:
-        """Fixed reps, or with a CI target: at least ``reps``, then until the CI fits or max_reps."""
+        """Fixed reps, then re-measurements of busy ones (bounded), or with a CI target: at least
+        ``reps``, then until the CI of the quiet ones fits or max_reps."""
         job = self.job
         if done < job.reps:
             return True
+        singles = [r for r in self.result.samples if r.kind == "single"]
+        if needs_more(singles, job.reps, job.remeasure_budget):
+            return True
         if job.target_ci is None or done >= job.max_reps:
             return False
-        decode = [d for r in self.result.samples if r.kind == "single" and (d := m.engine_decode_tps(r))]
+        decode = [d for r in self.result.measured_singles() if (d := m.engine_decode_tps(r))]
         return not m.ci_within(decode, job.target_ci)
+
+    def _more_batches(self, done: int) -> bool:
+        """``reps`` N-slot batches, then re-measurements of busy ones (bounded)."""
+        job = self.job
+        if job.aggregate <= 0:
+            return False
+        return done < job.reps or needs_more(self.result.aggregates, job.reps, job.remeasure_budget)
 
     async def run(self) -> None:
         # llama-server closes a connection after a streamed reply; never reuse one
@@ -150,29 +173,35 @@ class LaneJob:
         async with aiohttp.ClientSession(connector=connector) as session:
             await self._prepare(session)
             for w in range(self.job.warmup):
-                self._record(await self._one(session, "warmup", w))
+                self._record(await self._metered(session, "warmup", w))
             before = await self.engine.counters(session, self.endpoint)
             r = 0
             while self._more_reps(r):
-                self._record(await self._one(session, "single", r))
+                self._record(await self._metered(session, "single", r))
                 r += 1
             delta = m.counter_delta(before, await self.engine.counters(session, self.endpoint))
             self.result.metrics_delta = delta
-            for r in range(self.job.reps if self.job.aggregate > 0 else 0):
-                await self._batch(session, r)
+            b = 0
+            while self._more_batches(b):
+                await self._batch(session, b)
+                b += 1
 
     async def _batch(self, session: aiohttp.ClientSession, rep: int) -> None:
         n = self.job.aggregate
+        start = self.meter.start() if self.meter else None
         t0 = time.perf_counter()
         recs = await asyncio.gather(*(self._one(session, "aggregate", rep, i) for i in range(n)))
         wall = time.perf_counter() - t0
+        load = self.meter.stop(start) if self.meter else None
         for rec in recs:
             self._record(rec)
         ok = all(r.ok for r in recs)
         tokens = sum(int(r.timings.get("predicted_n", r.stream_tokens)) for r in recs if r.ok)
         errors = "; ".join(r.error for r in recs if r.error)
         self._record(
-            AggregateRecord(rep=rep, streams=n, wall_s=wall, tokens=tokens, ok=ok, error=errors or None)
+            AggregateRecord(
+                rep=rep, streams=n, wall_s=wall, tokens=tokens, ok=ok, error=errors or None, load=load
+            )
         )
 
 
@@ -191,8 +220,10 @@ def _reason_in_log(log_tail: str) -> str:
 
 
 def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
-    """Fill ``summary``, ``per_position`` and ``flags`` of a measured lane (pure)."""
-    singles = [r for r in result.samples if r.kind == "single" and r.ok]
+    """Fill ``summary``, ``per_position``, ``flags`` and ``busy`` of a measured lane (pure). The
+    figures come from the quiet repetitions, or from the busy ones when no quiet one was found
+    (``LaneResult.measured_singles``); ``busy`` then names them."""
+    singles = result.measured_singles()
     s: dict[Fig, Any] = {
         Fig.PREFILL: m.stat(m.engine_prefill_tps(r) for r in singles),
         Fig.DECODE: m.stat(m.engine_decode_tps(r) for r in singles),
@@ -204,7 +235,7 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
             for r in singles
             if (p := m.engine_prefill_tps(r)) and (d := m.engine_decode_tps(r))
         ),
-        Fig.AGGREGATE: m.stat(m.aggregate_tps(result.aggregates)),
+        Fig.AGGREGATE: m.stat(m.aggregate_tps(result.measured_batches())),
         Fig.ACCEPTANCE: m.stat(a for r in singles if (a := m.acceptance([r])) is not None),
     }
     delta = result.metrics_delta
@@ -215,7 +246,8 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
     s[Fig.MEAN_ACCEPTED_LENGTH] = m.stat([mal])
     result.summary = {str(k): v for k, v in s.items() if v is not None}
     result.per_position = m.per_position_acceptance(delta)
-    _flag(result, job, singles, log_tail)
+    result.busy = busy_record(result, job)
+    _flag(result, job, [r for r in result.samples if r.kind == "single" and r.ok], log_tail)
 
 
 def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_tail: str) -> None:

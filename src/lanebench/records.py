@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Literal
 
+from lanebench.busy.records import BusyRecord, LoadRecord
 from lanebench.lanes import LaneSpec
 
 SampleKind = Literal["warmup", "single", "aggregate"]
@@ -35,6 +36,11 @@ class RunStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"  # finished, and at least one lane failed
     INTERRUPTED = "interrupted"
+
+
+def is_busy(rec: RequestRecord | AggregateRecord) -> bool:
+    """Whether the window of a request or batch was measured while the machine was busy."""
+    return rec.load is not None and rec.load.busy
 
 
 @dataclass(slots=True)
@@ -71,6 +77,7 @@ class RequestRecord:
     # the generated token ids of a sequential request (warm-up, single), for the greedy check of
     # speculative lanes; None for concurrent requests and engines that stream no ids
     token_ids: list[int] | None = None
+    load: LoadRecord | None = None  # what else ran during this request (None: not measured)
 
     @property
     def draft_n(self) -> int:
@@ -91,6 +98,7 @@ class AggregateRecord:
     tokens: int
     ok: bool = True
     error: str | None = None
+    load: LoadRecord | None = None  # what else ran during this batch (None: not measured)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -114,6 +122,19 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
     """The keys of ``d`` that ``cls`` has fields for (a newer or older writer may add some)."""
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in d.items() if k in names}
+
+
+def request_from_dict(d: dict[str, Any]) -> RequestRecord:
+    """A request from its ``asdict`` form (JSON, the store)."""
+    known = _known(RequestRecord, d)
+    known["load"] = LoadRecord.from_dict(known.get("load"))
+    return RequestRecord(**known)
+
+
+def aggregate_from_dict(d: dict[str, Any]) -> AggregateRecord:
+    known = _known(AggregateRecord, d)
+    known["load"] = LoadRecord.from_dict(known.get("load"))
+    return AggregateRecord(**known)
 
 
 class QualityStatus(StrEnum):
@@ -277,6 +298,20 @@ class LaneResult:
     request: dict[str, Any] | None = None
     # the attribution experiment (run --attribute): attribution.AttributionRecord.to_dict()
     attribution: dict[str, Any] | None = None
+    busy: BusyRecord | None = None  # figures measured while the machine was busy (lanebench.busy)
+
+    def measured_singles(self) -> list[RequestRecord]:
+        """The successful single requests the figures come from: the quiet ones when there are
+        any, else every one (then the figures are marked busy in ``busy``). Never a mix."""
+        ok = [r for r in self.samples if r.kind == "single" and r.ok]
+        quiet = [r for r in ok if not is_busy(r)]
+        return quiet or ok
+
+    def measured_batches(self) -> list[AggregateRecord]:
+        """The successful N-slot batches the aggregate comes from, chosen like the singles."""
+        ok = [a for a in self.aggregates if a.ok]
+        quiet = [a for a in ok if not is_busy(a)]
+        return quiet or ok
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -293,6 +328,7 @@ class LaneResult:
         d["placement"] = dict(self.placement) if self.placement else None
         d["request"] = dict(self.request) if self.request else None
         d["attribution"] = dict(self.attribution) if self.attribution else None
+        d["busy"] = self.busy.to_dict() if self.busy else None
         return d
 
     @classmethod
@@ -304,8 +340,8 @@ class LaneResult:
             status=LaneStatus(d.get("status") or "ok"),
             argv=list(d.get("argv") or []),
             load_s=d.get("load_s"),
-            samples=[RequestRecord(**_known(RequestRecord, s)) for s in d.get("samples") or []],
-            aggregates=[AggregateRecord(**_known(AggregateRecord, a)) for a in d.get("aggregates") or []],
+            samples=[request_from_dict(s) for s in d.get("samples") or []],
+            aggregates=[aggregate_from_dict(a) for a in d.get("aggregates") or []],
             metrics_delta=dict(d.get("metrics_delta") or {}),
             summary={k: Stat(**v) for k, v in (d.get("summary") or {}).items() if v},
             per_position=list(d.get("per_position") or []),
@@ -319,6 +355,7 @@ class LaneResult:
             placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
             request=d["request"] if isinstance(d.get("request"), dict) else None,
             attribution=d["attribution"] if isinstance(d.get("attribution"), dict) else None,
+            busy=BusyRecord.from_dict(d.get("busy")),
         )
 
 
@@ -334,6 +371,13 @@ class JobSpec:
     seed: int = 42
     target_ci: float | None = None  # stop adding reps once the 95% CI of median decode is within this share
     max_reps: int = 20
+    remeasure: int | None = None  # extra reps (and batches) at most to replace busy ones; None: ``reps``
+
+    @property
+    def remeasure_budget(self) -> int:
+        """Extra single requests (and, separately, N-slot batches) a lane may take to replace
+        ones measured while the machine was busy."""
+        return self.reps if self.remeasure is None else self.remeasure
 
 
 @dataclass(slots=True)

@@ -153,7 +153,7 @@ def where_time_goes(
     """Prefill and decode through the kernel, engine and client views of one lane; a cause is
     named only where ``attribution`` (``run --attribute``) showed it, else "unattributed"."""
     s = result.summary
-    singles = [r for r in result.samples if r.kind == "single" and r.ok]
+    singles = result.measured_singles()  # the ones the summary came from (quiet ones first)
 
     def med(key: Fig) -> float | None:
         stat = s.get(key)

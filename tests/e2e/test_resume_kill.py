@@ -28,7 +28,21 @@ pytestmark = pytest.mark.e2e
 
 TAG_VAR = "LANEBENCH_TEST_TAG"
 LANES = ("plain f16", "q8 kv + fa", "one slot")
-JOB_ARGS = ["--n-in", "64", "--n-out", "8", "--reps", "2", "--warmup", "1", "--aggregate", "2"]
+# --remeasure-busy 0: every lane takes exactly the job's requests, however busy the machine
+JOB_ARGS = [
+    "--n-in",
+    "64",
+    "--n-out",
+    "8",
+    "--reps",
+    "2",
+    "--warmup",
+    "1",
+    "--aggregate",
+    "2",
+    "--remeasure-busy",
+    "0",
+]
 
 
 def tagged_servers(tag: str) -> list[int]:

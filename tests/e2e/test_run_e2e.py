@@ -59,6 +59,8 @@ draft = {{ kind = "model", path = "{smollm2}", block_size = 3 }}
             "2",
             "--aggregate",
             "2",
+            "--remeasure-busy",  # exactly the job's requests, however busy the machine (test_busy_e2e)
+            "0",
             "--no-check",
             "--json",
             str(d / "out.json"),

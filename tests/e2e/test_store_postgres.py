@@ -154,6 +154,10 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN request"))
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN attribution"))  # schema 7
         conn.execute(sa.text("ALTER TABLE samples DROP COLUMN token_ids"))  # schema 8
+        for table in ("samples", "aggregates"):  # schema 9
+            for column in ("other_cores", "busy", "load"):
+                conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN busy"))
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)

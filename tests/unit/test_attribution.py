@@ -197,6 +197,10 @@ def test_a_schema_6_database_gains_the_attribution_column(tmp_path: Path) -> Non
     con = sqlite3.connect(db)
     con.execute("ALTER TABLE lanes DROP COLUMN attribution")
     con.execute("ALTER TABLE samples DROP COLUMN token_ids")  # schema 8's, added after it
+    for table in ("samples", "aggregates"):  # schema 9's
+        for column in ("other_cores", "busy", "load"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("ALTER TABLE lanes DROP COLUMN busy")
     con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     con.commit()
     con.close()

@@ -289,6 +289,10 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
     con.execute("ALTER TABLE lanes DROP COLUMN request")
     con.execute("ALTER TABLE lanes DROP COLUMN attribution")  # schema 7
     con.execute("ALTER TABLE samples DROP COLUMN token_ids")  # schema 8
+    for table in ("samples", "aggregates"):  # schema 9
+        for column in ("other_cores", "busy", "load"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("ALTER TABLE lanes DROP COLUMN busy")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()

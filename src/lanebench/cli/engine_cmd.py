@@ -23,14 +23,16 @@ def doctor(
     else:
         for item in report["items"]:
             mark = (
-                "[green]ok[/]"
+                "[yellow]warn[/]"
+                if item.get("warn")
+                else "[green]ok[/]"
                 if item["ok"]
                 else "[red]missing[/]"
                 if item.get("missing")
                 else "[red]FAILED[/]"
             )
             console.print(f"{mark}  [bold]{item['what']}[/]: {escape(item['detail'])}", highlight=False)
-            if not item["ok"] and item.get("fix"):
+            if (not item["ok"] or item.get("warn")) and item.get("fix"):
                 console.print(f"     fix: {item['fix']}", highlight=False, markup=False)
     if not all(i["ok"] for i in report["items"]):
         raise typer.Exit(3)

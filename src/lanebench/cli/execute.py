@@ -11,6 +11,8 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 
+from lanebench.busy.cpu import describe
+from lanebench.busy.meter import default_threads, machine_load
 from lanebench.cli.common import console, err_console
 from lanebench.cli.options import MAX_AGGREGATE
 from lanebench.engines.dialect import Dialect
@@ -46,6 +48,7 @@ def check_job(job: JobSpec) -> JobSpec:
         ("--warmup", job.warmup, 0),
         ("--aggregate", job.aggregate, 0),
         ("--max-reps", job.max_reps, job.reps),
+        ("--remeasure-busy", job.remeasure_budget, 0),
     )
     for flag, value, low in limits:
         if value < low:
@@ -76,6 +79,7 @@ def make_job(
     aggregate: int,
     target_ci: str | None = None,
     max_reps: int = 20,
+    remeasure: int | None = None,
 ) -> JobSpec:
     """The job the options ask for, over ``base`` (the default or the seed's full job), checked."""
     job = JobSpec(
@@ -86,6 +90,7 @@ def make_job(
         aggregate=aggregate,
         target_ci=parse_share(target_ci),
         max_reps=max_reps,
+        remeasure=remeasure,
     )
     return check_job(job)
 
@@ -137,6 +142,11 @@ def print_plan(rp: RunPlan, job: JobSpec) -> None:
         f"{requests_per_lane(job)} requests per lane ({job.warmup} warm-up, {job.reps} single"
         + (f" up to {job.max_reps} for a {100 * job.target_ci:g}% CI" if job.target_ci else "")
         + f", {job.reps} x {job.aggregate} concurrent), {job.n_in} tokens in / {job.n_out} out each"
+        + (
+            f"; up to {job.remeasure_budget} more of each kind to replace ones measured on a busy machine"
+            if job.remeasure_budget
+            else ""
+        )
     )
     for i, g in enumerate(rp.groups, 1):
         for p in g:
@@ -197,7 +207,9 @@ class RichProgress:
 
     def requests(self, lane: str, done: int, total: int) -> None:
         self.bar.update(
-            self.task, completed=self.finished * self.per_lane + done, description=f"{lane}: {done}/{total}"
+            self.task,
+            completed=self.finished * self.per_lane + min(done, self.per_lane),
+            description=f"{lane}: {done}/{total}",
         )
 
     def lane_done(self, result: LaneResult) -> None:
@@ -257,6 +269,23 @@ def quality_line(q: QualityOutcome) -> str:
     )
 
 
+def busy_warning(rp: RunPlan, job: JobSpec, seconds: float = 1.0) -> str | None:
+    """One line when other processes keep the machine busy now (watched for ``seconds``), for
+    the lanes lanebench starts here; None when quiet, or when it starts none."""
+    local = [p for p in rp.plans if p.engine.launches]
+    if not local:
+        return None
+    load = machine_load(seconds, max(p.lane.threads or default_threads() for p in local))
+    if load is None or not load.busy:
+        return None
+    again = job.remeasure_budget
+    return (
+        f"warning: the machine is busy: {describe(load)} over {load.seconds:.1f} s; llama.cpp's threads "
+        f"spin, so figures measured now collapse: busy repetitions are re-measured (at most {again} "
+        "extra per lane) and figures that had no quiet one are marked [busy]"
+    )
+
+
 def execute(
     lanes: Sequence[LaneSpec],
     opts: RunOptions,
@@ -278,6 +307,9 @@ def execute(
             print_attribution_plan(rp, opts)
         return None
     sinks: list[Sink] = [JsonSink(out.json_out)] if out.json_out else []
+    warning = busy_warning(rp, opts.job)
+    if warning:
+        err_console.print(warning, highlight=False, markup=False, style="yellow", soft_wrap=True)
     outcome = measure_with_progress(lanes, opts, sinks, store=store, resume=resume, planned=rp)
     err_console.print(servers_line(outcome), highlight=False, markup=False)
     if outcome.quality is not None and outcome.quality.slice is not None:

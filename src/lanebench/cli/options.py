@@ -28,6 +28,14 @@ TargetCi = Annotated[
     typer.Option("--target-ci", help="Repeat until the 95% CI of median decode is within this (e.g. 2%)."),
 ]
 MaxReps = Annotated[int, typer.Option("--max-reps", help="Most repetitions with --target-ci.")]
+RemeasureBusy = Annotated[
+    int | None,
+    typer.Option(
+        "--remeasure-busy",
+        help="Most extra repetitions (and, apart, N-slot batches) a lane takes to replace ones measured "
+        "while other processes kept the machine busy; default: --reps; 0: mark them, never re-measure.",
+    ),
+]
 JsonOut = Annotated[
     Path | None,
     typer.Option("--json", help="Write everything, raw samples too, to this JSON file, as measured."),

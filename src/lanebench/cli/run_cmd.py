@@ -24,6 +24,7 @@ def run(
     full: o.Full = False,
     target_ci: o.TargetCi = None,
     max_reps: o.MaxReps = 20,
+    remeasure_busy: o.RemeasureBusy = None,
     json_out: o.JsonOut = None,
     markdown: o.Markdown = None,
     db: o.Db = None,
@@ -45,8 +46,9 @@ def run(
 ) -> None:
     """Measure every lane: load time, prefill, decode, normalized wall, N-slot aggregate, acceptance."""
     job = make_job(
-        FULL_JOB if full else DEFAULT_JOB, n_in, n_out, reps, warmup, aggregate, target_ci, max_reps
-    )
+        FULL_JOB if full else DEFAULT_JOB,
+        n_in, n_out, reps, warmup, aggregate, target_ci, max_reps, remeasure_busy,
+    )  # fmt: skip
     lanes: list[LaneSpec] = load_lanes(lanes_file) if lanes_file else default_lanes()
     opts = make_options(
         job,

@@ -37,6 +37,7 @@ def sweep(
     full: o.Full = False,
     target_ci: o.TargetCi = None,
     max_reps: o.MaxReps = 20,
+    remeasure_busy: o.RemeasureBusy = None,
     json_out: o.JsonOut = None,
     markdown: o.Markdown = None,
     db: o.Db = None,
@@ -55,8 +56,9 @@ def sweep(
     from lanebench.defaults import FULL_JOB
 
     job = make_job(
-        FULL_JOB if full else DEFAULT_JOB, n_in, n_out, reps, warmup, aggregate, target_ci, max_reps
-    )
+        FULL_JOB if full else DEFAULT_JOB,
+        n_in, n_out, reps, warmup, aggregate, target_ci, max_reps, remeasure_busy,
+    )  # fmt: skip
     lanes = expand(load_lanes(lanes_file), [parse_grid(g) for g in grid])
     opts = make_options(
         job,

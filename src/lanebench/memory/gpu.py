@@ -146,7 +146,8 @@ def parse_rocm(text: str) -> GpuSnapshot:
     return snap
 
 
-def _run(argv: list[str]) -> str:
+def run_tool(argv: list[str]) -> str:
+    """A GPU tool's stdout; ``GpuToolError`` (the note) when it cannot run or fails."""
     try:
         res = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -162,9 +163,9 @@ class NvidiaSmi:
     name: str = "nvidia-smi"
 
     def snapshot(self) -> GpuSnapshot:
-        gpus = parse_nvidia_gpus(_run([self.exe, *NVIDIA_GPUS]))
+        gpus = parse_nvidia_gpus(run_tool([self.exe, *NVIDIA_GPUS]))
         index = {g.uuid: g.index for g in gpus}
-        return GpuSnapshot(gpus, parse_compute_apps(_run([self.exe, *NVIDIA_APPS]), index))
+        return GpuSnapshot(gpus, parse_compute_apps(run_tool([self.exe, *NVIDIA_APPS]), index))
 
 
 @dataclass(slots=True)
@@ -173,7 +174,7 @@ class RocmSmi:
     name: str = "rocm-smi"
 
     def snapshot(self) -> GpuSnapshot:
-        return parse_rocm(_run([self.exe, *ROCM_ARGS]))
+        return parse_rocm(run_tool([self.exe, *ROCM_ARGS]))
 
 
 def find_probe(path: str | None = None) -> tuple[GpuProbe | None, str]:

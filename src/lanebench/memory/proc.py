@@ -1,11 +1,13 @@
 """Resident memory of a lane's process groups (llama-server, and any local RPC servers), sampled
-from /proc in a background thread (Linux)."""
+from /proc in a background thread (Linux); the /proc reading that ``lanebench.busy`` shares
+(process groups, CPU ticks per process)."""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -30,24 +32,64 @@ def mem_available_kib(meminfo: str) -> int | None:
     return None
 
 
-def _pgrp(stat: str) -> int | None:
-    fields = stat.rpartition(")")[2].split()  # after "(comm)": state ppid pgrp ...
-    return int(fields[2]) if len(fields) > 2 else None
+@dataclass(slots=True, frozen=True)
+class PidStat:
+    """What lanebench reads of one ``/proc/<pid>/stat``: the command name, the process group,
+    CPU time used (``utime + stime``), CPU time of its reaped children (``cutime + cstime``) and
+    when it started (``starttime``, after boot: a pid reused by a new process starts later), all
+    in clock ticks (``os.sysconf('SC_CLK_TCK')``, the unit of /proc/stat too)."""
+
+    comm: str
+    pgrp: int
+    ticks: int = 0
+    child_ticks: int = 0
+    start: int = 0
 
 
-def groups_pids(pgids: Sequence[int], proc: Path = PROC) -> dict[int, list[int]]:
-    """Processes of each process group in ``pgids`` (one pass over ``proc``)."""
-    out: dict[int, list[int]] = {g: [] for g in pgids}
+def parse_pid_stat(text: str) -> PidStat | None:
+    """A ``/proc/<pid>/stat`` line; None when it does not parse. The command name sits in
+    parentheses and may hold spaces and ')' itself, so fields are counted after the last ')'.
+    A line cut short after the process group keeps 0 ticks."""
+    head, sep, rest = text.rpartition(")")
+    fields = rest.split()  # state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime ...
+    if not sep or len(fields) < 3:
+        return None
+    try:
+        pgrp = int(fields[2])
+        times = [int(v) for v in fields[11:15]] if len(fields) >= 15 else [0, 0, 0, 0]
+        start = int(fields[19]) if len(fields) >= 20 else 0
+    except ValueError:
+        return None
+    return PidStat(head.partition("(")[2], pgrp, times[0] + times[1], times[2] + times[3], start)
+
+
+def scan_pids(proc: Path = PROC) -> dict[int, PidStat]:
+    """Every process under ``proc`` that could be read (one pass; a process may exit meanwhile)."""
+    out: dict[int, PidStat] = {}
     for d in proc.iterdir():
         if not d.name.isdigit():
             continue
         try:
-            pgrp = _pgrp((d / "stat").read_text())
+            st = parse_pid_stat((d / "stat").read_text())
         except OSError:
             continue
-        if pgrp in out:
-            out[pgrp].append(int(d.name))
+        if st is not None:
+            out[int(d.name)] = st
     return out
+
+
+def pids_of_groups(scan: dict[int, PidStat], pgids: Sequence[int]) -> dict[int, list[int]]:
+    """Processes of each process group in ``pgids``, from one ``scan_pids`` (pure)."""
+    out: dict[int, list[int]] = {g: [] for g in pgids}
+    for pid, st in scan.items():
+        if st.pgrp in out:
+            out[st.pgrp].append(pid)
+    return out
+
+
+def groups_pids(pgids: Sequence[int], proc: Path = PROC) -> dict[int, list[int]]:
+    """Processes of each process group in ``pgids`` (one pass over ``proc``)."""
+    return pids_of_groups(scan_pids(proc), pgids)
 
 
 def group_pids(pgid: int, proc: Path = PROC) -> list[int]:

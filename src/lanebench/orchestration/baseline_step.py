@@ -9,15 +9,20 @@ server, gets a note instead of figures.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lanebench.busy.cpu import describe
+from lanebench.busy.meter import LoadMeter
 from lanebench.engines.argv import rpc_endpoints
 from lanebench.engines.base import LanePlan
 from lanebench.engines.llamabench import BaselineRecord, bench_argv, bench_beside, bench_flags, run_baseline
 from lanebench.engines.rpc import find_rpc_server
 from lanebench.engines.rpc_lane import LocalRpcServers
 from lanebench.errors import LaneFailed
+from lanebench.memory.proc import lane_pgids
 from lanebench.orchestration.plan import RunOptions
 
 
@@ -65,10 +70,40 @@ def baseline_for(
         try:
             with LocalRpcServers(label, logs, rpc_bin, list(lane.rpc_local), opts.load_timeout_s) as local:
                 argv, decode_argv, _ = argv_with(rpc_endpoints(lane, local.ports))
+                rpc_pids = [sp.proc.pid for sp in local.procs if sp.proc is not None]
+                retry = opts.job.remeasure_budget > 0
                 env = {**os.environ, **lane.env}
-                cache[key] = run_baseline(argv, decode_argv, [], env=env).to_dict()
+                cache[key] = metered_baseline(argv, decode_argv, env, rpc_pids, lane.threads, retry)
         except LaneFailed as exc:
             cache[key] = BaselineRecord(note=f"no kernel view: {exc}").to_dict()
     shared = cache[key]
     note = "; ".join(n for n in [*notes, shared["note"]] if n)  # this lane's notes, then the run's
     return {**shared, "note": note}
+
+
+def metered_baseline(
+    argv: list[str],
+    decode_argv: list[str],
+    env: dict[str, str],
+    rpc_leaders: Sequence[int],
+    threads: int | None,
+    retry: bool,
+) -> dict[str, Any]:
+    """llama-bench with the machine's load while it ran (``load``); a run on a busy machine is
+    run once more when ``retry`` (its repetitions run in one process: one window for all), and
+    the second run is kept, busy or not, with a note."""
+    meter = LoadMeter(lane_pgids(rpc_leaders), threads, children_are_lane=True)
+    first: str = ""
+    while True:
+        start = meter.start()
+        rec = run_baseline(argv, decode_argv, [], env=env)
+        load = meter.stop(start)
+        rec.load = asdict(load) if load is not None else None
+        if load is None or not load.busy or first or not retry:
+            break
+        first = describe(load)
+    if first:
+        again = "busy again" if rec.load and rec.load["busy"] else "quiet"
+        again_note = f"re-measured ({again}): the first run was busy, {first}"
+        rec.note = "; ".join(n for n in (rec.note, again_note) if n)
+    return rec.to_dict()

@@ -15,13 +15,14 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from lanebench.busy.meter import LoadMeter
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
 from lanebench.measure import LaneJob, RunState, summarize
 from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.grid import server_key, speculative_fields
-from lanebench.orchestration.memory_step import measured
+from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.placement_step import placement_record
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
 from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord
@@ -51,7 +52,9 @@ class _Recorder:
         if isinstance(rec, RequestRecord):
             self.done += 1
             if self.progress:
-                self.progress.requests(self.plan.lane.name, self.done, requests_per_lane(self.job))
+                # re-measured busy repetitions come on top of the planned requests
+                total = max(self.done, requests_per_lane(self.job))
+                self.progress.requests(self.plan.lane.name, self.done, total)
         for s in self.sinks:
             s.sample(self.run, self.result, rec)
 
@@ -127,6 +130,7 @@ class LaneMeasurer:
             state=self.state,
             request_timeout_s=self.opts.request_timeout_s,
             speculative=speculative_fields(plan.lane) if per_request else None,
+            meter=_meter(plan, endpoint),
         )
         with measured(plan, endpoint, rec.result):
             asyncio.run(job.run())
@@ -206,6 +210,15 @@ class LaneMeasurer:
             if p.lane.name not in done:
                 done[p.lane.name] = self.measure(p)
         return [done[p.lane.name] for p in plans]
+
+
+def _meter(plan: LanePlan, endpoint: Endpoint) -> LoadMeter | None:
+    """What else runs beside a lane lanebench started (its process groups are known); None for
+    an attached endpoint, whose server may be another machine or a process not its own."""
+    leaders = lane_leaders(endpoint)
+    if not plan.engine.launches or not leaders:
+        return None
+    return LoadMeter.for_lane(leaders, plan.lane.threads)
 
 
 def _widest(plans: Sequence[LanePlan]) -> LanePlan:

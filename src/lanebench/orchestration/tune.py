@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from lanebench.busy.verdict import busy_mark
 from lanebench.errors import BadInput
 from lanebench.figures import FIGURES, Fig
 from lanebench.lanes import EMULATED_MARK, LaneSpec
@@ -238,7 +239,8 @@ def _figure(r: LaneResult, key: Fig) -> str:
     if r.status == "failed" or s is None:
         return f"no figure ({r.error or r.status})"
     spread = f" ({s.min:.2f}–{s.max:.2f}, {s.n} reps)" if s.n > 1 else " (1 rep)"
-    return f"{s.median:.2f}{spread}"
+    busy = busy_mark(r.busy.figures if r.busy else None, str(key))  # a busy machine's figure
+    return f"{s.median:.2f}{spread}{busy}"
 
 
 def _log_round(
@@ -250,7 +252,16 @@ def _log_round(
     final: Standing | None = None,
 ) -> None:
     key = GOALS[report.goal]
-    rows = [{"lane": r.name, str(key): s, "status": r.status, "emulated": r.lane.emulated} for r, s in ranked]
+    rows = [
+        {
+            "lane": r.name,
+            str(key): s,
+            "status": r.status,
+            "emulated": r.lane.emulated,
+            "busy": r.busy.figures.get(str(key)) if r.busy else None,
+        }
+        for r, s in ranked
+    ]
     report.rounds.append({"round": n, "n_in": job.n_in, "n_out": job.n_out, "reps": job.reps, "ranked": rows})
     kind = "confirm" if final is not None else f"round {n}"
     screen = "" if final is not None else " (a screen: kept by median, not judged for noise)"

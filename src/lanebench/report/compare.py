@@ -13,6 +13,7 @@ from __future__ import annotations
 from statistics import median
 from typing import Any
 
+from lanebench.busy.verdict import busy_caption, busy_mark
 from lanebench.engines.llamabench import BaselineRecord
 from lanebench.figures import FIGURES, Fig
 from lanebench.fmt import Table
@@ -88,6 +89,9 @@ def _row(
         "verdict": verdict(sa, sb, better),
         "test": v.test if v.judged else None,
         "status": f"{la.status} → {lb.status}",
+        # cores others used when the figure had to come from a busy machine's repetitions
+        "busy_a": la.busy.figures.get(figure) if la.busy else None,
+        "busy_b": lb.busy.figures.get(figure) if lb.busy else None,
     }
 
 
@@ -201,14 +205,17 @@ def compare_table(run_a: str, run_b: str, rows: list[dict[str, Any]]) -> Table:
         ratio_text = f"{r['ratio']:.3f}" if r["ratio"] is not None else "–"
         if r["ratio"] is not None and r.get("ratio_range") and r["ratio_range"][1] > r["ratio_range"][0]:
             ratio_text += f" ({r['ratio_range'][0]:.3f}–{r['ratio_range'][1]:.3f})"
+        busy = {"a": r.get("busy_a"), "b": r.get("busy_b")}
+        marked = {k: v for k, v in busy.items() if v is not None}
         table.rows.append(
             [
                 f"{r['lane']} {EMULATED_MARK}" if r.get("emulated") else r["lane"],
                 r["label"],
-                _fmt(r["a"], r["unit"]),
-                _fmt(r["b"], r["unit"]),
+                _fmt(r["a"], r["unit"]) + (busy_mark(marked, "a") if r["a"] else ""),
+                _fmt(r["b"], r["unit"]) + (busy_mark(marked, "b") if r["b"] else ""),
                 ratio_text,
-                r["verdict"],
+                r["verdict"] + (" (a busy machine's figure: not the lane's)" if marked else ""),
             ]
         )
+    table.caption += busy_caption(any(r.get("busy_a") or r.get("busy_b") for r in rows))
     return table

@@ -28,6 +28,7 @@ from lanebench.report.views import attribution_table, time_table
 
 FORMATS = ("md", "csv", "json", "html")
 _SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
+BUSY = ("busy_windows", "windows", "busy_max_cores", "busy_figures")
 FIGURES = tuple(str(f) for f in SPEED)  # CSV columns: every speed figure, in the table's order
 QUALITY = ("quality_status", "quality_reference", "quality_tokens", "ppl", "ppl_err", "kld_mean", "kld_err",
            "kld_p99", "kld_max", "same_top1", "same_top1_err", "rms_dp", "rms_dp_err", "greedy",
@@ -101,7 +102,7 @@ def to_csv(data: ReportData) -> str:
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
     head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "acceptance_source", "load_s"]
-    head += [*cols, *QUALITY, *MEMORY, *PLACEMENT]
+    head += [*cols, *QUALITY, *MEMORY, *PLACEMENT, *BUSY]
     w.writerow(head)
     for rd in data.runs:
         for lane in rd.lanes:
@@ -124,9 +125,20 @@ def to_csv(data: ReportData) -> str:
                     *_quality_cells(lane),
                     *memory_cells(lane.memory),
                     *placement_cells(lane),
+                    *_busy_cells(lane),
                 ]
             )
     return buf.getvalue()
+
+
+def _busy_cells(lane: LaneResult) -> list[Any]:
+    """Windows measured while the machine was busy / in all, the heaviest load (cores), and
+    each figure that had to come from busy windows as ``figure=cores`` (``; `` between)."""
+    b = lane.busy
+    if b is None:
+        return [""] * len(BUSY)
+    figures = "; ".join(f"{k}={v:g}" for k, v in b.figures.items())
+    return [b.busy_windows, b.windows, b.max_cores, figures]
 
 
 def _quality_cells(lane: LaneResult) -> list[Any]:

@@ -8,13 +8,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from lanebench.busy.verdict import any_busy, busy_caption, busy_mark
 from lanebench.figures import Fig
 from lanebench.fmt import Table
 from lanebench.lanes import EMULATED_MARK
 from lanebench.noise import Standing, standing
 from lanebench.records import LaneResult, Stat
 from lanebench.report.data import ReportData, RunData
-from lanebench.report.tables import basename, fmt_pct, fmt_stat, lane_cell, lane_notes
+from lanebench.report.tables import basename, fig_cell, fmt_pct, fmt_stat, lane_cell, lane_notes
 
 GIB = 1024**3
 NOT_IDENTITY = {"name", "notes"}  # labels: lanes that differ only here are the same lane
@@ -200,20 +201,20 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
         )
         ranks = standing({lane.name: _decode(lane) for lane in members})
         for lane in members:
-            s = lane.summary
             value = flatten(lane.lane.model_dump(mode="json")).get(key)
             table.rows.append(
                 [
                     f"{key} = {value}",
-                    fmt_stat(s.get(Fig.DECODE), "tok/s"),
+                    fig_cell(lane, Fig.DECODE, "tok/s"),
                     vs_fastest(lane.name, ranks),
                     _acceptance(lane),
-                    fmt_stat(s.get(Fig.PREFILL), "tok/s"),
-                    fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
+                    fig_cell(lane, Fig.PREFILL, "tok/s"),
+                    fig_cell(lane, Fig.NORMALIZED_WALL, "s"),
                     lane_cell(lane),
                     lane_notes(lane),
                 ]
             )
+        table.caption += busy_caption(any_busy(members))
         tables.append(table)
     return tables
 
@@ -266,6 +267,15 @@ def _stat(d: dict[str, Any] | None) -> Stat | None:
     return Stat(**d) if d else None
 
 
+_HISTORY = ((Fig.PREFILL, "tok/s"), (Fig.DECODE, "tok/s"), (Fig.NORMALIZED_WALL, "s"))
+
+
+def _history_cell(summary: dict[str, Any], busy: dict[str, float] | None, key: Fig, unit: str) -> str:
+    """A stored lane's figure, marked when it was measured on a busy machine."""
+    stat = _stat(summary.get(key))
+    return fmt_stat(stat, unit) + (busy_mark(busy, key) if stat else "")
+
+
 def context_table(data: ReportData) -> Table | None:
     """The same lane name or model file in earlier runs or on other hosts (plus this run's row)."""
     current = {r.run.run_id for r in data.runs}
@@ -283,22 +293,24 @@ def context_table(data: ReportData) -> Table | None:
         "rows of the reported run(s) are marked ★",
     )
     rows.sort(key=lambda h: (h["name"], h["started_at"], h["run_id"]))
+    marked = []
     for h in rows:
         s = h["summary"] or {}
         mark = " ★" if h["run_id"] in current else ""
         flags = " ⚠" if h["flags"] else ""
         emulated = f" {EMULATED_MARK}" if _emulated(h["lane"] or {}) else ""
+        busy = (h.get("busy") or {}).get("figures") or None
+        marked.append(busy)
         table.rows.append(
             [
                 h["name"] + emulated + flags,
                 _setting(h["lane"] or {}),
                 f"{h['run_id']}{mark}",
                 str(h["hostname"] or "–"),
-                fmt_stat(_stat(s.get(Fig.PREFILL)), "tok/s"),
-                fmt_stat(_stat(s.get(Fig.DECODE)), "tok/s"),
-                fmt_stat(_stat(s.get(Fig.NORMALIZED_WALL)), "s"),
+                *(_history_cell(s, busy, key, unit) for key, unit in _HISTORY),
             ]
         )
+    table.caption += busy_caption(any(marked))
     return table
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from lanebench.busy.verdict import any_busy, busy_caption, busy_mark, busy_note
 from lanebench.figures import Fig
 from lanebench.fmt import Table
 from lanebench.lanes import EMULATED_MARK
@@ -39,6 +40,13 @@ def fmt_pct(s: Stat | None) -> str:
     return text
 
 
+def fig_cell(lane: LaneResult, key: str, unit: str = "", digits: int = 1) -> str:
+    """A lane's figure as ``fmt_stat`` gives it, marked when measured on a busy machine."""
+    stat = lane.summary.get(key)
+    text = fmt_stat(stat, unit, digits)
+    return text + busy_mark(lane.busy.figures if lane.busy else None, key) if stat else text
+
+
 EMULATED_NOTE = (
     "emulated acceptance (the build's --spec-synth-*): speed at a chosen acceptance, output not the model's"
 )
@@ -56,6 +64,7 @@ def lane_notes(lane: LaneResult) -> str:
     if lane.lane.emulated:
         parts.append(EMULATED_NOTE)
     parts += [f"⚠ {f}" for f in lane.flags]
+    parts.append(busy_note(lane.busy))
     if lane.status == "failed":
         parts.append(f"FAILED: {lane.error or 'unknown error'}")
     return "; ".join(p for p in parts if p)
@@ -82,10 +91,11 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
         s = lane.summary
         load = f"{lane.load_s:.1f} s" if lane.load_s is not None else "–"
         prefill, decode = s.get(Fig.PREFILL), s.get(Fig.DECODE)
+        busy = lane.busy.figures if lane.busy else None
         cells = [
-            fmt_stat(prefill, "tok/s"),
-            fmt_stat(decode, "tok/s"),
-            fmt_stat(s.get(Fig.NORMALIZED_WALL), "s"),
+            fig_cell(lane, Fig.PREFILL, "tok/s"),
+            fig_cell(lane, Fig.DECODE, "tok/s"),
+            fig_cell(lane, Fig.NORMALIZED_WALL, "s"),
         ]
         cp, cd = s.get(Fig.PREFILL_CLIENT), s.get(Fig.DECODE_CLIENT)
         if prefill is None and decode is None and cp is not None and cd is not None:
@@ -93,18 +103,19 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
             client_view = True
             wall = job.n_in / cp.median + job.n_out / cd.median
             cells = [
-                f"{fmt_stat(cp, 'tok/s')} [client]",
-                f"{fmt_stat(cd, 'tok/s')} [client]",
-                f"{wall:.1f} s [client]",
+                f"{fmt_stat(cp, 'tok/s')} [client]{busy_mark(busy, Fig.PREFILL_CLIENT)}",
+                f"{fmt_stat(cd, 'tok/s')} [client]{busy_mark(busy, Fig.DECODE_CLIENT)}",
+                f"{wall:.1f} s [client]{busy_mark(busy, Fig.DECODE_CLIENT)}",
             ]
         table.rows.append(
-            [lane_cell(lane), load, *cells, fmt_stat(s.get(Fig.AGGREGATE), "tok/s"), lane_notes(lane)]
+            [lane_cell(lane), load, *cells, fig_cell(lane, Fig.AGGREGATE, "tok/s"), lane_notes(lane)]
         )
     if client_view:
         table.caption += (
             "; [client]: the client's view (time to first token, stream rate) where the engine "
             "reports no timings"
         )
+    table.caption += busy_caption(any_busy(lanes))
     return table
 
 
@@ -146,9 +157,10 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
                 acc,
                 fmt_stat(s.get("mean_accepted_length"), digits=2),
                 per_pos,
-                fmt_stat(s.get(Fig.DECODE), "tok/s"),
+                fig_cell(lane, Fig.DECODE, "tok/s"),
             ]
         )
+    table.caption += busy_caption(any_busy(drafting))
     return table
 
 

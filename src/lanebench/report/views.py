@@ -17,7 +17,9 @@ from lanebench.attribution import (
     figure_stat,
     same_tokens,
 )
+from lanebench.busy.verdict import any_busy, busy_caption, busy_mark
 from lanebench.engines.llamabench import BaselineRecord
+from lanebench.figures import Fig
 from lanebench.fmt import Table
 from lanebench.records import JobSpec, LaneResult, Stat
 from lanebench.report.tables import lane_cell
@@ -26,6 +28,13 @@ from lanebench.views import where_time_goes
 
 def _rate(v: float | None) -> str:
     return f"{v:,.1f} tok/s" if v else "–"
+
+
+# per step: the busy-figure keys of its kernel, engine and client columns
+_KEYS = {
+    "prefill": ("kernel_prefill_tps", Fig.PREFILL, Fig.PREFILL_CLIENT),
+    "decode": ("kernel_decode_tps", Fig.DECODE, Fig.DECODE_CLIENT),
+}
 
 
 def _loss(pair: tuple[float | None, float | None]) -> str:
@@ -77,19 +86,22 @@ def time_table(lanes: Sequence[LaneResult], job: JobSpec) -> Table | None:
     )
     for lane in shown:
         base = BaselineRecord.from_dict(lane.baseline) if lane.baseline else None
+        busy = lane.busy.figures if lane.busy else None
         for step in where_time_goes(lane, job, base, lane.log_tail, _attribution(lane)):
+            kernel, engine, client = _KEYS.get(step.figure, ("", "", ""))
             table.rows.append(
                 [
                     lane_cell(lane),
                     step.figure,
-                    _rate(step.kernel_tps),
-                    _rate(step.engine_tps),
-                    _rate(step.client_tps),
+                    _rate(step.kernel_tps) + (busy_mark(busy, kernel) if step.kernel_tps else ""),
+                    _rate(step.engine_tps) + (busy_mark(busy, engine) if step.engine_tps else ""),
+                    _rate(step.client_tps) + (busy_mark(busy, client) if step.client_tps else ""),
                     _loss(step.kernel_to_engine),
                     _loss(step.engine_to_client),
                     "; ".join(step.causes) or "–",
                 ]
             )
+    table.caption += busy_caption(any_busy(shown))
     return table
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import ValidationError
 
+from lanebench.busy.records import BusyRecord, LoadRecord
 from lanebench.lanes import LaneSpec
 from lanebench.records import (
     AggregateRecord,
@@ -75,6 +77,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "placement": dict(lane.placement) if lane.placement else None,
         "request": dict(lane.request) if lane.request else None,
         "attribution": dict(lane.attribution) if lane.attribution else None,
+        "busy": lane.busy.to_dict() if lane.busy else None,
     }
 
 
@@ -117,7 +120,15 @@ def sample_row(lane_id: int, seq: int, rec: RequestRecord) -> dict[str, Any]:
         "first_tokens": rec.first_tokens,
         "token_count": rec.token_count,
         "token_ids": rec.token_ids,
+        **load_columns(rec.load),
     }
+
+
+def load_columns(load: LoadRecord | None) -> dict[str, Any]:
+    """A window's load as the samples' and aggregates' columns (None where not measured)."""
+    if load is None:
+        return {"other_cores": None, "busy": None, "load": None}
+    return {"other_cores": load.load_cores, "busy": load.busy, "load": asdict(load)}
 
 
 def sample_from_row(row: Any) -> RequestRecord:
@@ -141,6 +152,7 @@ def sample_from_row(row: Any) -> RequestRecord:
         first_tokens=row.first_tokens,
         token_count=row.token_count,
         token_ids=list(row.token_ids) if isinstance(row.token_ids, list) else None,
+        load=LoadRecord.from_dict(row.load),
     )
 
 
@@ -154,6 +166,7 @@ def aggregate_row(lane_id: int, seq: int, rec: AggregateRecord) -> dict[str, Any
         "tokens": rec.tokens,
         "ok": rec.ok,
         "error": rec.error,
+        **load_columns(rec.load),
     }
 
 
@@ -165,6 +178,7 @@ def aggregate_from_row(row: Any) -> AggregateRecord:
         tokens=row.tokens,
         ok=bool(row.ok),
         error=row.error,
+        load=LoadRecord.from_dict(row.load),
     )
 
 
@@ -199,6 +213,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         placement=row.placement if isinstance(row.placement, dict) else None,
         request=row.request if isinstance(row.request, dict) else None,
         attribution=row.attribution if isinstance(row.attribution, dict) else None,
+        busy=BusyRecord.from_dict(row.busy),
     )
 
 

@@ -78,6 +78,7 @@ lanes = sa.Table(
     sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
     sa.Column("request", JsonText),  # schema 6: the standard job's request as sent (measure.sent)
     sa.Column("attribution", JsonText),  # schema 7: attribution.AttributionRecord.to_dict(), raw samples too
+    sa.Column("busy", JsonText),  # schema 9: busy.records.BusyRecord.to_dict()
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -112,6 +113,11 @@ samples = sa.Table(
     sa.Column("first_tokens", sa.Integer),  # schema 6
     sa.Column("token_count", sa.String(20)),  # schema 6: records.TokenCount
     sa.Column("token_ids", JsonText),  # schema 8: a sequential request's generated ids (greedy check)
+    # schema 9: what else ran during the request (busy.records.LoadRecord); the two figures a
+    # query wants as columns, the whole record as JSON
+    sa.Column("other_cores", sa.Float),
+    sa.Column("busy", sa.Boolean),
+    sa.Column("load", JsonText),
 )
 
 aggregates = sa.Table(
@@ -126,6 +132,9 @@ aggregates = sa.Table(
     sa.Column("tokens", sa.Integer, nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("other_cores", sa.Float),  # schema 6, as for samples
+    sa.Column("busy", sa.Boolean),
+    sa.Column("load", JsonText),
 )
 
 failures = sa.Table(
@@ -230,6 +239,17 @@ def _v7_to_v8(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE samples ADD COLUMN token_ids TEXT"))
 
 
+def _v8_to_v9(conn: Connection) -> None:
+    """A busy machine, noticed: each sample's and batch's load from other processes
+    (``other_cores``, ``busy``, the whole record as ``load``) and each lane's ``busy`` record
+    (which figures were measured while the machine was busy, and how busy)."""
+    for table in ("samples", "aggregates"):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN other_cores FLOAT"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN busy BOOLEAN"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN load TEXT"))
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN busy TEXT"))
+
+
 MIGRATIONS: list[Migration] = [
     _v1_to_v2,
     _v2_to_v3,
@@ -238,6 +258,7 @@ MIGRATIONS: list[Migration] = [
     _v5_to_v6,
     _v6_to_v7,
     _v7_to_v8,
+    _v8_to_v9,
 ]
 
 

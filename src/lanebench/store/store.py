@@ -170,6 +170,7 @@ class Store:
                     T.lanes.c.lane,
                     T.lanes.c.summary,
                     T.lanes.c.flags,
+                    T.lanes.c.busy,
                     T.lanes.c.load_s,
                     T.runs.c.run_id,
                     T.runs.c.started_at,
