@@ -59,7 +59,19 @@ def test_kernel_engine_client_order_or_an_inversion_flag(
         tmp_path,
         f'[[lane]]\nname = "plain"\nmodel = "{gemma_270m}"\nserver_bin = "{server_bin}"\nslots = 1\n',
     )
-    args = ("--n-in", "256", "--n-out", "32", "--reps", "3", "--aggregate", "0", "--baseline")
+    args = (
+        "--n-in",
+        "256",
+        "--n-out",
+        "32",
+        "--reps",
+        "3",
+        "--aggregate",
+        "0",
+        "--baseline",
+        "--remeasure-busy",
+        "0",
+    )
     out, md = tmp_path / "out.json", tmp_path / "run.md"
     proc, _ = run_cli(
         tmp_path, "run", str(lanes), *args, "--json", str(out), "--markdown", str(md), timeout=900

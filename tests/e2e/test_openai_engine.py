@@ -26,7 +26,20 @@ from lanebench.lanes import LaneSpec
 from lanebench.records import JobSpec
 from lanebench.server import free_port, health_status
 
-JOB = ("--n-in", "128", "--n-out", "48", "--reps", "3", "--warmup", "1", "--aggregate", "0")
+JOB = (
+    "--n-in",
+    "128",
+    "--n-out",
+    "48",
+    "--reps",
+    "3",
+    "--warmup",
+    "1",
+    "--aggregate",
+    "0",
+    "--remeasure-busy",
+    "0",
+)
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,20 @@ engine = "openai"
 url = "{server}/v1"
 """,
     )
-    job = ("--n-in", "256", "--n-out", "64", "--reps", "3", "--warmup", "1", "--aggregate", "0")
+    job = (
+        "--n-in",
+        "256",
+        "--n-out",
+        "64",
+        "--reps",
+        "3",
+        "--warmup",
+        "1",
+        "--aggregate",
+        "0",
+        "--remeasure-busy",
+        "0",
+    )
     proc, left = run_cli(tmp, "run", str(lanes), *job, "--json", str(tmp / "out.json"), timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert left == []
