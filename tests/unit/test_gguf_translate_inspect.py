@@ -45,7 +45,9 @@ def test_translate_refuses_same_dialect_and_plain_models(s: dict[str, Path], tmp
         translate(s["main"], "atomic", tmp_path / "x.gguf")
 
 
-def test_translate_refuses_to_write_a_head_its_own_inspect_rejects(s: dict[str, Path], tmp_path: Path) -> None:
+def test_translate_refuses_to_write_a_head_its_own_inspect_rejects(
+    s: dict[str, Path], tmp_path: Path
+) -> None:
     """An Atomic head carrying ``gemma4-assistant.n_embd_backbone`` as f32 1e38 (a key under the
     other dialect's prefix: nobody checks it there) became, translated, an upstream head whose
     own ``inspect`` refused it. Now the head written is checked and refused, and no file is left."""

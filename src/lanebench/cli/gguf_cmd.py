@@ -33,9 +33,9 @@ gguf_app = typer.Typer(
 DIALECTS = " | ".join(heads.names())
 
 
-def _dialect(value: str) -> str:
-    """A registered head dialect's name; BadInput listing them otherwise."""
-    return heads.dialect(value).name
+def _dialect(value: str, flag: str) -> str:
+    """A registered head dialect's name; BadInput naming ``flag`` and listing them otherwise."""
+    return heads.dialect(value, flag).name
 
 
 def _progress(total: int | None, label: str) -> tuple[Progress, Any]:
@@ -163,7 +163,7 @@ def translate_cmd(
     """Rewrite a head's metadata and tensor names into another dialect; tensor data untouched."""
     from lanebench.gguf.translate import translate
 
-    src, size = translate(head, _dialect(to), out, force)
+    src, size = translate(head, _dialect(to, "--to"), out, force)
     console.print(text(f"{head} ({src}) -> {out} ({to}), {size:,} bytes"), highlight=False)
 
 
@@ -184,7 +184,7 @@ def convert_head_cmd(
     from lanebench.gguf.convert import ConvertOptions, convert_head
     from lanebench.gguf.convert import verify as verify_fn
 
-    opts = ConvertOptions(hf_dir, main, out, parse_qtype(qtype), _dialect(dialect), force)
+    opts = ConvertOptions(hf_dir, main, out, parse_qtype(qtype), _dialect(dialect, "--dialect"), force)
     refuse_existing(out, force)
     total = _source_bytes(hf_dir)
     progress, on_tensor = _progress(total, "convert")
