@@ -45,11 +45,6 @@ class Key(Generic[V]):
         """True for a ``{arch}.*`` key."""
         return self.template.startswith(ARCH_PREFIX)
 
-    @property
-    def suffix(self) -> str:
-        """The name without the architecture prefix (``attention.head_count``)."""
-        return self.template.removeprefix(ARCH_PREFIX)
-
     def name(self, arch: str) -> str:
         """The key's name in a file of architecture ``arch``."""
         return self.template.replace("{arch}", arch, 1) if self.scoped else self.template
@@ -117,6 +112,12 @@ def register(*keys: Key[Any]) -> None:
         if old is not None and old != key:
             raise ValueError(f"GGUF key {key.template!r} registered twice ({old.spec} and {key.spec})")
         _KNOWN[key.template] = key
+
+
+def forget(*keys: Key[Any]) -> None:
+    """Stop checking ``keys`` (a dialect unregistered)."""
+    for key in keys:
+        _KNOWN.pop(key.template, None)
 
 
 def known() -> tuple[Key[Any], ...]:

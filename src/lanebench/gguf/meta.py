@@ -69,11 +69,6 @@ class Meta:
         """The key's full name in this file (for messages)."""
         return key.name(self.arch)
 
-    @property
-    def n_layer(self) -> int | None:
-        """``block_count``, when the file has it."""
-        return self.get(keys.BLOCK_COUNT)
-
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Meta:
         """A record from plain values by full key name (what a test or another reader built),

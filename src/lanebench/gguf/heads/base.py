@@ -229,6 +229,7 @@ def upstream_tensors(hp: HeadParams, n_vocab: int) -> dict[str, tuple[int, ...]]
 # ---- the registry ----------------------------------------------------------------------
 
 _REGISTRY: dict[str, HeadDialect] = {}
+_COMMON = frozenset(K.known())  # keys.py's own: never forgotten
 
 
 def _register(d: HeadDialect) -> None:
@@ -243,16 +244,15 @@ def _register(d: HeadDialect) -> None:
 
 
 def unregister(name: str) -> None:
-    """Forget a dialect (a test's toy one); its keys stay known to the validator."""
-    _REGISTRY.pop(name, None)
-
-
-def dialects() -> tuple[HeadDialect, ...]:
-    """Every registered dialect, in registration order."""
-    return tuple(_REGISTRY.values())
+    """Forget a dialect (a test's toy one) and the keys no other dialect owns."""
+    gone = _REGISTRY.pop(name, None)
+    if gone is not None:
+        kept = {k for d in _REGISTRY.values() for k in (d.backbone, *d.own_keys)}
+        K.forget(*(k for k in (gone.backbone, *gone.own_keys) if k not in kept and k not in _COMMON))
 
 
 def names() -> tuple[str, ...]:
+    """Every registered dialect's name, in registration order."""
     return tuple(_REGISTRY)
 
 
