@@ -18,6 +18,7 @@ from lanebench.lanes import LaneSpec
 from lanebench.models import default_model_path
 from lanebench.records import JobSpec, LaneResult
 from lanebench.roofline import (
+    Metadata,
     Roofline,
     TensorInfo,
     bytes_per_token,
@@ -38,7 +39,7 @@ class Rooflines:
 
     def __init__(self, ctx: int) -> None:
         self.ctx = ctx
-        self.files: dict[Path, tuple[list[TensorInfo], dict[str, Any]]] = {}
+        self.files: dict[Path, tuple[list[TensorInfo], Metadata]] = {}
 
     def __call__(self, path: Path, kv: str, what: str) -> Roofline:
         if path not in self.files:

@@ -19,6 +19,7 @@ from typing import Any
 
 from lanebench.engines.devices import list_devices
 from lanebench.engines.dialect import parse_version_line
+from lanebench.gguf import keys as K
 from lanebench.hostinfo import host_details
 from lanebench.models import cache_dir
 
@@ -173,11 +174,11 @@ def _summary(get: Any, tensors: list[tuple[str, int, int]]) -> dict[str, Any]:
         mix[type_name]["bytes"] += n_bytes
         mix[type_name]["params"] += n_el
     ordered = dict(sorted(mix.items(), key=lambda kv: -kv[1]["bytes"]))
-    file_type = get("general.file_type")
+    file_type = get(K.FILE_TYPE.template)
     return {
-        "arch": get("general.architecture"),
-        "name": get("general.name"),
-        "size_label": get("general.size_label"),
+        "arch": get(K.ARCHITECTURE.template),
+        "name": get(K.NAME.template),
+        "size_label": get(K.SIZE_LABEL.template),
         "file_type": file_type,
         "file_type_name": _file_type_name(file_type),
         "n_params": sum(n for _, _, n in tensors),

@@ -3,8 +3,9 @@
 Decoding one token reads every weight the token passes through once, plus the KV cache of
 every layer up to the current context. At batch size one this traffic, not arithmetic, bounds
 the speed: ``tok/s <= bandwidth / bytes per token``. The core (:func:`bytes_per_token`) is a
-pure function over tensor descriptions and GGUF metadata; :func:`read_gguf` is a thin adapter
-over ``gguf.GGUFReader``. ``docs/roofline.md`` states every counting rule and its source.
+pure function over tensor descriptions and a GGUF's typed metadata record (``gguf.meta.Meta``;
+a mapping of full key names is decoded into one); :func:`read_gguf` is a thin adapter over
+lanebench's checked reader. ``docs/roofline.md`` states every counting rule and its source.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gguf
 
 from lanebench.errors import BadInput
+from lanebench.gguf import keys as K
+from lanebench.gguf.meta import BadMetadata, Meta
 
+V = TypeVar("V")
 CATEGORIES = ("attention", "ffn_dense", "experts", "output", "embed_lookup", "other")
 
 # Default sliding-window layer patterns of llama.cpp (src/models/<arch>.cpp, ``load_swa_pattern``)
@@ -120,30 +124,35 @@ class ModelShape:
         return kv * self.key_length, kv * self.value_length
 
 
-def _per_layer(value: Any, n_layer: int, key: str) -> tuple[int, ...]:
-    if isinstance(value, list | tuple):
-        if len(value) != n_layer:
-            raise BadInput(f"GGUF metadata {key}: {len(value)} values for {n_layer} layers")
-        return tuple(int(v) for v in value)
-    return (int(value),) * n_layer
+Metadata = Meta | Mapping[str, Any]
 
 
-def swa_layers(meta: Mapping[str, Any], arch: str, n_layer: int) -> tuple[tuple[bool, ...], str | None]:
+def as_meta(meta: Metadata) -> Meta:
+    """The typed record: ``read_gguf`` gives one; a mapping of full key names is decoded."""
+    if isinstance(meta, Meta):
+        return meta
+    try:
+        return Meta.from_values(meta)
+    except BadMetadata as exc:
+        raise BadInput(f"GGUF metadata {exc}") from None
+
+
+def swa_layers(meta: Metadata, arch: str, n_layer: int) -> tuple[tuple[bool, ...], str | None]:
     """Which layers use the sliding window, as llama.cpp decides for ``arch``; and a note."""
-    window = int(meta.get(f"{arch}.attention.sliding_window", 0) or 0)
-    if window <= 0:
+    m = as_meta(meta)
+    if m.get(K.SLIDING_WINDOW, 0) <= 0:
         return (False,) * n_layer, None
-    pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
-    if isinstance(pattern, list | tuple):
+    pattern = m.get(K.SLIDING_WINDOW_PATTERN)
+    if isinstance(pattern, tuple):
         if len(pattern) != n_layer:
-            key = f"{arch}.attention.sliding_window_pattern"
+            key = m.name(K.SLIDING_WINDOW_PATTERN)
             raise BadInput(f"GGUF metadata {key}: {len(pattern)} values for {n_layer} layers")
-        return tuple(bool(p) for p in pattern), None
+        return pattern, None
     default = SWA_PATTERNS.get(arch)
     if pattern is None and default is None:
         note = f"no sliding-window pattern known for {arch}: all layers counted at full context"
         return (False,) * n_layer, note
-    n, dense_first = (int(pattern), False) if pattern is not None else (default or (0, False))
+    n, dense_first = (pattern, False) if pattern is not None else (default or (0, False))
     if n == 0:
         return (True,) * n_layer, None
     if dense_first:
@@ -151,43 +160,42 @@ def swa_layers(meta: Mapping[str, Any], arch: str, n_layer: int) -> tuple[tuple[
     return tuple(il % n < n - 1 for il in range(n_layer)), None
 
 
-def model_shape(meta: Mapping[str, Any]) -> ModelShape:
-    """Read the attention/KV/expert shape of a model from its GGUF metadata (full key names)."""
-    arch = meta.get("general.architecture")
-    if not isinstance(arch, str) or not arch:
-        raise BadInput("GGUF metadata: general.architecture is missing")
+def model_shape(meta: Metadata) -> ModelShape:
+    """Read the attention/KV/expert shape of a model from its GGUF metadata."""
+    m = as_meta(meta)
+    if not m.arch:
+        raise BadInput(f"GGUF metadata: {K.ARCHITECTURE.template} is missing")
 
-    def need(key: str) -> Any:
-        if f"{arch}.{key}" not in meta:
-            raise BadInput(f"GGUF metadata: {arch}.{key} is missing")
-        return meta[f"{arch}.{key}"]
+    def need(key: K.Key[V]) -> V:
+        value = m.get(key)
+        if value is None:
+            raise BadInput(f"GGUF metadata: {m.name(key)} is missing")
+        return value
 
-    n_layer = int(need("block_count"))
-    n_embd = int(need("embedding_length"))
-    heads = _per_layer(need("attention.head_count"), n_layer, f"{arch}.attention.head_count")
-    kv_raw = meta.get(f"{arch}.attention.head_count_kv", list(heads))
-    head_count_kv = _per_layer(kv_raw, n_layer, f"{arch}.attention.head_count_kv")
+    n_layer = need(K.BLOCK_COUNT)
+    n_embd = need(K.EMBEDDING_LENGTH)
+    heads = need(K.HEAD_COUNT)
     n_head0 = max(heads[0], 1)
-    k_len = int(meta.get(f"{arch}.attention.key_length", n_embd // n_head0))
-    v_len = int(meta.get(f"{arch}.attention.value_length", n_embd // n_head0))
-    is_swa, note = swa_layers(meta, arch, n_layer)
-    shared_kv = int(meta.get(f"{arch}.attention.shared_kv_layers", 0) or 0)
+    k_len = m.get(K.KEY_LENGTH, n_embd // n_head0)
+    v_len = m.get(K.VALUE_LENGTH, n_embd // n_head0)
+    is_swa, note = swa_layers(m, m.arch, n_layer)
+    shared_kv = m.get(K.SHARED_KV_LAYERS, 0)
     notes = [note] if note else []
     if shared_kv:
         notes.append(f"last {shared_kv} layers reuse earlier layers' KV; their reads are still counted")
     return ModelShape(
-        arch=arch,
+        arch=m.arch,
         n_layer=n_layer,
         n_embd=n_embd,
-        head_count_kv=head_count_kv,
+        head_count_kv=m.get(K.HEAD_COUNT_KV, heads),
         key_length=k_len,
         value_length=v_len,
-        key_length_swa=int(meta.get(f"{arch}.attention.key_length_swa", k_len)),
-        value_length_swa=int(meta.get(f"{arch}.attention.value_length_swa", v_len)),
+        key_length_swa=m.get(K.KEY_LENGTH_SWA, k_len),
+        value_length_swa=m.get(K.VALUE_LENGTH_SWA, v_len),
         is_swa=is_swa,
-        window=int(meta.get(f"{arch}.attention.sliding_window", 0) or 0),
-        expert_count=int(meta.get(f"{arch}.expert_count", 0) or 0),
-        expert_used_count=int(meta.get(f"{arch}.expert_used_count", 0) or 0),
+        window=m.get(K.SLIDING_WINDOW, 0),
+        expert_count=m.get(K.EXPERT_COUNT, 0),
+        expert_used_count=m.get(K.EXPERT_USED_COUNT, 0),
         notes=tuple(notes),
     )
 
@@ -278,7 +286,7 @@ class Roofline:
 
 
 def bytes_per_token(
-    tensors: Sequence[TensorInfo], meta: Mapping[str, Any], ctx: int, kv_type: str = "f16"
+    tensors: Sequence[TensorInfo], meta: Metadata, ctx: int, kv_type: str = "f16"
 ) -> Roofline:
     """Bytes read from memory to decode one token: weights by part, plus the KV cache at ``ctx``.
 
@@ -326,15 +334,12 @@ def bytes_per_token(
     )
 
 
-def read_gguf(path: Path, what: str = "MODEL") -> tuple[list[TensorInfo], dict[str, Any]]:
-    """Tensor descriptions and model metadata (``general.*`` and ``<arch>.*`` keys) of a GGUF."""
+def read_gguf(path: Path, what: str = "MODEL") -> tuple[list[TensorInfo], Meta]:
+    """Tensor descriptions and the typed metadata record of a GGUF."""
     from lanebench.gguf.reader import open_gguf
 
     g = open_gguf(path, what)
-    arch = g.arch
-    meta = {k: g.get(k) for k in g.fields if k.startswith("general.") or (arch and k.startswith(arch + "."))}
-    tensors = [TensorInfo(t.name, t.shape, t.type_name) for t in g.tensors.values()]
-    return tensors, meta
+    return [TensorInfo(t.name, t.shape, t.type_name) for t in g.tensors.values()], g.meta
 
 
 def roofline_of(path: Path, ctx: int, kv_type: str = "f16", what: str = "MODEL") -> Roofline:

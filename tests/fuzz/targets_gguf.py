@@ -27,7 +27,7 @@ from lanebench.engines.dialect import Dialect
 from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.gguf.convert import ConvertOptions, convert_head
-from lanebench.gguf.heads import HeadFormat, rename_tensor
+from lanebench.gguf.heads import rename_tensor
 from lanebench.gguf.inspect import inspect_gguf, kind_of
 from lanebench.gguf.reader import open_gguf
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
@@ -185,7 +185,7 @@ def run_translate(path: Path) -> None:
         return
 
 
-def _same_tensors(a_path: Path, b_path: Path, src: HeadFormat, to: HeadFormat) -> None:
+def _same_tensors(a_path: Path, b_path: Path, src: str, to: str) -> None:
     a, b = open_gguf(a_path), open_gguf(b_path)
     assert len(a.tensors) == len(b.tensors), "translate lost or added tensors"
     for name, info in a.tensors.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lanebench.gguf import hf, shapes
-from lanebench.gguf.heads import ARCH, expected_tensors, format_of_arch, head_kvs, rename_tensor
+from lanebench.gguf.heads import dialect, expected_tensors, format_of_arch, head_kvs, rename_tensor
 from lanebench.gguf.synth import assistant_config
 
 
@@ -51,6 +51,6 @@ def test_expected_shapes_follow_the_loader() -> None:
 
 
 def test_arch_names() -> None:
-    assert format_of_arch(ARCH["upstream"]) == "upstream"
+    assert format_of_arch(dialect("upstream").arch) == "upstream"
     assert format_of_arch("gemma4_assistant") == "atomic"
     assert format_of_arch("gemma4") is None

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.gguf_fixtures import small_set
+from tests.gguf_fixtures import rewrite, set_key, small_set
 
 from lanebench.errors import BadInput
 from lanebench.gguf.inspect import inspect_gguf
 from lanebench.gguf.reader import open_gguf
 from lanebench.gguf.translate import translate
+from lanebench.gguf.writer import f32, u32
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,34 @@ def test_translate_refuses_same_dialect_and_plain_models(s: dict[str, Path], tmp
         translate(s["head"], "upstream", tmp_path / "x.gguf")
     with pytest.raises(BadInput, match="not an assistant head"):
         translate(s["main"], "atomic", tmp_path / "x.gguf")
+
+
+def test_translate_refuses_to_write_a_head_its_own_inspect_rejects(
+    s: dict[str, Path], tmp_path: Path
+) -> None:
+    """An Atomic head carrying ``gemma4-assistant.n_embd_backbone`` as f32 1e38 (a key under the
+    other dialect's prefix: nobody checks it there) became, translated, an upstream head whose
+    own ``inspect`` refused it. Now the head written is checked and refused, and no file is left."""
+    translate(s["head"], "atomic", tmp_path / "a.gguf")
+    key = "gemma4-assistant.n_embd_backbone"
+    head = rewrite(tmp_path / "a.gguf", tmp_path / "h.gguf", kv_edit=lambda kvs: [*kvs, f32(key, 1e38)])
+    assert inspect_gguf(head)["kind"] == "head-atomic"  # the source is a valid file
+    out = tmp_path / "u.gguf"
+    with pytest.raises(BadInput, match=rf"^output {out}: not written: .*'{key}': expected an integer"):
+        translate(head, "upstream", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gguf", "h.gguf"]
+
+
+def test_translate_refuses_a_head_the_target_loader_rejects(s: dict[str, Path], tmp_path: Path) -> None:
+    """The Atomic loader takes a head as wide as its backbone; upstream's does not
+    (``embedding_length_out`` must differ from ``embedding_length``): such a head is not written."""
+    translate(s["head"], "atomic", tmp_path / "a.gguf")
+    key = "gemma4_assistant.n_embd_backbone"
+    width = open_gguf(s["head"]).arch_key("embedding_length")
+    head = rewrite(tmp_path / "a.gguf", tmp_path / "h.gguf", kv_edit=set_key(key, u32(key, width)))
+    with pytest.raises(BadInput, match="embedding_length_out: expected it to differ from embedding_length"):
+        translate(head, "upstream", tmp_path / "u.gguf")
+    assert not (tmp_path / "u.gguf").exists()
 
 
 def test_inspect_kinds(s: dict[str, Path], tmp_path: Path) -> None:

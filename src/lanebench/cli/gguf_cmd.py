@@ -18,8 +18,7 @@ from rich.table import Table
 
 from lanebench.cli.common import console, err_console, print_json
 from lanebench.errors import BadInput
-from lanebench.gguf import hf
-from lanebench.gguf.heads import HEAD_DIALECTS, HeadFormat
+from lanebench.gguf import heads, hf
 from lanebench.gguf.quant import SYNTH_QTYPES, parse_qtype
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape, preset
 from lanebench.gguf.writer import TensorPlan, refuse_existing
@@ -31,10 +30,12 @@ gguf_app = typer.Typer(
 )
 
 
-def _dialect(value: str) -> HeadFormat:
-    if value not in HEAD_DIALECTS:
-        raise BadInput(f"dialect {value!r} is not one of {', '.join(HEAD_DIALECTS)}")
-    return value
+DIALECTS = " | ".join(heads.names())
+
+
+def _dialect(value: str, flag: str) -> str:
+    """A registered head dialect's name; BadInput naming ``flag`` and listing them otherwise."""
+    return heads.dialect(value, flag).name
 
 
 def _progress(total: int | None, label: str) -> tuple[Progress, Any]:
@@ -155,14 +156,14 @@ def render_check(problems: list[str], kind: str, build: str, out: Console) -> No
 @gguf_app.command("translate")
 def translate_cmd(
     head: Path = typer.Argument(..., help="head GGUF to translate"),
-    to: str = typer.Option(..., "--to", help="target dialect: upstream | atomic"),
+    to: str = typer.Option(..., "--to", help=f"target dialect: {DIALECTS}"),
     out: Path = typer.Option(..., "-o", "--output", help="output GGUF"),
     force: bool = typer.Option(False, "--force", help="replace OUT if it exists"),
 ) -> None:
     """Rewrite a head's metadata and tensor names into another dialect; tensor data untouched."""
     from lanebench.gguf.translate import translate
 
-    src, size = translate(head, _dialect(to), out, force)
+    src, size = translate(head, _dialect(to, "--to"), out, force)
     console.print(text(f"{head} ({src}) -> {out} ({to}), {size:,} bytes"), highlight=False)
 
 
@@ -174,7 +175,7 @@ def convert_head_cmd(
     main: Path = typer.Option(..., "--main", help="main gemma4 GGUF (vocabulary and checks)"),
     out: Path = typer.Option(..., "-o", "--output", help="output head GGUF"),
     qtype: str = typer.Option("q8_0", "--type", help="q8_0 | f16 | bf16 | f32"),
-    dialect: str = typer.Option("upstream", "--dialect", help="upstream | atomic"),
+    dialect: str = typer.Option("upstream", "--dialect", help=DIALECTS),
     force: bool = typer.Option(False, "--force", help="replace OUT if it exists"),
     verify: bool = typer.Option(False, "--verify", help="dequantise and compare every tensor"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
@@ -183,7 +184,7 @@ def convert_head_cmd(
     from lanebench.gguf.convert import ConvertOptions, convert_head
     from lanebench.gguf.convert import verify as verify_fn
 
-    opts = ConvertOptions(hf_dir, main, out, parse_qtype(qtype), _dialect(dialect), force)
+    opts = ConvertOptions(hf_dir, main, out, parse_qtype(qtype), _dialect(dialect, "--dialect"), force)
     refuse_existing(out, force)
     total = _source_bytes(hf_dir)
     progress, on_tensor = _progress(total, "convert")

@@ -6,63 +6,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lanebench.engines.dialect import Dialect
-from lanebench.errors import BadInput
+from lanebench.engines.refusal import LaneRefused
+from lanebench.engines.refusal import need as _need
 from lanebench.lanes import Draft, LaneSpec
 
 UNQUANTISED_KV = {"f32", "f16", "bf16"}
-P_MIN_FLAG = {
-    "upstream": "--spec-draft-p-min",
-    "atomic": "--draft-p-min",
-    "legacy": "--draft-p-min",
-    "none": "",
-}
-
-
-class LaneRefused(BadInput):
-    """The build cannot do what the lane asks; the message names the missing flag."""
-
-
-def _need(dialect: Dialect, lane: LaneSpec, *flags: str) -> None:
-    for flag in flags:
-        if not dialect.has(flag):
-            raise LaneRefused(
-                f"lane {lane.name!r}: this llama-server build has no {flag} "
-                f"({dialect.version_text or 'unknown version'})"
-            )
 
 
 def _draft_args(lane: LaneSpec, draft: Draft, path: Path, dialect: Dialect) -> list[str]:
-    kind = dialect.speculative
-    n_max = draft.block_size - 1
-    if kind == "none":
-        _need(dialect, lane, "--spec-draft-n-max")
-    if draft.kind == "mtp" and not dialect.can_mtp:
-        raise LaneRefused(
-            f"lane {lane.name!r}: field 'draft.kind' = 'mtp' but this build cannot draft with an "
-            f"MTP head (no '--spec-type draft-mtp' nor '--mtp-head'; {dialect.version_text})"
-        )
-    args: list[str] = []
-    if kind == "upstream":
-        spec = "draft-mtp" if draft.kind == "mtp" else "draft-simple"
-        if dialect.spec_types and spec not in dialect.spec_types:
-            raise LaneRefused(
-                f"lane {lane.name!r}: this build's --spec-type lists {', '.join(dialect.spec_types)}, "
-                f"not {spec}"
-            )
-        args += ["-md", str(path), "--spec-type", spec, "--spec-draft-n-max", str(n_max)]
-    elif kind == "atomic":
-        if draft.kind == "mtp":
-            head_flag = ["--mtp-head", str(path)] if dialect.has("--mtp-head") else ["-md", str(path)]
-            args += [*head_flag, "--spec-type", "mtp"] if dialect.has("--spec-type") else head_flag
-        else:
-            args += ["-md", str(path)]
-        args += ["--draft-block-size", str(draft.block_size)]
-    else:  # legacy upstream: --draft-max / --draft-p-min
-        args += ["-md", str(path), "--draft-max", str(n_max)]
+    """The build's own spelling of the draft (``Dialect.spec_flags``), then what every family
+    spells alike: p_min (by its flag), draft GPU layers, draft devices, emulated acceptance."""
+    flags = dialect.spec_flags
+    args = flags.draft_args(lane, draft, path, dialect)
     if draft.p_min is not None:
-        flag = P_MIN_FLAG[kind]
-        _need(dialect, lane, flag)
-        args += [flag, str(draft.p_min)]
+        _need(dialect, lane, flags.p_min_flag)
+        args += [flags.p_min_flag, str(draft.p_min)]
     if draft.gpu_layers is not None:
         _need(dialect, lane, "-ngld")
         args += ["-ngld", str(draft.gpu_layers)]

@@ -1,8 +1,9 @@
 """What a llama-server build understands, learned from its own ``--version`` and ``--help``.
 
 Builds differ: upstream (``--spec-type`` / ``--spec-draft-n-max``), older upstream
-(``--draft-max``), and the Atomic fork (``--draft-block-size`` / ``--mtp-head``). lanebench
-never assumes; it reads the build's help once and keeps the answer.
+(``--draft-max``), and the Atomic fork (``--draft-block-size`` / ``--mtp-head``); each family of
+speculative flags is a registered class in ``engines/specflags.py``. lanebench never assumes;
+it reads the build's help once and keeps the answer.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
+from lanebench.engines import specflags
+from lanebench.engines.specflags import SpecFlags
 from lanebench.errors import BadInput
-
-SpecDialect = Literal["upstream", "atomic", "legacy", "none"]
 
 _VERSION_RE = re.compile(
     r"version:\s*(?P<version>\S+)\s*"
@@ -46,22 +46,19 @@ class Dialect:
         return next((v for f, v in self.defaults if f == flag), None)
 
     @property
-    def speculative(self) -> SpecDialect:
-        """Which family of speculative flags the build speaks."""
-        if self.has("--draft-block-size"):
-            return "atomic"
-        if self.has("--spec-draft-n-max"):
-            return "upstream"
-        if self.has("--draft-max"):
-            return "legacy"
-        return "none"
+    def spec_flags(self) -> SpecFlags:
+        """The family of speculative flags the build speaks (its draft arguments, p_min flag)."""
+        return specflags.detect(self)
+
+    @property
+    def speculative(self) -> str:
+        """The name of that family: upstream, atomic, legacy or none."""
+        return self.spec_flags.name
 
     @property
     def can_mtp(self) -> bool:
         """True when the build can draft with an MTP assistant head."""
-        if self.speculative == "atomic":
-            return self.has("--mtp-head") or "mtp" in self.spec_types
-        return self.speculative == "upstream" and "draft-mtp" in self.spec_types
+        return self.spec_flags.can_mtp(self)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -1,9 +1,10 @@
 """Predict, before any server starts, whether a draft loads and drafts for a main model.
 
 ``check_draft`` returns one line per failed rule ("rule: expected X, found Y"); [] means
-every rule passed. Rules for an MTP head mirror llama.cpp's ``gemma4-assistant`` loader and
-``draft-mtp`` setup (and the Atomic fork's ``gemma4_assistant`` loader); rules for a draft
-model mirror ``common_speculative_are_compatible``.
+every rule passed. Rules for an MTP head mirror its dialect's loader (``lanebench.gguf.heads``:
+llama.cpp's ``gemma4-assistant`` loader and ``draft-mtp`` setup, the Atomic fork's
+``gemma4_assistant`` loader); rules for a draft model mirror ``common_speculative_are_compatible``.
+``written_head_problems`` applies the rules that need no main model to a head just written.
 """
 
 from __future__ import annotations
@@ -12,17 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lanebench.errors import BadInput
-from lanebench.gguf.heads import (
-    ARCH,
-    TARGET_ARCH,
-    HeadFormat,
-    HeadParams,
-    expected_tensors,
-    format_of_arch,
-    optional_tensors,
-    per_layer,
-)
-from lanebench.gguf.reader import GgufFile, open_gguf
+from lanebench.gguf import heads
+from lanebench.gguf import keys as K
+from lanebench.gguf.heads import HeadDialect, HeadParams
+from lanebench.gguf.meta import Meta
+from lanebench.gguf.reader import GgufFile, open_gguf, problems
 from lanebench.gguf.tokenizer import Vocab, vocab_of
 
 if TYPE_CHECKING:
@@ -58,7 +53,7 @@ def check_model(main: GgufFile, draft: GgufFile, dialect: Dialect | None) -> lis
     out: list[str] = []
     if dialect is not None and dialect.speculative == "none":
         out.append(f"build: expected speculative flags, found none ({dialect.version_text})")
-    if format_of_arch(draft.arch) is not None:
+    if heads.of_arch(draft.arch) is not None:
         out.append(
             f"architecture: expected a plain model as draft, found MTP head {draft.arch!r} (use kind 'mtp')"
         )
@@ -111,11 +106,9 @@ def _first_text_difference(main: GgufFile, draft: GgufFile) -> int | None:
 # ---- MTP head --------------------------------------------------------------------------
 
 
-def build_head_format(dialect: Dialect | None) -> HeadFormat | None:
+def build_head_dialect(dialect: Dialect | None) -> HeadDialect | None:
     """The head dialect a build loads (None: unknown / not given)."""
-    if dialect is None:
-        return None
-    return {"upstream": "upstream", "atomic": "atomic"}.get(dialect.speculative)  # type: ignore[return-value]
+    return heads.for_server(dialect.speculative) if dialect is not None else None
 
 
 def check_head(main: GgufFile, head: GgufFile, dialect: Dialect | None) -> list[str]:
@@ -126,121 +119,57 @@ def check_head(main: GgufFile, head: GgufFile, dialect: Dialect | None) -> list[
             f"build: expected MTP drafting (--spec-type draft-mtp or --mtp-head), "
             f"found neither ({dialect.version_text})"
         )
-    hd = format_of_arch(head.arch)
-    want = build_head_format(dialect)
+    hd = heads.of_arch(head.arch)
+    want = build_head_dialect(dialect)
     if hd is None:
-        expected = ARCH[want] if want else " or ".join(ARCH.values())
+        expected = want.arch if want else heads.archs()
         return [*out, f"architecture: expected {expected}, found {head.arch!r}"]
-    if want is not None and hd != want:
+    if want is not None and hd is not want:
         out.append(
-            f"dialect: this build ({want}) loads {ARCH[want]!r} heads, found {head.arch!r} "
-            f"(the {hd} shape; fix: lanebench gguf translate HEAD --to {want} -o OUT)"
+            f"dialect: this build ({want.name}) loads {want.arch!r} heads, found {head.arch!r} "
+            f"(the {hd.name} shape; fix: lanebench gguf translate HEAD --to {want.name} -o OUT)"
         )
-    if main.arch != TARGET_ARCH:
-        out.append(f"target architecture: expected {TARGET_ARCH}, found main architecture {main.arch!r}")
-    hp, missing = head_params_of(head, hd)
+    if main.arch != hd.target_arch:
+        out.append(f"target architecture: expected {hd.target_arch}, found main architecture {main.arch!r}")
+    hp, missing = hd.params(head.meta)
     out += missing
     if hp is not None:
-        out += backbone_rules(main, head, hp, hd)
-        out += geometry_rules(main, hp)
+        out += hd.rules(head.meta, hp, main.meta)
+        out += geometry_rules(main.meta, hp)
         out += tensor_rules(head, hp, hd)
     return out + vocab_rules(vocab_of(main), vocab_of(head), main, head, exact=True)
 
 
-def _key(hd: HeadFormat, suffix: str) -> str:
-    return f"{ARCH[hd]}.{suffix}"
+def head_problems(head: GgufFile) -> list[str]:
+    """The rules of ``check_head`` that need neither a main model nor a build."""
+    hd = heads.of_arch(head.arch)
+    if hd is None:
+        return [f"architecture: expected {heads.archs()}, found {head.arch!r}"]
+    hp, missing = hd.params(head.meta)
+    if hp is None:
+        return missing
+    return hd.rules(head.meta, hp) + tensor_rules(head, hp, hd)
 
 
-def head_params_of(head: GgufFile, hd: HeadFormat) -> tuple[HeadParams | None, list[str]]:
-    """HeadParams from a head's keys, or the list of missing required keys."""
-    required = [
-        "embedding_length",
-        "block_count",
-        "feed_forward_length",
-        "attention.head_count",
-        "attention.key_length",
-        "attention.sliding_window_pattern",
-    ]
-    required.append("embedding_length_out" if hd == "upstream" else "n_embd_backbone")
-    missing = [
-        f"metadata: expected key {_key(hd, k)}, found none" for k in required if head.arch_key(k) is None
-    ]
-    if missing:
-        return None, missing
-    n = int(head.arch_key("block_count"))
-    is_swa = layer_pattern(head)
-    if is_swa is None:
-        found = head.arch_key("attention.sliding_window_pattern")
-        return None, [
-            f"sliding_window_pattern: expected {n} booleans (one per block_count layer), found {found!r}"
-        ]
-    heads = set(per_layer(head.arch_key("attention.head_count"), n))
-    if len(heads) > 1:
-        found = head.arch_key("attention.head_count")
-        return None, [f"attention.head_count: expected one count for every layer, found {found}"]
-    n_head = heads.pop() if heads else 0
-    hd_full = int(head.arch_key("attention.key_length"))
-    backbone_key = "embedding_length_out" if hd == "upstream" else "n_embd_backbone"
-    return HeadParams(
-        hidden=int(head.arch_key("embedding_length")),
-        backbone=int(head.arch_key(backbone_key)),
-        is_swa=is_swa,
-        n_head=n_head,
-        kv_heads=per_layer(head.arch_key("attention.head_count_kv", n_head), n),
-        head_dim_full=hd_full,
-        head_dim_swa=int(head.arch_key("attention.key_length_swa", hd_full)),
-        ffn=per_layer(head.arch_key("feed_forward_length"), n),
-        sliding_window=int(head.arch_key("attention.sliding_window", 0)),
-        rope_base=0.0,
-        rope_base_swa=0.0,
-        rope_dim_full=0,
-        rope_dim_swa=0,
-        rms_eps=0.0,
-        context=0,
-    ), []
+def written_head_problems(path: Path) -> list[str]:
+    """What ``gguf inspect`` and ``gguf check`` would refuse in the head just written at
+    ``path``: its format and metadata (as any reader checks them), then ``head_problems``."""
+    return problems(path, head_problems)
 
 
-def layer_pattern(g: GgufFile) -> tuple[bool, ...] | None:
-    """One bool per layer (True: sliding window) when the file stores the pattern that way
-    (the reader has checked it holds ``block_count`` entries); None otherwise."""
-    pattern = g.arch_key("attention.sliding_window_pattern")
-    return tuple(bool(x) for x in pattern) if isinstance(pattern, list) else None
-
-
-def backbone_rules(main: GgufFile, head: GgufFile, hp: HeadParams, hd: HeadFormat) -> list[str]:
-    """Backbone width = main embedding_length; upstream's extra invariants."""
-    out: list[str] = []
-    n_embd = main.arch_key("embedding_length")
-    key = _key(hd, "embedding_length_out" if hd == "upstream" else "n_embd_backbone")
-    if hp.backbone != n_embd:
-        out.append(f"backbone width: expected {n_embd} (main embedding_length), found {hp.backbone} ({key})")
-    if hd == "upstream":
-        if hp.backbone == hp.hidden:
-            out.append(
-                f"embedding_length_out: expected it to differ from embedding_length, found both {hp.hidden}"
-            )
-        nextn = head.arch_key("nextn_predict_layers")
-        if nextn != hp.n_layer:
-            out.append(f"nextn_predict_layers: expected {hp.n_layer} (block_count), found {nextn}")
-    else:
-        target = head.arch_key("requires_target_arch")
-        if target is not None and target != main.arch:
-            out.append(f"requires_target_arch: expected {main.arch!r} (main), found {target!r}")
-    return out
-
-
-def geometry_rules(main: GgufFile, hp: HeadParams) -> list[str]:
+def geometry_rules(main: Meta, hp: HeadParams) -> list[str]:
     """The head attends to the main model's KV cache: head sizes and KV heads must match
     the main model's last sliding layer and last full layer."""
     out: list[str] = []
-    n = int(main.arch_key("block_count", 0))
-    pattern = list(layer_pattern(main) or ())
-    if n < 2 or len(pattern) != n or not (pattern[-2] and not pattern[-1]):
-        found = pattern[-2:] if pattern else main.arch_key("attention.sliding_window_pattern")
+    n = main.get(K.BLOCK_COUNT, 0)
+    pattern = main.get(K.SLIDING_WINDOW_PATTERN)
+    layers = list(pattern) if isinstance(pattern, tuple) else []
+    if n < 2 or len(layers) != n or not (layers[-2] and not layers[-1]):
+        found = layers[-2:] if layers else pattern
         return [f"main layers: expected the last two to be sliding then full attention, found {found}"]
-    m_full = int(main.arch_key("attention.key_length", 0))
-    m_swa = int(main.arch_key("attention.key_length_swa", m_full))
-    m_kv = per_layer(main.arch_key("attention.head_count_kv", 0), n)
+    m_full = main.get(K.KEY_LENGTH, 0)
+    m_swa = main.get(K.KEY_LENGTH_SWA, m_full)
+    m_kv = main.get(K.HEAD_COUNT_KV, (0,) * n)
     if hp.head_dim_full != m_full:
         out.append(f"key_length: expected {m_full} (main), found {hp.head_dim_full}")
     if hp.head_dim_swa != m_swa:
@@ -255,16 +184,16 @@ def geometry_rules(main: GgufFile, hp: HeadParams) -> list[str]:
     return out[: MAX_LINES_PER_RULE + 2]
 
 
-def tensor_rules(head: GgufFile, hp: HeadParams, hd: HeadFormat) -> list[str]:
+def tensor_rules(head: GgufFile, hp: HeadParams, hd: HeadDialect) -> list[str]:
     """Required tensors present with the loader's shapes; no tensor the loader won't take."""
-    n_vocab = vocab_of(head).n_tokens
-    want = expected_tensors(hp, n_vocab, hd)
+    want = hd.expected_tensors(hp, vocab_of(head).n_tokens)
+    optional = hd.optional_tensors()
     missing = [n for n in want if n not in head.tensors]
     wrong = [n for n, s in want.items() if n in head.tensors and head.tensors[n].shape != s]
-    extra = [n for n in head.tensors if n not in want and n not in optional_tensors(hd)]
+    extra = [n for n in head.tensors if n not in want and n not in optional]
     out = [f"tensor: expected {n}, found none" for n in missing]
     out += [f"tensor shape: expected {n} {list(want[n])}, found {list(head.tensors[n].shape)}" for n in wrong]
-    out += [f"tensor: unexpected {n} (the {hd} loader refuses tensors it does not use)" for n in extra]
+    out += [f"tensor: unexpected {n} (the {hd.name} loader refuses tensors it does not use)" for n in extra]
     if len(out) > MAX_LINES_PER_RULE:
         out = [
             *out[:MAX_LINES_PER_RULE],

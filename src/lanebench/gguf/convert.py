@@ -3,7 +3,8 @@
 One tensor at a time, in row chunks: peak memory stays near the largest tensor. Weights are
 not edited; only their type changes (and the masked-embedding centroids are left out of
 upstream heads, as upstream's converter does). The vocabulary is copied from the main model,
-and the file records where it came from (``lanebench.source.*``).
+and the file records where it came from (``lanebench.source.*``). The head written is checked
+with the rules ``check`` applies to a head alone before it takes the output's name.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from gguf import GGMLQuantizationType
 
 from lanebench import __version__
 from lanebench.errors import BadInput
-from lanebench.gguf import hf
+from lanebench.gguf import heads, hf
+from lanebench.gguf import keys as K
+from lanebench.gguf.check import written_head_problems
 from lanebench.gguf.fill import constant, rope_freqs
-from lanebench.gguf.heads import ARCH, TARGET_ARCH, HeadFormat, HeadParams, head_kvs, tensor_name
+from lanebench.gguf.heads import HeadDialect, HeadParams
 from lanebench.gguf.quant import compare, encode_chunks, storage_type
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.st_io import Checkpoint
@@ -42,8 +45,12 @@ class ConvertOptions:
     main: Path
     out: Path
     qtype: GGMLQuantizationType = Q.Q8_0
-    dialect: HeadFormat = "upstream"
+    dialect: str = "upstream"  # a registered head dialect's name
     force: bool = False
+
+    @property
+    def head_dialect(self) -> HeadDialect:
+        return heads.dialect(self.dialect, "--dialect")
 
 
 @dataclass(slots=True)
@@ -69,11 +76,11 @@ class ConvertResult:
     generated: list[str] = field(default_factory=list)
 
 
-def check_main(main: GgufFile) -> None:
-    """BadInput unless ``main`` is a gemma4 model (heads only serve gemma4 targets)."""
-    if main.arch != TARGET_ARCH:
+def check_main(main: GgufFile, hd: HeadDialect) -> None:
+    """BadInput unless ``main`` is a model the head's dialect drafts for (gemma4)."""
+    if main.arch != hd.target_arch:
         raise BadInput(
-            f"--main {main.path}: architecture is {main.arch!r}, expected {TARGET_ARCH!r} "
+            f"--main {main.path}: architecture is {main.arch!r}, expected {hd.target_arch!r} "
             "(Gemma 4 assistant heads draft for gemma4 models)"
         )
 
@@ -96,6 +103,7 @@ def plan_tensors(
         kinds = _INT_DTYPES if name in hf.INTEGER_TENSORS else _FLOAT_DTYPES
         if got.dtype not in kinds:
             raise BadInput(f"{got.file}: tensor {name} has dtype {got.dtype}, expected {' or '.join(kinds)}")
+    hd = opts.head_dialect
     mapped, skipped = [], []
     for name in ck.tensors:
         if name not in expected:
@@ -103,10 +111,11 @@ def plan_tensors(
                 skipped.append(f"{name} (tied to model.embed_tokens.weight)")
                 continue
             raise BadInput(f"{opts.hf_dir}: tensor {name} is not part of {spec.architecture}")
-        if name in hf.CENTROID_TENSORS and opts.dialect == "upstream":
-            skipped.append(f"{name} (upstream computes full logits; as llama.cpp's converter)")
+        upstream = spec.gguf_name(name) or ""
+        if upstream in hd.convert_skips:
+            skipped.append(f"{name} ({hd.convert_skips[upstream]})")
             continue
-        gname = tensor_name(spec.gguf_name(name) or "", opts.dialect)
+        gname = hd.tensor_name(upstream)
         shape = expected[name]
         qt = Q.I32 if name in hf.INTEGER_TENSORS else storage_type(shape, opts.qtype)
         mapped.append(Mapped(name, gname, shape, qt))
@@ -118,9 +127,9 @@ def _source_kvs(
 ) -> list[KV]:
     files = sorted({t.file for t in ck.tensors.values()})
     return [
-        string("general.type", "model"),
-        string("general.name", f"{opts.hf_dir.name} ({opts.dialect} head)"),
-        u32("general.quantization_version", 2),
+        string(K.TYPE.template, "model"),
+        string(K.NAME.template, f"{opts.hf_dir.name} ({opts.dialect} head)"),
+        u32(K.QUANTIZATION_VERSION.template, 2),
         string("lanebench.source.path", str(opts.hf_dir.resolve())),
         string("lanebench.source.architecture", arch),
         string("lanebench.source.config_sha256", hashlib.sha256(cfg_bytes).hexdigest()),
@@ -135,12 +144,13 @@ def convert_head(
     opts: ConvertOptions, on_tensor: Callable[[TensorPlan], None] | None = None
 ) -> ConvertResult:
     """Convert ``opts.hf_dir`` into ``opts.out``; BadInput with one line on any bad input."""
+    hd = opts.head_dialect
     refuse_existing(opts.out, opts.force)
     cfg, cfg_bytes = hf.read_config(opts.hf_dir), hf.config_bytes(opts.hf_dir)
     spec = hf.spec_for(cfg, str(opts.hf_dir / hf.CONFIG))
     hp = spec.params(cfg)
     main = open_gguf(opts.main, "--main")
-    check_main(main)
+    check_main(main, hd)
     _check_fit(hp, cfg, main)
     ck = Checkpoint(opts.hf_dir)
     try:
@@ -153,10 +163,10 @@ def convert_head(
             generated.append("rope_freqs.weight (proportional RoPE factors from config.json)")
         kvs = [
             *_source_kvs(opts, cfg_bytes, ck, spec.architecture, main),
-            *head_kvs(hp, opts.dialect),
+            *hd.kvs(hp),
             *tokenizer_kvs(main),
         ]
-        size = write_gguf(opts.out, ARCH[opts.dialect], kvs, plans, on_tensor=on_tensor)
+        size = write_gguf(opts.out, hd.arch, kvs, plans, on_tensor=on_tensor, check=written_head_problems)
     finally:
         ck.close()
     src = [ck.tensors[m.hf_name].nbytes for m in mapped]
@@ -174,13 +184,13 @@ def _plan(ck: Checkpoint, m: Mapped) -> TensorPlan:
 
 def _check_fit(hp: HeadParams, cfg: dict[str, Any], main: GgufFile) -> None:
     """Refuse a head that cannot serve ``main``: backbone width and vocabulary size."""
-    n_embd = main.arch_key("embedding_length", 0)
-    if not isinstance(n_embd, int) or hp.backbone != n_embd:
+    n_embd = main.meta.get(K.EMBEDDING_LENGTH, 0)
+    if hp.backbone != n_embd:
         raise BadInput(
             f"config.json: backbone_hidden_size is {hp.backbone}, but --main {main.path.name} has "
             f"embedding_length {show(n_embd)} (this head was trained for another model size)"
         )
-    n_vocab = len(main.fields["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in main.fields else 0
+    n_vocab = main.n_tokens
     if hf.vocab_size(cfg) != n_vocab:
         raise BadInput(
             f"config.json: text_config.vocab_size is {hf.vocab_size(cfg)}, but --main "

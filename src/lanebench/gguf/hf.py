@@ -48,7 +48,7 @@ _COUNT = 1 << 12  # layers, attention heads
 _VOCAB = 1 << 24  # tokens
 _TINY, _HUGE = 1e-30, 1e30  # bounds of positive float hyper-parameters
 INTEGER_TENSORS = ("masked_embedding.token_ordering",)  # token ids; every other tensor is float
-CENTROID_TENSORS = ("masked_embedding.centroids.weight", "masked_embedding.token_ordering")
+_SOFTCAP = "final_logit_softcapping"  # config.json field; absent, null or 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def gemma4_params(cfg: dict[str, Any]) -> HeadParams:
     hd_full = t.integer("global_head_dim", 1, _WIDTH, default=hd_swa)
     rope = t.table("rope_parameters")
     rope_full, rope_swa = rope.table(FULL), rope.table(SWA)
-    softcap = t.data.get("final_logit_softcapping")
+    softcap = t.data.get(_SOFTCAP)
     n_centroids = c.integer("num_centroids", 1, _VOCAB, default=2048)
     tie_word_embeddings(cfg)  # read when lm_head.weight is stored; checked with the rest here
     return HeadParams(
@@ -166,7 +166,7 @@ def gemma4_params(cfg: dict[str, Any]) -> HeadParams:
         centroid_top_k=c.integer("centroid_intermediate_top_k", 1, n_centroids, default=32),
         use_ordered_embeddings=c.flag("use_ordered_embeddings", default=False),
         k_eq_v=t.flag("attention_k_eq_v", default=False),
-        softcap=t.number("final_logit_softcapping", _TINY, _HUGE) if softcap else None,
+        softcap=t.number(_SOFTCAP, _TINY, _HUGE) if softcap else None,
     )
 
 

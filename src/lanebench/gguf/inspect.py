@@ -1,31 +1,32 @@
 """``lanebench gguf inspect``: what a GGUF is, in one dictionary.
 
-Architecture, head dialect (upstream ``gemma4-assistant``, the older ``gemma4_assistant``
-shape, a plain model, unknown), the key metadata, tensor count/types/bytes, parameter
+Architecture, kind (``head-<dialect>`` for a registered head dialect, e.g. ``head-upstream``
+for ``gemma4-assistant``, ``head-atomic`` for the older ``gemma4_assistant`` shape; a plain
+model; unknown), the key metadata, tensor count/types/bytes, parameter
 count, vocabulary size and a hash of the token texts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gguf import MODEL_ARCH_NAMES
 
-from lanebench.gguf.heads import ARCH, format_of_arch
+from lanebench.gguf import heads
+from lanebench.gguf import keys as K
 from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.tokenizer import vocab_of
 
-Kind = Literal["head-upstream", "head-atomic", "model", "unknown"]
-KNOWN_ARCHS = set(MODEL_ARCH_NAMES.values()) | set(ARCH.values())
+KNOWN_ARCHS = set(MODEL_ARCH_NAMES.values())
 _MAX_ARRAY = 64  # longer arrays are summarised
 
 
-def kind_of(g: GgufFile) -> Kind:
-    """Which kind of file ``g`` is."""
-    d = format_of_arch(g.arch)
+def kind_of(g: GgufFile) -> str:
+    """Which kind of file ``g`` is: ``head-<dialect>``, ``model`` or ``unknown``."""
+    d = heads.of_arch(g.arch)
     if d is not None:
-        return "head-upstream" if d == "upstream" else "head-atomic"
+        return f"head-{d.name}"
     if g.arch in KNOWN_ARCHS and "token_embd.weight" in g.tensors:
         return "model"
     return "unknown"
@@ -51,7 +52,7 @@ def inspect_gguf(path: Path) -> dict[str, Any]:
     other = {
         k: _value(g, k)
         for k in g.fields
-        if k.startswith(("general.", "lanebench.")) and k != "general.architecture"
+        if k.startswith(("general.", "lanebench.")) and k != K.ARCHITECTURE.template
     }
     return {
         "path": str(path),

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
+from lanebench.gguf.keys import ALIGNMENT
+
 T = GGUFValueType
 VERSIONS = (2, 3)
 MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -269,12 +271,12 @@ def _tensor_info(c: _Cursor, i: int) -> tuple[str, RawTensor]:
 
 
 def _alignment(fields: dict[str, Field]) -> int:
-    f = fields.get("general.alignment")
+    f = fields.get(ALIGNMENT.template)
     if f is None:
         return DEFAULT_ALIGNMENT
     if f.types != (T.UINT32,) or f.value == 0 or f.value & (f.value - 1):
         found = f"{f.types[-1].name.lower()} {f.value!r}" if not f.is_array else "an array"
-        raise Malformed("key 'general.alignment'", "a uint32 power of two", found)
+        raise Malformed(f"key {ALIGNMENT.template!r}", "a uint32 power of two", found)
     return int(f.value)
 
 

@@ -1,98 +1,31 @@
-"""The metadata lanebench reads from a GGUF, with the type and range each key must have.
+"""The metadata lanebench reads from a GGUF: checked once, then one typed record per file.
 
-``validate`` runs once when a file is opened, so every reader downstream (check, translate,
-inspect, roofline, fingerprint, convert) can take a known key's value as the type it
-expects: an int in range, a finite float, a bool, a str, or a per-layer array with one entry
-per ``block_count`` layer. Keys lanebench does not read are not checked beyond the format.
+``validate`` runs once when a file is opened. It checks every key registered in
+``lanebench.gguf.keys`` (the common ones, and each head dialect's own) for the type and range
+its Spec demands, and returns a :class:`Meta`: every known key's value, typed by its Key (an int
+in range, a finite float, a bool, a str, one int per ``block_count`` layer, ...). Readers
+downstream (check, translate, convert, roofline, the vocabulary) ask the record, never the raw
+fields. Keys lanebench does not read are not checked beyond the format.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from gguf import GGUFValueType
 
+from lanebench.gguf import keys
+from lanebench.gguf.keys import INT32_MAX, MAX_LAYERS, Key, Spec
 from lanebench.gguf.layout import Field
 
 T = GGUFValueType
-INT32_MAX = (1 << 31) - 1
-UINT32_MAX = (1 << 32) - 1
-MAX_LAYERS = 512  # LLAMA_MAX_LAYERS
 INT_TYPES = frozenset({T.UINT8, T.INT8, T.UINT16, T.INT16, T.UINT32, T.INT32, T.UINT64, T.INT64})
 FLOAT_TYPES = frozenset({T.FLOAT32, T.FLOAT64})
-
-Kind = Literal["int", "float", "bool", "str", "name", "layers", "pattern", "strs", "floats", "ints"]
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """What one key must hold. ``name``: a printable string; ``layers``: an int, or one int
-    per layer; ``pattern``: an int period, or one bool per layer; ``strs``/``floats``/``ints``:
-    arrays."""
-
-    kind: Kind
-    hi: int = INT32_MAX  # ints: inclusive upper bound (the lower bound is 0)
-
-
-INT, FLOAT, BOOL, STR = Spec("int"), Spec("float"), Spec("bool"), Spec("str")
-LAYERS = Spec("layers")
-
-GLOBAL_KEYS: dict[str, Spec] = {
-    "general.architecture": Spec("name"),  # it prefixes key names, in messages too
-    "general.name": STR,
-    "general.size_label": STR,
-    "general.file_type": INT,
-    "general.quantization_version": INT,
-    "tokenizer.ggml.model": STR,
-    "tokenizer.ggml.pre": STR,
-    "tokenizer.ggml.tokens": Spec("strs"),
-    "tokenizer.ggml.scores": Spec("floats"),
-    "tokenizer.ggml.token_type": Spec("ints"),
-    "tokenizer.ggml.bos_token_id": Spec("int", UINT32_MAX),
-    "tokenizer.ggml.eos_token_id": Spec("int", UINT32_MAX),
-    "tokenizer.ggml.add_bos_token": BOOL,
-    "tokenizer.ggml.add_eos_token": BOOL,
-}
-PER_TOKEN = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
-
-# suffixes of ``{general.architecture}.*`` keys
-ARCH_KEYS: dict[str, Spec] = {
-    "block_count": Spec("int", MAX_LAYERS),
-    "context_length": INT,
-    "embedding_length": INT,
-    "embedding_length_out": INT,
-    "embedding_length_per_layer_input": INT,
-    "n_embd_backbone": INT,
-    "nextn_predict_layers": INT,
-    "feed_forward_length": LAYERS,
-    "expert_count": INT,
-    "expert_used_count": INT,
-    "expert_feed_forward_length": INT,
-    "attention.head_count": LAYERS,
-    "attention.head_count_kv": LAYERS,
-    "attention.key_length": INT,
-    "attention.value_length": INT,
-    "attention.key_length_swa": INT,
-    "attention.value_length_swa": INT,
-    "attention.sliding_window": INT,
-    "attention.sliding_window_pattern": Spec("pattern"),
-    "attention.shared_kv_layers": INT,
-    "attention.layer_norm_rms_epsilon": FLOAT,
-    "attention.k_eq_v": BOOL,
-    "rope.freq_base": FLOAT,
-    "rope.freq_base_swa": FLOAT,
-    "rope.dimension_count": INT,
-    "rope.dimension_count_swa": INT,
-    "final_logit_softcapping": FLOAT,
-    "n_centroids": INT,
-    "centroid_top_k": INT,
-    "use_ordered_embeddings": BOOL,
-    "requires_target_arch": STR,
-}
+V = TypeVar("V")
+D = TypeVar("D")
 
 
 class BadMetadata(Exception):
@@ -111,26 +44,100 @@ def describe(f: Field) -> str:
     return f"{f.types[0].name.lower()} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def validate(fields: Mapping[str, Field]) -> None:
-    """BadMetadata for the first known key whose type or range is wrong."""
-    for key, spec in GLOBAL_KEYS.items():
-        if key in fields:
-            _check(fields[key], spec, None)
-    arch = fields["general.architecture"].value if "general.architecture" in fields else ""
+class Meta:
+    """The checked metadata of one GGUF: each known key's value, typed by its Key (see ``_decode``).
+
+    ``get(key)`` is None (or the default given) when the file has no such key."""
+
+    __slots__ = ("_values", "arch")
+
+    def __init__(self, arch: str, values: Mapping[str, Any]) -> None:
+        self.arch = arch
+        self._values = dict(values)  # by key template
+
+    @overload
+    def get(self, key: Key[V]) -> V | None: ...
+    @overload
+    def get(self, key: Key[V], default: D) -> V | D: ...
+    def get(self, key: Key[Any], default: Any = None) -> Any:
+        return self._values.get(key.template, default)
+
+    def has(self, key: Key[Any]) -> bool:
+        return key.template in self._values
+
+    def name(self, key: Key[Any]) -> str:
+        """The key's full name in this file (for messages)."""
+        return key.name(self.arch)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Meta:
+        """A record from plain values by full key name (what a test or another reader built),
+        decoded as a file's are; BadMetadata for a per-layer list of the wrong length."""
+        arch = str(values.get(keys.ARCHITECTURE.template) or "")
+        raw_n = values.get(keys.BLOCK_COUNT.name(arch)) if arch else None
+        n_layer = int(raw_n) if raw_n is not None else None
+        out: dict[str, Any] = {}
+        for key in keys.known():
+            name = key.name(arch)
+            if values.get(name) is None or (key.scoped and not arch):
+                continue
+            value = values[name]
+            wrong = key.spec.kind == "layers" and isinstance(value, list | tuple) and len(value) != n_layer
+            if wrong and n_layer is not None:
+                raise BadMetadata(name, f"{n_layer} values (one per block_count layer)", f"{len(value)}")
+            out[key.template] = _decode(value, key.spec, n_layer)
+        return cls(arch, out)
+
+
+def validate(fields: Mapping[str, Field]) -> Meta:
+    """The record of ``fields``; BadMetadata for the first known key whose type or range is wrong."""
+    known = keys.known()
+    for key in known:
+        if not key.scoped and key.template in fields:
+            _check(fields[key.template], key.spec, None)
+    arch = str(fields[keys.ARCHITECTURE.template].value) if keys.ARCHITECTURE.template in fields else ""
     n_layer = None
-    if arch and f"{arch}.block_count" in fields:
-        _check(fields[f"{arch}.block_count"], ARCH_KEYS["block_count"], None)
-        n_layer = int(fields[f"{arch}.block_count"].value)
-    if arch:
-        for suffix, spec in ARCH_KEYS.items():
-            if f"{arch}.{suffix}" in fields:
-                _check(fields[f"{arch}.{suffix}"], spec, n_layer)
-    tokens = fields.get("tokenizer.ggml.tokens")
-    for key in PER_TOKEN:
-        if tokens is not None and key in fields and len(fields[key].value) != len(tokens.value):
+    block_count = fields.get(keys.BLOCK_COUNT.name(arch)) if arch else None
+    if block_count is not None:
+        _check(block_count, keys.BLOCK_COUNT.spec, None)
+        n_layer = int(block_count.value)
+    for key in known:
+        if arch and key.scoped and key.name(arch) in fields:
+            _check(fields[key.name(arch)], key.spec, n_layer)
+    tokens = fields.get(keys.TOKENS.template)
+    for per_token in keys.PER_TOKEN:
+        f = fields.get(per_token.template)
+        if tokens is not None and f is not None and len(f.value) != len(tokens.value):
             raise BadMetadata(
-                key, f"{len(tokens.value)} entries (one per token)", f"{len(fields[key].value)} entries"
+                f.name, f"{len(tokens.value)} entries (one per token)", f"{len(f.value)} entries"
             )
+    values = {}
+    for key in known:
+        name = key.name(arch) if key.scoped else key.template
+        if (arch or not key.scoped) and name in fields:
+            values[key.template] = _decode(fields[name].value, key.spec, n_layer)
+    return Meta(arch, values)
+
+
+def _decode(value: Any, spec: Spec, n_layer: int | None) -> Any:
+    """A checked value as its Key's type: per-layer ints as a tuple of ``n_layer`` (a scalar
+    repeated), a bool pattern as a tuple, strings as a tuple; numeric arrays as stored."""
+    kind = spec.kind
+    if kind == "layers":
+        if isinstance(value, list | tuple | np.ndarray):
+            return tuple(int(v) for v in value)
+        return (int(value),) * (1 if n_layer is None else n_layer)
+    if kind == "pattern":
+        return tuple(bool(v) for v in value) if isinstance(value, list | tuple | np.ndarray) else int(value)
+    if kind == "strs":
+        return tuple(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return bool(value)
+    return value
 
 
 def _check(f: Field, spec: Spec, n_layer: int | None) -> None:

@@ -2,15 +2,16 @@
 
 Every file is checked when it is opened, in two steps: its layout (``layout.parse``: every
 count and length bounded by the file's size, both byte orders) and the metadata lanebench
-reads (``meta.validate``: types and ranges). Whatever fails becomes one ``BadInput`` line
-naming the file, the field and what was expected. Shapes are given in llama.cpp order
-(``ne0`` first), as its loader prints and checks them.
+reads (``meta.validate``: types and ranges; it gives the file's typed ``Meta``). Whatever
+fails becomes one ``BadInput`` line naming the file, the field and what was expected. Shapes
+are given in llama.cpp order (``ne0`` first), as its loader prints and checks them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mmap
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,9 +21,10 @@ import numpy as np
 from gguf import GGUFValueType
 
 from lanebench.errors import BadInput
+from lanebench.gguf import keys
 from lanebench.gguf.layout import Field, Layout, Malformed, RawTensor, parse
 from lanebench.gguf.magic import check_gguf_file
-from lanebench.gguf.meta import BadMetadata, validate
+from lanebench.gguf.meta import BadMetadata, Meta, validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +39,13 @@ class TensorInfo:
 
 
 class GgufFile:
-    """Keys and tensors of one checked GGUF file; tensor data stays memory-mapped."""
+    """Keys and tensors of one checked GGUF file; tensor data stays memory-mapped. ``meta`` is
+    its typed metadata record; ``fields`` the raw key-value pairs (for verbatim copies)."""
 
-    def __init__(self, path: Path, layout: Layout, buf: Any) -> None:
+    def __init__(self, path: Path, layout: Layout, buf: Any, meta: Meta) -> None:
         self.path = path
         self.layout = layout
+        self.meta = meta
         self.byte_order = layout.byte_order
         self.fields: dict[str, Field] = layout.fields
         self._buf = buf
@@ -54,7 +58,7 @@ class GgufFile:
 
     @property
     def arch(self) -> str:
-        return str(self.get("general.architecture", ""))
+        return self.meta.arch
 
     @property
     def raw_tensors(self) -> list[RawTensor]:
@@ -67,7 +71,7 @@ class GgufFile:
         return default if field is None else field.contents()
 
     def arch_key(self, suffix: str, default: Any = None) -> Any:
-        """``{arch}.{suffix}``: the architecture-scoped key."""
+        """``{arch}.{suffix}`` as stored (raw; lanebench's own readers ask ``meta``)."""
         return self.get(f"{self.arch}.{suffix}", default)
 
     def count(self, key: str) -> int:
@@ -90,29 +94,47 @@ class GgufFile:
         return bytes(self._buf[field.value_offset : field.end])
 
     def tokens(self) -> list[str]:
-        field = self.fields.get("tokenizer.ggml.tokens")
-        return [] if field is None else list(field.value)
+        tokens: tuple[str, ...] = self.meta.get(keys.TOKENS, ())
+        return list(tokens)
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in the vocabulary (0 without one)."""
+        return len(self.meta.get(keys.TOKENS, ()))
 
     def vocab_hash(self, start: int = 0) -> str:
         """sha256 (first 16 hex digits) of the token texts from id ``start`` on, NUL-joined."""
         if start not in self._hashes:
-            field = self.fields.get("tokenizer.ggml.tokens")
-            tokens = field.value[start:] if field is not None else ()
+            tokens = self.meta.get(keys.TOKENS, ())[start:]
             text = "\0".join(tokens) + "\0" if tokens else ""
             self._hashes[start] = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._hashes[start]
 
 
-@lru_cache(maxsize=16)
-def _open_cached(path: Path, size: int, mtime_ns: int) -> GgufFile:
+def load(path: Path) -> GgufFile:
+    """Map and check ``path`` (uncached); Malformed, BadMetadata or OSError when it fails."""
     with path.open("rb") as f:
         try:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError as exc:  # an empty file (it shrank since the magic was read)
             raise OSError(str(exc)) from None
     layout = parse(buf)
-    validate(layout.fields)
-    return GgufFile(path, layout, buf)
+    return GgufFile(path, layout, buf, validate(layout.fields))
+
+
+def problems(path: Path, rules: Callable[[GgufFile], list[str]] | None = None) -> list[str]:
+    """What any reader would refuse in the file at ``path`` (its format, its metadata), then
+    what ``rules`` find in it; [] = none. For a writer checking what it wrote."""
+    try:
+        g = load(path)
+    except (Malformed, BadMetadata) as exc:
+        return [str(exc)]
+    return rules(g) if rules is not None else []
+
+
+@lru_cache(maxsize=16)
+def _open_cached(path: Path, size: int, mtime_ns: int) -> GgufFile:
+    return load(path)
 
 
 def open_gguf(path: Path, what: str = "GGUF") -> GgufFile:

@@ -22,15 +22,18 @@ from gguf import GGMLQuantizationType, GGUFValueType
 from lanebench import __version__
 from lanebench.errors import BadInput
 from lanebench.gguf import hf
+from lanebench.gguf import keys as K
 from lanebench.gguf.fill import constant, rope_freqs, tensor_fill
+from lanebench.gguf.heads import TARGET_ARCH
 from lanebench.gguf.quant import file_type, storage_type
-from lanebench.gguf.reader import GgufFile, open_gguf
+from lanebench.gguf.reader import GgufFile, open_gguf, problems
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
 from lanebench.gguf.st_io import StPlan, write_checkpoint
 from lanebench.gguf.tokenizer import tokenizer_kvs
 from lanebench.gguf.writer import KV, TensorPlan, array, f32, string, u32, write_gguf
 
 Q = GGMLQuantizationType
+MAIN_ARCH = TARGET_ARCH  # the main model heads draft for
 
 
 # ---- main model ------------------------------------------------------------------------
@@ -86,42 +89,41 @@ def main_tensors(s: MainShape) -> dict[str, tuple[int, ...]]:
 
 def main_kvs(s: MainShape) -> list[KV]:
     """gemma4 hyper-parameter keys for ``s`` (as upstream's converter writes them)."""
-    a = "gemma4"
+    a = MAIN_ARCH
     kvs = [
-        u32(f"{a}.context_length", s.context),
-        u32(f"{a}.embedding_length", s.hidden),
-        u32(f"{a}.block_count", s.n_layer),
-        u32(f"{a}.feed_forward_length", s.ffn),
-        u32(f"{a}.attention.head_count", s.n_head),
-        array(f"{a}.attention.head_count_kv", s.kv_heads(), GGUFValueType.UINT32),
-        f32(f"{a}.rope.freq_base", s.rope_base),
-        f32(f"{a}.rope.freq_base_swa", s.rope_base_swa),
-        f32(f"{a}.attention.layer_norm_rms_epsilon", s.rms_eps),
-        u32(f"{a}.attention.key_length", s.head_dim_full),
-        u32(f"{a}.attention.value_length", s.head_dim_full),
-        u32(f"{a}.attention.key_length_swa", s.head_dim_swa),
-        u32(f"{a}.attention.value_length_swa", s.head_dim_swa),
-        u32(f"{a}.attention.sliding_window", s.sliding_window),
-        u32(f"{a}.attention.shared_kv_layers", 0),
-        u32(f"{a}.embedding_length_per_layer_input", 0),
-        array(f"{a}.attention.sliding_window_pattern", [t == SWA for t in s.layer_types], GGUFValueType.BOOL),
-        u32(f"{a}.rope.dimension_count", s.head_dim_full),
-        u32(f"{a}.rope.dimension_count_swa", s.head_dim_swa),
-        f32(f"{a}.final_logit_softcapping", s.softcap),
+        u32(K.CONTEXT_LENGTH.name(a), s.context),
+        u32(K.EMBEDDING_LENGTH.name(a), s.hidden),
+        u32(K.BLOCK_COUNT.name(a), s.n_layer),
+        u32(K.FEED_FORWARD_LENGTH.name(a), s.ffn),
+        u32(K.HEAD_COUNT.name(a), s.n_head),
+        array(K.HEAD_COUNT_KV.name(a), s.kv_heads(), GGUFValueType.UINT32),
+        f32(K.ROPE_FREQ_BASE.name(a), s.rope_base),
+        f32(K.ROPE_FREQ_BASE_SWA.name(a), s.rope_base_swa),
+        f32(K.RMS_EPS.name(a), s.rms_eps),
+        u32(K.KEY_LENGTH.name(a), s.head_dim_full),
+        u32(K.VALUE_LENGTH.name(a), s.head_dim_full),
+        u32(K.KEY_LENGTH_SWA.name(a), s.head_dim_swa),
+        u32(K.VALUE_LENGTH_SWA.name(a), s.head_dim_swa),
+        u32(K.SLIDING_WINDOW.name(a), s.sliding_window),
+        u32(K.SHARED_KV_LAYERS.name(a), 0),
+        u32(K.EMBEDDING_LENGTH_PER_LAYER_INPUT.name(a), 0),
+        array(K.SLIDING_WINDOW_PATTERN.name(a), [t == SWA for t in s.layer_types], GGUFValueType.BOOL),
+        u32(K.ROPE_DIMENSION_COUNT.name(a), s.head_dim_full),
+        u32(K.ROPE_DIMENSION_COUNT_SWA.name(a), s.head_dim_swa),
+        f32(K.FINAL_LOGIT_SOFTCAPPING.name(a), s.softcap),
     ]
     if s.n_expert:
         kvs += [
-            u32(f"{a}.expert_count", s.n_expert),
-            u32(f"{a}.expert_used_count", s.n_expert_used),
-            u32(f"{a}.expert_feed_forward_length", s.expert_ffn),
+            u32(K.EXPERT_COUNT.name(a), s.n_expert),
+            u32(K.EXPERT_USED_COUNT.name(a), s.n_expert_used),
+            u32(K.EXPERT_FEED_FORWARD_LENGTH.name(a), s.expert_ffn),
         ]
     return kvs
 
 
 def tokenizer_size(tok: GgufFile) -> int:
     """Tokens in a GGUF's vocabulary; BadInput naming the file when it holds none."""
-    field = tok.fields.get("tokenizer.ggml.tokens")
-    n = len(field.data) if field is not None else 0
+    n = tok.n_tokens
     if n == 0:
         raise BadInput(f"--tokenizer-from {tok.path}: no tokenizer.ggml.tokens (a GGUF with a vocabulary)")
     return n
@@ -155,17 +157,17 @@ def synth_main(
         qt = storage_type(shape, qtype)
         plans.append(TensorPlan(name, shape, qt, tensor_fill(name, shape, qt, seed)))
     kvs = [
-        string("general.type", "model"),
-        string("general.name", f"{s.name} (lanebench synth, random weights)"),
+        string(K.TYPE.template, "model"),
+        string(K.NAME.template, f"{s.name} (lanebench synth, random weights)"),
         string("lanebench.synth.shape", s.name),
         u32("lanebench.synth.seed", seed),
         string("lanebench.synth.version", __version__),
-        u32("general.quantization_version", 2),
-        u32("general.file_type", file_type(qtype)),
+        u32(K.QUANTIZATION_VERSION.template, 2),
+        u32(K.FILE_TYPE.template, file_type(qtype)),
         *main_kvs(s),
         *tokenizer_kvs(tok),
     ]
-    return write_gguf(out, "gemma4", kvs, plans, on_tensor=on_tensor)
+    return write_gguf(out, MAIN_ARCH, kvs, plans, on_tensor=on_tensor, check=problems)
 
 
 # ---- HF assistant ----------------------------------------------------------------------

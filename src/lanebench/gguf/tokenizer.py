@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lanebench.gguf import keys as K
 from lanebench.gguf.layout import Field
 from lanebench.gguf.reader import GgufFile
 from lanebench.gguf.writer import KV, Packed
@@ -41,10 +42,10 @@ def stored_kv(src: GgufFile, key: str) -> KV:
 def tokenizer_kvs(src: GgufFile) -> list[KV]:
     """Every ``tokenizer.*`` key of ``src``, typed as stored, for a little-endian writer: copied
     byte for byte from a little-endian file, decoded from a big-endian one."""
-    keys = [k for k in src.fields if k.startswith("tokenizer.")]
+    names = [k for k in src.fields if k.startswith(K.TOKENIZER_PREFIX)]
     if src.byte_order == "<":
-        return [stored_kv(src, k) for k in keys]
-    return [kv_of(src.fields[k]) for k in keys]
+        return [stored_kv(src, k) for k in names]
+    return [kv_of(src.fields[k]) for k in names]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +65,17 @@ class Vocab:
 
 def vocab_of(g: GgufFile) -> Vocab:
     """The vocabulary facts of ``g`` (add-flags default as llama.cpp's do for the type)."""
-    model = str(g.get("tokenizer.ggml.model", "none"))
+    meta = g.meta
+    model = meta.get(K.TOKENIZER_MODEL, "none")
     vtype = VOCAB_TYPES.get(model, model)
-    n = g.count("tokenizer.ggml.tokens")
     return Vocab(
         model=model,
         vocab_type=vtype,
-        n_tokens=n,
-        bos=_opt_int(g.get("tokenizer.ggml.bos_token_id")),
-        eos=_opt_int(g.get("tokenizer.ggml.eos_token_id")),
-        add_bos=bool(g.get("tokenizer.ggml.add_bos_token", vtype in {"spm", "wpm"})),
-        add_eos=bool(g.get("tokenizer.ggml.add_eos_token", vtype == "ugm")),
+        n_tokens=g.n_tokens,
+        bos=meta.get(K.BOS_ID),
+        eos=meta.get(K.EOS_ID),
+        add_bos=meta.get(K.ADD_BOS, vtype in {"spm", "wpm"}),
+        add_eos=meta.get(K.ADD_EOS, vtype == "ugm"),
         hash_all=g.vocab_hash(0),
         hash_from_5=g.vocab_hash(5),
     )
-
-
-def _opt_int(v: object) -> int | None:
-    return int(v) if isinstance(v, int | float) else None

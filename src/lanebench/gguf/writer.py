@@ -5,7 +5,9 @@ chunks, so peak memory stays near a few chunks, not one model. One background th
 chunks (numpy work, GIL released) up to ``PREFETCH`` ahead while the caller's thread writes,
 so producing and writing overlap. A failure mid-write (disk full, file-size limit, Ctrl-C)
 stops and joins that thread, then removes the temporary file: no half file under the final
-name, and nothing reads a tensor's source after ``write_gguf`` returns.
+name, and nothing reads a tensor's source after ``write_gguf`` returns. Given a ``check``, the
+finished temporary file is read back and checked before it takes the final name: a file its
+own readers would refuse is removed, never left behind.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from gguf import GGMLQuantizationType, GGUFEndian, GGUFValueType, GGUFWriter
 from gguf.quants import quant_shape_to_byte_shape
 
 from lanebench.errors import BadInput
+from lanebench.gguf import keys as K
 
 Q = GGMLQuantizationType
 # written by the writer itself: the architecture it is given, the alignment it lays data out with
-_LAYOUT_KEYS = frozenset({"general.architecture", "general.alignment"})
+_LAYOUT_KEYS = frozenset({K.ARCHITECTURE.template, K.ALIGNMENT.template})
+Check = Callable[[Path], list[str]]  # a written file -> what its readers would refuse in it
 PREFETCH = 2  # chunks produced ahead of the one being written
 _ITEM = {Q.F32: 4, Q.F16: 2, Q.BF16: 2, Q.I32: 4, Q.I8: 1, Q.I16: 2, Q.I64: 8, Q.F64: 8}
 
@@ -130,13 +134,21 @@ def write_gguf(
     *,
     on_tensor: Callable[[TensorPlan], None] | None = None,
     big_endian: bool = False,
+    check: Check | None = None,
 ) -> int:
     """Write the file at ``path`` via a temporary name; returns bytes written.
 
-    ``big_endian`` writes the header in that byte order (tensor bytes are written as given)."""
+    ``big_endian`` writes the header in that byte order (tensor bytes are written as given).
+    ``check`` reads the finished file back; any problem it names is a BadInput and no file."""
     tmp = partial_path(path)
     try:
         size = _write(tmp, arch, kvs, tensors, on_tensor, big_endian)
+        problems = check(tmp) if check is not None else []
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise BadInput(
+                f"output {path}: not written: the file would fail its own check: {problems[0]}{more}"
+            )
         tmp.replace(path)
         return size
     except OSError as exc:

@@ -166,7 +166,7 @@ class Assessor:
         for q in todo.values():
             groups.setdefault(self.tool_lanes[q.name].key(), []).append(q)
         corpus = corpus_text()
-        n_vocab = open_gguf(ref.model).count("tokenizer.ggml.tokens")
+        n_vocab = open_gguf(ref.model).n_tokens
         with BaseFile(self.opts.work_dir) as bf:
             assert bf.folder is not None
             sl = _slice(ref, self.opts, n_vocab, corpus)
