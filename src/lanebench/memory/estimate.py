@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lanebench.errors import BadInput
+from lanebench.gguf import keys
 from lanebench.roofline import ModelShape, TensorInfo, model_shape, read_gguf, type_nbytes
 
 MIB = 1024 * 1024
@@ -152,8 +153,8 @@ def estimate_model(
     kv = _layer_kv_bytes(shape, per_seq, slots, kv_type, v_type or kv_type)
     activations = COMPUTE_BASE_MIB * MIB + N_UBATCH * shape.n_embd * 4 * ACTIVATION_COPIES
     logits = _n_vocab(tensors) * 4 * slots
-    heads = meta.get(f"{shape.arch}.attention.head_count", 1)
-    n_head = max(heads) if isinstance(heads, list | tuple) else int(heads or 1)
+    heads = meta.get(keys.HEAD_COUNT)
+    n_head = max(heads) if heads else 1
     attention = attention_bytes(shape, per_seq, n_head, flash_attn)
     inputs, parts, out_dev, out_host = _split_weights(tensors)
     n = max(shape.n_layer, max(parts, default=-1) + 1)
