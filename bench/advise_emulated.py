@@ -14,11 +14,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from lanebench.lanes import Draft, LaneSpec
-from lanebench.models import default_model_path
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.config.models import default_model_path
 from lanebench.orchestration import RunOptions, run_lanes
 from lanebench.orchestration.emulated_advice import advise_by_emulation
-from lanebench.records import JobSpec, LaneResult
+from lanebench.records.lane import LaneResult
 
 
 def main() -> None:

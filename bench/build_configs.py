@@ -22,9 +22,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lanebench.engines.install import build_wheel, candidates_here, stage, this_machine
-from lanebench.engines.smoke import smoke_test
-from lanebench.models import default_model_path
+from lanebench.config.models import default_model_path
+from lanebench.engines.llamacpp.install import build_wheel, candidates_here, stage, this_machine
+from lanebench.engines.llamacpp.smoke import smoke_test
 
 
 def llama_bench(binary: Path, model: Path, p: int, n: int, reps: int) -> tuple[float, float]:

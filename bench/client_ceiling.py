@@ -60,8 +60,8 @@ import aiohttp  # noqa: E402
 
 import client_proposed  # noqa: E402
 import sse_fixture  # noqa: E402
-from lanebench.client import completion_body, parse_sse_line, stream_completion  # noqa: E402
-from lanebench.engines.llamacpp import LlamaReader  # noqa: E402
+from lanebench.engines.llamacpp.engine import LlamaReader  # noqa: E402
+from lanebench.measure.client import completion_body, parse_sse_line, stream_completion  # noqa: E402
 
 MODES = ("raw", "bare", "lanebench", "scan", "scan-any")
 GOAL_TPS = 50_000

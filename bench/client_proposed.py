@@ -34,9 +34,9 @@ from typing import Any
 
 import aiohttp
 
-from lanebench.client import parse_sse_line
-from lanebench.engines.llamacpp import LlamaReader
-from lanebench.records import RequestRecord, SampleKind
+from lanebench.engines.llamacpp.engine import LlamaReader
+from lanebench.measure.client import parse_sse_line
+from lanebench.records.samples import RequestRecord, SampleKind
 
 # an ordinary llama-server partial: index, content, tokens, then "stop":false
 _PARTIAL = re.compile(

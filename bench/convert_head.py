@@ -40,9 +40,9 @@ print(json.dumps({"wall_s": wall, "source_bytes": r.source_bytes, "largest": r.l
 
 def prepare(work: Path) -> tuple[Path, Path]:
     """The main model and HF checkpoint (made once; reused on later runs)."""
+    from lanebench.config.models import default_model_path
     from lanebench.gguf import shapes
     from lanebench.gguf.synth import synth_assistant, synth_main
-    from lanebench.models import default_model_path
 
     main_shape, head_shape = shapes.preset("26b-a4b")
     small_main = replace(main_shape, layer_types=(shapes.SWA, shapes.FULL), ffn=256, n_expert=0,

@@ -13,12 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from lanebench.lanes import Draft, LaneSpec
-from lanebench.models import default_model_path
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.config.models import default_model_path
 from lanebench.orchestration.grid import expand, parse_grid
 from lanebench.orchestration.measure_lane import LaneMeasurer, group_plans
 from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
-from lanebench.records import JobSpec
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from lanebench.engines.llamabench import BaselineRecord
-from lanebench.lanes import LaneSpec
-from lanebench.models import default_model_path
+from lanebench.analysis.views import where_time_goes
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.models import default_model_path
 from lanebench.orchestration import RunOptions, run_lanes
-from lanebench.records import JobSpec
-from lanebench.views import where_time_goes
+from lanebench.records.baseline import BaselineRecord
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.discovery import find_server_bin
+from lanebench.config.models import default_model_path
+from lanebench.engines.llamacpp.discovery import find_server_bin
 from lanebench.errors import LanebenchError
-from lanebench.models import default_model_path
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -54,7 +54,7 @@ def gemma_270m() -> Path:
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     """The real SmolLM2-135M GGUF (another vocabulary), fetched by scripts/setup.sh --test."""
-    from lanebench.models import cache_dir
+    from lanebench.config.models import cache_dir
 
     path = Path(
         os.environ.get(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.cli_helpers import lanes_file, run_cli
 
-from lanebench.specmodel import speedup
+from lanebench.analysis.specmodel import speedup
 
 pytestmark = pytest.mark.timeout(1200)
 

@@ -33,13 +33,15 @@ from tests.fakes.proctrack import (
     wait_until,
 )
 
-from lanebench import server as server_mod
-from lanebench.lanes import LaneSpec
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.orchestration.measure_lane import LaneMeasurer
 from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
-from lanebench.server import ServerProcess, health_status
-from lanebench.sinks import RunInfo
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord
+from lanebench.server import process as server_mod
+from lanebench.server.process import ServerProcess, health_status
 
 # Faults: only the failing lane fails; its log tail is kept; the others still run (exit code 4)
 

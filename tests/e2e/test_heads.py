@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tests.gguf_fixtures import edit_tokens, f32_tensor, rewrite, set_key, truncate
 
-from lanebench.engines.dialect import Dialect, probe
+from lanebench.engines.llamacpp.dialect import Dialect, probe
 from lanebench.errors import LaneFailed
 from lanebench.gguf import shapes
 from lanebench.gguf.check import check_draft
@@ -26,7 +26,7 @@ from lanebench.gguf.convert import ConvertOptions, convert_head
 from lanebench.gguf.synth import synth_assistant, synth_main
 from lanebench.gguf.translate import translate
 from lanebench.gguf.writer import u32
-from lanebench.server import ServerProcess
+from lanebench.server.process import ServerProcess
 
 pytestmark = pytest.mark.e2e
 CLASSES = ("Gemma4AssistantForCausalLM", "Gemma4UnifiedAssistantForCausalLM")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.cli_helpers import lanes_file, run_cli
 
-from lanebench.server import free_port, health_status
+from lanebench.server.process import free_port, health_status
 
 pytestmark = pytest.mark.llama_cpp_python
 

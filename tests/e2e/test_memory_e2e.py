@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from tests.cli_helpers import FAKES, TINY, lanes_file, one_error_line, run_cli
 
-from lanebench.engines.devices import VISIBILITY_ENV, list_devices
+from lanebench.config.placement import VISIBILITY_ENV
+from lanebench.engines.llamacpp.devices import list_devices
 from lanebench.memory.asked import Asked
 from lanebench.memory.estimate import estimate_lane
 from lanebench.memory.fit import lay_out, settings_of

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from tests.cli_helpers import FAKES, lanes_file, run_cli
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import PlanContext
-from lanebench.engines.llamacpp import LlamaCpp
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec
-from lanebench.server import free_port, health_status
+from lanebench.engines.llamacpp.engine import LlamaCpp
+from lanebench.server.process import free_port, health_status
 
 JOB = (
     "--n-in",

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from tests.cli_helpers import lanes_file, one_error_line, run_cli
 
-from lanebench.records import FIGURE_FIELDS, LaneResult
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import FIGURE_FIELDS
 from lanebench.report.quality import left_out, speed_quality_points
 
 pytestmark = pytest.mark.e2e

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.lanes import Draft, LaneSpec
+from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.quality.assess import Assessor, QualityOptions, QualityOutcome
 from lanebench.quality.runner import QualityError, find_perplexity
 from lanebench.quality.select import QualityLane
-from lanebench.records import QualityRecord, QualityStatus
+from lanebench.records.quality import QualityRecord, QualityStatus
 
 pytestmark = pytest.mark.e2e
 

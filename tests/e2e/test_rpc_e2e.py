@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from tests.cli_helpers import FAKES, TINY, lanes_file, one_error_line, run_cli
 
-from lanebench.engines.rpc import find_rpc_server
+from lanebench.engines.llamacpp.rpc import find_rpc_server
 
 pytestmark = pytest.mark.e2e
 FAKE_RPC_BUILD = FAKES / "fake_llama_server_rpc.sh"

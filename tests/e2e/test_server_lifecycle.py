@@ -28,7 +28,7 @@ from tests.fakes.proctrack import (
 )
 
 from lanebench.errors import LaneFailed
-from lanebench.server import ServerProcess, health_status
+from lanebench.server.process import ServerProcess, health_status
 
 pytestmark = pytest.mark.e2e
 

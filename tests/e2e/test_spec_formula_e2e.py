@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from lanebench.specmodel import expected_tokens_per_step
+from lanebench.analysis.specmodel import expected_tokens_per_step
 
 # ~3,000 generated tokens with a self-draft: about 90 s on 2 idle cores; generous for busy ones
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -171,7 +171,7 @@ def test_emulated_lanes_carry_the_flag_and_are_marked(
 ) -> None:
     """The flag reaches the server, and the run's own tables and the report's plots of these
     lanes say [emulated] wherever a figure of theirs is shown."""
-    from lanebench.records import results_from_document
+    from lanebench.records.lane import results_from_document
     from lanebench.report import plots
 
     names = [lane["name"] for lane in lanes_of(measured)]

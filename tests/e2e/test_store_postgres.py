@@ -19,10 +19,13 @@ import sqlalchemy as sa
 from tests.conftest import need
 from tests.unit.test_store import _writer, make_run, measure_lane
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec, LaneResult, QualityRecord, QualityStatus, RequestRecord
-from lanebench.sinks import RunInfo
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import RequestRecord
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
@@ -88,7 +91,7 @@ def fresh_pg(pg_url: str) -> str:
 def test_postgres_round_trip_matches_what_was_measured(fresh_pg: str) -> None:
     store = open_store(fresh_pg)
     run = make_run()
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(run)
     lanes = [measure_lane(sink, run, "plain"), measure_lane(sink, run, "broken", fail=True)]
     run.status, run.finished_at = "failed", "2026-01-01T00:10:00+00:00"
@@ -105,16 +108,16 @@ def test_postgres_round_trip_matches_what_was_measured(fresh_pg: str) -> None:
 def test_postgres_resume_discards_the_unfinished_lane(fresh_pg: str) -> None:
     store = open_store(fresh_pg)
     run = make_run()
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(run)
     measure_lane(sink, run, "done")
-    from lanebench.lanes import LaneSpec
-    from lanebench.records import LaneResult
+    from lanebench.config.lanes import LaneSpec
+    from lanebench.records.lane import LaneResult
 
     sink.lane_started(run, LaneResult(name="killed", lane=LaneSpec(name="killed")))
     store.discard_unfinished(run.run_id)
     assert [x.name for x in store.load_lanes(run.run_id)] == ["done"]
-    StoreSink(store, fingerprints=False).run_started(store.get_run(run.run_id))
+    StoreSink(store).run_started(store.get_run(run.run_id))
     assert len(store.list_runs()) == 1
 
 
@@ -161,7 +164,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     run = RunInfo("pgq", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     sink.run_started(run)
     lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))

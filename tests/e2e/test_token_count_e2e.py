@@ -30,13 +30,15 @@ import aiohttp
 import pytest
 from tests.cli_helpers import lanes_file, run_cli
 
-from lanebench import metrics as m
-from lanebench.client import stream_request
-from lanebench.engines import llamacpp, openai
+from lanebench.analysis import metrics as m
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.engines import openai
 from lanebench.engines.base import PlanContext, Request, StreamReader
-from lanebench.engines.llamacpp import LlamaCpp
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec, RequestRecord
+from lanebench.engines.llamacpp import engine as llamacpp
+from lanebench.engines.llamacpp.engine import LlamaCpp
+from lanebench.measure.client import stream_request
+from lanebench.records.samples import RequestRecord
 
 pytestmark = pytest.mark.e2e
 

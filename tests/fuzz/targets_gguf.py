@@ -23,7 +23,7 @@ from gguf import GGMLQuantizationType, GGUFValueType
 from rich.console import Console
 
 from lanebench.cli.gguf_cmd import render_check, render_inspect, text
-from lanebench.engines.dialect import Dialect
+from lanebench.engines.llamacpp.dialect import Dialect
 from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.gguf.convert import ConvertOptions, convert_head

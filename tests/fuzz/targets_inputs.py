@@ -23,16 +23,16 @@ from pathlib import Path
 from unittest import mock
 
 from lanebench import __version__
-from lanebench.defaults import DEFAULT_JOB
-from lanebench.engines import llamacpp
-from lanebench.engines.dialect import Dialect, parse_dialect
+from lanebench.config.defaults import DEFAULT_JOB
+from lanebench.config.lanesfile import MAX_LINES, load_lanes
+from lanebench.engines.llamacpp import engine as llamacpp
+from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
 from lanebench.errors import BadInput, LanebenchError
 from lanebench.gguf import hf
 from lanebench.gguf.convert import ConvertOptions, convert_head, verify
 from lanebench.gguf.shapes import FULL, SWA, HeadShape, MainShape
 from lanebench.gguf.st_io import SINGLE_FILE, Checkpoint, StPlan, checkpoint_files, write_safetensors
 from lanebench.gguf.synth import synth_assistant, synth_main
-from lanebench.lanes import MAX_LINES, load_lanes
 from lanebench.orchestration import plan as runner
 from tests.fuzz.harness import Target
 from tests.gguf_fixtures import tokenizer_gguf

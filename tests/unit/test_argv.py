@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.argv import LaneRefused, build_argv
-from lanebench.engines.dialect import Dialect, parse_dialect
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.engines.llamacpp.argv import LaneRefused, build_argv
+from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
 from lanebench.errors import BadInput
-from lanebench.lanes import Draft, LaneSpec
 
 HELP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "help"
 BIN = Path("/opt/llama/bin/llama-server")

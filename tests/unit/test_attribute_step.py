@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import LanePlan
-from lanebench.engines.dialect import parse_dialect
-from lanebench.engines.llamacpp import LlamaCpp
+from lanebench.engines.llamacpp.dialect import parse_dialect
+from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.engines.openai import OpenAI
-from lanebench.lanes import LaneSpec
-from lanebench.measure import RunState
+from lanebench.measure.job import RunState
 from lanebench.orchestration.attribute_step import attribution_for, experiment_job, variant_plans
 from lanebench.orchestration.plan import RunOptions
-from lanebench.records import JobSpec, LaneResult, LaneStatus
+from lanebench.records.lane import LaneResult, LaneStatus
 
 HELP = Path(__file__).resolve().parents[1] / "fixtures" / "help"
 BIN, MODEL = Path("/opt/llama/bin/llama-server"), Path("/models/m.gguf")

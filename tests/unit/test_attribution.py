@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.attribution import (
+from lanebench.analysis.attribution import (
     CONTROL,
     CONTROL_AFTER,
     Arm,
@@ -18,11 +18,13 @@ from lanebench.attribution import (
     effects,
     separated,
 )
-from lanebench.engines.llamabench import BaselineRecord
-from lanebench.lanes import LaneSpec
-from lanebench.measure import summarize
-from lanebench.records import JobSpec, LaneResult, RequestRecord, Stat
-from lanebench.views import where_time_goes
+from lanebench.analysis.views import where_time_goes
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.measure.job import summarize
+from lanebench.records.baseline import BaselineRecord
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import RequestRecord, Stat
 
 JOB = JobSpec(n_in=1000, n_out=100, reps=3, warmup=0, aggregate=0)
 
@@ -159,9 +161,9 @@ def test_the_record_round_trips_with_its_raw_samples() -> None:
 
 
 def test_the_attribution_table_and_the_store(tmp_path: Path) -> None:
+    from lanebench.records.run import RunInfo
     from lanebench.report.tables import to_markdown
     from lanebench.report.views import attribution_table, time_table
-    from lanebench.sinks import RunInfo
     from lanebench.store import open_store, schema
     from lanebench.store.sink import StoreSink
 
@@ -170,7 +172,7 @@ def test_the_attribution_table_and_the_store(tmp_path: Path) -> None:
     lane.attribution = record().to_dict()
     db = str(tmp_path / "r.sqlite")
     store = open_store(db)
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JOB)
     sink.run_started(run)
     sink.lane_finished(run, lane)
@@ -211,7 +213,7 @@ def test_a_schema_6_database_gains_the_attribution_column(tmp_path: Path) -> Non
 
 
 def test_same_tokens_compares_each_prompt_with_the_control() -> None:
-    from lanebench.attribution import same_tokens
+    from lanebench.analysis.attribution import same_tokens
 
     rec = record()
     for a in rec.arms:

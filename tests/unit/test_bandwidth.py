@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.bandwidth import (
+from lanebench.errors import BadInput
+from lanebench.host.bandwidth import (
     KNOWN_DEVICES,
     Sample,
     find_device,
@@ -17,7 +18,6 @@ from lanebench.bandwidth import (
     plan_sizes,
     summarize,
 )
-from lanebench.errors import BadInput
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from tests.conftest import need
 
-from lanebench.engines.buildchoice import (
+from lanebench.engines.llamacpp.buildchoice import (
     BASE_ARGS,
     NO_AMX,
     candidates,

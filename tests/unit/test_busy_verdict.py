@@ -9,17 +9,19 @@ from typing import Any
 
 import pytest
 
-from lanebench.busy.records import LoadRecord
 from lanebench.busy.verdict import BUSY_CAPTION, needs_more
-from lanebench.figures import Fig
-from lanebench.lanes import LaneSpec
-from lanebench.measure import summarize
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.measure.job import summarize
+from lanebench.records.busy import LoadRecord
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord
 from lanebench.report.compare import compare_rows, compare_table
 from lanebench.report.sections import sweep_tables
 from lanebench.report.tables import draft_acceptance, lane_notes, latest_numbers, to_markdown
 from lanebench.report.views import time_table
-from lanebench.sinks import RunInfo
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
@@ -171,7 +173,7 @@ def _run() -> RunInfo:
 def _store_lane(db: str) -> tuple[LaneResult, list[LaneResult]]:
     lane = lane_with([(1.5, 1.5), (1.6, 1.6)], [1.8])
     store = open_store(db)
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(_run())
     sink.lane_started(_run(), lane)
     for rec in [*lane.samples, *lane.aggregates]:
@@ -212,7 +214,7 @@ def test_a_schema_8_database_gains_the_load_columns(tmp_path: Path) -> None:
 
 
 def test_doctor_warns_of_a_busy_machine_without_failing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lanebench import doctor
+    from lanebench.orchestration import doctor
 
     monkeypatch.setattr(doctor, "machine_load", lambda seconds, threads: load(1.9, True))
     item, record = doctor.load_item()
@@ -226,8 +228,8 @@ def test_doctor_warns_of_a_busy_machine_without_failing(monkeypatch: pytest.Monk
 
 def test_a_busy_kernel_view_is_run_once_more_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     from lanebench.busy.meter import LoadMeter
-    from lanebench.engines.llamabench import BaselineRecord
     from lanebench.orchestration import baseline_step
+    from lanebench.records.baseline import BaselineRecord
 
     runs: list[list[str]] = []
 

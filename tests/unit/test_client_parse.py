@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lanebench.client import chunk_tokens, completion_body, parse_sse_line
+from lanebench.measure.client import chunk_tokens, completion_body, parse_sse_line
 
 
 def test_parse_sse_data_line() -> None:

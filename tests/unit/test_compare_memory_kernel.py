@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from lanebench.engines.llamabench import BaselineRecord
-from lanebench.lanes import LaneSpec
-from lanebench.records import LaneResult, MemoryRecord, Stat
+from lanebench.config.lanes import LaneSpec
+from lanebench.records.baseline import BaselineRecord
+from lanebench.records.lane import LaneResult
+from lanebench.records.memory import MemoryRecord
+from lanebench.records.samples import Stat
 from lanebench.report.compare import compare_rows, compare_table, kernel_stat
 
 

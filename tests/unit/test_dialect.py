@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.dialect import parse_dialect, probe
+from lanebench.engines.llamacpp.dialect import parse_dialect, probe
 from lanebench.errors import BadInput
 
 HELP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "help"

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.errors import BadInput
-from lanebench.lanes import Draft, LaneSpec
 from lanebench.orchestration.emulated_advice import (
     advise_by_emulation,
     emulated_at,
@@ -20,7 +21,8 @@ from lanebench.orchestration.emulated_advice import (
     plain_of,
 )
 from lanebench.orchestration.plan import RunOptions
-from lanebench.records import JobSpec, LaneResult, RequestRecord, Stat
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import RequestRecord, Stat
 
 PLAIN_TPS, COST = 40.0, 0.3
 LANE = LaneSpec(

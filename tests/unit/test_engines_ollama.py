@@ -20,7 +20,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lanebench.client import parse_sse_line
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.engines.base import Attached, PlanContext, StreamReader
 from lanebench.engines.ollama import (
     Ollama,
@@ -32,9 +33,8 @@ from lanebench.engines.ollama import (
 )
 from lanebench.engines.registry import get_engine
 from lanebench.errors import BadInput, LaneFailed, NotFound
-from lanebench.lanes import Draft, LaneSpec
-from lanebench.records import JobSpec
-from lanebench.server import ServerProcess
+from lanebench.measure.client import parse_sse_line
+from lanebench.server.process import ServerProcess
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
 JOB = JobSpec(n_in=1024, n_out=512)

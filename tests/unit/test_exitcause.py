@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanebench.engines.exitcause import describe_exit, last_cause_line, mem_available_bytes, signal_name
+from lanebench.server.exitcause import describe_exit, last_cause_line, mem_available_bytes, signal_name
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lanebench import fingerprint as fp
-from lanebench import hostinfo
+from lanebench.host import hostinfo
+from lanebench.orchestration import fingerprint as fp
 
 # the first line as an H200 machine printed it (device tool, Ubuntu 24.04, driver 580)
 NVIDIA_SMI = "NVIDIA H200, 143771 MiB, 580.159.04\nNVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15\n"

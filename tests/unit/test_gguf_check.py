@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tests.gguf_fixtures import edit_tokens, f32_tensor, rewrite, set_key, small_set, tokenizer_gguf, truncate
 
-from lanebench.engines.dialect import Dialect
+from lanebench.engines.llamacpp.dialect import Dialect
 from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.gguf.translate import translate

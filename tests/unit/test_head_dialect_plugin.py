@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tests.gguf_fixtures import rewrite, set_key, small_set
 
-from lanebench.engines.dialect import Dialect
+from lanebench.engines.llamacpp.dialect import Dialect
 from lanebench.errors import BadInput
 from lanebench.gguf import heads, shapes
 from lanebench.gguf.check import check_draft

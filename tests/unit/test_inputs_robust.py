@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from tests.gguf_fixtures import small_set, tokenizer_gguf
 
-from lanebench.defaults import DEFAULT_JOB
-from lanebench.engines import llamacpp
-from lanebench.engines.dialect import parse_dialect
+from lanebench.config.defaults import DEFAULT_JOB
+from lanebench.config.inputs import MAX_DEPTH
+from lanebench.config.lanesfile import MAX_LINES, load_lanes
+from lanebench.engines.llamacpp import engine as llamacpp
+from lanebench.engines.llamacpp.dialect import parse_dialect
 from lanebench.errors import BadInput
 from lanebench.gguf import hf, shapes
 from lanebench.gguf.convert import ConvertOptions, convert_head
@@ -24,8 +26,6 @@ from lanebench.gguf.reader import open_gguf
 from lanebench.gguf.st_io import Checkpoint
 from lanebench.gguf.synth import fit_vocab, rope_freqs, synth_assistant, synth_main
 from lanebench.gguf.writer import write_gguf
-from lanebench.inputs import MAX_DEPTH
-from lanebench.lanes import MAX_LINES, load_lanes
 from lanebench.orchestration import plan as runner
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lanebench.engines import install
-from lanebench.engines.smoke import SmokeResult
+from lanebench.engines.llamacpp import install
+from lanebench.engines.llamacpp.smoke import SmokeResult
 from lanebench.errors import NotFound
 
 AMX_VM = install.Machine(

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.config.lanesfile import load_lanes, parse_lanes
 from lanebench.errors import BadInput
-from lanebench.lanes import Draft, LaneSpec, load_lanes, parse_lanes
 
 
 def write(tmp_path: Path, text: str, name: str = "lanes.toml") -> Path:

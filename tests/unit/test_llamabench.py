@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.bench_args import CPU_MOE_OVERRIDE, split_args
-from lanebench.engines.llamabench import BaselineRecord, bench_argv, parse_bench_json, parse_flags
-from lanebench.lanes import Draft, LaneSpec
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.engines.llamacpp.bench_args import CPU_MOE_OVERRIDE, split_args
+from lanebench.engines.llamacpp.llamabench import bench_argv, parse_bench_json, parse_flags
+from lanebench.records.baseline import BaselineRecord
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "llamabench"
 BIN, MODEL = Path("/opt/llama/bin/llama-bench"), Path("/models/m.gguf")

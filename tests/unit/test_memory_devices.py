@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 from tests.unit.test_memory_gpu import fake_nvidia_smi
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import LanePlan
-from lanebench.engines.llamacpp import LlamaCpp
-from lanebench.lanes import LaneSpec
+from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.memory.collect import VULKAN_NOTE, memory_record
 from lanebench.memory.devices import DEVICE_KEYS, HOST, add_gpu_peaks, device_breakdown
 from lanebench.memory.gpu import GpuInfo
 from lanebench.memory.logparse import parse_buffers, parse_device_ids
 from lanebench.orchestration.memory_step import lane_leaders, measured
-from lanebench.records import LaneResult, MemoryRecord
+from lanebench.records.lane import LaneResult
+from lanebench.records.memory import MemoryRecord
 
 LOGS = Path(__file__).parents[1] / "fixtures" / "devlog"
 LAYER = LOGS / "b11434-h200x2-sm-layer-lv4.log"

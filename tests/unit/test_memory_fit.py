@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from tests.cli_helpers import EXITS_ON_START
 
+from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.engines.base import LanePlan
-from lanebench.engines.llamacpp import LlamaCpp
+from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.errors import BadInput
-from lanebench.lanes import Draft, LaneSpec
 from lanebench.memory.asked import Asked, asked_of
 from lanebench.memory.estimate import estimate_lane
 from lanebench.memory.fit import draft_cache, ram_available_mib

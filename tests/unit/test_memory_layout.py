@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from lanebench.lanes import LaneSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.placement import RpcLocal
 from lanebench.memory.asked import Asked, asked_of
 from lanebench.memory.estimate import LaneEstimate, LayerEstimate, ModelEstimate
 from lanebench.memory.fit import lay_out, local_rpc_devices, problems, settings_of, summary
 from lanebench.memory.layout import HOST, Device, Machine, Settings, Use, assign, margin_of, split_points
 from lanebench.memory.serverdefaults import ALL, AUTO, B11434, ServerDefaults
-from lanebench.placement import RpcLocal
 
 
 def model(

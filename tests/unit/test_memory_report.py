@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec, LaneResult, MemoryRecord
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.records.lane import LaneResult
+from lanebench.records.memory import MemoryRecord
+from lanebench.records.run import RunInfo
 from lanebench.report.compare import compare_rows
 from lanebench.report.memory import CSV_COLUMNS, memory_cells, memory_table
 from lanebench.report.tables import to_markdown
-from lanebench.sinks import RunInfo
 from lanebench.store import open_store
 from lanebench.store.sink import StoreSink
 
@@ -24,7 +26,7 @@ def lane(name: str, mem: MemoryRecord | None) -> LaneResult:
 def test_json_and_store_round_trip(tmp_path: Path) -> None:
     assert LaneResult.from_dict(lane("a", MEM).to_dict()).memory == MEM
     store = open_store(str(tmp_path / "r.sqlite"))
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     sink.run_started(run)
     sink.lane_finished(run, lane("a", MEM))

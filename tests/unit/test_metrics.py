@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lanebench import metrics as m
-from lanebench.lanes import LaneSpec
-from lanebench.measure import summarize
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord, Stat
+from lanebench.analysis import metrics as m
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.measure.job import summarize
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import AggregateRecord, RequestRecord, Stat
 
 # The seed post's "Latest Measured Numbers": (prefill tok/s, decode tok/s) -> normalized wall, 1150/2000.
 SEED_ROWS = [

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from lanebench.noise import Side, judge, judge_stats, no_difference_text, samples_standing, standing
-from lanebench.records import Stat
+from lanebench.analysis.noise import Side, judge, judge_stats, no_difference_text, samples_standing, standing
+from lanebench.records.samples import Stat
 
 
 def test_a_clear_win_names_the_better_side_with_the_ratio_and_its_range() -> None:

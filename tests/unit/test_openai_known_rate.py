@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from tests.cli_helpers import FAKES, lanes_file, run_cli
 
-from lanebench.server import free_port, health_status
+from lanebench.server.process import free_port, health_status
 
 RATE = 200.0  # tokens per second the fake makes
 N_OUT = 120

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lanebench.engines.argv import LaneRefused, build_argv, placement_args, rpc_endpoints
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.placement import RpcLocal, endpoint_parts
 from lanebench.engines.base import refuse_placement
-from lanebench.engines.devices import Device, check_device_names, parse_devices
-from lanebench.engines.dialect import Dialect, parse_dialect
-from lanebench.engines.registry import get_engine
-from lanebench.engines.rpc import (
+from lanebench.engines.llamacpp.argv import LaneRefused, build_argv, placement_args, rpc_endpoints
+from lanebench.engines.llamacpp.devices import Device, check_device_names, parse_devices
+from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
+from lanebench.engines.llamacpp.rpc import (
     CMD_DEVICE_COUNT,
     CMD_GET_DEVICE_MEMORY,
     CMD_HELLO,
@@ -29,10 +30,9 @@ from lanebench.engines.rpc import (
     rpc_server_argv,
     why_unreachable,
 )
+from lanebench.engines.registry import get_engine
 from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec
-from lanebench.placement import RpcLocal, endpoint_parts
-from lanebench.records import LaneResult
+from lanebench.records.lane import LaneResult
 from lanebench.report.placement import placement_cells, placement_table
 
 HELP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "help"

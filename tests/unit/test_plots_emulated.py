@@ -10,11 +10,13 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
-from lanebench.lanes import Draft, LaneSpec
-from lanebench.records import JobSpec, LaneResult, Stat
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import Stat
 from lanebench.report import plots
 from lanebench.report.data import ReportData, RunData
-from lanebench.sinks import RunInfo
 
 EMU = LaneSpec(
     name="mtp B=3",

@@ -10,17 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.dialect import parse_dialect
+from lanebench.config.lanes import LaneSpec
+from lanebench.engines.llamacpp.dialect import parse_dialect
 from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec
 from lanebench.orchestration.tune import within_kld
 from lanebench.quality.parse import ParseError, error_lines, parse_base, parse_kld
 from lanebench.quality.runner import BaseFile, QualityError, ToolLane, kld_argv, lane_args
 from lanebench.quality.select import QualityLane, pick_reference
 from lanebench.quality.slicing import SliceError, base_file_bytes, plan_slice, row_bytes, scored_per_chunk
-from lanebench.records import LaneResult, QualityRecord, QualityStatus, RequestRecord, Stat
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import RequestRecord, Stat
 from lanebench.report.quality import delta_verdict, quality_compare_rows, quality_table, speed_quality_points
-from lanebench.sinks import RunInfo
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
@@ -253,10 +255,10 @@ def test_pareto_front_of_speed_and_quality() -> None:
 
 # --- store ------------------------------------------------------------------------------------
 def test_quality_is_stored_and_loaded(tmp_path: Path) -> None:
-    from lanebench.records import JobSpec
+    from lanebench.config.job import JobSpec
 
     store = open_store(str(tmp_path / "r.sqlite"))
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     sink.run_started(run)
     lane = result("q4", None)

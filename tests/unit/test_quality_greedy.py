@@ -10,21 +10,15 @@ from typing import Any
 
 import pytest
 
-from lanebench.lanes import LaneSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.orchestration.tune import within_kld
 from lanebench.quality.assess import Assessor, QualityOptions
 from lanebench.quality.flags import parse_options
 from lanebench.quality.greedy import check_greedy, first_divergence, plain_partner, verdict, verdict_record
 from lanebench.quality.select import QualityLane
-from lanebench.records import (
-    FIGURE_FIELDS,
-    SPECULATIVE,
-    LaneResult,
-    QualityRecord,
-    QualityStatus,
-    RequestRecord,
-    Stat,
-)
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import FIGURE_FIELDS, SPECULATIVE, QualityRecord, QualityStatus
+from lanebench.records.samples import RequestRecord, Stat
 from lanebench.report.plots import speed_vs_quality
 from lanebench.report.quality import left_out, quality_table, speed_quality_points
 

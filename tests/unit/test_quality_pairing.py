@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from lanebench.engines.dialect import parse_dialect
+from lanebench.config.lanes import LaneSpec
+from lanebench.engines.llamacpp.dialect import parse_dialect
 from lanebench.errors import BadInput
 from lanebench.gguf.tokenizer import Vocab
-from lanebench.lanes import LaneSpec
 from lanebench.quality import reproduce as rp
 from lanebench.quality.flags import Options, drafting_args, parse_options, split_args
 from lanebench.quality.select import QualityLane

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from tests.unit.test_report_seed import M26, SEED_ROWS, seed_lane, store_run
 
-from lanebench.lanes import LaneSpec
-from lanebench.records import LaneResult, Stat
+from lanebench.config.lanes import LaneSpec
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
 from lanebench.report.compare import compare_rows, compare_table, verdict
 from lanebench.report.data import load_report
 from lanebench.report.html import to_html
@@ -200,7 +201,7 @@ def test_cli_report_on_a_run_with_failed_lanes_warns_and_renders(tmp_path: Path)
 
 def test_every_compare_row_of_an_emulated_lane_is_marked() -> None:
     """Decode as well as acceptance: an emulated lane's speeds are at a chosen acceptance."""
-    from lanebench.lanes import Draft
+    from lanebench.config.lanes import Draft
 
     emu = LaneSpec(name="d", draft=Draft(kind="model", block_size=2, emulate=[0.9]))
     summary = {"acceptance": s(0.9, 0.85, 0.95), "decode_tps": s(50, 48, 52)}
@@ -228,7 +229,7 @@ def test_every_compare_row_of_an_emulated_lane_is_marked() -> None:
 
 
 def test_speed_vs_quality_plot_is_drawn_for_lanes_with_both_figures() -> None:
-    from lanebench.records import QualityRecord, QualityStatus
+    from lanebench.records.quality import QualityRecord, QualityStatus
     from lanebench.report.plots import speed_vs_quality
 
     def q(name: str, kld: float, decode: float) -> LaneResult:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lanebench.ceilings import ceilings_table
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec, LaneResult, Stat
-from lanebench.roofline import roofline_of
-from lanebench.sinks import RunInfo
+from lanebench.analysis.roofline import roofline_of
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import Stat
+from lanebench.report.roofline import ceilings_table
 
 
 def test_ceilings_table_arithmetic(gemma_270m: Path) -> None:

@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
-from lanebench.fmt import Table
-from lanebench.lanes import LaneSpec
-from lanebench.measure import summarize
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
+from lanebench.measure.job import summarize
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord
 from lanebench.report.data import ReportData, load_report
+from lanebench.report.fmt import Table
 from lanebench.report.render import pick_format, render, report_tables
 from lanebench.report.sections import sweep_groups
-from lanebench.sinks import RunInfo
 from lanebench.store import Store, open_store, schema
 from lanebench.store.sink import StoreSink
 
@@ -105,7 +107,7 @@ def store_run(
             }
         },
     )
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(run)
     for lane in lanes:
         sink.lane_started(run, lane)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanebench.errors import BadInput
-from lanebench.roofline import (
+from lanebench.analysis.roofline import (
     TensorInfo,
     bytes_per_token,
     category,
@@ -19,6 +18,7 @@ from lanebench.roofline import (
     swa_layers,
     type_nbytes,
 )
+from lanebench.errors import BadInput
 
 
 @pytest.mark.parametrize(

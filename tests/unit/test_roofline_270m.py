@@ -12,7 +12,7 @@ from typing import Any
 import gguf
 import pytest
 
-from lanebench.roofline import decode_ceiling_tps, roofline_of
+from lanebench.analysis.roofline import decode_ceiling_tps, roofline_of
 
 CTX = 2150
 

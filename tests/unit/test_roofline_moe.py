@@ -24,7 +24,13 @@ import gguf
 import numpy as np
 import pytest
 
-from lanebench.roofline import TensorInfo, bytes_per_token, decode_ceiling_tps, pct_of_ceiling, roofline_of
+from lanebench.analysis.roofline import (
+    TensorInfo,
+    bytes_per_token,
+    decode_ceiling_tps,
+    pct_of_ceiling,
+    roofline_of,
+)
 
 N_EMBD, N_LAYER, N_HEAD, VOCAB = 2816, 30, 16, 262144
 N_FF, N_EXPERT, N_FF_EXP, TOP_K = 2112, 128, 704, 8

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines import specflags
-from lanebench.engines.argv import build_argv
-from lanebench.engines.dialect import Dialect, parse_dialect
-from lanebench.engines.specflags import SpecFlags
-from lanebench.lanes import Draft, LaneSpec
+from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.engines.llamacpp import specflags
+from lanebench.engines.llamacpp.argv import build_argv
+from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
+from lanebench.engines.llamacpp.specflags import SpecFlags
 
 HELP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "help"
 

@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lanebench.records import results_from_document
-from lanebench.specmodel import (
+from lanebench.analysis.specmodel import (
     Advice,
     alpha_from_tokens_per_step,
     best_block_size,
     expected_tokens_per_step,
     speedup,
 )
-from lanebench.specmodel import advise as advise_lanes
+from lanebench.analysis.specmodel import advise as advise_lanes
+from lanebench.records.lane import results_from_document
 
 
 @pytest.mark.parametrize("n", [0, 1, 3, 7, 32])

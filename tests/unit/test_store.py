@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec
-from lanebench.measure import summarize
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord
-from lanebench.sinks import RunInfo
+from lanebench.measure.job import summarize
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord
 from lanebench.store import StoreBusy, open_store, schema
 from lanebench.store.db import resolve_url
 from lanebench.store.sink import StoreSink
@@ -93,7 +95,7 @@ def db(tmp_path: Path) -> str:
 def test_round_trip_rebuilds_every_lane_exactly(db: str) -> None:
     store = open_store(db)
     run = make_run()
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(run)
     lanes = [measure_lane(sink, run, "plain"), measure_lane(sink, run, "broken", fail=True)]
     run.status, run.finished_at = "failed", "2026-01-01T00:10:00+00:00"
@@ -110,7 +112,7 @@ def test_round_trip_rebuilds_every_lane_exactly(db: str) -> None:
 def test_every_sample_is_committed_as_it_arrives_and_unfinished_lanes_are_discarded(db: str) -> None:
     store = open_store(db)
     run = make_run()
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(run)
     measure_lane(sink, run, "done")
     lane = LaneResult(name="killed", lane=LaneSpec(name="killed"))
@@ -137,7 +139,7 @@ def test_every_sample_is_committed_as_it_arrives_and_unfinished_lanes_are_discar
 def test_run_started_again_resumes_the_same_run(db: str) -> None:
     store = open_store(db)
     run = make_run()
-    first = StoreSink(store, fingerprints=False)
+    first = StoreSink(store)
     first.run_started(run)
     measure_lane(first, run, "a")
     run.status = "interrupted"
@@ -145,7 +147,7 @@ def test_run_started_again_resumes_the_same_run(db: str) -> None:
 
     resumed = store.get_run(run.run_id)
     assert resumed.status == "interrupted"
-    second = StoreSink(store, fingerprints=False)
+    second = StoreSink(store)
     second.run_started(resumed)  # idempotent for a stored run id
     measure_lane(second, resumed, "b")
     assert [x.name for x in store.load_lanes(run.run_id)] == ["a", "b"]
@@ -155,7 +157,7 @@ def test_run_started_again_resumes_the_same_run(db: str) -> None:
 
 def test_list_runs_counts_lanes_and_names_host_and_build(db: str) -> None:
     store = open_store(db)
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     old, new = make_run("20260101-000000-aaaa", "alpha"), make_run("20260102-000000-bbbb", "beta")
     new.started_at = "2026-01-02T00:00:00+00:00"
     for run in (old, new):
@@ -228,18 +230,18 @@ def test_a_database_locked_too_long_is_one_clear_line(db: str) -> None:
     try:
         store = open_store(db, busy_timeout_s=0.2)
         with pytest.raises(StoreBusy, match="is locked by another writer") as exc:
-            StoreSink(store, fingerprints=False).run_started(make_run())
+            StoreSink(store).run_started(make_run())
         assert "\n" not in str(exc.value)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    StoreSink(open_store(db), fingerprints=False).run_started(make_run())  # nothing was damaged
+    StoreSink(open_store(db)).run_started(make_run())  # nothing was damaged
 
 
 def _writer(db: str, run_id: str, n: int) -> None:
     store = open_store(db)
     run = make_run(run_id)
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     sink.run_started(run)
     lane = LaneResult(name="lane", lane=LaneSpec(name="lane"))
     sink.lane_started(run, lane)
@@ -293,22 +295,27 @@ def test_unsupported_url_names_the_flag() -> None:
 def test_placement_is_stored_and_each_rpc_endpoint_fingerprinted(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lanebench import fingerprint as fp
+    from lanebench.orchestration import fingerprint as fp
 
     monkeypatch.setattr(fp, "host_fingerprint", lambda: {"hostname": "box"})
     monkeypatch.setattr(fp, "build_fingerprint", lambda *a: {"path": "/bin/llama-server"})
     monkeypatch.setattr(fp, "model_fingerprint", lambda p: {"path": str(p)})
     store = open_store(db)
     run = make_run()
-    sink = StoreSink(store, fingerprints=True)
-    sink.run_started(run)
+    from lanebench.orchestration.fingerprint_step import FingerprintSink
+
+    stored = StoreSink(store)
+    sinks = (stored, FingerprintSink(stored))  # the store keeps what the fingerprint step takes
+    for sink in sinks:
+        sink.run_started(run)
     lane = LaneResult(name="two boxes", lane=LaneSpec(name="two boxes", rpc=["10.0.0.2:50052"]))
     devices = [{"free_mib": 1.0, "total_mib": 2.0}]
     probe = {"endpoint": "10.0.0.2:50052", "local": False, "protocol": "7.0.0",
              "devices": devices, "rtt_ms": [0.2], "rtt_ms_median": 0.2}  # fmt: skip
     lane.placement = {"split_mode": "layer", "devices": ["CUDA0", "RPC0"], "rpc": [probe]}
-    sink.lane_started(run, lane)
-    sink.lane_finished(run, lane)
+    for sink in sinks:
+        sink.lane_started(run, lane)
+        sink.lane_finished(run, lane)
     (loaded,) = open_store(db).load_lanes(run.run_id)
     assert loaded.placement == lane.placement
     with open_store(db).tx() as conn:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.argv import build_argv
-from lanebench.engines.dialect import Dialect, parse_dialect
-from lanebench.engines.suspects import SUSPECTS, Suspect, applicable, prompt_cache_mib, register
-from lanebench.lanes import LaneSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.engines.llamacpp.argv import build_argv
+from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
+from lanebench.engines.llamacpp.suspects import SUSPECTS, Suspect, applicable, prompt_cache_mib, register
 
 HELP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "help"
 BIN, MODEL = Path("/opt/llama/bin/llama-server"), Path("/models/m.gguf")

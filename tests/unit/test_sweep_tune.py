@@ -7,13 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from lanebench.analysis.metrics import ci_within, median_ci
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.errors import BadInput
-from lanebench.lanes import Draft, LaneSpec
-from lanebench.metrics import ci_within, median_ci
 from lanebench.orchestration.grid import expand, parse_grid, server_key, speculative_fields
 from lanebench.orchestration.plan import RunOptions
 from lanebench.orchestration.tune import TIE_BREAK, TuneReport, first_job, rank, tune_lanes
-from lanebench.records import JobSpec, LaneResult, Stat
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
 
 M = Path("/m.gguf")
 

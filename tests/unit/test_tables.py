@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from lanebench.fmt import Table
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec, LaneResult, Stat
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
+from lanebench.report.fmt import Table
 from lanebench.report.tables import (
     draft_acceptance,
     fmt_pct,
@@ -250,7 +252,7 @@ def test_the_sweep_table_names_the_fastest_beyond_the_noise() -> None:
 
 
 def test_memory_and_placement_tables_mark_an_emulated_lane() -> None:
-    from lanebench.records import MemoryRecord
+    from lanebench.records.memory import MemoryRecord
     from lanebench.report.memory import memory_table
     from lanebench.report.placement import placement_table
 

@@ -16,14 +16,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lanebench import metrics as m
-from lanebench.client import chunk_tokens, parse_sse_line, stream_request
+from lanebench.analysis import metrics as m
 from lanebench.engines.base import Request, StreamReader
-from lanebench.engines.llamacpp import LlamaReader
+from lanebench.engines.llamacpp.engine import LlamaReader
 from lanebench.engines.ollama import OllamaReader
 from lanebench.engines.openai import EXTRA_FIELDS, OpenAIReader, completion_body
-from lanebench.measure import token_count_flags
-from lanebench.records import RequestRecord, TokenCount
+from lanebench.measure.client import chunk_tokens, parse_sse_line, stream_request
+from lanebench.measure.job import token_count_flags
+from lanebench.records.samples import RequestRecord, TokenCount
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NATIVE = FIXTURES / "llamaserver" / "b11434-270m-hieroglyphs-completion.sse"

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.engines.llamabench import BaselineRecord
-from lanebench.lanes import LaneSpec
-from lanebench.measure import summarize
-from lanebench.records import JobSpec, LaneResult, RequestRecord
-from lanebench.views import where_time_goes
+from lanebench.analysis.views import where_time_goes
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.measure.job import summarize
+from lanebench.records.baseline import BaselineRecord
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import RequestRecord
 
 JOB = JobSpec(n_in=1000, n_out=100, reps=2, warmup=0, aggregate=0)
 
@@ -80,10 +82,10 @@ def test_without_an_experiment_every_gap_is_unattributed() -> None:
 
 
 def test_the_kernel_view_round_trips_and_makes_a_table(tmp_path: Path) -> None:
-    from lanebench.fmt import Table
+    from lanebench.records.run import RunInfo
+    from lanebench.report.fmt import Table
     from lanebench.report.tables import to_markdown
     from lanebench.report.views import time_table
-    from lanebench.sinks import RunInfo
     from lanebench.store import open_store
     from lanebench.store.sink import StoreSink
 
@@ -93,7 +95,7 @@ def test_the_kernel_view_round_trips_and_makes_a_table(tmp_path: Path) -> None:
     ).to_dict()
     assert LaneResult.from_dict(r.to_dict()).baseline == r.baseline
     store = open_store(str(tmp_path / "r.sqlite"))
-    sink = StoreSink(store, fingerprints=False)
+    sink = StoreSink(store)
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JOB)
     sink.run_started(run)
     sink.lane_finished(run, r)
@@ -124,7 +126,7 @@ def test_an_engine_faster_than_its_kernels_is_flagged_as_an_inversion() -> None:
 
 def test_a_build_without_llama_bench_gets_a_note(tmp_path: Path) -> None:
     from lanebench.engines.base import LanePlan
-    from lanebench.engines.llamacpp import LlamaCpp
+    from lanebench.engines.llamacpp.engine import LlamaCpp
     from lanebench.orchestration.baseline_step import baseline_for
     from lanebench.orchestration.plan import RunOptions
 

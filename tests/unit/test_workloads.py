@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lanebench.errors import BadInput
-from lanebench.workloads import PromptSource, corpus_text
+from lanebench.measure.workloads import PromptSource, corpus_text
 
 CORPUS_TOKENS = 40_000  # about what the bundled corpus tokenises to with Gemma's vocabulary
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from lanebench.busy.records import LoadRecord
 from lanebench.memory.proc import PidStat
+from lanebench.records.busy import LoadRecord
 
 TOLERANCE_CORES = 0.25  # what others may use beyond the lane's idle cores before a window is busy
 TOP_N = 3  # other processes named per window

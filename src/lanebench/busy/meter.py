@@ -16,10 +16,10 @@ from pathlib import Path
 
 from lanebench.busy.cpu import Snapshot, busy_threshold, parse_proc_stat, window_load
 from lanebench.busy.gpu import GPU_BUSY_SM, PMON_ARGS, busiest_gpu, gpu_others, parse_pmon
-from lanebench.busy.records import LoadRecord
-from lanebench.hostinfo import physical_cores
+from lanebench.host.hostinfo import physical_cores
 from lanebench.memory.gpu import GpuToolError, run_tool
 from lanebench.memory.proc import PROC, lane_pgids, pids_of_groups, scan_pids
+from lanebench.records.busy import LoadRecord
 
 
 def default_threads(proc: Path = PROC) -> int:

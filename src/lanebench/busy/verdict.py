@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from statistics import median
 
-from lanebench.busy.records import BusyRecord, LoadRecord
-from lanebench.figures import Fig
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, RequestRecord, is_busy
+from lanebench.config.job import JobSpec
+from lanebench.records.busy import BusyRecord, LoadRecord
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import AggregateRecord, RequestRecord, is_busy
 
 # the figures computed from the single requests (the rest: the aggregate, and acceptance, which
 # a busy machine does not change)

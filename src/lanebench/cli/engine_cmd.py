@@ -15,7 +15,7 @@ def doctor(
     ),
 ) -> None:
     """Which llama-server lanebench finds, whether it runs here (smoke test), its dialect, the model."""
-    from lanebench.doctor import diagnose
+    from lanebench.orchestration.doctor import diagnose
 
     report = diagnose(smoke=smoke)
     if json_out:
@@ -60,7 +60,7 @@ def install_server(
     rebuilds portably and says why. Your own CMAKE_ARGS (backend, flags) lead every build; if they
     already choose the CPU code path, they are used as given. The choice is remembered in the cache.
     """
-    from lanebench.engines.install import install_server as install
+    from lanebench.engines.llamacpp.install import install_server as install
 
     result = install(rebuild=rebuild, source=source, rpc=rpc, console=err_console)
     if json_out:

@@ -15,19 +15,21 @@ from lanebench.busy.cpu import describe
 from lanebench.busy.meter import default_threads, machine_load
 from lanebench.cli.common import console, err_console
 from lanebench.cli.options import MAX_AGGREGATE
-from lanebench.engines.dialect import Dialect
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.models import cache_dir
+from lanebench.engines.llamacpp.dialect import Dialect
 from lanebench.errors import BadInput, Interrupted
-from lanebench.lanes import LaneSpec
-from lanebench.models import cache_dir
 from lanebench.orchestration import RunOptions, RunOutcome, RunPlan, plan_run, run_lanes
 from lanebench.orchestration.attribute_step import experiment_job, variant_plans
 from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
-from lanebench.records import JobSpec, LaneResult
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
 from lanebench.report.render import lane_tables
 from lanebench.report.tables import to_markdown, to_rich
-from lanebench.sinks import JsonSink, RunInfo, Sink, write_atomic
+from lanebench.store.sinks import JsonSink, Sink, write_atomic
 
 EXIT_LANE_FAILED = 4
 

@@ -11,7 +11,18 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lanebench.bandwidth import (
+from lanebench.analysis.ceilings import Rooflines, lane_ceilings
+from lanebench.analysis.roofline import Roofline, decode_ceiling_tps, ggml_type
+from lanebench.analysis.specmodel import Advice, advise
+from lanebench.cli import options as o
+from lanebench.cli.common import console, print_json
+from lanebench.cli.execute import make_job, make_options, measure_with_progress
+from lanebench.config.defaults import DEFAULT_JOB
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.lanesfile import load_lanes
+from lanebench.errors import BadInput
+from lanebench.host.bandwidth import (
     GB,
     KNOWN_DEVICES,
     find_device,
@@ -20,22 +31,9 @@ from lanebench.bandwidth import (
     parse_bandwidth,
     usable_cores,
 )
-from lanebench.ceilings import Rooflines, lane_ceilings
-from lanebench.cli import options as o
-from lanebench.cli.common import console, print_json
-from lanebench.cli.execute import make_job, make_options, measure_with_progress
-from lanebench.defaults import DEFAULT_JOB
-from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec, load_lanes
 from lanebench.orchestration import RunOptions
 from lanebench.orchestration.emulated_advice import EmulatedAdvice, advise_by_emulation, pick_lane
-from lanebench.records import JobSpec, LaneResult, RunResults, results_from_document
-from lanebench.roofline import (
-    Roofline,
-    decode_ceiling_tps,
-    ggml_type,
-)
-from lanebench.specmodel import Advice, advise
+from lanebench.records.lane import LaneResult, RunResults, results_from_document
 from lanebench.store import open_store
 
 _JOB = JobSpec()

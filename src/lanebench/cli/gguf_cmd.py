@@ -121,8 +121,8 @@ def check_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
     """Predict whether MAIN + HEAD/DRAFT load and draft in that build. Exit 0 only if all pass."""
-    from lanebench.engines.dialect import probe
-    from lanebench.engines.discovery import find_server_bin
+    from lanebench.engines.llamacpp.dialect import probe
+    from lanebench.engines.llamacpp.discovery import find_server_bin
     from lanebench.gguf.check import check_draft
     from lanebench.gguf.reader import open_gguf
 
@@ -299,8 +299,8 @@ def synth_cmd(
     force: bool = typer.Option(False, "--force", help="replace existing outputs"),
 ) -> None:
     """Write shape-faithful random-weight models: a gemma4 main GGUF and an HF assistant."""
+    from lanebench.config.models import default_model_path
     from lanebench.gguf.synth import synth_assistant, synth_main
-    from lanebench.models import default_model_path
 
     if what not in {"main", "assistant", "both"}:
         raise BadInput(f"--what {what!r} is not one of main, assistant, both")

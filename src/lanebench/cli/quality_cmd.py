@@ -11,14 +11,15 @@ from pydantic import ValidationError
 from lanebench.cli import options as o
 from lanebench.cli.common import console, err_console
 from lanebench.cli.execute import make_options
-from lanebench.defaults import DEFAULT_JOB
+from lanebench.config.defaults import DEFAULT_JOB
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput, LaneFailed, NotFound
-from lanebench.lanes import LaneSpec
 from lanebench.orchestration.quality_step import quality_only
-from lanebench.records import LaneResult, QualityStatus
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import QualityStatus
 from lanebench.report.quality import quality_table
 from lanebench.report.tables import to_markdown, to_rich
-from lanebench.sinks import write_atomic
+from lanebench.store.sinks import write_atomic
 
 
 def _lane(name: str, model: Path, kv: str, flag: str, **fields: object) -> LaneSpec:

@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 
 from lanebench.cli.common import console, err_console, print_json
 from lanebench.report.tables import to_markdown, to_rich
-from lanebench.sinks import write_atomic
+from lanebench.store.sinks import write_atomic
 
 if TYPE_CHECKING:
     from lanebench.store import Store

@@ -8,8 +8,9 @@ import typer
 
 from lanebench.cli import options as o
 from lanebench.cli.execute import EXIT_LANE_FAILED, Outputs, execute, make_job, make_options
-from lanebench.defaults import DEFAULT_JOB, FULL_JOB, default_lanes
-from lanebench.lanes import LaneSpec, load_lanes
+from lanebench.config.defaults import DEFAULT_JOB, FULL_JOB, default_lanes
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.lanesfile import load_lanes
 
 
 def run(

@@ -17,13 +17,15 @@ from lanebench.cli.execute import (
     make_options,
     measure_with_progress,
 )
-from lanebench.defaults import DEFAULT_JOB
-from lanebench.lanes import LaneSpec, load_lanes
+from lanebench.config.defaults import DEFAULT_JOB
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.lanesfile import load_lanes
 from lanebench.orchestration import RunOptions
 from lanebench.orchestration.grid import expand, parse_grid
 from lanebench.orchestration.quality_step import quality_only
 from lanebench.orchestration.tune import GOALS, tune_lanes
-from lanebench.records import LaneResult, QualityRecord
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import QualityRecord
 
 
 def sweep(
@@ -53,7 +55,7 @@ def sweep(
     dry_run: o.DryRun = False,
 ) -> None:
     """Measure the cartesian product of lane fields, reusing a server where only request fields change."""
-    from lanebench.defaults import FULL_JOB
+    from lanebench.config.defaults import FULL_JOB
 
     job = make_job(
         FULL_JOB if full else DEFAULT_JOB,

@@ -31,11 +31,12 @@ from typing import Any, ClassVar, Protocol, Self
 
 import aiohttp
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.placement import PLACEMENT_FIELDS
 from lanebench.errors import BadInput, LaneFailed
-from lanebench.lanes import LaneSpec
-from lanebench.placement import PLACEMENT_FIELDS
-from lanebench.records import JobSpec, TokenCount
-from lanebench.server import ServerProcess
+from lanebench.records.samples import TokenCount
+from lanebench.server.process import ServerProcess
 
 CTX_PAD = 64  # tokens of slack per slot beyond n_in + n_out
 

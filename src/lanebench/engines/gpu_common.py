@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, needed_ctx
 from lanebench.errors import BadInput, NotFound
-from lanebench.lanes import LaneSpec
-from lanebench.records import JobSpec
 
 HELP_TIMEOUT_S = 240.0  # importing vLLM or SGLang (torch, CUDA probing) takes a while
 _TAIL_CHARS = 240

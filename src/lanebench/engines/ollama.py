@@ -37,6 +37,7 @@ from typing import Any
 
 import aiohttp
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import (
     Attached,
     Endpoint,
@@ -61,8 +62,7 @@ from lanebench.engines.vllm import (
     slot_ctx,
 )
 from lanebench.errors import BadInput, LaneFailed, NotFound
-from lanebench.lanes import LaneSpec
-from lanebench.server import ServerProcess
+from lanebench.server.process import ServerProcess
 
 HOW_TO_GET = "install Ollama (https://ollama.com/download) or set the lane's server_bin, or give its url"
 READY_PATH = "/api/version"

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import (
     Attached,
     Endpoint,
@@ -35,8 +36,7 @@ from lanebench.engines.base import (
 )
 from lanebench.engines.registry import register
 from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec
-from lanebench.records import TokenCount
+from lanebench.records.samples import TokenCount
 
 _LLAMA_ONLY = ("server_bin", "draft", "extra_args", "env", "threads", "gpu_layers", "ctx")
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 from lanebench.engines.base import Engine
 from lanebench.errors import BadInput
 
-BUILTIN = ("llamacpp", "openai", "vllm", "sglang", "ollama")  # modules under lanebench.engines
+BUILTIN = ("llamacpp.engine", "openai", "vllm", "sglang", "ollama")  # modules under lanebench.engines
 _ENGINES: dict[str, type[Engine]] = {}
 _loaded = False
 E = TypeVar("E", bound=type[Engine])

@@ -35,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
@@ -55,7 +56,6 @@ from lanebench.engines.gpu_common import (
 )
 from lanebench.engines.registry import register
 from lanebench.errors import NotFound
-from lanebench.lanes import LaneSpec
 
 HOW_TO_GET = (
     "install SGLang where a GPU it supports is (pip install sglang) and set the lane's server_bin "

@@ -38,6 +38,7 @@ from typing import Any
 
 import aiohttp
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
@@ -62,7 +63,6 @@ from lanebench.engines.gpu_common import refuse_set as refuse_set
 from lanebench.engines.gpu_common import slot_ctx as slot_ctx
 from lanebench.engines.registry import register
 from lanebench.errors import NotFound
-from lanebench.lanes import LaneSpec
 
 HOW_TO_GET = (
     "install vLLM where a GPU it supports is (pip install vllm) and set the lane's server_bin to "

@@ -10,7 +10,7 @@ llama.cpp's ``gemma4-assistant`` loader and ``draft-mtp`` setup, the Atomic fork
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from lanebench.errors import BadInput
 from lanebench.gguf import heads
@@ -20,8 +20,18 @@ from lanebench.gguf.meta import Meta
 from lanebench.gguf.reader import GgufFile, open_gguf, problems
 from lanebench.gguf.tokenizer import Vocab, vocab_of
 
-if TYPE_CHECKING:
-    from lanebench.engines.dialect import Dialect
+
+class Dialect(Protocol):
+    """What the checks need of a server build (``engines.llamacpp.dialect.Dialect`` has it): its
+    speculative-flag family, whether it drafts with an MTP head, its version line."""
+
+    @property
+    def speculative(self) -> str: ...
+    @property
+    def can_mtp(self) -> bool: ...
+    @property
+    def version_text(self) -> str: ...
+
 
 MAX_LINES_PER_RULE = 4
 SPEC_VOCAB_MAX_SIZE_DIFFERENCE = 128  # common/speculative.cpp

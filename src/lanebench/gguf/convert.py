@@ -19,6 +19,7 @@ import numpy as np
 from gguf import GGMLQuantizationType
 
 from lanebench import __version__
+from lanebench.config.inputs import show
 from lanebench.errors import BadInput
 from lanebench.gguf import heads, hf
 from lanebench.gguf import keys as K
@@ -30,7 +31,6 @@ from lanebench.gguf.reader import GgufFile, open_gguf
 from lanebench.gguf.st_io import Checkpoint
 from lanebench.gguf.tokenizer import tokenizer_kvs
 from lanebench.gguf.writer import KV, TensorPlan, refuse_existing, string, u32, write_gguf
-from lanebench.inputs import show
 
 Q = GGMLQuantizationType
 _FLOAT_DTYPES = ("BF16", "F16", "F32")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lanebench.config.inputs import I32_MAX, Fields, load_json, read_limited, show
 from lanebench.errors import BadInput
 from lanebench.gguf.heads import HeadParams
 from lanebench.gguf.shapes import FULL, SWA
-from lanebench.inputs import I32_MAX, Fields, load_json, read_limited, show
 
 _LAYER_MAP = {
     "input_layernorm.weight": "attn_norm.weight",

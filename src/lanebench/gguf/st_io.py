@@ -21,8 +21,8 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from lanebench.config.inputs import Fields, load_json, read_limited, show
 from lanebench.errors import BadInput
-from lanebench.inputs import Fields, load_json, read_limited, show
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lanebench.lanes import LaneSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.memory.serverdefaults import parse_layers
 
 

@@ -10,7 +10,7 @@ from lanebench.memory.devices import add_gpu_peaks, device_breakdown
 from lanebench.memory.logparse import parse_buffers, parse_device_ids
 from lanebench.memory.proc import RssSampler
 from lanebench.memory.vram import VramSampler
-from lanebench.records import MemoryRecord
+from lanebench.records.memory import MemoryRecord
 
 KIB_PER_MIB = 1024
 VULKAN_NOTE = "Vulkan has no per-process memory query: the Vulkan devices' figures are the log's buffers"

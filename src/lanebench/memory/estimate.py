@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lanebench.analysis.roofline import ModelShape, TensorInfo, model_shape, read_gguf, type_nbytes
 from lanebench.errors import BadInput
 from lanebench.gguf import keys
-from lanebench.roofline import ModelShape, TensorInfo, model_shape, read_gguf, type_nbytes
 
 MIB = 1024 * 1024
 N_UBATCH = 512  # llama-server's default physical batch

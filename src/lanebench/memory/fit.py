@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from lanebench.engines.devices import VISIBILITY_ENV
+from lanebench.analysis.roofline import type_nbytes
+from lanebench.config.placement import VISIBILITY_ENV, RpcLocal
 from lanebench.memory.asked import Asked
 from lanebench.memory.estimate import LaneEstimate, ModelEstimate
 from lanebench.memory.layout import (
@@ -30,8 +31,6 @@ from lanebench.memory.layout import (
 )
 from lanebench.memory.proc import mem_available_kib
 from lanebench.memory.serverdefaults import AUTO, ServerDefaults
-from lanebench.placement import RpcLocal
-from lanebench.roofline import type_nbytes
 
 KIB_PER_MIB = 1024
 

@@ -17,14 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lanebench.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
+from lanebench.analysis.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
+from lanebench.config.job import JobSpec
 from lanebench.engines.base import LanePlan
-from lanebench.engines.dialect import Dialect
-from lanebench.engines.suspects import Suspect, applicable
+from lanebench.engines.llamacpp.dialect import Dialect
+from lanebench.engines.llamacpp.suspects import Suspect, applicable
 from lanebench.errors import LaneFailed
-from lanebench.measure import LaneJob, RunState
+from lanebench.measure.job import LaneJob, RunState
 from lanebench.orchestration.plan import RunOptions
-from lanebench.records import JobSpec, LaneResult, LaneStatus
+from lanebench.records.lane import LaneResult, LaneStatus
 
 
 def experiment_job(opts: RunOptions) -> JobSpec:

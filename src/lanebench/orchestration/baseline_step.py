@@ -16,14 +16,15 @@ from typing import Any
 
 from lanebench.busy.cpu import describe
 from lanebench.busy.meter import LoadMeter
-from lanebench.engines.argv import rpc_endpoints
 from lanebench.engines.base import LanePlan
-from lanebench.engines.llamabench import BaselineRecord, bench_argv, bench_beside, bench_flags, run_baseline
-from lanebench.engines.rpc import find_rpc_server
-from lanebench.engines.rpc_lane import LocalRpcServers
+from lanebench.engines.llamacpp.argv import rpc_endpoints
+from lanebench.engines.llamacpp.llamabench import bench_argv, bench_beside, bench_flags, run_baseline
+from lanebench.engines.llamacpp.rpc import find_rpc_server
+from lanebench.engines.llamacpp.rpc_lane import LocalRpcServers
 from lanebench.errors import LaneFailed
 from lanebench.memory.proc import lane_pgids
 from lanebench.orchestration.plan import RunOptions
+from lanebench.records.baseline import BaselineRecord
 
 
 def wants_baseline(plan: LanePlan, opts: RunOptions) -> bool:

@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lanebench.analysis.specmodel import Advice, advise_lane, speedup
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
-from lanebench.figures import Fig
-from lanebench.lanes import LaneSpec
 from lanebench.orchestration.plan import RunOptions
-from lanebench.records import LaneResult, LaneStatus
-from lanebench.specmodel import Advice, advise_lane, speedup
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult, LaneStatus
 
 ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 BLOCKS = (2, 3, 4, 5, 6)

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
-from lanebench.lanes import LaneSpec
 
 PER_REQUEST = ("draft.block_size", "draft.p_min")
 SERVER_ONLY_KEYS = ("name", "notes", "sweep")

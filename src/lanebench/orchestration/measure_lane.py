@@ -16,17 +16,21 @@ from typing import Any, Protocol
 import aiohttp
 
 from lanebench.busy.meter import LoadMeter
+from lanebench.config.job import JobSpec
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
-from lanebench.measure import LaneJob, RunState, summarize
+from lanebench.measure.job import LaneJob, RunState, summarize
 from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
+from lanebench.orchestration.fingerprint_step import lane_backends
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.placement_step import placement_record
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
-from lanebench.records import AggregateRecord, JobSpec, LaneResult, LaneStatus, RequestRecord
-from lanebench.sinks import RunInfo, Sink
+from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord
+from lanebench.store.sinks import Sink
 
 
 class Progress(Protocol):
@@ -64,6 +68,7 @@ class _Recorder:
 
     def finish(self, log_tail: str) -> LaneResult:
         summarize(self.result, self.job, log_tail)
+        self.result.backends = lane_backends(self.result.log_path)
         for s in self.sinks:
             s.lane_finished(self.run, self.result)
         if self.progress:

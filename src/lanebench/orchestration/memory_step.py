@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from lanebench.config.lanesfile import cap_lines
+from lanebench.config.placement import VISIBILITY_ENV
 from lanebench.engines.base import Endpoint, LanePlan
-from lanebench.engines.devices import VISIBILITY_ENV, list_devices
-from lanebench.engines.rpc import RpcError, probe
+from lanebench.engines.llamacpp.devices import list_devices
+from lanebench.engines.llamacpp.rpc import RpcError, probe
 from lanebench.errors import BadInput, LanebenchError
-from lanebench.lanes import cap_lines
 from lanebench.memory.asked import Asked, asked_of
 from lanebench.memory.collect import memory_record
 from lanebench.memory.estimate import LaneEstimate, estimate_lane
@@ -31,7 +32,7 @@ from lanebench.memory.layout import Device, Layout, Machine
 from lanebench.memory.proc import RssSampler
 from lanebench.memory.serverdefaults import ServerDefaults, read_server_defaults
 from lanebench.memory.vram import VramSampler
-from lanebench.records import LaneResult
+from lanebench.records.lane import LaneResult
 
 
 def server_view(plan: LanePlan) -> tuple[Asked, ServerDefaults | None]:

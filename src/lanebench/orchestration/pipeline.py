@@ -13,20 +13,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import LanePlan
-from lanebench.lanes import LaneSpec
+from lanebench.orchestration.fingerprint_step import FingerprintSink, FingerprintStore
 from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
 from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
 from lanebench.orchestration.quality_step import Say, apply_quality, check_quality, wants_quality
 from lanebench.quality.assess import QualityOutcome
-from lanebench.records import LaneResult, LaneStatus, RunStatus
-from lanebench.sinks import RunInfo, Sink
+from lanebench.records.lane import LaneResult, LaneStatus, RunStatus
+from lanebench.records.run import RunInfo
+from lanebench.store.sinks import Sink
+
+
+class StoreSinkLike(Sink, FingerprintStore, Protocol):
+    """The store's sink: a sink that also keeps fingerprints handed to it."""
 
 
 class ResultStore(Protocol):
     """What the pipeline needs of the results store (``store.Store``)."""
 
-    def sink(self) -> Sink: ...
+    def sink(self) -> StoreSinkLike: ...
     def get_run(self, run_id: str) -> RunInfo: ...
     def discard_unfinished(self, run_id: str) -> None: ...
     def finished_lane_names(self, run_id: str) -> set[str]: ...
@@ -94,7 +100,11 @@ def run_lanes(
     run = rp.run or new_run(opts, rp.plans)
     if resume and store is not None:
         store.discard_unfinished(resume)
-    all_sinks = ([store.sink()] if store is not None else []) + list(sinks)
+    stored: list[Sink] = []
+    if store is not None:
+        store_sink = store.sink()
+        stored = [store_sink, FingerprintSink(store_sink)]
+    all_sinks = stored + list(sinks)
     for s in all_sinks:
         s.run_started(run)
     if progress is not None:

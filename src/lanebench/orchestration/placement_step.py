@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lanebench.engines.base import Endpoint, LanePlan
-from lanebench.engines.devices import list_devices
+from lanebench.engines.llamacpp.devices import list_devices
 
 
 def placement_record(plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | None:

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from lanebench import __version__
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.lanesfile import cap_lines
 from lanebench.engines.base import LanePlan, PlanContext, refuse_placement
 from lanebench.engines.registry import get_engine
 from lanebench.errors import LanebenchError
-from lanebench.hostinfo import host_basics
-from lanebench.lanes import LaneSpec, cap_lines
+from lanebench.host.hostinfo import host_basics
 from lanebench.orchestration.memory_step import check_fit
-from lanebench.records import JobSpec
-from lanebench.sinks import RunInfo
+from lanebench.records.run import RunInfo
 
 
 @dataclass(slots=True)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import LanePlan
 from lanebench.errors import LanebenchError
-from lanebench.lanes import LaneSpec
 from lanebench.orchestration.plan import RunOptions, plan_lanes
 from lanebench.quality.assess import Assessor, QualityOptions, QualityOutcome
 from lanebench.quality.greedy import verdict
 from lanebench.quality.reproduce import plan_scoring
 from lanebench.quality.select import QualityLane, pick_reference
-from lanebench.records import LaneResult, LaneStatus, QualityRecord, QualityStatus
-from lanebench.sinks import RunInfo, Sink
+from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.run import RunInfo
+from lanebench.store.sinks import Sink
 
 Say = Callable[[str], None]
 

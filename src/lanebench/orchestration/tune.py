@@ -15,14 +15,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from lanebench.analysis.noise import Standing, no_difference_text, standing
 from lanebench.busy.verdict import busy_mark
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import EMULATED_MARK, LaneSpec
 from lanebench.errors import BadInput
-from lanebench.figures import FIGURES, Fig
-from lanebench.lanes import EMULATED_MARK, LaneSpec
-from lanebench.noise import Standing, no_difference_text, standing
 from lanebench.orchestration.plan import RunOptions, requests_per_lane
 from lanebench.quality.greedy import verdict
-from lanebench.records import JobSpec, LaneResult, QualityRecord, QualityStatus
+from lanebench.records.figures import FIGURES, Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import QualityRecord, QualityStatus
 
 # goal → the figure it maximises (or minimises, when lower is better)
 GOALS: dict[str, Fig] = {

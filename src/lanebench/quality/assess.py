@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lanebench.engines.exitcause import mem_available_bytes
 from lanebench.gguf.reader import open_gguf
+from lanebench.measure.workloads import corpus_text
 from lanebench.quality.flags import HelpError, Options, read_options
 from lanebench.quality.greedy import check_greedy, plain_partner, verdict_record
 from lanebench.quality.parse import KldStats, ParseError, parse_base, parse_kld
@@ -34,8 +34,9 @@ from lanebench.quality.runner import (
 )
 from lanebench.quality.select import QualityLane
 from lanebench.quality.slicing import DEFAULT_CTX, Slice, SliceError, plan_slice
-from lanebench.records import QualityRecord, QualityStatus, RequestRecord
-from lanebench.workloads import corpus_text
+from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.samples import RequestRecord
+from lanebench.server.exitcause import mem_available_bytes
 
 Say = Callable[[str], None]
 

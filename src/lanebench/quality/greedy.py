@@ -23,7 +23,8 @@ from typing import Any
 
 from lanebench.quality.flags import DRAFT_ENV, DRAFT_SWITCHES, Options, split_args, switches_drafting
 from lanebench.quality.select import QualityLane
-from lanebench.records import QualityRecord, QualityStatus, RequestRecord
+from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.samples import RequestRecord
 
 SEQUENTIAL = ("warmup", "single")
 TARGET_FIELDS = (

@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lanebench.engines.argv import placement_args
-from lanebench.engines.dialect import Dialect
+from lanebench.config.lanesfile import cap_lines
+from lanebench.engines.llamacpp.argv import placement_args
+from lanebench.engines.llamacpp.dialect import Dialect
 from lanebench.errors import BadInput
 from lanebench.gguf.reader import open_gguf
 from lanebench.gguf.tokenizer import Vocab, vocab_of
-from lanebench.lanes import cap_lines
 from lanebench.quality.flags import Option, Options, read_options, split_args
 from lanebench.quality.runner import TOOL, ToolLane, find_perplexity, probe_tool
 from lanebench.quality.select import QualityLane, pick_reference

@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
-from lanebench.engines.argv import UNQUANTISED_KV
-from lanebench.engines.dialect import Dialect, parse_dialect
+from lanebench.engines.llamacpp.argv import UNQUANTISED_KV
+from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
 from lanebench.errors import LanebenchError
 from lanebench.quality.slicing import Slice
 

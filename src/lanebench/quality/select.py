@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput, LanebenchError
 from lanebench.gguf.reader import open_gguf
-from lanebench.lanes import LaneSpec
 from lanebench.quality.flags import drafting_args
 
 

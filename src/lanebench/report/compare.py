@@ -13,13 +13,15 @@ from __future__ import annotations
 from statistics import median
 from typing import Any
 
+from lanebench.analysis.noise import judge_stats
 from lanebench.busy.verdict import busy_caption, busy_mark
-from lanebench.engines.llamabench import BaselineRecord
-from lanebench.figures import FIGURES, Fig
-from lanebench.fmt import Table
-from lanebench.lanes import EMULATED_MARK
-from lanebench.noise import judge_stats
-from lanebench.records import LaneResult, MemoryRecord, Stat
+from lanebench.config.lanes import EMULATED_MARK
+from lanebench.records.baseline import BaselineRecord
+from lanebench.records.figures import FIGURES, Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.memory import MemoryRecord
+from lanebench.records.samples import Stat
+from lanebench.report.fmt import Table
 from lanebench.report.tables import fmt_pct, fmt_stat
 
 # (summary key, label, unit, +1 when higher is better), from the one table of figures

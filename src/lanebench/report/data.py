@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lanebench.records import LaneResult
-from lanebench.sinks import RunInfo
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
 
 
 @dataclass(slots=True)

@@ -8,8 +8,8 @@ import base64
 from html import escape
 from pathlib import Path
 
-from lanebench.fmt import Table
 from lanebench.report.data import ReportData
+from lanebench.report.fmt import Table
 from lanebench.report.heading import run_line
 from lanebench.report.plots import all_plots
 

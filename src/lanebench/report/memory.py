@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lanebench.fmt import Table
 from lanebench.memory.devices import DEVICE_KEYS, HOST
-from lanebench.records import LaneResult, MemoryRecord
+from lanebench.records.lane import LaneResult
+from lanebench.records.memory import MemoryRecord
+from lanebench.report.fmt import Table
 
 CSV_COLUMNS = ("mem_ctx", "mem_slots", "mem_weights_mib", "mem_kv_mib", "mem_compute_mib", "mem_draft_mib",
                "mem_peak_rss_mib", "mem_hwm_mib", "mem_peak_vram_mib", "mem_estimate_mib")  # fmt: skip

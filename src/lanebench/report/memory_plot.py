@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from lanebench.records import LaneResult
+from lanebench.records.lane import LaneResult
 
 PARTS = (("weights", "weights"), ("kv", "KV"), ("compute", "compute"), ("draft", "draft/head"))
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lanebench.fmt import Table
-from lanebench.records import LaneResult
+from lanebench.records.lane import LaneResult
+from lanebench.report.fmt import Table
 
 CSV_COLUMNS = ("split_mode", "tensor_split", "devices", "rpc_endpoints", "rpc_rtt_ms")
 

@@ -21,10 +21,11 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lanebench import figures
-from lanebench.figures import FIGURES, Fig
-from lanebench.lanes import EMULATED_MARK
-from lanebench.records import LaneResult, Stat
+from lanebench.config.lanes import EMULATED_MARK
+from lanebench.records import figures
+from lanebench.records.figures import FIGURES, Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData
 from lanebench.report.memory_plot import memory_bars
 from lanebench.report.quality import left_out, speed_quality_points

@@ -12,10 +12,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lanebench.figures import Fig
-from lanebench.fmt import Table
 from lanebench.quality.greedy import verdict
-from lanebench.records import LaneResult, QualityRecord, QualityStatus
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.report.fmt import Table
 
 NOISE_SIGMAS = 2.0  # a difference within this many combined standard errors is "within noise"
 

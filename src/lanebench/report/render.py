@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lanebench.config.job import JobSpec
 from lanebench.errors import BadInput
-from lanebench.figures import SPEED
-from lanebench.fmt import Table
-from lanebench.records import JobSpec, LaneResult
+from lanebench.records.figures import SPEED
+from lanebench.records.lane import LaneResult
 from lanebench.report.data import ReportData
+from lanebench.report.fmt import Table
 from lanebench.report.heading import run_line
 from lanebench.report.memory import CSV_COLUMNS as MEMORY
 from lanebench.report.memory import device_table, memory_cells, memory_table
@@ -73,7 +74,7 @@ def report_tables(data: ReportData) -> list[Table]:
         per_run = lane_tables(rd.lanes, rd.run.job)
         per_run += sweep_tables(rd.lanes)
         if data.bandwidth:
-            from lanebench.ceilings import ceilings_table
+            from lanebench.report.roofline import ceilings_table
 
             per_run.append(ceilings_table(rd.run.job, rd.lanes, data.bandwidth))
         for t in per_run:

@@ -8,13 +8,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from lanebench.analysis.noise import Standing, standing
 from lanebench.busy.verdict import any_busy, busy_caption, busy_mark
-from lanebench.figures import Fig
-from lanebench.fmt import Table
-from lanebench.lanes import EMULATED_MARK
-from lanebench.noise import Standing, standing
-from lanebench.records import LaneResult, Stat
+from lanebench.config.lanes import EMULATED_MARK
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData, RunData
+from lanebench.report.fmt import Table
 from lanebench.report.tables import basename, fig_cell, fmt_pct, fmt_stat, lane_cell, lane_notes
 
 GIB = 1024**3

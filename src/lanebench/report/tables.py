@@ -14,10 +14,12 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from lanebench.busy.verdict import any_busy, busy_caption, busy_mark, busy_note
-from lanebench.figures import Fig
-from lanebench.fmt import Table
-from lanebench.lanes import EMULATED_MARK
-from lanebench.records import JobSpec, LaneResult, Stat
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import EMULATED_MARK
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
+from lanebench.report.fmt import Table
 
 
 def fmt_stat(s: Stat | None, unit: str = "", digits: int = 1) -> str:

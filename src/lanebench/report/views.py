@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lanebench.attribution import (
+from lanebench.analysis.attribution import (
     FIGURES,
     MIN_N,
     Arm,
@@ -17,13 +17,15 @@ from lanebench.attribution import (
     figure_stat,
     same_tokens,
 )
+from lanebench.analysis.views import where_time_goes
 from lanebench.busy.verdict import any_busy, busy_caption, busy_mark
-from lanebench.engines.llamabench import BaselineRecord
-from lanebench.figures import Fig
-from lanebench.fmt import Table
-from lanebench.records import JobSpec, LaneResult, Stat
+from lanebench.config.job import JobSpec
+from lanebench.records.baseline import BaselineRecord
+from lanebench.records.figures import Fig
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import Stat
+from lanebench.report.fmt import Table
 from lanebench.report.tables import lane_cell
-from lanebench.views import where_time_goes
 
 
 def _rate(v: float | None) -> str:

@@ -7,19 +7,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lanebench.busy.records import BusyRecord, LoadRecord
-from lanebench.lanes import LaneSpec
-from lanebench.records import (
-    AggregateRecord,
-    JobSpec,
-    LaneResult,
-    LaneStatus,
-    MemoryRecord,
-    QualityRecord,
-    RequestRecord,
-    Stat,
-)
-from lanebench.sinks import RunInfo
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.records.busy import BusyRecord, LoadRecord
+from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.memory import MemoryRecord
+from lanebench.records.quality import QualityRecord
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord, Stat
 
 FINISHED = ("ok", "flagged", "failed")
 
@@ -78,6 +73,7 @@ def lane_result_row(lane: LaneResult) -> dict[str, Any]:
         "request": dict(lane.request) if lane.request else None,
         "attribution": dict(lane.attribution) if lane.attribution else None,
         "busy": lane.busy.to_dict() if lane.busy else None,
+        "backends": list(lane.backends),
     }
 
 
@@ -214,6 +210,7 @@ def lane_from_row(row: Any, log_tail: str = "") -> LaneResult:
         request=row.request if isinstance(row.request, dict) else None,
         attribution=row.attribution if isinstance(row.attribution, dict) else None,
         busy=BusyRecord.from_dict(row.busy),
+        backends=[str(b) for b in row.backends or []],
     )
 
 

@@ -1,21 +1,20 @@
 """The store as a sink: every event of a run is committed as soon as it happens, so a kill -9
-loses at most the request in flight. Fingerprints are taken once per run (host, builds) and
-once per model file; collecting them never fails a run.
+loses at most the request in flight. Fingerprints arrive as data (``add_fingerprint``); the
+store never runs a binary or reads a model to take one (``orchestration.fingerprint_step`` does).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lanebench import fingerprint as fp
-from lanebench.records import AggregateRecord, LaneResult, RequestRecord
-from lanebench.sinks import RunInfo
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
+from lanebench.records.samples import AggregateRecord, RequestRecord
 from lanebench.store import rows, schema
 from lanebench.store.delete import delete_lanes
 
@@ -24,14 +23,6 @@ T = schema
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _safely(collect: Any, *args: Any) -> dict[str, Any]:
-    """A fingerprint, or the reason it could not be taken (never an exception)."""
-    try:
-        return dict(collect(*args))
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 class Transactions(Protocol):
@@ -43,9 +34,8 @@ class Transactions(Protocol):
 class StoreSink:
     """Implements ``lanebench.sinks.Sink`` on a ``Store``."""
 
-    def __init__(self, store: Transactions, fingerprints: bool = True) -> None:
+    def __init__(self, store: Transactions) -> None:
         self.store = store
-        self.fingerprints = fingerprints
         self._lane_ids: dict[str, int] = {}
         self._seq: dict[str, int] = {}
 
@@ -63,10 +53,6 @@ class StoreSink:
                 )
             else:
                 conn.execute(T.runs.insert().values(**rows.run_row(run)))
-        if self.fingerprints:
-            self._add_fingerprint(run, "host", str(run.host.get("hostname") or "host"), fp.host_fingerprint)
-            for binary, dialect in run.builds.items():
-                self._add_fingerprint(run, "build", binary, fp.build_fingerprint, Path(binary), dialect)
 
     def lane_started(self, run: RunInfo, lane: LaneResult) -> None:
         """A lane row in state 'running'; a stale row of the same name is replaced."""
@@ -83,8 +69,6 @@ class StoreSink:
             assert pk is not None
             self._lane_ids[lane.name] = int(pk[0])
         self._seq[lane.name] = 0
-        if self.fingerprints:
-            self._fingerprint_models(run, lane)
 
     def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None:
         """One committed row per request (or batch), as soon as it is measured."""
@@ -105,16 +89,9 @@ class StoreSink:
         if lane.name not in self._lane_ids:
             self.lane_started(run, lane)
         lane_id = self._lane_ids[lane.name]
-        backends = fp.backends_from_log(_read_log(lane.log_path)) if lane.log_path else []
-        if self.fingerprints and lane.placement:
-            for probe in lane.placement.get("rpc") or []:  # each RPC endpoint, as it answered
-                self._add_fingerprint(run, "rpc", str(probe.get("endpoint")), dict, probe)
         with self.store.tx() as conn:
-            conn.execute(
-                T.lanes.update()
-                .where(T.lanes.c.id == lane_id)
-                .values(finished_at=_now(), backends=backends, **rows.lane_result_row(lane))
-            )
+            values = rows.lane_result_row(lane)
+            conn.execute(T.lanes.update().where(T.lanes.c.id == lane_id).values(finished_at=_now(), **values))
             conn.execute(T.quality.delete().where(T.quality.c.lane_id == lane_id))
             if lane.quality is not None:
                 conn.execute(T.quality.insert().values(**rows.quality_row(lane_id, lane.quality)))
@@ -138,17 +115,13 @@ class StoreSink:
             )
 
     # fingerprints ----------------------------------------------------------------------------
-    def _fingerprint_models(self, run: RunInfo, lane: LaneResult) -> None:
-        spec = lane.lane
-        for path in (spec.model, spec.draft.path if spec.draft else None):
-            if path:
-                self._add_fingerprint(run, "model", str(path), fp.model_fingerprint, Path(str(path)))
-
-    def _add_fingerprint(self, run: RunInfo, kind: str, key: str, collect: Any, *args: Any) -> None:
+    def has_fingerprint(self, run: RunInfo, kind: str, key: str) -> bool:
         with self.store.tx() as conn:
-            if _has_fingerprint(conn, run.run_id, kind, key):
-                return
-        data = _safely(collect, *args)
+            return _has_fingerprint(conn, run.run_id, kind, key)
+
+    def add_fingerprint(self, run: RunInfo, kind: str, key: str, data: dict[str, Any]) -> None:
+        """One fingerprint of the run (host, build, model, rpc); a second one of the same key is
+        dropped."""
         with self.store.tx() as conn:
             if not _has_fingerprint(conn, run.run_id, kind, key):
                 conn.execute(T.fingerprints.insert().values(run_id=run.run_id, kind=kind, key=key, data=data))
@@ -159,11 +132,3 @@ def _has_fingerprint(conn: Connection, run_id: str, kind: str, key: str) -> bool
         T.fingerprints.c.run_id == run_id, T.fingerprints.c.kind == kind, T.fingerprints.c.key == key
     )
     return conn.execute(q).first() is not None
-
-
-def _read_log(path: str, limit: int = 4_000_000) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(limit)
-    except OSError:
-        return ""

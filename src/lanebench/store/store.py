@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lanebench.errors import BadInput
-from lanebench.records import LaneResult
-from lanebench.sinks import RunInfo, Sink
+from lanebench.records.lane import LaneResult
+from lanebench.records.run import RunInfo
 from lanebench.store import rows, schema
 from lanebench.store.db import guarded
 from lanebench.store.delete import delete_lanes
@@ -50,8 +50,8 @@ class Store:
         with guarded(self.label), self.engine.begin() as conn:
             yield conn
 
-    def sink(self) -> Sink:
-        """A sink that commits every sample as it arrives."""
+    def sink(self) -> StoreSink:
+        """A sink that commits every sample as it arrives (and keeps fingerprints handed to it)."""
         return StoreSink(self)
 
     def close(self) -> None:

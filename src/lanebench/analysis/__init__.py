@@ -1,0 +1,1 @@
+"""Figures from figures, pure: metrics, noise, roofline, the speculative model, views."""

@@ -1,0 +1,1 @@
+"""What to measure: lanes files, lane fields, the job, the default model."""

@@ -1,0 +1,1 @@
+"""The machine itself: what it is (CPU, RAM) and its memory bandwidth."""
