@@ -1,4 +1,4 @@
-"""Internal records of a run: what was asked, what came back, every raw sample."""
+"""The job a run measures every lane with: prompt and output sizes, repetitions, concurrency."""
 
 from __future__ import annotations
 

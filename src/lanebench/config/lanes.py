@@ -1,4 +1,6 @@
-"""The lanes file: what to measure, validated before anything starts."""
+"""A lane: one way of serving a model (``LaneSpec``) and its speculative draft (``Draft``),
+validated field by field (pydantic, ``extra="forbid"``). Paths expand ``~`` and are relative to
+the lanes file (``config.lanesfile`` reads the file)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The lanes file: what to measure, validated before anything starts."""
+"""Reading a lanes file: ``[defaults]`` merged into each ``[[lane]]``, every problem one line
+naming the lane and field, nothing started when any lane is wrong."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Internal records of a run: what was asked, what came back, every raw sample."""
+"""Everything measured for one lane (``LaneResult``), its status, and a run document read back
+as typed results (``results_from_document``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Internal records of a run: what was asked, what came back, every raw sample."""
+"""What a lane's server took in memory (``MemoryRecord``): the log's buffers, peak RSS and VRAM,
+the estimate made before start."""
 
 from __future__ import annotations
 

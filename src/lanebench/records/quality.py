@@ -1,4 +1,5 @@
-"""Internal records of a run: what was asked, what came back, every raw sample."""
+"""What a lane costs in quality against the reference lane (``QualityRecord``), or, for a
+drafting lane, the greedy check's verdict instead of a figure."""
 
 from __future__ import annotations
 

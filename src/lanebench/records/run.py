@@ -1,4 +1,4 @@
-"""Where results go as they are measured. The runner calls every sink on every event, so a"""
+"""One invocation of ``lanebench run`` (``RunInfo``): what job, on which host, with which builds."""
 
 from __future__ import annotations
 

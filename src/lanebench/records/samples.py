@@ -1,4 +1,6 @@
-"""Internal records of a run: what was asked, what came back, every raw sample."""
+"""One request or one batch as measured: the client's times, the engine's own ``timings``, how
+tokens were counted, and the summary statistic of a figure (``Stat``). Plain dataclasses, no I/O;
+``to_dict``/``from_dict`` give the JSON shape of ``--json`` and the store."""
 
 from __future__ import annotations
 

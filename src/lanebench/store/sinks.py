@@ -1,4 +1,6 @@
-"""Where results go as they are measured. The runner calls every sink on every event, so a"""
+"""Where results go as they are measured. The runner calls every sink on every event, so a
+crash, Ctrl-C or kill loses at most the request in flight. ``JsonSink`` rewrites one JSON file
+atomically after each event; the store (SQLite or PostgreSQL) is another sink."""
 
 from __future__ import annotations
 
