@@ -8,7 +8,7 @@ process pinned to its own core) streams tokens; one client process pinned to ano
   the others, so the fixture is not the bottleneck; its CPU share is shown too);
 - ``bare``: an aiohttp loop reading the body line by line (``async for line in resp.content``),
   no parsing;
-- ``lanebench``: ``lanebench.client.stream_completion`` with ``completion_body``, through a
+- ``lanebench``: ``lanebench.measure.client.stream_completion`` with ``completion_body``, through a
   session opened as ``measure.py`` opens it (``TCPConnector(limit=0, force_close=True)``);
 - ``scan``, ``scan-any``: the prototype in ``bench/client_proposed.py`` (json only where needed;
   ``scan-any`` also reads with ``iter_any()``), checked to give the same records first.

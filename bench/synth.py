@@ -28,7 +28,7 @@ from pathlib import Path
 from lanebench.gguf import shapes
 from lanebench.gguf.quant import SYNTH_QTYPES, parse_qtype
 from lanebench.gguf.synth import synth_main
-from lanebench.models import default_model_path
+from lanebench.config.models import default_model_path
 preset, layers, qtype, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
 tok = Path(sys.argv[5]) if sys.argv[5] else default_model_path()
 main, _ = shapes.preset(preset)

@@ -39,7 +39,7 @@ echo "lanebench setup: lanebench install-server (builds llama-server once; ~15 m
 $PY -m lanebench install-server
 
 if [ $want_test = 1 ]; then
-    cache=$($PY -c 'from lanebench.models import cache_dir; print(cache_dir())')/test-models
+    cache=$($PY -c 'from lanebench.config.models import cache_dir; print(cache_dir())')/test-models
     smol="$cache/SmolLM2-135M-Instruct.Q4_1.gguf"
     if [ ! -f "$smol" ]; then
         tmp=$(mktemp -d)

@@ -3,7 +3,7 @@
 b11434's ``--spec-synth-rates P0,P1,...`` makes the server accept drafted tokens at random with
 unconditional per-position probabilities (``tools/server/server-context.cpp``: each position is
 accepted with P_i / P_(i-1), independently, until the first rejection). With geometric rates
-P_i = α^(i+1), that is exactly the process ``lanebench.specmodel`` models, so at middling α
+P_i = α^(i+1), that is exactly the process ``lanebench.analysis.specmodel`` models, so at middling α
 (0.3 / 0.6 / 0.9, where formulas that only agree at α = 1 differ) the model's tokens per step and
 acceptance must match what lanebench measures from the server's ``/metrics``.
 

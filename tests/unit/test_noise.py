@@ -1,4 +1,4 @@
-"""The one rule that says whether a lane is measurably better than another (lanebench.noise)."""
+"""The one rule that says whether a lane is measurably better than another (lanebench.analysis.noise)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Successive halving: every candidate runs a short job; the better share (``keep``) goes on to a
 job twice as long; when two or fewer remain, the finalists run the full job. The finalist with the
-best median wins only if it is measurably better than the others by ``lanebench.noise``'s rule
+best median wins only if it is measurably better than the others by ``lanebench.analysis.noise``'s rule
 (min–max ranges apart, with enough repetitions); finalists within the noise are ``tied``, the log,
 the JSON and the last line say "no measurable difference" and by which test, and the tie-break
 (``TIE_BREAK``) picks one. Each round's figures and the reason for stopping are kept in the log.

@@ -31,7 +31,7 @@ class BaselineRecord:
     prefill_depth: int = 0  # tokens of context before the prompt (llama-bench -d, its n_depth)
     decode_depth: int = 0  # tokens of context before the first generated token
     decode_argv: list[str] = field(default_factory=list)  # the decode run
-    load: dict[str, Any] | None = None  # what else ran meanwhile: lanebench.busy.records.LoadRecord
+    load: dict[str, Any] | None = None  # what else ran meanwhile: lanebench.records.busy.LoadRecord
 
     @property
     def prefill_test(self) -> str:

@@ -1,5 +1,5 @@
 """Two runs side by side: per lane, the ratio B/A of each figure with its range, and whether the
-difference is measurable by ``lanebench.noise``'s rule (the min–max ranges do not overlap, with
+difference is measurable by ``lanebench.analysis.noise``'s rule (the min–max ranges do not overlap, with
 enough repetitions that such a separation is unlikely by chance) or "no measurable difference".
 Every row of a lane with emulated acceptance (in either run) is marked ``[emulated]``.
 

@@ -1,6 +1,6 @@
 """The seed report's tables, built from lane results as plain rows of strings.
 
-``Table`` (from ``lanebench.fmt``) is a title, headers and rows; ``to_markdown`` gives the format
+``Table`` (from ``lanebench.report.fmt``) is a title, headers and rows; ``to_markdown`` gives the format
 people post, and ``to_rich`` the terminal view. Figures are medians; where there was more than one
 sample the spread (min–max) follows in parentheses.
 """

@@ -32,7 +32,7 @@ class Transactions(Protocol):
 
 
 class StoreSink:
-    """Implements ``lanebench.sinks.Sink`` on a ``Store``."""
+    """Implements ``lanebench.store.sinks.Sink`` on a ``Store``."""
 
     def __init__(self, store: Transactions) -> None:
         self.store = store
