@@ -17,7 +17,8 @@ from pathlib import Path
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.config.models import default_model_path
-from lanebench.orchestration import RunOptions, run_lanes
+from lanebench.config.run import RunConfig
+from lanebench.orchestration import run_lanes
 from lanebench.orchestration.emulated_advice import advise_by_emulation
 from lanebench.records.lane import LaneResult
 
@@ -32,9 +33,9 @@ def main() -> None:
     )
     job = JobSpec(n_in=64, n_out=args.n_out, reps=args.reps, warmup=1, aggregate=0)
     with tempfile.TemporaryDirectory() as tmp:
-        opts = RunOptions(job=job, out_dir=Path(tmp))
+        opts = RunConfig(out_dir=Path(tmp)).with_job(job)
 
-        def measure(lanes: Sequence[LaneSpec], o: RunOptions) -> list[LaneResult]:
+        def measure(lanes: Sequence[LaneSpec], o: RunConfig) -> list[LaneResult]:
             return run_lanes(lanes, o).results
 
         adv = advise_by_emulation(lane, opts, measure, profile=0.6, check=(0.3, 0.9))

@@ -16,9 +16,10 @@ from pathlib import Path
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.config.models import default_model_path
+from lanebench.config.run import RunConfig
 from lanebench.orchestration.grid import expand, parse_grid
 from lanebench.orchestration.measure_lane import LaneMeasurer, group_plans
-from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
+from lanebench.orchestration.plan import new_run, plan_lanes
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     lanes = expand([base], [parse_grid(args.grid)])
     job = JobSpec(n_in=args.n_in, n_out=args.n_out, reps=2, warmup=1, aggregate=0)
     with tempfile.TemporaryDirectory() as tmp:
-        opts = RunOptions(job=job, out_dir=Path(tmp), server_bin=args.server_bin)
+        opts = RunConfig(out_dir=Path(tmp), server_bin=args.server_bin).with_job(job)
         plans = plan_lanes(lanes, opts)
         run = new_run(opts, plans)
 

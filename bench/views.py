@@ -15,7 +15,8 @@ from lanebench.analysis.views import where_time_goes
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.models import default_model_path
-from lanebench.orchestration import RunOptions, run_lanes
+from lanebench.config.run import RunConfig
+from lanebench.orchestration import run_lanes
 from lanebench.records.baseline import BaselineRecord
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     lane = LaneSpec(name="plain", model=model, slots=1, gpu_layers=args.gpu_layers, threads=args.threads)
     job = JobSpec(n_in=args.n_in, n_out=args.n_out, reps=args.reps, warmup=1, aggregate=0)
     with tempfile.TemporaryDirectory() as tmp:
-        opts = RunOptions(job=job, out_dir=Path(tmp), server_bin=args.server_bin, baseline=True)
+        opts = RunConfig(out_dir=Path(tmp), server_bin=args.server_bin, baseline=True).with_job(job)
         (result,) = run_lanes([lane], opts).results
     base = BaselineRecord.from_dict(result.baseline or {})
     print(f"model: {model.name}; job {job.n_in} in / {job.n_out} out, {job.reps} reps")

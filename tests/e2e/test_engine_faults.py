@@ -35,8 +35,9 @@ from tests.fakes.proctrack import (
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.orchestration.measure_lane import LaneMeasurer
-from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
+from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.records.lane import LaneResult
 from lanebench.records.run import RunInfo
 from lanebench.records.samples import AggregateRecord, RequestRecord
@@ -200,7 +201,7 @@ def killed_then_next(
     """Two lanes planned together; the first one's server is SIGKILLed after its first record."""
     job = JobSpec(n_in=64, n_out=8, reps=2, warmup=1, aggregate=0)
     logs = tmp_path_factory.mktemp("midjob")
-    opts = RunOptions(job=job, out_dir=logs, server_bin=server_bin, load_timeout_s=180)
+    opts = RunConfig(out_dir=logs, server_bin=server_bin, load_timeout_s=180).with_job(job)
     first, second = plan_lanes(
         [
             LaneSpec(name="killed", model=gemma_270m, slots=1, threads=1),

@@ -108,10 +108,14 @@ def test_tune_finds_a_best_lane_with_less_work_than_the_grid(
         "32",
         "--reps",
         "1",
+        "--remeasure-busy",  # exactly one rep per finalist, however busy the machine (tune has it now)
+        "0",
         "--json",
+        str(tmp_path / "tune.json"),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout)
+    report = json.loads((tmp_path / "tune.json").read_text())
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"best lane: {report['best']} ")  # stdout: the log
     assert report["best"] in {f"plain [kv={k}]" for k in ("f16", "q8_0", "q4_0")}
     assert report["best_values"] == {"kv": report["best"].split("=")[1].rstrip("]")}
     # one rep per finalist: no spread to judge, so no winner is named; the tie-break picks one

@@ -23,8 +23,8 @@ from pathlib import Path
 from unittest import mock
 
 from lanebench import __version__
-from lanebench.config.defaults import DEFAULT_JOB
 from lanebench.config.lanesfile import MAX_LINES, load_lanes
+from lanebench.config.run import RunConfig
 from lanebench.engines.llamacpp import engine as llamacpp
 from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
 from lanebench.errors import BadInput, LanebenchError
@@ -223,7 +223,7 @@ def _run_lanes(path: Path) -> None:
     ``MAX_LINES`` + 1 lines; a message that keeps it is folded into one line for the harness,
     which counts any other multi-line message as a fault."""
     fx = fixture()
-    opts = runner.RunOptions(job=DEFAULT_JOB, out_dir=path.parent, server_bin=fx.server_bin)
+    opts = RunConfig(out_dir=path.parent, server_bin=fx.server_bin)
     try:
         lanes = load_lanes(path)
         with (

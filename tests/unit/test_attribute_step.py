@@ -7,13 +7,13 @@ from pathlib import Path
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
 from lanebench.engines.llamacpp.dialect import parse_dialect
 from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.engines.openai import OpenAI
 from lanebench.measure.job import RunState
 from lanebench.orchestration.attribute_step import attribution_for, experiment_job, variant_plans
-from lanebench.orchestration.plan import RunOptions
 from lanebench.records.lane import LaneResult, LaneStatus
 
 HELP = Path(__file__).resolve().parents[1] / "fixtures" / "help"
@@ -38,7 +38,7 @@ def test_each_variant_is_the_lanes_argv_with_one_switch() -> None:
 
 
 def test_the_experiment_runs_the_lanes_job_without_batches() -> None:
-    opts = RunOptions(job=JOB, out_dir=Path("/tmp"), attribute=True, attribute_reps=4)
+    opts = RunConfig(out_dir=Path("/tmp"), attribute=True, attribute_reps=4).with_job(JOB)
     job = experiment_job(opts)
     assert (job.n_in, job.n_out, job.reps, job.warmup, job.aggregate) == (256, 32, 4, 1, 0)
 
@@ -46,13 +46,13 @@ def test_the_experiment_runs_the_lanes_job_without_batches() -> None:
 def test_no_experiment_when_not_asked_or_failed_and_a_note_for_other_engines(tmp_path: Path) -> None:
     lane = LaneSpec(name="L")
     result = LaneResult(name="L", lane=lane)
-    asked = RunOptions(job=JOB, out_dir=tmp_path, attribute=True)
+    asked = RunConfig(out_dir=tmp_path, attribute=True).with_job(JOB)
 
     def log(label: str) -> Path:
         return tmp_path / label
 
     assert (
-        attribution_for(plan(lane), result, RunOptions(job=JOB, out_dir=tmp_path), RunState(), {}, log)
+        attribution_for(plan(lane), result, RunConfig(out_dir=tmp_path).with_job(JOB), RunState(), {}, log)
         is None
     )
     failed = LaneResult(name="L", lane=lane, status=LaneStatus.FAILED)

@@ -12,6 +12,7 @@ import pytest
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.errors import BadInput
 from lanebench.orchestration.emulated_advice import (
     advise_by_emulation,
@@ -20,7 +21,6 @@ from lanebench.orchestration.emulated_advice import (
     pick_lane,
     plain_of,
 )
-from lanebench.orchestration.plan import RunOptions
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import RequestRecord, Stat
 
@@ -78,11 +78,11 @@ def test_the_cost_fitted_at_one_profile_predicts_the_others() -> None:
     rng = np.random.default_rng(3)
     seen: list[str] = []
 
-    def measure(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LaneResult]:
+    def measure(lanes: Sequence[LaneSpec], opts: RunConfig) -> list[LaneResult]:
         seen.extend(lane.name for lane in lanes)
         return [simulate(lane, rng) for lane in lanes]
 
-    opts = RunOptions(job=JobSpec(n_in=64, n_out=200), out_dir=Path("/tmp"))
+    opts = RunConfig(out_dir=Path("/tmp")).with_job(JobSpec(n_in=64, n_out=200))
     adv = advise_by_emulation(LANE, opts, measure, profile=0.8, check=(0.5, 0.95))
     assert seen == ["mtp [plain]", "mtp [emulated α=0.8]", "mtp [emulated α=0.5]", "mtp [emulated α=0.95]"]
     assert adv.fitted is not None and adv.fitted.draft_cost == pytest.approx(COST, abs=0.02)
@@ -93,10 +93,10 @@ def test_the_cost_fitted_at_one_profile_predicts_the_others() -> None:
 
 
 def test_a_failed_lane_is_a_note_not_a_crash() -> None:
-    def measure(lanes: Sequence[LaneSpec], opts: RunOptions) -> list[LaneResult]:
+    def measure(lanes: Sequence[LaneSpec], opts: RunConfig) -> list[LaneResult]:
         return [LaneResult(name=lane.name, lane=lane, status="failed", error="engine died") for lane in lanes]  # type: ignore[arg-type]
 
-    adv = advise_by_emulation(LANE, RunOptions(job=JobSpec(), out_dir=Path("/tmp")), measure)
+    adv = advise_by_emulation(LANE, RunConfig(out_dir=Path("/tmp")).with_job(JobSpec()), measure)
     assert adv.fitted is None and adv.grid == {}
     assert any("engine died" in n for n in adv.notes)
 
@@ -104,5 +104,5 @@ def test_a_failed_lane_is_a_note_not_a_crash() -> None:
 def test_profiles_outside_0_1_are_refused() -> None:
     with pytest.raises(BadInput, match="between 0 and 1"):
         advise_by_emulation(
-            LANE, RunOptions(job=JobSpec(), out_dir=Path("/tmp")), lambda ls, o: [], check=(1.5,)
+            LANE, RunConfig(out_dir=Path("/tmp")).with_job(JobSpec()), lambda ls, o: [], check=(1.5,)
         )

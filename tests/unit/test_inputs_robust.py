@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from tests.gguf_fixtures import small_set, tokenizer_gguf
 
-from lanebench.config.defaults import DEFAULT_JOB
 from lanebench.config.inputs import MAX_DEPTH
 from lanebench.config.lanesfile import MAX_LINES, load_lanes
+from lanebench.config.run import RunConfig
 from lanebench.engines.llamacpp import engine as llamacpp
 from lanebench.engines.llamacpp.dialect import parse_dialect
 from lanebench.errors import BadInput
@@ -284,7 +284,7 @@ def test_nobody_home_path_is_refused_when_planned(s: dict[str, Path], tmp_path: 
     except BadInput as exc:  # no user 'nobody' on this machine
         assert str(exc).startswith(f"{path}: lane 'a': field 'model': Value error, '~nobody/x': cannot")
         return
-    opts = runner.RunOptions(job=DEFAULT_JOB, out_dir=tmp_path)
+    opts = RunConfig(out_dir=tmp_path)
     with pytest.raises(BadInput, match=r"^lane 'a': field '(model|server_bin)': "):
         runner.plan_lanes(lanes, opts)
 
@@ -307,7 +307,7 @@ def test_missing_default_model_is_one_plan_line_for_3000_lanes(
     lanes = "".join(f'[[lane]]\nname = "lane {i}"\n' for i in range(3000))
     path = tmp_path / "lanes.toml"
     path.write_text(f'[defaults]\nmodel = "missing.gguf"\nserver_bin = "{sys.executable}"\n{lanes}')
-    opts = runner.RunOptions(job=DEFAULT_JOB, out_dir=tmp_path)
+    opts = RunConfig(out_dir=tmp_path)
     with pytest.raises(BadInput) as info:
         runner.plan_lanes(load_lanes(path), opts)
     missing = tmp_path / "missing.gguf"

@@ -10,9 +10,9 @@ import pytest
 from lanebench.analysis.metrics import ci_within, median_ci
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.errors import BadInput
 from lanebench.orchestration.grid import expand, parse_grid, server_key, speculative_fields
-from lanebench.orchestration.plan import RunOptions
 from lanebench.orchestration.tune import TIE_BREAK, TuneReport, first_job, rank, tune_lanes
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import Stat
@@ -104,13 +104,13 @@ def test_tune_halves_then_confirms_finalists() -> None:
     speed["l5"] = 1.0  # the best name by index is the slowest: ranking must use figures
     calls: list[tuple[list[str], JobSpec]] = []
 
-    def measure(ls: list[LaneSpec], opts: RunOptions) -> list[LaneResult]:
+    def measure(ls: list[LaneSpec], opts: RunConfig) -> list[LaneResult]:
         calls.append(([x.name for x in ls], opts.job))
         return [result(x.name, speed[x.name]) for x in ls]
 
     final = JobSpec(n_in=1150, n_out=400, reps=3, aggregate=0)
-    opts = RunOptions(job=final, out_dir=Path("/tmp"))
-    report = tune_lanes(lanes, "decode", final, opts, measure)  # type: ignore[arg-type]
+    opts = RunConfig(out_dir=Path("/tmp")).with_job(final)
+    report = tune_lanes(lanes, "decode", opts, measure)  # type: ignore[arg-type]
     assert report.best == "l4"
     assert calls[0][1] == first_job(final) and calls[0][1].n_out == 50
     assert calls[-1][1] == final and sorted(calls[-1][0]) == ["l3", "l4"]
@@ -120,9 +120,9 @@ def test_tune_halves_then_confirms_finalists() -> None:
 
 
 def test_tune_rejects_unknown_goal() -> None:
-    opts = RunOptions(job=JobSpec(), out_dir=Path("/tmp"))
+    opts = RunConfig(out_dir=Path("/tmp")).with_job(JobSpec())
     with pytest.raises(BadInput, match="--goal"):
-        tune_lanes([lane()], "fastest", JobSpec(), opts, lambda ls, o: [])  # type: ignore[arg-type,misc]
+        tune_lanes([lane()], "fastest", opts, lambda ls, o: [])  # type: ignore[arg-type,misc]
 
 
 def spread(name: str, lo: float, mid: float, hi: float, spec: LaneSpec | None = None) -> LaneResult:
@@ -139,12 +139,12 @@ def tune_grid(
     lanes = expand([base or lane("t")], [parse_grid("kv=" + ",".join(figures))])
     specs = {x.name: x for x in lanes}
 
-    def measure(ls: list[LaneSpec], opts: RunOptions) -> list[LaneResult]:
+    def measure(ls: list[LaneSpec], opts: RunConfig) -> list[LaneResult]:
         return [spread(x.name, *figures[x.kv], spec=specs[x.name]) for x in ls]
 
     final = JobSpec(n_in=64, n_out=64, reps=3, aggregate=0)
-    opts = RunOptions(job=final, out_dir=Path("/tmp"))
-    return tune_lanes(lanes, "decode", final, opts, measure, min_margin=min_margin)  # type: ignore[arg-type]
+    opts = RunConfig(out_dir=Path("/tmp")).with_job(final)
+    return tune_lanes(lanes, "decode", opts, measure, min_margin=min_margin)  # type: ignore[arg-type]
 
 
 def test_tune_finalists_inside_the_noise_are_a_tie_said_everywhere() -> None:
@@ -207,7 +207,7 @@ def test_tune_cli_last_line_keeps_the_grid_values(tmp_path: Path, monkeypatch: p
 
     figures = {"f16": (77.9, 78.62, 80.1), "q8_0": (78.3, 79.41, 81.0)}
 
-    def fake_measure(ls: list[LaneSpec], opts: RunOptions, **_: object) -> SimpleNamespace:
+    def fake_measure(ls: list[LaneSpec], opts: RunConfig, **_: object) -> SimpleNamespace:
         """A FAKE of measure_with_progress: figures per kv type, no server."""
         return SimpleNamespace(results=[spread(x.name, *figures[x.kv], spec=x) for x in ls])
 

@@ -125,20 +125,20 @@ def test_an_engine_faster_than_its_kernels_is_flagged_as_an_inversion() -> None:
 
 
 def test_a_build_without_llama_bench_gets_a_note(tmp_path: Path) -> None:
+    from lanebench.config.run import RunConfig
     from lanebench.engines.base import LanePlan
     from lanebench.engines.llamacpp.engine import LlamaCpp
     from lanebench.orchestration.baseline_step import baseline_for
-    from lanebench.orchestration.plan import RunOptions
 
     server = tmp_path / "llama-server"
     server.write_text("#!/bin/sh\n")
     plan = LanePlan(
         LaneSpec(name="L"), LlamaCpp(), 512, str(server), server_bin=server, model=tmp_path / "m.gguf"
     )
-    opts = RunOptions(job=JOB, out_dir=tmp_path, baseline=True)
+    opts = RunConfig(out_dir=tmp_path, baseline=True).with_job(JOB)
     rec = baseline_for(plan, opts, {})
     assert rec is not None and rec["decode_tps"] is None and rec["note"].startswith("no llama-bench beside")
-    assert baseline_for(plan, RunOptions(job=JOB, out_dir=tmp_path), {}) is None  # not asked for
+    assert baseline_for(plan, RunConfig(out_dir=tmp_path).with_job(JOB), {}) is None  # not asked for
 
 
 def test_the_servers_own_cache_update_timer_is_shown_as_measured() -> None:

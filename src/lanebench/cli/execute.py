@@ -1,11 +1,10 @@
-"""What ``run``, ``sweep`` and ``tune`` share on the command line: turning options into a job and
-run options, showing the plan, a progress bar, the seed's tables. The work itself is
-``orchestration.run_lanes``."""
+"""What ``run``, ``sweep`` and ``tune`` share on the command line: the results database, showing
+the plan, a progress bar, the seed's tables. Their options are ``config.run.RunConfig`` (built by
+``cli.runflags``); the work itself is ``orchestration.run_lanes``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -14,13 +13,12 @@ from rich.progress import Progress as Bar
 from lanebench.busy.cpu import describe
 from lanebench.busy.meter import default_threads, machine_load
 from lanebench.cli.common import console, err_console
-from lanebench.cli.options import MAX_AGGREGATE
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
-from lanebench.config.models import cache_dir
+from lanebench.config.run import RunConfig
 from lanebench.engines.llamacpp.dialect import Dialect
-from lanebench.errors import BadInput, Interrupted
-from lanebench.orchestration import RunOptions, RunOutcome, RunPlan, plan_run, run_lanes
+from lanebench.errors import Interrupted
+from lanebench.orchestration import RunOutcome, RunPlan, plan_run, run_lanes
 from lanebench.orchestration.attribute_step import experiment_job, variant_plans
 from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
@@ -34,106 +32,13 @@ from lanebench.store.sinks import JsonSink, Sink, write_atomic
 EXIT_LANE_FAILED = 4
 
 
-@dataclass(slots=True)
-class Outputs:
-    json_out: Path | None = None
-    markdown: Path | None = None
-    db: str | None = None
-    use_db: bool = True
-
-
-def check_job(job: JobSpec) -> JobSpec:
-    limits = (
-        ("--n-in", job.n_in, 1),
-        ("--n-out", job.n_out, 1),
-        ("--reps", job.reps, 1),
-        ("--warmup", job.warmup, 0),
-        ("--aggregate", job.aggregate, 0),
-        ("--max-reps", job.max_reps, job.reps),
-        ("--remeasure-busy", job.remeasure_budget, 0),
-    )
-    for flag, value, low in limits:
-        if value < low:
-            raise BadInput(f"{flag}: expected an integer >= {low}, got {value}")
-    if job.aggregate > MAX_AGGREGATE:
-        raise BadInput(f"--aggregate: expected at most {MAX_AGGREGATE} concurrent jobs, got {job.aggregate}")
-    if job.target_ci is not None and not 0 < job.target_ci < 1:
-        raise BadInput(f"--target-ci: expected a share such as 2% or 0.02, got {job.target_ci}")
-    return job
-
-
-def parse_share(text: str | None) -> float | None:
-    """``'2%'`` or ``'0.02'`` → 0.02."""
-    if text is None:
+def open_results(config: RunConfig, needed: bool = True) -> ResultStore | None:
+    """The results database the config names, unless ``--no-db`` (or it is not ``needed``)."""
+    if not (config.use_db and needed):
         return None
-    try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise BadInput(f"--target-ci: expected a share such as 2% or 0.02, got {text!r}") from None
+    from lanebench.store import open_store
 
-
-def make_job(
-    base: JobSpec,
-    n_in: int | None,
-    n_out: int | None,
-    reps: int,
-    warmup: int,
-    aggregate: int,
-    target_ci: str | None = None,
-    max_reps: int = 20,
-    remeasure: int | None = None,
-) -> JobSpec:
-    """The job the options ask for, over ``base`` (the default or the seed's full job), checked."""
-    job = JobSpec(
-        n_in=n_in if n_in is not None else base.n_in,
-        n_out=n_out if n_out is not None else base.n_out,
-        reps=reps,
-        warmup=warmup,
-        aggregate=aggregate,
-        target_ci=parse_share(target_ci),
-        max_reps=max_reps,
-        remeasure=remeasure,
-    )
-    return check_job(job)
-
-
-def make_options(
-    job: JobSpec,
-    *,
-    server_bin: Path | None,
-    out_dir: Path | None,
-    load_timeout: float = 300.0,
-    no_check: bool = False,
-    no_fit_check: bool = False,
-    no_reuse: bool = False,
-    lanes_file: Path | None = None,
-    quality: bool = False,
-    reference: str | None = None,
-    quality_tokens: int = 4096,
-    baseline: bool = False,
-    attribute: bool = False,
-    attribute_reps: int = 5,
-) -> RunOptions:
-    if quality_tokens < 1:
-        raise BadInput(f"--quality-tokens: expected a positive number of tokens, got {quality_tokens}")
-    if attribute_reps < 1:
-        raise BadInput(f"--attribute-reps: expected an integer >= 1, got {attribute_reps}")
-    return RunOptions(
-        job=job,
-        out_dir=out_dir or cache_dir() / "logs",
-        server_bin=server_bin,
-        load_timeout_s=load_timeout,
-        check_drafts=not no_check,
-        fit_check=not no_fit_check,
-        reuse=not no_reuse,
-        lanes_file=lanes_file,
-        quality=quality,
-        reference=reference,
-        quality_tokens=quality_tokens,
-        baseline=baseline,
-        attribute=attribute,
-        attribute_reps=attribute_reps,
-    )
+    return open_store(config.db)
 
 
 def print_plan(rp: RunPlan, job: JobSpec) -> None:
@@ -160,9 +65,9 @@ def print_plan(rp: RunPlan, job: JobSpec) -> None:
         console.print(f"already measured: {', '.join(sorted(rp.skipped))}", highlight=False)
 
 
-def print_attribution_plan(rp: RunPlan, opts: RunOptions) -> None:
+def print_attribution_plan(rp: RunPlan, config: RunConfig) -> None:
     """``--attribute``: per lane, the servers of its experiment and what each switches off."""
-    reps = experiment_job(opts)
+    reps = experiment_job(config)
     for p in rp.plans:
         if not isinstance(p.dialect, Dialect):
             console.print(f"- attribution: {p.lane.name}: none (engine {p.engine.name})", highlight=False)
@@ -221,7 +126,7 @@ class RichProgress:
 
 def measure_with_progress(
     lanes: Sequence[LaneSpec],
-    opts: RunOptions,
+    config: RunConfig,
     sinks: Sequence[Sink] = (),
     *,
     store: ResultStore | None = None,
@@ -229,7 +134,7 @@ def measure_with_progress(
     planned: RunPlan | None = None,
 ) -> RunOutcome:
     """``run_lanes`` under a progress bar on stderr; Ctrl-C names the run to resume."""
-    rp = planned or plan_run(lanes, opts, store, resume)
+    rp = planned or plan_run(lanes, config, store, resume)
 
     def say(text: str) -> None:
         if progress is not None:
@@ -240,9 +145,9 @@ def measure_with_progress(
     progress: RichProgress | None = None
     try:
         with Bar(*columns, console=err_console) as bar:
-            progress = RichProgress(bar, len(rp.plans), requests_per_lane(opts.job))
+            progress = RichProgress(bar, len(rp.plans), requests_per_lane(rp.config.job))
             return run_lanes(
-                lanes, opts, sinks, store=store, resume=resume, progress=progress, planned=rp, say=say
+                lanes, config, sinks, store=store, resume=resume, progress=progress, planned=rp, say=say
             )
     except (KeyboardInterrupt, Interrupted):
         run_id = progress.run_id if progress else None
@@ -290,33 +195,29 @@ def busy_warning(rp: RunPlan, job: JobSpec, seconds: float = 1.0) -> str | None:
 
 def execute(
     lanes: Sequence[LaneSpec],
-    opts: RunOptions,
-    out: Outputs,
+    config: RunConfig,
     *,
+    markdown: Path | None = None,
     resume: str | None = None,
     dry_run: bool = False,
 ) -> RunOutcome | None:
     """Plan, measure and report lanes; None for a dry run."""
-    store = None
-    if out.use_db and (resume or not dry_run):
-        from lanebench.store import open_store
-
-        store = open_store(out.db)
-    rp = plan_run(lanes, opts, store, resume)
+    store = open_results(config, needed=bool(resume) or not dry_run)
+    rp = plan_run(lanes, config, store, resume)
     if dry_run:
-        print_plan(rp, opts.job)
-        if opts.attribute:
-            print_attribution_plan(rp, opts)
+        print_plan(rp, rp.config.job)
+        if config.attribute:
+            print_attribution_plan(rp, rp.config)
         return None
-    sinks: list[Sink] = [JsonSink(out.json_out)] if out.json_out else []
-    warning = busy_warning(rp, opts.job)
+    sinks: list[Sink] = [JsonSink(config.json_out)] if config.json_out else []
+    warning = busy_warning(rp, rp.config.job)
     if warning:
         err_console.print(warning, highlight=False, markup=False, style="yellow", soft_wrap=True)
-    outcome = measure_with_progress(lanes, opts, sinks, store=store, resume=resume, planned=rp)
+    outcome = measure_with_progress(lanes, config, sinks, store=store, resume=resume, planned=rp)
     err_console.print(servers_line(outcome), highlight=False, markup=False)
     if outcome.quality is not None and outcome.quality.slice is not None:
         err_console.print(quality_line(outcome.quality), highlight=False, markup=False)
-    render(outcome.run.job, outcome.results, out.markdown)
+    render(outcome.run.job, outcome.results, markdown)
     for r in outcome.results:
         if r.status != "ok":
             msg = r.error or "; ".join(r.flags)

@@ -299,9 +299,6 @@ def synth_cmd(
     force: bool = typer.Option(False, "--force", help="replace existing outputs"),
 ) -> None:
     """Write shape-faithful random-weight models: a gemma4 main GGUF and an HF assistant."""
-    from lanebench.config.models import default_model_path
-    from lanebench.gguf.synth import synth_assistant, synth_main
-
     if what not in {"main", "assistant", "both"}:
         raise BadInput(f"--what {what!r} is not one of main, assistant, both")
     hf.lookup(architecture, "--class")
@@ -319,21 +316,47 @@ def synth_cmd(
     main, head = _shapes(preset_name, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     if what in {"main", "both"}:
-        target = out_dir / "main.gguf"
-        refuse_existing(target, force)
-        tok = tokenizer_from or default_model_path()
-        progress, on_tensor = _progress(None, "synth main")
-        with progress:
-            size = synth_main(target, main, tok, parse_qtype(qtype, "--type", SYNTH_QTYPES), seed, on_tensor)
-        console.print(text(f"wrote {target}: {size:,} bytes ({main.name}, random weights)"), highlight=False)
+        _synth_main(out_dir / "main.gguf", main, tokenizer_from, qtype, seed, force)
     if what in {"assistant", "both"}:
-        hf_dir = out_dir / "assistant-hf"
-        if hf_dir.exists() and not force:
-            raise BadInput(f"output {hf_dir} already exists (pass --force to replace it)")
-        files = synth_assistant(hf_dir, main, head, architecture, seed, shards, tokenizer_from=tokenizer_from)
-        console.print(
-            text(f"wrote {hf_dir}: config.json + {len(files)} safetensors ({architecture})"), highlight=False
+        _synth_assistant(
+            out_dir / "assistant-hf", main, head, architecture, seed, shards, tokenizer_from, force
         )
+
+
+def _synth_main(
+    target: Path, main: MainShape, tokenizer_from: Path | None, qtype: str, seed: int, force: bool
+) -> None:
+    """The random-weight main GGUF, its vocabulary from ``tokenizer_from`` (default: the 270M)."""
+    from lanebench.config.models import default_model_path
+    from lanebench.gguf.synth import synth_main
+
+    refuse_existing(target, force)
+    tok = tokenizer_from or default_model_path()
+    progress, on_tensor = _progress(None, "synth main")
+    with progress:
+        size = synth_main(target, main, tok, parse_qtype(qtype, "--type", SYNTH_QTYPES), seed, on_tensor)
+    console.print(text(f"wrote {target}: {size:,} bytes ({main.name}, random weights)"), highlight=False)
+
+
+def _synth_assistant(
+    hf_dir: Path,
+    main: MainShape,
+    head: HeadShape,
+    architecture: str,
+    seed: int,
+    shards: int,
+    tokenizer_from: Path | None,
+    force: bool,
+) -> None:
+    """The random-weight HF assistant checkpoint (config.json and safetensors) beside the main."""
+    from lanebench.gguf.synth import synth_assistant
+
+    if hf_dir.exists() and not force:
+        raise BadInput(f"output {hf_dir} already exists (pass --force to replace it)")
+    files = synth_assistant(hf_dir, main, head, architecture, seed, shards, tokenizer_from=tokenizer_from)
+    console.print(
+        text(f"wrote {hf_dir}: config.json + {len(files)} safetensors ({architecture})"), highlight=False
+    )
 
 
 def register(app: typer.Typer) -> None:

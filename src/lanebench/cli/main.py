@@ -7,7 +7,16 @@ import signal
 import typer
 
 from lanebench import __version__
-from lanebench.cli import engine_cmd, explain_cmd, gguf_cmd, quality_cmd, results_cmd, run_cmd, sweep_cmd
+from lanebench.cli import (
+    advise_cmd,
+    engine_cmd,
+    explain_cmd,
+    gguf_cmd,
+    quality_cmd,
+    results_cmd,
+    run_cmd,
+    sweep_cmd,
+)
 from lanebench.cli.common import fail
 from lanebench.errors import Interrupted, LanebenchError
 
@@ -36,7 +45,7 @@ def _root(
     """lanebench: measure, compare and explain ways of serving an LLM on this machine."""
 
 
-for module in (run_cmd, engine_cmd, sweep_cmd, gguf_cmd, results_cmd, explain_cmd, quality_cmd):
+for module in (run_cmd, engine_cmd, sweep_cmd, gguf_cmd, results_cmd, explain_cmd, advise_cmd, quality_cmd):
     module.register(app)
 
 

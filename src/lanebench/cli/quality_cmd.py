@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from lanebench.cli import options as o
 from lanebench.cli.common import console, err_console
-from lanebench.cli.execute import make_options
-from lanebench.config.defaults import DEFAULT_JOB
+from lanebench.cli.runflags import run_flags
 from lanebench.config.lanes import LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.errors import BadInput, LaneFailed, NotFound
 from lanebench.orchestration.quality_step import quality_only
 from lanebench.records.lane import LaneResult
@@ -32,6 +32,11 @@ def _lane(name: str, model: Path, kv: str, flag: str, **fields: object) -> LaneS
         raise BadInput(f"{where}: {err['msg']}") from None
 
 
+# the run options that apply when two files are scored outside a lanes file
+QUALITY_OPTIONS = ("server_bin", "out_dir", "quality_tokens", "json_out")
+
+
+@run_flags(only=QUALITY_OPTIONS, help={"json_out": "Write both lanes' quality records to this JSON file."})
 def quality(
     reference: Path = typer.Argument(..., help="The reference GGUF (A), e.g. the F16 or Q8_0 model."),
     model: Path = typer.Argument(..., help="The GGUF compared with A; may be A itself with another --kv."),
@@ -40,31 +45,30 @@ def quality(
     flash_attn: str = typer.Option("auto", "--flash-attn", help="Flash attention for both: on, off, auto."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (-t)."),
     gpu_layers: int | None = typer.Option(None, "--gpu-layers", help="Layers on the GPU (-ngl)."),
-    tokens: o.QualityTokens = 4096,
-    server_bin: o.ServerBin = None,
-    out_dir: o.OutDir = None,
-    json_out: o.JsonOut = None,
     markdown: o.Markdown = None,
+    *,
+    config: RunConfig,
 ) -> None:
     """KL divergence, same top-1 and perplexity of B against A, from the build's llama-perplexity."""
     common = {"flash_attn": flash_attn, "threads": threads, "gpu_layers": gpu_layers}
     a = _lane(f"A: {reference.name}", reference.expanduser(), ref_kv, "--ref-kv", reference=True, **common)
     b_name = f"B: {model.name}" + (f" ({kv.upper()} KV)" if kv != ref_kv or model == reference else "")
     b = _lane(b_name, model.expanduser(), kv, "--kv", **common)
-    opts = make_options(DEFAULT_JOB, server_bin=server_bin, out_dir=out_dir, quality_tokens=tokens)
 
     def say(text: str) -> None:
         err_console.print(text, highlight=False, markup=False)
 
-    outcome = quality_only([a, b], opts, say)
+    outcome = quality_only([a, b], config, say)
     results = [LaneResult(name=x.name, lane=x, quality=outcome.records.get(x.name)) for x in (a, b)]
     table = quality_table(results)
     assert table is not None
     console.print(to_rich(table))
     if markdown is not None:
         write_atomic(markdown, to_markdown(table))
-    if json_out is not None:
-        write_atomic(json_out, json.dumps({"lanes": [r.to_dict() for r in results]}, indent=2, default=str))
+    if config.json_out is not None:
+        write_atomic(
+            config.json_out, json.dumps({"lanes": [r.to_dict() for r in results]}, indent=2, default=str)
+        )
     if outcome.slice is not None:
         sl = outcome.slice
         limited = f" (limited by {sl.limited_by})" if sl.limited_by else ""

@@ -1,6 +1,6 @@
-"""Orchestration: plan lanes, measure them, record as measured. ``run_lanes`` is the entry point."""
+"""Orchestration: plan lanes, measure them, record as measured. ``run_lanes`` is the entry point;
+it takes the run's ``config.run.RunConfig``."""
 
 from lanebench.orchestration.pipeline import RunOutcome, RunPlan, plan_run, run_lanes
-from lanebench.orchestration.plan import RunOptions
 
-__all__ = ["RunOptions", "RunOutcome", "RunPlan", "plan_run", "run_lanes"]
+__all__ = ["RunOutcome", "RunPlan", "plan_run", "run_lanes"]

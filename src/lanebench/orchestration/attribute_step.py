@@ -19,16 +19,16 @@ from typing import Any
 
 from lanebench.analysis.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
 from lanebench.config.job import JobSpec
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
 from lanebench.engines.llamacpp.dialect import Dialect
 from lanebench.engines.llamacpp.suspects import Suspect, applicable
 from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, RunState
-from lanebench.orchestration.plan import RunOptions
 from lanebench.records.lane import LaneResult, LaneStatus
 
 
-def experiment_job(opts: RunOptions) -> JobSpec:
+def experiment_job(opts: RunConfig) -> JobSpec:
     """The lane's job, ``attribute_reps`` single requests after at least one warm-up, no batches."""
     job = opts.job
     return JobSpec(
@@ -53,7 +53,7 @@ def variant_plans(plan: LanePlan) -> tuple[list[tuple[Suspect, LanePlan]], list[
     return out, [list(s) for s in skipped]
 
 
-def _run_arm(arm: Arm, plan: LanePlan, opts: RunOptions, state: RunState, log_path: Path) -> Arm:
+def _run_arm(arm: Arm, plan: LanePlan, opts: RunConfig, state: RunState, log_path: Path) -> Arm:
     """Serve ``plan`` on a fresh server, run the experiment's job, keep every request."""
     scratch = LaneResult(name=plan.lane.name, lane=plan.lane)
     endpoint = plan.engine.endpoint(plan, log_path, opts.load_timeout_s)
@@ -80,7 +80,7 @@ def _run_arm(arm: Arm, plan: LanePlan, opts: RunOptions, state: RunState, log_pa
 
 def run_experiment(
     plan: LanePlan,
-    opts: RunOptions,
+    opts: RunConfig,
     state: RunState,
     log_path: Callable[[str], Path],
     announce: Callable[[str], None] = lambda _text: None,
@@ -112,7 +112,7 @@ def experiment_key(plan: LanePlan) -> str:
 def attribution_for(
     plan: LanePlan,
     result: LaneResult,
-    opts: RunOptions,
+    opts: RunConfig,
     state: RunState,
     cache: dict[str, dict[str, Any]],
     log_path: Callable[[str], Path],

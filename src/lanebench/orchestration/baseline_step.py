@@ -16,6 +16,7 @@ from typing import Any
 
 from lanebench.busy.cpu import describe
 from lanebench.busy.meter import LoadMeter
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
 from lanebench.engines.llamacpp.argv import rpc_endpoints
 from lanebench.engines.llamacpp.llamabench import bench_argv, bench_beside, bench_flags, run_baseline
@@ -23,17 +24,16 @@ from lanebench.engines.llamacpp.rpc import find_rpc_server
 from lanebench.engines.llamacpp.rpc_lane import LocalRpcServers
 from lanebench.errors import LaneFailed
 from lanebench.memory.proc import lane_pgids
-from lanebench.orchestration.plan import RunOptions
 from lanebench.records.baseline import BaselineRecord
 
 
-def wants_baseline(plan: LanePlan, opts: RunOptions) -> bool:
+def wants_baseline(plan: LanePlan, opts: RunConfig) -> bool:
     return opts.baseline or plan.lane.baseline
 
 
 def baseline_for(
     plan: LanePlan,
-    opts: RunOptions,
+    opts: RunConfig,
     cache: dict[str, dict[str, Any]],
     log_path: Path | None = None,
     depth: int = 0,

@@ -17,14 +17,14 @@ from typing import Any
 
 from lanebench.analysis.specmodel import Advice, advise_lane, speedup
 from lanebench.config.lanes import LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.errors import BadInput
-from lanebench.orchestration.plan import RunOptions
 from lanebench.records.figures import Fig
 from lanebench.records.lane import LaneResult, LaneStatus
 
 ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 BLOCKS = (2, 3, 4, 5, 6)
-Measure = Callable[[Sequence[LaneSpec], RunOptions], list[LaneResult]]
+Measure = Callable[[Sequence[LaneSpec], RunConfig], list[LaneResult]]
 
 
 def geometric_rates(alpha: float, n: int) -> list[float]:
@@ -113,7 +113,7 @@ def _decode(result: LaneResult | None) -> float | None:
 
 def advise_by_emulation(
     lane: LaneSpec,
-    opts: RunOptions,
+    opts: RunConfig,
     measure: Measure,
     *,
     profile: float = 0.8,

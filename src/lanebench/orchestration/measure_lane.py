@@ -17,6 +17,7 @@ import aiohttp
 
 from lanebench.busy.meter import LoadMeter
 from lanebench.config.job import JobSpec
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, RunState, summarize
@@ -26,7 +27,7 @@ from lanebench.orchestration.fingerprint_step import lane_backends
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.placement_step import placement_record
-from lanebench.orchestration.plan import RunOptions, requests_per_lane
+from lanebench.orchestration.plan import requests_per_lane
 from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.run import RunInfo
 from lanebench.records.samples import AggregateRecord, RequestRecord
@@ -80,7 +81,7 @@ class LaneMeasurer:
     """Measures plans for one run; holds what the run learns once (``RunState``)."""
 
     def __init__(
-        self, run: RunInfo, opts: RunOptions, sinks: Sequence[Sink], progress: Progress | None = None
+        self, run: RunInfo, opts: RunConfig, sinks: Sequence[Sink], progress: Progress | None = None
     ) -> None:
         self.run, self.opts, self.sinks, self.progress = run, opts, sinks, progress
         self.state = RunState()

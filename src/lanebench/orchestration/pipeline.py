@@ -1,9 +1,9 @@
-"""The one entry point ``run``, ``sweep`` and ``tune`` share: ``run_lanes(lanes, options, sinks)``.
+"""The one entry point ``run``, ``sweep`` and ``tune`` share: ``run_lanes(lanes, config, sinks)``.
 
 Plan every lane (nothing starts if any lane cannot), group lanes that can share a server,
 measure group by group with results written to every sink as measured, and mark the run done,
-failed or interrupted. Resuming a stored run measures only the lanes it is missing. The CLI
-only parses options and prints; everything else happens here.
+failed or interrupted. Resuming a stored run measures only the lanes it is missing, with the
+stored run's job. The CLI only builds the ``RunConfig`` and prints; everything else happens here.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from lanebench.config.lanes import LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
 from lanebench.orchestration.fingerprint_step import FingerprintSink, FingerprintStore
 from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
-from lanebench.orchestration.plan import RunOptions, new_run, plan_lanes
+from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.orchestration.quality_step import Say, apply_quality, check_quality, wants_quality
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records.lane import LaneResult, LaneStatus, RunStatus
@@ -41,10 +42,12 @@ class ResultStore(Protocol):
 
 @dataclass(slots=True)
 class RunPlan:
-    """What a run will do: its plans grouped by server, and the lanes a resume skips."""
+    """What a run will do: its plans grouped by server, the lanes a resume skips, and the
+    config it measures with (a resumed run's has the stored job)."""
 
     plans: list[LanePlan]
     groups: list[list[LanePlan]]
+    config: RunConfig
     skipped: set[str] = field(default_factory=set)
     run: RunInfo | None = None  # the stored run being resumed
 
@@ -64,7 +67,7 @@ class RunOutcome:
 
 
 def plan_run(
-    lanes: Sequence[LaneSpec], opts: RunOptions, store: ResultStore | None = None, resume: str | None = None
+    lanes: Sequence[LaneSpec], config: RunConfig, store: ResultStore | None = None, resume: str | None = None
 ) -> RunPlan:
     """Plan the lanes (those ``resume`` has not measured yet); raises before anything starts."""
     stored: RunInfo | None = None
@@ -75,17 +78,17 @@ def plan_run(
 
             raise BadInput("--resume: needs the results database (drop --no-db)")
         stored = store.get_run(resume)
-        opts.job = stored.job
+        config = config.with_job(stored.job)
         done = store.finished_lane_names(resume)
-    plans = plan_lanes([lane for lane in lanes if lane.name not in done], opts)
-    if wants_quality(lanes, opts):
-        check_quality(plans, opts)
-    return RunPlan(plans, group_plans(plans, opts.reuse), done, stored)
+    plans = plan_lanes([lane for lane in lanes if lane.name not in done], config)
+    if wants_quality(lanes, config):
+        check_quality(plans, config)
+    return RunPlan(plans, group_plans(plans, config.reuse), config, done, stored)
 
 
 def run_lanes(
     lanes: Sequence[LaneSpec],
-    opts: RunOptions,
+    config: RunConfig,
     sinks: Sequence[Sink] = (),
     *,
     store: ResultStore | None = None,
@@ -95,9 +98,11 @@ def run_lanes(
     say: Say | None = None,
 ) -> RunOutcome:
     """Plan, then measure every lane, writing to ``sinks`` (and ``store``) as measured; then
-    score quality where asked (``say`` gets a line per quality step)."""
-    rp = planned or plan_run(lanes, opts, store, resume)
-    run = rp.run or new_run(opts, rp.plans)
+    score quality where asked (``say`` gets a line per quality step). A ``planned`` run measures
+    with the config it was planned with."""
+    rp = planned or plan_run(lanes, config, store, resume)
+    config = rp.config
+    run = rp.run or new_run(config, rp.plans)
     if resume and store is not None:
         store.discard_unfinished(resume)
     stored: list[Sink] = []
@@ -109,13 +114,13 @@ def run_lanes(
         s.run_started(run)
     if progress is not None:
         progress.run_started(run, len(rp.skipped))
-    measurer = LaneMeasurer(run, opts, all_sinks, progress)
+    measurer = LaneMeasurer(run, config, all_sinks, progress)
     results: list[LaneResult] = []
     quality = None
     try:
         for group in rp.groups:
             results += measurer.measure_group(group)
-        quality = apply_quality(results, rp.plans, opts, run, all_sinks, say)
+        quality = apply_quality(results, rp.plans, config, run, all_sinks, say)
         run.status = (
             RunStatus.FAILED if any(r.status == LaneStatus.FAILED for r in results) else RunStatus.DONE
         )

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lanebench.config.lanes import LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
 from lanebench.errors import LanebenchError
-from lanebench.orchestration.plan import RunOptions, plan_lanes
+from lanebench.orchestration.plan import plan_lanes
 from lanebench.quality.assess import Assessor, QualityOptions, QualityOutcome
 from lanebench.quality.greedy import verdict
 from lanebench.quality.reproduce import plan_scoring
@@ -36,11 +37,11 @@ def quality_lanes(plans: Sequence[LanePlan]) -> list[QualityLane]:
     return out
 
 
-def wants_quality(lanes: Sequence[LaneSpec], opts: RunOptions) -> bool:
+def wants_quality(lanes: Sequence[LaneSpec], opts: RunConfig) -> bool:
     return opts.quality or any(lane.quality for lane in lanes)
 
 
-def quality_options(opts: RunOptions) -> QualityOptions:
+def quality_options(opts: RunConfig) -> QualityOptions:
     return QualityOptions(
         work_dir=opts.quality_dir or opts.out_dir / "quality",
         tokens=opts.quality_tokens,
@@ -48,7 +49,7 @@ def quality_options(opts: RunOptions) -> QualityOptions:
     )
 
 
-def check_quality(plans: Sequence[LanePlan], opts: RunOptions) -> None:
+def check_quality(plans: Sequence[LanePlan], opts: RunConfig) -> None:
     """Before anything starts: refuse a bad ``--reference`` (or two lanes marked reference) and
     every pairing with the reference whose KLD would mean nothing (``reproduce.plan_scoring``)."""
     lanes = quality_lanes(plans)
@@ -56,7 +57,7 @@ def check_quality(plans: Sequence[LanePlan], opts: RunOptions) -> None:
     plan_scoring(lanes, wanted, opts.reference)
 
 
-def _wanted(results: Sequence[LaneResult], plans: Sequence[LanePlan], opts: RunOptions) -> list[str]:
+def _wanted(results: Sequence[LaneResult], plans: Sequence[LanePlan], opts: RunConfig) -> list[str]:
     names = [r.name for r in results if r.status != LaneStatus.FAILED and (opts.quality or r.lane.quality)]
     lanes = {q.name: q for q in quality_lanes(plans)}
     if any(n in lanes and not lanes[n].drafting for n in names):
@@ -70,7 +71,7 @@ def _wanted(results: Sequence[LaneResult], plans: Sequence[LanePlan], opts: RunO
 def apply_quality(
     results: Sequence[LaneResult],
     plans: Sequence[LanePlan],
-    opts: RunOptions,
+    opts: RunConfig,
     run: RunInfo,
     sinks: Sequence[Sink],
     say: Say | None = None,
@@ -97,7 +98,7 @@ def apply_quality(
     return outcome
 
 
-def quality_only(lanes: Sequence[LaneSpec], opts: RunOptions, say: Say | None = None) -> QualityOutcome:
+def quality_only(lanes: Sequence[LaneSpec], opts: RunConfig, say: Say | None = None) -> QualityOutcome:
     """Quality of every lane without measuring speed (``lanebench quality``, ``tune --max-kld``):
     speculative lanes stay unchecked (no requests to compare). Pairings that mean nothing are
     refused (``BadInput``) before any tool runs."""

@@ -19,8 +19,9 @@ from lanebench.analysis.noise import Standing, no_difference_text, standing
 from lanebench.busy.verdict import busy_mark
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import EMULATED_MARK, LaneSpec
+from lanebench.config.run import RunConfig
 from lanebench.errors import BadInput
-from lanebench.orchestration.plan import RunOptions, requests_per_lane
+from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.greedy import verdict
 from lanebench.records.figures import FIGURES, Fig
 from lanebench.records.lane import LaneResult
@@ -36,8 +37,8 @@ GOALS: dict[str, Fig] = {
 # how tune picks among finalists that are not measurably different
 TIE_BREAK = "the better median, not a measured difference"
 
-Measure = Callable[[Sequence[LaneSpec], RunOptions], list[LaneResult]]
-Score = Callable[[Sequence[LaneSpec], RunOptions], dict[str, QualityRecord]]  # quality per lane name
+Measure = Callable[[Sequence[LaneSpec], RunConfig], list[LaneResult]]
+Score = Callable[[Sequence[LaneSpec], RunConfig], dict[str, QualityRecord]]  # quality per lane name
 
 
 def within_kld(
@@ -99,6 +100,7 @@ class TuneReport:
     decision: str = ""
     tie_break: str = TIE_BREAK
     standing: dict[str, Any] | None = None  # noise.Standing.to_dict() of the confirm round
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # lane -> QualityRecord.to_dict()
     rounds: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0  # prompt + generated tokens sent, the cost that matters
     full_grid_tokens: int = 0
@@ -138,47 +140,68 @@ def cost(job: JobSpec) -> int:
 
 
 def first_job(final: JobSpec) -> JobSpec:
-    """The short job of round one: an eighth of the output, a shorter prompt, one rep."""
-    return replace(final, n_in=min(final.n_in, 256), n_out=max(16, final.n_out // 8), reps=1, warmup=1)
+    """The short job of round one: an eighth of the output, a shorter prompt, one warm-up, one
+    rep, no --target-ci (a screen ranks by median; only the confirm round repeats to a CI)."""
+    return replace(
+        final, n_in=min(final.n_in, 256), n_out=max(16, final.n_out // 8), reps=1, warmup=1, target_ci=None
+    )
 
 
 def _grow(job: JobSpec, final: JobSpec) -> JobSpec:
     return replace(job, n_in=min(final.n_in, job.n_in * 2), n_out=min(final.n_out, job.n_out * 2))
 
 
+def tune_config(config: RunConfig, goal: str) -> RunConfig:
+    """The config tune confirms finalists with: the job asked for, with the N-slot aggregate only
+    for ``--goal aggregate`` unless ``--aggregate`` is given."""
+    _check_goal(goal)
+    if "aggregate" not in config.model_fields_set:
+        return config.with_job(replace(config.job, aggregate=config.aggregate if goal == "aggregate" else 0))
+    if goal == "aggregate" and config.aggregate == 0:
+        raise BadInput("--aggregate: --goal aggregate needs at least 1 concurrent job, got 0")
+    return config
+
+
+def _check_goal(goal: str) -> None:
+    if goal not in GOALS:
+        raise BadInput(f"--goal: expected one of {', '.join(GOALS)}, got {goal!r}")
+
+
+def _check(goal: str, keep: float, min_margin: float, max_kld: float | None, quality: Score | None) -> None:
+    _check_goal(goal)
+    if not 0 < keep < 1:
+        raise BadInput(f"--keep: expected a share between 0 and 1, got {keep}")
+    if not 0 <= min_margin < 1:
+        raise BadInput(f"--min-margin: expected a share from 0 up to 1 (e.g. 0.05), got {min_margin}")
+    if max_kld is not None and (max_kld < 0 or quality is None):
+        raise BadInput(f"--max-kld: expected a mean KLD >= 0 (nats/token), got {max_kld}")
+
+
 def tune_lanes(
     lanes: Sequence[LaneSpec],
     goal: str,
-    final: JobSpec,
-    opts: RunOptions,
+    config: RunConfig,
     measure: Measure,
     keep: float = 0.5,
     max_kld: float | None = None,
     quality: Score | None = None,
     min_margin: float = 0.0,
 ) -> TuneReport:
-    """Successive halving over ``lanes``; ``measure`` runs lanes with a job and returns results.
-    With ``max_kld``, ``quality`` scores every lane first and only lanes within it compete.
-    ``min_margin`` (a share): a finalist that leads by less is tied whatever the spreads say."""
-    if goal not in GOALS:
-        raise BadInput(f"--goal: expected one of {', '.join(GOALS)}, got {goal!r}")
-    if not 0 < keep < 1:
-        raise BadInput(f"--keep: expected a share between 0 and 1, got {keep}")
-    if not 0 <= min_margin < 1:
-        raise BadInput(f"--min-margin: expected a share from 0 up to 1 (e.g. 0.05), got {min_margin}")
+    """Successive halving over ``lanes``; ``measure`` runs lanes with a config and returns results.
+    The finalists are confirmed on ``config.job``; earlier rounds run shorter jobs (``first_job``).
+    With ``max_kld`` or ``config.quality``, ``quality`` scores every lane once, first (the rounds
+    never score it), and with ``max_kld`` only lanes within it compete. ``min_margin`` (a share):
+    a finalist that leads by less is tied whatever the spreads say."""
+    _check(goal, keep, min_margin, max_kld, quality)
+    final = config.job
     report = TuneReport(goal=goal, full_grid_tokens=len(lanes) * cost(final))
-    candidates = list(lanes)
-    if max_kld is not None:
-        if max_kld < 0 or quality is None:
-            raise BadInput(f"--max-kld: expected a mean KLD >= 0 (nats/token), got {max_kld}")
-        candidates, dropped = within_kld(candidates, quality(candidates, opts), max_kld)
-        report.log.append(f"quality: {len(candidates)} of {len(lanes)} lane(s) within --max-kld {max_kld:g}")
-        report.log += dropped
+    candidates = _within_quality(list(lanes), config, report, max_kld, quality)
+    rounds = config.model_copy(update={"quality": False})
     job = first_job(final)
     n_round = 0
     while len(candidates) > 2:
         n_round += 1
-        ranked = rank(measure(candidates, replace(opts, job=job)), goal)
+        ranked = rank(measure(candidates, rounds.with_job(job)), goal)
         report.tokens += len(candidates) * cost(job)
         n_keep = max(2, math.ceil(len(candidates) * keep))
         _log_round(report, n_round, job, ranked, n_keep)
@@ -188,7 +211,7 @@ def tune_lanes(
     if not candidates:
         report.log.append("stopped: every candidate failed; nothing to confirm")
         return report
-    ranked = rank(measure(candidates, replace(opts, job=final)), goal)
+    ranked = rank(measure(candidates, rounds.with_job(final)), goal)
     report.tokens += len(candidates) * cost(final)
     final_standing = _standing(ranked, goal, min_margin)
     _log_round(report, n_round + 1, final, ranked, 1, final_standing)
@@ -198,6 +221,38 @@ def tune_lanes(
         f"{report.tokens:,} tokens sent instead of {report.full_grid_tokens:,} for the full grid"
     )
     return report
+
+
+def _within_quality(
+    lanes: list[LaneSpec], config: RunConfig, report: TuneReport, max_kld: float | None, quality: Score | None
+) -> list[LaneSpec]:
+    """The lanes that compete: all, or with ``max_kld`` those within it; quality is scored (and
+    logged) first when ``max_kld`` or ``config.quality`` asks for it."""
+    if quality is None or (max_kld is None and not config.quality):
+        return lanes
+    records = quality(lanes, config)
+    report.quality = {name: q.to_dict() for name, q in records.items()}
+    if max_kld is None:
+        report.log.append(f"quality: {len(records)} of {len(lanes)} lane(s) scored")
+        report.log += [f"  quality  {lane.name}: {_quality_text(records.get(lane.name))}" for lane in lanes]
+        return lanes
+    kept, dropped = within_kld(lanes, records, max_kld)
+    report.log.append(f"quality: {len(kept)} of {len(lanes)} lane(s) within --max-kld {max_kld:g}")
+    report.log += dropped
+    return kept
+
+
+def _quality_text(q: QualityRecord | None) -> str:
+    if q is None:
+        return "no quality measured"
+    if q.speculative:
+        return verdict(q)
+    if q.kld_mean is None:
+        return f"no KLD measured ({q.note or q.status})"
+    err = f" ± {q.kld_err:.4f}" if q.kld_err is not None else ""
+    return f"mean KLD {q.kld_mean:.4f}{err} nats/token" + (
+        " (the reference)" if q.status == QualityStatus.REFERENCE else ""
+    )
 
 
 def _standing(ranked: list[tuple[LaneResult, float | None]], goal: str, min_margin: float) -> Standing:
