@@ -1,12 +1,13 @@
 """A prototype of a cheaper streaming loop for ``lanebench.client``, measured by client_ceiling.py.
 
-Not used by lanebench. The record it returns must equal ``stream_completion``'s for the same
-stream (tokens, ``content_sha``, ``timings``, ok/error); client_ceiling.py checks that.
+Not used by lanebench. The record it returns must equal client_ceiling.py's ``stream_completion``'s
+(lanebench's ``stream_request`` with a ``LlamaReader``) for the same stream (tokens,
+``content_sha``, ``timings``, ok/error); client_ceiling.py checks that.
 
 It proposed two changes to the per-line work of ``stream_request``; ``lanebench.client`` has
 since taken the second, so what this module still adds is the first, the regex scan. Every line
 the scan does not match goes through the real client's own pieces
-(``lanebench.client.parse_sse_line`` and the llama.cpp engine's ``LlamaReader``).
+(``lanebench.measure.client.parse_sse_line`` and the llama.cpp engine's ``LlamaReader``).
 
 1. **No ``json.loads`` for ordinary partial chunks.** llama-server writes its partial chunks
    with nlohmann's ``ordered_json`` in a fixed order and compact form:
