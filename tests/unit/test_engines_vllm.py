@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from tests.fakes.gpu_engines import FIXTURES, fake_cli, feed, serve
+from tests.gguf_fixtures import small_set
 
 from lanebench.analysis import metrics as m
 from lanebench.config.job import JobSpec
@@ -25,6 +26,10 @@ from lanebench.engines.registry import get_engine, known
 from lanebench.engines.vllm import Vllm, VllmReader, parse_metrics
 from lanebench.errors import BadInput, NotFound
 from lanebench.measure.client import parse_sse_line
+from lanebench.orchestration.baseline_step import baseline_for
+from lanebench.orchestration.memory_step import check_fit
+from lanebench.orchestration.plan import RunOptions
+from lanebench.orchestration.quality_step import quality_lanes
 from lanebench.server.process import ServerProcess
 
 FIX = FIXTURES / "vllm"
@@ -379,3 +384,23 @@ def test_counters_are_empty_when_metrics_cannot_be_read() -> None:
 def test_argparse_help_is_what_plans_carry(current: Path) -> None:
     plan = Vllm().plan(lane(current), CTX)
     assert isinstance(plan.dialect, ArgparseHelp) and plan.dialect.version == "0.25.1"
+
+
+# --- what vLLM cannot do is asked of the engine, not guessed from its plan ---------------------
+
+
+def test_what_vllm_lacks_is_said_and_nothing_of_llama_cpp_runs_on_it(current: Path, tmp_path: Path) -> None:
+    """A vLLM plan has a server_bin and a model like a llama.cpp one; the fit check, the kernel
+    view and quality must still not treat it as llama.cpp (no `vllm --help` for llama-server's
+    defaults, no `vllm --list-devices`, no llama-bench looked for beside it)."""
+    model = small_set(tmp_path)["main"]  # a GGUF vLLM could load
+    plan = Vllm().plan(lane(current, model=model), CTX)
+    calls = current.parent / "calls.log"
+    probed = calls.read_text()
+    check_fit([plan])
+    assert calls.read_text() == probed and plan.fit_notes == []
+    opts = RunOptions(job=JOB, out_dir=tmp_path, baseline=True)
+    rec = baseline_for(plan, opts, {})
+    assert rec is not None and rec["note"].startswith("engine 'vllm': no kernel view"), rec["note"]
+    (q,) = quality_lanes([plan])
+    assert q.server_bin is None and q.unavailable.startswith("engine 'vllm': no quality tool")
