@@ -8,7 +8,8 @@ process pinned to its own core) streams tokens; one client process pinned to ano
   the others, so the fixture is not the bottleneck; its CPU share is shown too);
 - ``bare``: an aiohttp loop reading the body line by line (``async for line in resp.content``),
   no parsing;
-- ``lanebench``: ``lanebench.measure.client.stream_completion`` with ``completion_body``, through a
+- ``lanebench``: ``lanebench.measure.client.stream_request`` with the llama.cpp engine's
+  ``completion_body`` and ``LlamaReader`` (``stream_completion`` below), through a
   session opened as ``measure.py`` opens it (``TCPConnector(limit=0, force_close=True)``);
 - ``scan``, ``scan-any``: the prototype in ``bench/client_proposed.py`` (json only where needed;
   ``scan-any`` also reads with ``iter_any()``), checked to give the same records first.
@@ -60,12 +61,31 @@ import aiohttp  # noqa: E402
 
 import client_proposed  # noqa: E402
 import sse_fixture  # noqa: E402
-from lanebench.engines.llamacpp.engine import LlamaReader  # noqa: E402
-from lanebench.measure.client import completion_body, parse_sse_line, stream_completion  # noqa: E402
+from lanebench.engines.base import Request  # noqa: E402
+from lanebench.engines.llamacpp.engine import LlamaReader, completion_body  # noqa: E402
+from lanebench.measure.client import parse_sse_line, stream_request  # noqa: E402
+from lanebench.records.samples import RequestRecord, SampleKind  # noqa: E402
 
 MODES = ("raw", "bare", "lanebench", "scan", "scan-any")
 GOAL_TPS = 50_000
 SPARK = " ▁▂▃▄▅▆▇█"
+
+
+async def stream_completion(
+    session: aiohttp.ClientSession,
+    base: str,
+    body: dict[str, Any],
+    *,
+    kind: SampleKind,
+    rep: int,
+    stream_index: int = 0,
+) -> RequestRecord:
+    """One llama-server ``/completion`` (``body`` from ``completion_body``) as lanebench sends it."""
+    req = Request("/completion", body, len(body["prompt"]), int(body["n_predict"]))
+    return await stream_request(
+        session, base, req, LlamaReader(), kind=kind, rep=rep, stream_index=stream_index
+    )
+
 
 OneRequest = Callable[[aiohttp.ClientSession, str, dict[str, Any], int], Awaitable[tuple[int, str | None]]]
 

@@ -1,7 +1,8 @@
 """A prototype of a cheaper streaming loop for ``lanebench.measure.client``, measured by client_ceiling.py.
 
-Not used by lanebench. The record it returns must equal ``stream_completion``'s for the same
-stream (tokens, ``content_sha``, ``timings``, ok/error); client_ceiling.py checks that.
+Not used by lanebench. The record it returns must equal client_ceiling.py's ``stream_completion``'s
+(lanebench's ``stream_request`` with a ``LlamaReader``) for the same stream (tokens,
+``content_sha``, ``timings``, ok/error); client_ceiling.py checks that.
 
 It proposed two changes to the per-line work of ``stream_request``; ``lanebench.measure.client`` has
 since taken the second, so what this module still adds is the first, the regex scan. Every line

@@ -9,11 +9,12 @@ from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import Suspects
 from lanebench.engines.llamacpp.dialect import parse_dialect
 from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.engines.openai import OpenAI
 from lanebench.measure.job import RunState
-from lanebench.orchestration.attribute_step import attribution_for, experiment_job, variant_plans
+from lanebench.orchestration.attribute_step import attribution_for, experiment_job
 from lanebench.records.lane import LaneResult, LaneStatus
 
 HELP = Path(__file__).resolve().parents[1] / "fixtures" / "help"
@@ -28,13 +29,13 @@ def plan(lane: LaneSpec) -> LanePlan:
 
 def test_each_variant_is_the_lanes_argv_with_one_switch() -> None:
     base = plan(LaneSpec(name="L", slots=1, threads=2))
-    variants, skipped = variant_plans(base)
+    found = base.engine.attribution_suspects(base)
+    assert isinstance(found, Suspects)
     control = base.argv(0)
-    for suspect, vplan in variants:
-        change = suspect.change(base.dialect)
-        assert vplan.argv_preview == [*control, *change]
-    assert [s.name for s, _ in variants] == ["prompt_cache", "idle_slots", "ctx_checkpoints", "samplers"]
-    assert skipped == [["cache_reuse", "the lane does not enable it (--cache-reuse 0)"]]
+    for v in found.variants:
+        assert v.plan.argv_preview == [*control, *v.change]
+    assert [v.name for v in found.variants] == ["prompt_cache", "idle_slots", "ctx_checkpoints", "samplers"]
+    assert found.skipped == [["cache_reuse", "the lane does not enable it (--cache-reuse 0)"]]
 
 
 def test_the_experiment_runs_the_lanes_job_without_batches() -> None:

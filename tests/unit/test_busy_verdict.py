@@ -228,7 +228,7 @@ def test_doctor_warns_of_a_busy_machine_without_failing(monkeypatch: pytest.Monk
 
 def test_a_busy_kernel_view_is_run_once_more_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     from lanebench.busy.meter import LoadMeter
-    from lanebench.orchestration import baseline_step
+    from lanebench.engines.llamacpp import kernel
     from lanebench.records.baseline import BaselineRecord
 
     runs: list[list[str]] = []
@@ -239,17 +239,17 @@ def test_a_busy_kernel_view_is_run_once_more_and_says_so(monkeypatch: pytest.Mon
         runs.append(argv)
         return BaselineRecord(argv)
 
-    monkeypatch.setattr(baseline_step, "run_baseline", fake_run)
+    monkeypatch.setattr(kernel, "run_baseline", fake_run)
     loads = iter([load(1.7, True), load(0.01, False)])
     monkeypatch.setattr(LoadMeter, "stop", lambda self, start: next(loads))
-    rec = baseline_step.metered_baseline(["llama-bench"], ["llama-bench"], {}, [], 2, retry=True)
-    assert len(runs) == 2 and rec["load"]["busy"] is False
-    assert "re-measured (quiet): the first run was busy, 1.70 of 2 cores" in rec["note"]
+    rec = kernel.metered_baseline(["llama-bench"], ["llama-bench"], {}, [], 2, retry=True)
+    assert len(runs) == 2 and rec.load is not None and rec.load["busy"] is False
+    assert "re-measured (quiet): the first run was busy, 1.70 of 2 cores" in rec.note
     loads = iter([load(1.7, True)])
-    rec = baseline_step.metered_baseline(
+    rec = kernel.metered_baseline(
         ["llama-bench"], ["llama-bench"], {}, [], 2, retry=False
     )  # --remeasure-busy 0
-    assert len(runs) == 3 and rec["load"]["busy"] is True and rec["note"] == ""
+    assert len(runs) == 3 and rec.load is not None and rec.load["busy"] is True and rec.note == ""
 
 
 def test_run_warns_in_one_line_when_the_machine_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from lanebench.measure.client import chunk_tokens, completion_body, parse_sse_line
+from lanebench.engines.llamacpp.engine import chunk_tokens, completion_body
+from lanebench.measure.client import parse_sse_line
 
 
 def test_parse_sse_data_line() -> None:

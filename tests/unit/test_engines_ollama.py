@@ -7,10 +7,8 @@ prints them so the help probe runs its real subprocess path.
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
-import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from tests.fakes.gpu_engines import FIXTURES, fake_cli, feed, serve
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
-from lanebench.engines.base import Attached, PlanContext, StreamReader
+from lanebench.engines.base import Attached, PlanContext
 from lanebench.engines.ollama import (
     Ollama,
     OllamaReader,
@@ -33,29 +32,20 @@ from lanebench.engines.ollama import (
 )
 from lanebench.engines.registry import get_engine
 from lanebench.errors import BadInput, LaneFailed, NotFound
-from lanebench.measure.client import parse_sse_line
 from lanebench.server.process import ServerProcess
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
+FIX = FIXTURES / "ollama"
 JOB = JobSpec(n_in=1024, n_out=512)
 CTX = PlanContext(job=JOB)
 
 
 def fake_ollama(tmp_path: Path, help_: str = "serve.help") -> Path:
-    folder = tmp_path / help_
-    folder.mkdir(exist_ok=True)
-    script = folder / "ollama"
-    script.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in\n'
-        f"  \"serve --help\") cat '{FIX / help_}' ;;\n"
-        '  "--version") echo "Warning: could not connect to a running Ollama instance" >&2; '
-        f"cat '{FIX / 'version.txt'}' ;;\n"
-        '  *) echo "unexpected: $*" >&2; exit 2 ;;\n'
-        "esac\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return script
+    cases = {
+        '"serve --help"': f"cat '{FIX / help_}'",
+        '"--version"': 'echo "Warning: could not connect to a running Ollama instance" >&2; '
+        f"cat '{FIX / 'version.txt'}'",
+    }
+    return fake_cli(tmp_path / help_ / "ollama", cases)
 
 
 @pytest.fixture()
@@ -68,16 +58,6 @@ def lane(binary: Path | None, **kw: Any) -> LaneSpec:
     if binary is not None:
         fields["server_bin"] = binary
     return LaneSpec.model_validate({**fields, **kw})
-
-
-def feed(reader: StreamReader, path: Path) -> tuple[int, str]:
-    tokens, text = 0, ""
-    for raw in path.read_bytes().splitlines(keepends=True):
-        chunk = parse_sse_line(raw)  # lanebench's line parser takes NDJSON lines too
-        if chunk is not None:
-            n, t = reader.feed(chunk)
-            tokens, text = tokens + n, text + t
-    return tokens, text
 
 
 def test_registry_finds_ollama() -> None:
@@ -282,23 +262,6 @@ def test_has_model_reads_latest_as_the_default_tag() -> None:
 # --- prepare: the model must be pulled, and is loaded with the run's options --------------------
 
 
-def run_server(routes: list[web.RouteDef], body: Any) -> Any:
-    async def main() -> Any:
-        app = web.Application()
-        app.add_routes(routes)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            return await body(f"http://127.0.0.1:{port}")
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(main())
-
-
 def test_prepare_checks_tags_then_loads_with_the_run_options(ollama_bin: Path) -> None:
     posted: list[dict[str, Any]] = []
 
@@ -318,7 +281,7 @@ def test_prepare_checks_tags_then_loads_with_the_run_options(ollama_bin: Path) -
             async with aiohttp.ClientSession() as session:
                 await Ollama().prepare(session, Attached(base, "t", lambda: None), plan)
 
-        return run_server(routes, body)
+        return serve(routes, body)
 
     prepare(lane(ollama_bin, threads=4))
     assert posted == [
@@ -344,4 +307,4 @@ def test_prepare_fails_in_one_line_when_the_load_fails(ollama_bin: Path) -> None
             await Ollama().prepare(session, Attached(base, "t", lambda: None), plan)
 
     with pytest.raises(LaneFailed, match=r"could not load 'llama3': HTTP 500: .*more system memory"):
-        run_server([web.get("/api/tags", tags), web.post("/api/generate", generate)], body)
+        serve([web.get("/api/tags", tags), web.post("/api/generate", generate)], body)

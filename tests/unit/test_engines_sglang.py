@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import stat
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from tests.fakes.gpu_engines import FIXTURES, fake_cli, feed, serve
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
-from lanebench.engines.base import Attached, PlanContext, StreamReader
+from lanebench.engines.base import Attached, PlanContext
 from lanebench.engines.gpu_common import ArgparseHelp, parse_argparse_help
 from lanebench.engines.registry import get_engine
-from lanebench.engines.sglang import SGLang, SGLangReader, generate_body, meta_figures, probe
+from lanebench.engines.sglang import SGLang, SGLangReader, generate_body, meta_figures
 from lanebench.errors import BadInput, NotFound
-from lanebench.measure.client import parse_sse_line
 from lanebench.server.process import ServerProcess
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
+FIX = FIXTURES / "sglang"
 JOB = JobSpec(n_in=1024, n_out=512)
 CTX = PlanContext(job=JOB)
 
@@ -35,25 +34,17 @@ CTX = PlanContext(job=JOB)
 def fake_python(tmp_path: Path, help_: str | None, version: str = "0.5.4", name: str = "python3") -> Path:
     """A Python that runs ``-m sglang.launch_server --help`` (or ``sglang serve --help``) by
     printing recorded help; ``help_=None`` is a Python without SGLang."""
-    folder = tmp_path / f"{name}-{help_}"
-    folder.mkdir(exist_ok=True)
     missing = (
         "echo \"/usr/bin/python3: Error while finding module specification for 'sglang.launch_server' "
         "(ModuleNotFoundError: No module named 'sglang')\" >&2; exit 1"
     )
     show = f"cat '{FIX / help_}'" if help_ else missing
-    script = folder / name
-    script.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
-        f"  -m) {show} ;;\n"
-        f"  serve) {show} ;;\n"
-        f"  -c) echo 'a warning on stderr' >&2; echo '{version}' ;;\n"
-        '  *) echo "unexpected: $*" >&2; exit 2 ;;\n'
-        "esac\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return script
+    cases = {"-m": show, "serve": show, "-c": f"echo 'a warning on stderr' >&2; echo '{version}'"}
+    return fake_cli(tmp_path / f"{name}-{help_}" / name, cases, match="$1")
+
+
+def probe(binary: Path, label: str = "sglang") -> ArgparseHelp:
+    return SGLang().read_help(binary, label)
 
 
 @pytest.fixture()
@@ -66,16 +57,6 @@ def lane(binary: Path | None, **kw: Any) -> LaneSpec:
     if binary is not None:
         fields["server_bin"] = binary
     return LaneSpec.model_validate({**fields, **kw})
-
-
-def feed(reader: StreamReader, path: Path) -> tuple[int, str]:
-    tokens, text = 0, ""
-    for raw in path.read_bytes().splitlines(keepends=True):
-        chunk = parse_sse_line(raw)
-        if chunk is not None:
-            n, t = reader.feed(chunk)
-            tokens, text = tokens + n, text + t
-    return tokens, text
 
 
 def test_registry_finds_sglang() -> None:
@@ -308,23 +289,6 @@ def test_reader_reports_an_error_chunk() -> None:
 # --- the HTTP side ------------------------------------------------------------------------------
 
 
-def run_server(routes: list[web.RouteDef], body: Any) -> Any:
-    async def main() -> Any:
-        app = web.Application()
-        app.add_routes(routes)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            return await body(f"http://127.0.0.1:{port}")
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(main())
-
-
 def test_prompt_ids_from_tokenize_or_text_when_the_build_has_none(v05: Path) -> None:
     plan = SGLang().plan(lane(v05), CTX)
 
@@ -336,10 +300,10 @@ def test_prompt_ids_from_tokenize_or_text_when_the_build_has_none(v05: Path) -> 
             return await SGLang().prompt_ids(session, Attached(base, "t", lambda: None), plan, "x")
 
     assert (
-        run_server([web.post("/tokenize", tokenize)], body)
+        serve([web.post("/tokenize", tokenize)], body)
         == json.loads((FIX / "tokenize.json").read_text())["tokens"]
     )
-    assert run_server([], body) is None  # 404: an SGLang before /tokenize
+    assert serve([], body) is None  # 404: an SGLang before /tokenize
     assert asyncio.run(_counters()) == {}
 
 

@@ -7,57 +7,57 @@ probe runs its real subprocess path.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import stat
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from tests.fakes.gpu_engines import FIXTURES, fake_cli, feed, serve
+from tests.gguf_fixtures import small_set
 
 from lanebench.analysis import metrics as m
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
-from lanebench.engines.base import Attached, PlanContext, StreamReader
+from lanebench.config.run import RunConfig
+from lanebench.engines.base import Attached, PlanContext
 from lanebench.engines.gpu_common import ArgparseHelp, parse_argparse_help
 from lanebench.engines.registry import get_engine, known
-from lanebench.engines.vllm import Vllm, VllmReader, parse_metrics, probe
+from lanebench.engines.vllm import Vllm, VllmReader, parse_metrics
 from lanebench.errors import BadInput, NotFound
 from lanebench.measure.client import parse_sse_line
+from lanebench.orchestration.baseline_step import baseline_for
+from lanebench.orchestration.memory_step import check_fit
+from lanebench.orchestration.quality_step import quality_lanes
 from lanebench.server.process import ServerProcess
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "vllm"
+FIX = FIXTURES / "vllm"
 JOB = JobSpec(n_in=1024, n_out=512)
 CTX = PlanContext(job=JOB)
 
 
 def fake_vllm(tmp_path: Path, *, help_all: str | None, help_: str, version: str) -> Path:
-    """A ``vllm`` that prints recorded help; ``help_all=None`` answers ``--help=all`` the way
-    argparse does in builds that predate it (an error, exit 2)."""
+    """A ``vllm`` that prints recorded help (and logs its calls to ``calls.log`` beside it);
+    ``help_all=None`` answers ``--help=all`` the way argparse does in builds that predate it
+    (an error, exit 2)."""
     all_branch = (
         f"cat '{FIX / help_all}'"
         if help_all
         else "echo \"vllm serve: error: argument -h/--help: ignored explicit argument 'all'\" >&2; exit 2"
     )
     folder = tmp_path / version
-    folder.mkdir(exist_ok=True)
-    script = folder / "vllm"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"echo \"$*\" >> '{folder / 'calls.log'}'\n"
-        'case "$*" in\n'
-        f'  "serve --help=all") {all_branch} ;;\n'
-        f"  \"serve --help\") cat '{FIX / help_}' ;;\n"
-        '  "--version") echo "INFO 01-01 00:00:00 [__init__.py:1] Detected platform cuda." >&2; '
-        f"echo '{version}' ;;\n"
-        '  *) echo "unexpected: $*" >&2; exit 2 ;;\n'
-        "esac\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return script
+    cases = {
+        '"serve --help=all"': all_branch,
+        '"serve --help"': f"cat '{FIX / help_}'",
+        '"--version"': 'echo "INFO 01-01 00:00:00 [__init__.py:1] Detected platform cuda." >&2; '
+        f"echo '{version}'",
+    }
+    return fake_cli(folder / "vllm", cases, log=folder / "calls.log")
+
+
+def probe(binary: Path, label: str = "vllm") -> ArgparseHelp:
+    return Vllm().read_help(binary, label)
 
 
 @pytest.fixture()
@@ -77,17 +77,6 @@ def lane(binary: Path | None, **kw: Any) -> LaneSpec:
     if binary is not None:
         fields["server_bin"] = binary
     return LaneSpec.model_validate({**fields, **kw})
-
-
-def feed(reader: StreamReader, path: Path) -> tuple[int, str]:
-    """Feed a recorded body line by line through lanebench's own line parser."""
-    tokens, text = 0, ""
-    for raw in path.read_bytes().splitlines(keepends=True):
-        chunk = parse_sse_line(raw)
-        if chunk is not None:
-            n, t = reader.feed(chunk)
-            tokens, text = tokens + n, text + t
-    return tokens, text
 
 
 # --- registry --------------------------------------------------------------------------------
@@ -356,23 +345,6 @@ def test_prometheus_counters_map_to_llama_cpp_names() -> None:
 # --- the HTTP side, against a local stand-in serving the recorded bodies -------------------------
 
 
-def serve(routes: list[web.RouteDef], body: Callable[[str], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        app = web.Application()
-        app.add_routes(routes)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            return await body(f"http://127.0.0.1:{port}")
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(main())
-
-
 def test_prompt_ids_and_counters_over_http(current: Path) -> None:
     seen: dict[str, Any] = {}
 
@@ -412,3 +384,23 @@ def test_counters_are_empty_when_metrics_cannot_be_read() -> None:
 def test_argparse_help_is_what_plans_carry(current: Path) -> None:
     plan = Vllm().plan(lane(current), CTX)
     assert isinstance(plan.dialect, ArgparseHelp) and plan.dialect.version == "0.25.1"
+
+
+# --- what vLLM cannot do is asked of the engine, not guessed from its plan ---------------------
+
+
+def test_what_vllm_lacks_is_said_and_nothing_of_llama_cpp_runs_on_it(current: Path, tmp_path: Path) -> None:
+    """A vLLM plan has a server_bin and a model like a llama.cpp one; the fit check, the kernel
+    view and quality must still not treat it as llama.cpp (no `vllm --help` for llama-server's
+    defaults, no `vllm --list-devices`, no llama-bench looked for beside it)."""
+    model = small_set(tmp_path)["main"]  # a GGUF vLLM could load
+    plan = Vllm().plan(lane(current, model=model), CTX)
+    calls = current.parent / "calls.log"
+    probed = calls.read_text()
+    check_fit([plan])
+    assert calls.read_text() == probed and plan.fit_notes == []
+    opts = RunConfig(out_dir=tmp_path, baseline=True).with_job(JOB)
+    rec = baseline_for(plan, opts, {})
+    assert rec is not None and rec["note"].startswith("engine 'vllm': no kernel view"), rec["note"]
+    (q,) = quality_lanes([plan])
+    assert q.server_bin is None and q.unavailable.startswith("engine 'vllm': no quality tool")

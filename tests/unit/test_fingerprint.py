@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lanebench.host import hostinfo
+from lanebench.engines.llamacpp import fingerprint as llama_fp
+from lanebench.host import filehash, hostinfo
 from lanebench.orchestration import fingerprint as fp
 
 # the first line as an H200 machine printed it (device tool, Ubuntu 24.04, driver 580)
@@ -132,7 +133,7 @@ def test_absent_tools_are_simply_absent(monkeypatch: pytest.MonkeyPatch) -> None
     ],
 )
 def test_version_lines(text: str, expected: dict[str, object]) -> None:
-    parsed = fp.parse_version(text)
+    parsed = llama_fp.parse_version(text)
     assert {k: parsed.get(k) for k in expected} == expected
 
 
@@ -147,39 +148,39 @@ def test_backends_from_log_lines() -> None:
             "llama_model_load_from_file_impl: using device CUDA0 (NVIDIA H100 80GB HBM3) - 80000 MiB free",
         ]
     )
-    assert fp.backends_from_log(log) == [
+    assert llama_fp.backends_from_log(log) == [
         "CUDA",
         "CPU",
         "CUDA0 (NVIDIA H100 80GB HBM3)",
         "AMD Radeon 8060S Graphics (RADV GFX1151) (radv)",
         "NVIDIA H100 80GB HBM3",
     ]
-    assert fp.backends_from_log("nothing here") == []
+    assert llama_fp.backends_from_log("nothing here") == []
 
 
 def test_backend_libs_next_to_the_binary(tmp_path: Path) -> None:
     for name in ("llama-server", "libggml-base.so", "libggml-cpu.so", "libggml-vulkan.so", "libllama.so"):
         (tmp_path / name).write_bytes(b"")
-    assert fp.backend_libs(tmp_path / "llama-server") == ["cpu", "vulkan"]
+    assert llama_fp.backend_libs(tmp_path / "llama-server") == ["cpu", "vulkan"]
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(fp, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(filehash, "cache_dir", lambda: tmp_path / "cache")
     return tmp_path / "cache"
 
 
 def test_hash_is_cached_by_path_size_and_mtime(tmp_path: Path, cache: Path) -> None:
     f = tmp_path / "model.bin"
     f.write_bytes(b"a" * 1000)
-    first = fp.file_sha256(f)
+    first = filehash.file_sha256(f)
     st = f.stat()
     f.write_bytes(b"b" * 1000)  # same size; put the old mtime back: the cache answers
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert fp.file_sha256(f) == first
+    assert filehash.file_sha256(f) == first
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # touched: hashed again
-    assert fp.file_sha256(f) != first
-    assert (cache / fp.CACHE_FILE).is_file()
+    assert filehash.file_sha256(f) != first
+    assert (cache / filehash.CACHE_FILE).is_file()
 
 
 def test_model_fingerprint_of_a_real_gguf(tmp_path: Path, cache: Path) -> None:

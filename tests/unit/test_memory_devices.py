@@ -13,12 +13,13 @@ from tests.unit.test_memory_gpu import fake_nvidia_smi
 
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import process_leaders
 from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.memory.collect import VULKAN_NOTE, memory_record
 from lanebench.memory.devices import DEVICE_KEYS, HOST, add_gpu_peaks, device_breakdown
 from lanebench.memory.gpu import GpuInfo
 from lanebench.memory.logparse import parse_buffers, parse_device_ids
-from lanebench.orchestration.memory_step import lane_leaders, measured
+from lanebench.orchestration.memory_step import measured
 from lanebench.records.lane import LaneResult
 from lanebench.records.memory import MemoryRecord
 
@@ -150,9 +151,9 @@ def test_leaders_contract() -> None:
     class Proc:
         pid = 41
 
-    assert lane_leaders(FakeEndpoint(RPC, [40, 50], Proc())) == [40, 50]  # type: ignore[arg-type]
-    assert lane_leaders(FakeEndpoint(RPC, [], Proc())) == [41]  # type: ignore[arg-type]
-    assert lane_leaders(FakeEndpoint(RPC)) == []  # type: ignore[arg-type]
+    assert process_leaders(FakeEndpoint(RPC, [40, 50], Proc())) == [40, 50]  # type: ignore[arg-type]
+    assert process_leaders(FakeEndpoint(RPC, [], Proc())) == [41]  # type: ignore[arg-type]
+    assert process_leaders(FakeEndpoint(RPC)) == []  # type: ignore[arg-type]
 
 
 def test_measured_samples_every_group_and_maps_gpus(

@@ -298,7 +298,6 @@ def test_placement_is_stored_and_each_rpc_endpoint_fingerprinted(
     from lanebench.orchestration import fingerprint as fp
 
     monkeypatch.setattr(fp, "host_fingerprint", lambda: {"hostname": "box"})
-    monkeypatch.setattr(fp, "build_fingerprint", lambda *a: {"path": "/bin/llama-server"})
     monkeypatch.setattr(fp, "model_fingerprint", lambda p: {"path": str(p)})
     store = open_store(db)
     run = make_run()

@@ -18,10 +18,10 @@ from aiohttp import web
 
 from lanebench.analysis import metrics as m
 from lanebench.engines.base import Request, StreamReader
-from lanebench.engines.llamacpp.engine import LlamaReader
+from lanebench.engines.llamacpp.engine import LlamaReader, chunk_tokens
 from lanebench.engines.ollama import OllamaReader
 from lanebench.engines.openai import EXTRA_FIELDS, OpenAIReader, completion_body
-from lanebench.measure.client import chunk_tokens, parse_sse_line, stream_request
+from lanebench.measure.client import parse_sse_line, stream_request
 from lanebench.measure.job import token_count_flags
 from lanebench.records.samples import RequestRecord, TokenCount
 

@@ -16,10 +16,10 @@ from lanebench.cli.common import console, err_console
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.run import RunConfig
-from lanebench.engines.llamacpp.dialect import Dialect
+from lanebench.engines.hooks import Unavailable
 from lanebench.errors import Interrupted
 from lanebench.orchestration import RunOutcome, RunPlan, plan_run, run_lanes
-from lanebench.orchestration.attribute_step import experiment_job, variant_plans
+from lanebench.orchestration.attribute_step import experiment_job
 from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
@@ -69,17 +69,17 @@ def print_attribution_plan(rp: RunPlan, config: RunConfig) -> None:
     """``--attribute``: per lane, the servers of its experiment and what each switches off."""
     reps = experiment_job(config)
     for p in rp.plans:
-        if not isinstance(p.dialect, Dialect):
-            console.print(f"- attribution: {p.lane.name}: none (engine {p.engine.name})", highlight=False)
+        found = p.engine.attribution_suspects(p)
+        if isinstance(found, Unavailable):
+            console.print(f"- attribution: {p.lane.name}: none ({found.why})", highlight=False, markup=False)
             continue
-        variants, skipped = variant_plans(p)
-        changes = [" ".join(s.change(p.dialect)) for s, _ in variants]
+        changes = [" ".join(v.change) for v in found.variants]
         console.print(
-            f"- attribution: {p.lane.name}: {len(variants) + 2 if variants else 0} server(s) of "
+            f"- attribution: {p.lane.name}: {len(changes) + 2 if changes else 0} server(s) of "
             f"{reps.warmup} + {reps.reps} requests: control, "
             + ", ".join(changes)
             + ", control"
-            + "".join(f"; not {name}: {why}" for name, why in skipped),
+            + "".join(f"; not {name}: {why}" for name, why in found.skipped),
             highlight=False,
             markup=False,
         )

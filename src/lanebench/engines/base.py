@@ -11,7 +11,9 @@ pipeline needs from an engine goes through this interface:
 - **the standard job** (``prompt_ids``, ``request``, ``reader``): exact-length prompts (token
   ids where the engine takes them, else text it tokenised itself), the request body, and a
   ``StreamReader`` that turns each streamed chunk into tokens and the engine's own figures;
-- **counters** (``counters``): cumulative speculative counters, before and after the job.
+- **counters** (``counters``): cumulative speculative counters, before and after the job;
+- **optional capabilities** (``engines.hooks``): kernel view, quality tool, placement, memory,
+  fingerprint, attribution suspects, doctor; each defaults to "not available for engine X".
 
 Figures an engine reports itself are normalised into llama.cpp's ``timings`` names
 (``prompt_n``, ``prompt_per_second``, ``predicted_n``, ``predicted_per_second``, ``draft_n``,
@@ -34,6 +36,7 @@ import aiohttp
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.placement import PLACEMENT_FIELDS
+from lanebench.engines.hooks import EngineHooks
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.records.samples import TokenCount
 from lanebench.server.process import ServerProcess
@@ -165,8 +168,9 @@ class Request:
 Prompt = list[int] | str
 
 
-class Engine(ABC):
-    """A serving engine. Subclasses set ``name`` and register with ``@register``."""
+class Engine(EngineHooks, ABC):
+    """A serving engine. Subclasses set ``name`` and register with ``@register``; the optional
+    capabilities they have override ``EngineHooks``' defaults."""
 
     name: ClassVar[str]
     launches: ClassVar[bool] = True  # False: attaches to a server that already runs

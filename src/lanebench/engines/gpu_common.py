@@ -1,39 +1,34 @@
-"""What the engines that launch a Python GPU server (vLLM, SGLang) share.
+"""What the engines that launch a Python GPU server (vLLM, SGLang) share, and the class they
+subclass (``GpuServerEngine``).
 
 - **their ``--help``**: argparse output parsed into an ``ArgparseHelp`` (flags and the choices it
-  lists), run once per binary (``run_text``, ``labelled``); ``need_flag`` / ``need_value``
-  refuse, naming the flag, what a build does not list.
+  lists), run once per binary; ``need_flag`` / ``need_value`` refuse, naming the flag, what a
+  build does not list.
 - **the lane**: ``check_lane`` refuses the fields such a server has no equivalent for
   (``refuse_gpu_server_fields``) and ``extra_args`` that repeat a flag lanebench sets, and
   works out the model and the per-sequence context; ``finish_plan`` makes the ``LanePlan``.
 - **the job**: ``tokenize`` (``POST /tokenize``, which both serve) turns the corpus into ids.
-- **replies**: ``error_text``, ``count`` and ``positive`` read chunk fields defensively.
 
-The generic helpers (``find_bin``, ``run_text``, ``labelled``, ``last_line``, ``slot_ctx``,
-``refuse_set``, ``count``, ``positive``, ``error_text``) serve the Ollama engine too.
+``GpuServerEngine.plan`` runs these in order; a subclass says how to find and probe its server,
+which flags it owns, and builds its argv. Helpers every launched third-party server needs
+(``find_bin``, ``run_text``, reply fields) are in ``engines.common``.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
 import aiohttp
 
-from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, needed_ctx
-from lanebench.errors import BadInput, NotFound
-
-HELP_TIMEOUT_S = 240.0  # importing vLLM or SGLang (torch, CUDA probing) takes a while
-_TAIL_CHARS = 240
+from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext
+from lanebench.engines.common import labelled, refuse_set, slot_ctx
+from lanebench.errors import BadInput
 
 
 def flag_name(flag: str) -> str:
@@ -86,89 +81,6 @@ def parse_argparse_help(text: str, command: str = "", version: str | None = None
     return ArgparseHelp(frozenset(flags), choices, version, command)
 
 
-def last_line(text: str) -> str:
-    """The last non-empty line of a command's output (its error, usually), shortened."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:_TAIL_CHARS] if lines else "no output"
-
-
-def run_text(argv: Sequence[str], timeout_s: float = HELP_TIMEOUT_S) -> tuple[int, str]:
-    """(exit status, stdout + stderr) of a short command such as ``--help``; one-line errors
-    (without a lane label: ``labelled`` adds it)."""
-    try:
-        proc = subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BadInput(f"`{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
-    except OSError as exc:
-        raise NotFound(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    return proc.returncode, f"{proc.stdout}\n{proc.stderr}"
-
-
-T = TypeVar("T")
-
-
-def labelled(label: str, probe_fn: Callable[[str, int], T], binary: Path) -> T:
-    """``probe_fn(binary, mtime)`` (cached per binary, whatever lane asks), its errors prefixed
-    with the lane's label."""
-    try:
-        return probe_fn(str(binary), binary.stat().st_mtime_ns)
-    except (BadInput, NotFound) as exc:
-        raise type(exc)(f"{label}: {exc}") from None
-
-
-def find_bin(explicit: Path | None, name: str, label: str, how: str) -> Path:
-    """The lane's ``server_bin``, else ``name`` on PATH; refusals name the field.
-
-    Symlinks are kept as given: a virtual environment's ``python`` must stay that environment's."""
-    if explicit is not None:
-        path = Path(explicit).expanduser()
-        source = f"{label}: field 'server_bin'"
-        if not path.exists():
-            raise BadInput(f"{source}: {path} does not exist")
-        if path.is_dir():
-            raise BadInput(f"{source}: {path} is a directory, expected the {name} executable")
-        if not os.access(path, os.X_OK):
-            raise BadInput(f"{source}: {path} is not executable")
-        return path
-    found = shutil.which(name)
-    if found is None:
-        raise NotFound(f"{label}: no {name!r} on PATH and the lane sets no 'server_bin'; {how}")
-    return Path(found)
-
-
-def slot_ctx(lane: LaneSpec, job: JobSpec, label: str) -> int:
-    """Tokens one sequence may hold: the lane's whole-server ``ctx`` split over its slots, else
-    the job's own need (n_in + n_out + slack, rounded up to 256).
-
-    vLLM (``--max-model-len``), SGLang (``--context-length``) and Ollama (``num_ctx``) size one
-    sequence, where llama-server's ``-c`` sizes the cache all slots share."""
-    if lane.ctx is None:
-        return needed_ctx(job, 1)
-    per_slot = lane.ctx // lane.slots
-    if per_slot < job.n_in + job.n_out:
-        raise BadInput(
-            f"{label}: field 'ctx' = {lane.ctx} gives {per_slot} tokens per slot, less than the "
-            f"job's {job.n_in + job.n_out} (n_in + n_out); use at least "
-            f"{needed_ctx(job, lane.slots)} or leave it empty"
-        )
-    return per_slot
-
-
-def refuse_set(label: str, engine: str, fields: Mapping[str, tuple[object, str]]) -> None:
-    """Refuse lane fields this engine has no equivalent for: ``{field: (value, hint)}``."""
-    for name, (value, hint) in fields.items():
-        if value not in (None, "", [], {}):
-            raise BadInput(f"{label}: field {name!r} = {value!r} has no {engine} equivalent; {hint}")
-
-
 def check_extra_args(lane: LaneSpec, label: str, owned: Mapping[str, str]) -> None:
     """Refuse ``extra_args`` that repeat a flag lanebench sets from a lane field."""
     for arg in lane.extra_args:
@@ -213,34 +125,6 @@ def need_value(help_: ArgparseHelp, flag: str, value: str, label: str, field_nam
             f"{label}: field {field_name!r} = {value!r}: this {engine} build's {flag} takes "
             f"{', '.join(values)}"
         )
-
-
-def error_text(chunk: Mapping[str, Any]) -> str | None:
-    """The message of an error chunk (OpenAI ``{"error": {...}}``, vLLM's older flat
-    ``{"object": "error", "message": ...}``, Ollama's ``{"error": "..."}``)."""
-    err = chunk.get("error")
-    if err is None and chunk.get("object") == "error":
-        err = chunk.get("message", "error")
-    if err is None:
-        return None
-    if isinstance(err, dict):
-        err = err.get("message", err)
-    return str(err)[:300]
-
-
-def positive(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number > 0, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) and v > 0 else None
-
-
-def count(value: Any) -> int | None:
-    """``value`` when it is a non-negative integer (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
 
 
 def refuse_gpu_server_fields(lane: LaneSpec, label: str, engine: str, display: str) -> None:
@@ -350,3 +234,48 @@ async def tokenize(
         resp.raise_for_status()
         out = await resp.json()
     return [int(t) for t in out["tokens"]]
+
+
+class GpuServerEngine(Engine):
+    """An engine that launches a Python GPU server whose flags come from its argparse ``--help``.
+
+    ``plan`` refuses what the server has no equivalent for, finds the executable, reads its
+    help and builds the argv once (so refusals surface before anything starts); prompts are
+    token ids from its ``/tokenize`` (``tokenize_optional``: builds without one take text)."""
+
+    display: ClassVar[str]  # the engine's name in messages ("vLLM")
+    tokenize_optional: ClassVar[bool] = False
+
+    @abstractmethod
+    def owned(self, lane: LaneSpec) -> dict[str, str]:
+        """The server flags lanebench sets from the lane: flag -> what it comes from."""
+
+    @abstractmethod
+    def find(self, lane: LaneSpec, label: str) -> Path:
+        """The executable that serves the lane (its ``server_bin``, else one on PATH)."""
+
+    @staticmethod
+    @abstractmethod
+    def probe_help(binary: str, mtime_ns: int) -> ArgparseHelp:
+        """The flags ``binary`` lists, read by running it (subclasses cache it per binary and
+        mtime); errors are one line without a label."""
+
+    def read_help(self, binary: Path, label: str) -> ArgparseHelp:
+        """``probe_help`` of ``binary``, once per binary and mtime whatever lane asks; its errors
+        start with ``label``."""
+        return labelled(label, self.probe_help, binary)
+
+    def plan_info(self, lane: LaneSpec, help_: ArgparseHelp) -> dict[str, Any]:
+        """What else the plan's ``build_info`` keeps for ``argv`` and ``request``."""
+        return {}
+
+    def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
+        checked = check_lane(self, lane, ctx, self.display, self.owned(lane))
+        binary = self.find(lane, checked.label)
+        help_ = self.read_help(binary, checked.label)
+        return finish_plan(self, lane, checked, binary, help_, **self.plan_info(lane, help_))
+
+    async def prompt_ids(
+        self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
+    ) -> list[int] | None:
+        return await tokenize(session, endpoint, plan, text, absent_ok=self.tokenize_optional)

@@ -49,8 +49,7 @@ from lanebench.engines.base import (
     StreamReader,
     api_key,
 )
-from lanebench.engines.registry import register
-from lanebench.engines.vllm import (
+from lanebench.engines.common import (
     count,
     error_text,
     find_bin,
@@ -61,6 +60,7 @@ from lanebench.engines.vllm import (
     run_text,
     slot_ctx,
 )
+from lanebench.engines.registry import register
 from lanebench.errors import BadInput, LaneFailed, NotFound
 from lanebench.server.process import ServerProcess
 
@@ -247,55 +247,56 @@ def has_model(names: set[str], wanted: str) -> bool:
     return wanted in names or (":" not in wanted and f"{wanted}:latest" in names)
 
 
+def _refuse_fields(lane: LaneSpec, label: str) -> None:
+    """What no Ollama lane takes: a model file, a draft, flags; it needs a pulled model's name."""
+    if not lane.served_model:
+        raise BadInput(
+            f"{label}: field 'served_model': engine 'ollama' needs the name of a model Ollama has "
+            "pulled (e.g. 'llama3.2:1b'; see `ollama list`)"
+        )
+    if lane.model is not None:
+        raise BadInput(
+            f"{label}: field 'model': Ollama serves the models it has pulled or created; name one "
+            "in 'served_model' (a GGUF becomes one with `ollama create NAME -f Modelfile`)"
+        )
+    if lane.draft is not None:
+        raise BadInput(f"{label}: field 'draft': Ollama has no speculative decoding")
+    hint = "`ollama serve` takes no flags; set OLLAMA_* variables in 'env'"
+    refuse_set(label, "Ollama", {"extra_args": (lane.extra_args, hint)})
+
+
+def _check_started(lane: LaneSpec, label: str) -> None:
+    """What an Ollama lanebench starts refuses: a key, a KV type it lacks, a quantised KV cache
+    without flash attention, ``env`` setting a variable lanebench sets."""
+    if lane.api_key_env:
+        raise BadInput(
+            f"{label}: field 'api_key_env' is for an Ollama at a 'url'; the one lanebench starts has no key"
+        )
+    if lane.kv not in KV_TYPES:
+        raise BadInput(
+            f"{label}: field 'kv' = {lane.kv!r}: Ollama's OLLAMA_KV_CACHE_TYPE takes {', '.join(KV_TYPES)}"
+        )
+    if lane.kv != "f16" and lane.flash_attn == "off":
+        raise BadInput(
+            f"{label}: field 'kv' = {lane.kv!r} needs flash attention in Ollama; set flash_attn "
+            "to 'on' or 'auto'"
+        )
+    for name, source in _OWNED_ENV.items():
+        if name in lane.env:
+            raise BadInput(f"{label}: field 'env' sets {name}, which lanebench sets from {source}")
+
+
 @register("ollama")
 class Ollama(Engine):
     lane_fields = frozenset({"url", "api_key_env"})
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        if not lane.served_model:
-            raise BadInput(
-                f"{label}: field 'served_model': engine 'ollama' needs the name of a model Ollama has "
-                "pulled (e.g. 'llama3.2:1b'; see `ollama list`)"
-            )
-        if lane.model is not None:
-            raise BadInput(
-                f"{label}: field 'model': Ollama serves the models it has pulled or created; name one "
-                "in 'served_model' (a GGUF becomes one with `ollama create NAME -f Modelfile`)"
-            )
-        if lane.draft is not None:
-            raise BadInput(f"{label}: field 'draft': Ollama has no speculative decoding")
-        refuse_set(
-            label,
-            "Ollama",
-            {
-                "extra_args": (
-                    lane.extra_args,
-                    "`ollama serve` takes no flags; set OLLAMA_* variables in 'env'",
-                )
-            },
-        )
+        _refuse_fields(lane, label)
         per_slot = slot_ctx(lane, ctx.job, label)
         if lane.url:
             return self._plan_attached(lane, label, per_slot)
-        if lane.api_key_env:
-            raise BadInput(
-                f"{label}: field 'api_key_env' is for an Ollama at a 'url'; the one lanebench starts "
-                "has no key"
-            )
-        if lane.kv not in KV_TYPES:
-            raise BadInput(
-                f"{label}: field 'kv' = {lane.kv!r}: Ollama's OLLAMA_KV_CACHE_TYPE takes "
-                f"{', '.join(KV_TYPES)}"
-            )
-        if lane.kv != "f16" and lane.flash_attn == "off":
-            raise BadInput(
-                f"{label}: field 'kv' = {lane.kv!r} needs flash attention in Ollama; set flash_attn "
-                "to 'on' or 'auto'"
-            )
-        for name, source in _OWNED_ENV.items():
-            if name in lane.env:
-                raise BadInput(f"{label}: field 'env' sets {name}, which lanebench sets from {source}")
+        _check_started(lane, label)
         binary = find_bin(lane.server_bin, "ollama", label, HOW_TO_GET)
         help_ = probe(binary, label)
         env_bin = shutil.which("env") or "/usr/bin/env"

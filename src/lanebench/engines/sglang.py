@@ -33,26 +33,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
+from lanebench.engines.base import LanePlan, Prompt, Request, StreamReader
+from lanebench.engines.common import count, error_text, find_bin, last_line, positive, run_text
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
-    check_lane,
-    count,
-    error_text,
+    GpuServerEngine,
     extra_flags,
-    find_bin,
-    finish_plan,
-    labelled,
-    last_line,
     need_flag,
     need_value,
     parse_argparse_help,
-    positive,
-    run_text,
-    tokenize,
 )
 from lanebench.engines.registry import register
 from lanebench.errors import NotFound
@@ -70,30 +60,6 @@ def launch_command(binary: Path) -> list[str]:
     if binary.name.startswith("sglang"):
         return [str(binary), "serve"]
     return [str(binary), "-m", "sglang.launch_server"]
-
-
-@lru_cache(maxsize=32)
-def _probe(binary: str, mtime_ns: int) -> ArgparseHelp:
-    launch = launch_command(Path(binary))
-    command = " ".join([*launch, "--help"])
-    _, out = run_text([*launch, "--help"])
-    parsed = parse_argparse_help(out, command)
-    if not (parsed.has("--model-path") and parsed.has("--port")):
-        raise NotFound(
-            f"`{command}` lists no --model-path / --port, so SGLang is not there "
-            f"({last_line(out)}); {HOW_TO_GET}"
-        )
-    version = None
-    if not Path(binary).name.startswith("sglang"):
-        rc, out = run_text([binary, "-c", _VERSION_CODE])
-        m = _VERSION.search(out) if rc == 0 else None  # the bare version line, not warnings
-        version = m[1] if m else None
-    return ArgparseHelp(parsed.flags, parsed.choices, version, command)
-
-
-def probe(binary: Path, label: str = "sglang") -> ArgparseHelp:
-    """The flags of SGLang's launcher behind ``binary``, read once per binary and mtime."""
-    return labelled(label, _probe, binary)
 
 
 _OWNED = {
@@ -274,23 +240,47 @@ class SGLangReader(StreamReader):
 
 
 @register("sglang")
-class SGLang(Engine):
-    def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
+class SGLang(GpuServerEngine):
+    display = "SGLang"
+    tokenize_optional = True  # builds before /tokenize: text prompts, their length reported back
+
+    def owned(self, lane: LaneSpec) -> dict[str, str]:
         owned = dict(_OWNED)
         if lane.draft is not None:
             owned.update(dict.fromkeys(_SPEC_FLAGS, "field 'draft'"))
-        checked = check_lane(self, lane, ctx, "SGLang", owned)
-        binary = _find(lane, checked.label)
-        return finish_plan(self, lane, checked, binary, probe(binary, checked.label))
+        return owned
+
+    def find(self, lane: LaneSpec, label: str) -> Path:
+        """The lane's ``server_bin``, else the first ``python3`` on PATH (checked for SGLang by
+        the help probe, whose failure names the field)."""
+        if lane.server_bin is not None:
+            return find_bin(lane.server_bin, "python", label, HOW_TO_GET)
+        for name in ("python3", "python"):
+            if shutil.which(name):
+                return find_bin(None, name, label, HOW_TO_GET)
+        raise NotFound(f"{label}: no python3 on PATH and the lane sets no 'server_bin'; {HOW_TO_GET}")
+
+    @staticmethod
+    @lru_cache(maxsize=32)
+    def probe_help(binary: str, mtime_ns: int) -> ArgparseHelp:
+        launch = launch_command(Path(binary))
+        command = " ".join([*launch, "--help"])
+        _, out = run_text([*launch, "--help"])
+        parsed = parse_argparse_help(out, command)
+        if not (parsed.has("--model-path") and parsed.has("--port")):
+            raise NotFound(
+                f"`{command}` lists no --model-path / --port, so SGLang is not there "
+                f"({last_line(out)}); {HOW_TO_GET}"
+            )
+        version = None
+        if not Path(binary).name.startswith("sglang"):
+            rc, out = run_text([binary, "-c", _VERSION_CODE])
+            m = _VERSION.search(out) if rc == 0 else None  # the bare version line, not warnings
+            version = m[1] if m else None
+        return ArgparseHelp(parsed.flags, parsed.choices, version, command)
 
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
-
-    async def prompt_ids(
-        self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
-    ) -> list[int] | None:
-        # builds before /tokenize: text prompts, their length reported back
-        return await tokenize(session, endpoint, plan, text, absent_ok=True)
 
     def request(
         self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
@@ -299,14 +289,3 @@ class SGLang(Engine):
 
     def reader(self) -> StreamReader:
         return SGLangReader()
-
-
-def _find(lane: LaneSpec, label: str) -> Path:
-    """The lane's ``server_bin``, else the first ``python3`` on PATH (checked for SGLang by the
-    help probe, whose failure names the field)."""
-    if lane.server_bin is not None:
-        return find_bin(lane.server_bin, "python", label, HOW_TO_GET)
-    for name in ("python3", "python"):
-        if shutil.which(name):
-            return find_bin(None, name, label, HOW_TO_GET)
-    raise NotFound(f"{label}: no python3 on PATH and the lane sets no 'server_bin'; {HOW_TO_GET}")

@@ -22,8 +22,8 @@ running vLLM.
   (``vllm/v1/spec_decode/metrics.py``) are summed over engines and renamed to the
   ``spec_decode_*_total`` names llama.cpp uses, per-position ones keyed ``{position="i"}``.
 
-What it shares with SGLang (``--help`` parsing, the lane's refusals, ``/tokenize``) is in
-``engines.gpu_common``.
+What it shares with SGLang (``--help`` parsing, the lane's refusals, planning, ``/tokenize``)
+is ``engines.gpu_common.GpuServerEngine``; what every launched server needs, ``engines.common``.
 """
 
 from __future__ import annotations
@@ -39,28 +39,16 @@ from typing import Any
 import aiohttp
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
+from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request, StreamReader
+from lanebench.engines.common import count, error_text, find_bin, last_line, positive, run_text
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
-    check_lane,
-    count,
-    error_text,
+    GpuServerEngine,
     extra_flags,
-    find_bin,
-    finish_plan,
-    labelled,
-    last_line,
     need_flag,
     need_value,
     parse_argparse_help,
-    positive,
-    run_text,
-    tokenize,
 )
-
-# the ollama engine imports these from here; they live in gpu_common now
-from lanebench.engines.gpu_common import refuse_set as refuse_set
-from lanebench.engines.gpu_common import slot_ctx as slot_ctx
 from lanebench.engines.registry import register
 from lanebench.errors import NotFound
 
@@ -69,31 +57,6 @@ HOW_TO_GET = (
     "that environment's vllm executable"
 )
 _VERSION = re.compile(r"^\s*v?(\d+\.\d+(?:\.\d+)?[\w.+-]*)\s*$", re.MULTILINE)  # `vllm --version`
-
-
-@lru_cache(maxsize=32)
-def _probe(binary: str, mtime_ns: int) -> ArgparseHelp:
-    last = ""
-    for extra in ("--help=all", "--help"):  # >= 0.10 lists only group names for a bare --help
-        command = f"{binary} serve {extra}"
-        _, out = run_text([binary, "serve", extra])
-        parsed = parse_argparse_help(out, command)
-        if parsed.has("--port") and parsed.has("--max-num-seqs"):
-            break
-        last = out
-    else:
-        raise NotFound(
-            f"`{binary} serve --help` lists no --port / --max-num-seqs, so this is not a working "
-            f"vLLM ({last_line(last)}); {HOW_TO_GET}"
-        )
-    _, out = run_text([binary, "--version"])
-    m = _VERSION.search(out)  # the bare version line, not the INFO lines around it
-    return ArgparseHelp(parsed.flags, parsed.choices, m[1] if m else None, command)
-
-
-def probe(binary: Path, label: str = "vllm") -> ArgparseHelp:
-    """The flags of ``binary`` (a ``vllm`` executable), read once per binary and mtime."""
-    return labelled(label, _probe, binary)
 
 
 # lane fields → the vLLM flags lanebench sets from them (extra_args may not repeat these)
@@ -290,25 +253,44 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 @register("vllm")
-class Vllm(Engine):
-    def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
+class Vllm(GpuServerEngine):
+    display = "vLLM"
+
+    def owned(self, lane: LaneSpec) -> dict[str, str]:
         owned = dict(_OWNED)
         if lane.draft is not None:
             owned["--speculative-config"] = "field 'draft'"
-        checked = check_lane(self, lane, ctx, "vLLM", owned)
-        binary = find_bin(lane.server_bin, "vllm", checked.label, HOW_TO_GET)
-        help_ = probe(binary, checked.label)
-        extra = extra_flags(lane)
-        per_request = help_.has("--enable-per-request-metrics") and "--disable-log-stats" not in extra
-        return finish_plan(self, lane, checked, binary, help_, per_request_metrics=per_request)
+        return owned
+
+    def find(self, lane: LaneSpec, label: str) -> Path:
+        return find_bin(lane.server_bin, "vllm", label, HOW_TO_GET)
+
+    @staticmethod
+    @lru_cache(maxsize=32)
+    def probe_help(binary: str, mtime_ns: int) -> ArgparseHelp:
+        last = ""
+        for extra in ("--help=all", "--help"):  # >= 0.10 lists only group names for a bare --help
+            command = f"{binary} serve {extra}"
+            _, out = run_text([binary, "serve", extra])
+            parsed = parse_argparse_help(out, command)
+            if parsed.has("--port") and parsed.has("--max-num-seqs"):
+                break
+            last = out
+        else:
+            raise NotFound(
+                f"`{binary} serve --help` lists no --port / --max-num-seqs, so this is not a working "
+                f"vLLM ({last_line(last)}); {HOW_TO_GET}"
+            )
+        _, out = run_text([binary, "--version"])
+        m = _VERSION.search(out)  # the bare version line, not the INFO lines around it
+        return ArgparseHelp(parsed.flags, parsed.choices, m[1] if m else None, command)
+
+    def plan_info(self, lane: LaneSpec, help_: ArgparseHelp) -> dict[str, Any]:
+        logs_stats = "--disable-log-stats" not in extra_flags(lane)
+        return {"per_request_metrics": help_.has("--enable-per-request-metrics") and logs_stats}
 
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
-
-    async def prompt_ids(
-        self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan, text: str
-    ) -> list[int] | None:
-        return await tokenize(session, endpoint, plan, text)
 
     def request(
         self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]

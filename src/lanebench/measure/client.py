@@ -16,10 +16,7 @@ from typing import Any
 import aiohttp
 
 from lanebench.engines.base import Request, StreamReader
-from lanebench.engines.llamacpp.engine import LlamaReader, chunk_tokens, completion_body
 from lanebench.records.samples import RequestRecord, SampleKind
-
-__all__ = ["chunk_tokens", "completion_body", "parse_sse_line", "stream_completion", "stream_request"]
 
 
 def parse_sse_line(line: bytes) -> dict[str, Any] | None:
@@ -133,27 +130,3 @@ async def stream_request(
         rec.ok, rec.error = False, f"{type(exc).__name__}: {exc}"[:300]
     got.finish(t0)
     return rec
-
-
-async def stream_completion(
-    session: aiohttp.ClientSession,
-    base_url: str,
-    body: dict[str, Any],
-    *,
-    kind: SampleKind,
-    rep: int,
-    stream_index: int = 0,
-    timeout_s: float = 3600.0,
-) -> RequestRecord:
-    """One llama-server ``/completion`` request (``body`` from ``completion_body``)."""
-    req = Request("/completion", body, len(body["prompt"]), int(body["n_predict"]))
-    return await stream_request(
-        session,
-        base_url,
-        req,
-        LlamaReader(),
-        kind=kind,
-        rep=rep,
-        stream_index=stream_index,
-        timeout_s=timeout_s,
-    )

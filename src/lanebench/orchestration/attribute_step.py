@@ -1,11 +1,12 @@
 """The attribution experiment for a measured lane (``run --attribute``).
 
-For every known suspect that applies to the lane's build and settings (``engines.suspects``),
-a fresh server runs a few requests of the lane's job with that one suspect switched off; the
-control (the lane as it runs) is run the same way before and after the variants. Servers run
-one at a time, after the lane's own measurement, and every request is kept
-(``attribution.AttributionRecord``). A server that fails is recorded in its arm and the next
-arm runs.
+For every suspect that applies to the lane's build and settings (its engine's
+``attribution_suspects``; llama.cpp's are in ``engines.llamacpp.suspects``), a fresh server
+runs a few requests of the lane's job with that one suspect switched off; the control (the
+lane as it runs) is run the same way before and after the variants. Servers run one at a time,
+after the lane's own measurement, and every request is kept (``attribution.AttributionRecord``).
+A server that fails is recorded in its arm and the next arm runs. An engine without suspects
+gets a record whose note says why, and nothing starts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,7 @@ from lanebench.analysis.attribution import CONTROL, CONTROL_AFTER, Arm, Attribut
 from lanebench.config.job import JobSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
-from lanebench.engines.llamacpp.dialect import Dialect
-from lanebench.engines.llamacpp.suspects import Suspect, applicable
+from lanebench.engines.hooks import Unavailable
 from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, RunState
 from lanebench.records.lane import LaneResult, LaneStatus
@@ -39,18 +38,6 @@ def experiment_job(opts: RunConfig) -> JobSpec:
         aggregate=0,
         seed=job.seed,
     )
-
-
-def variant_plans(plan: LanePlan) -> tuple[list[tuple[Suspect, LanePlan]], list[list[str]]]:
-    """(each applicable suspect with the lane's plan with it switched off, [name, why] skipped)."""
-    dialect: Dialect = plan.dialect
-    suspects, skipped = applicable(dialect, plan.lane)
-    out = []
-    for suspect in suspects:
-        variant = replace(plan, lane=suspect.variant(dialect, plan.lane))
-        variant.argv_preview = variant.argv(0)
-        out.append((suspect, variant))
-    return out, [list(s) for s in skipped]
 
 
 def _run_arm(arm: Arm, plan: LanePlan, opts: RunConfig, state: RunState, log_path: Path) -> Arm:
@@ -90,12 +77,16 @@ def run_experiment(
     ``on_arm`` gets the record after every server, so an interrupted experiment keeps its arms."""
     job = experiment_job(opts)
     rec = AttributionRecord(n_in=job.n_in, n_out=job.n_out, reps=job.reps, warmup=job.warmup)
-    variants, rec.skipped = variant_plans(plan)
-    if not variants:
+    found = plan.engine.attribution_suspects(plan)
+    if isinstance(found, Unavailable):
+        rec.note = found.why
+        return rec
+    rec.skipped = found.skipped
+    if not found.variants:
         rec.note = "no suspect applies to this lane on this build"
         return rec
     arms: list[tuple[Arm, LanePlan]] = [(Arm(CONTROL, "the lane as it runs"), plan)]
-    arms += [(Arm(s.name, s.label, s.change(plan.dialect)), p) for s, p in variants]
+    arms += [(Arm(v.name, v.label, v.change), v.plan) for v in found.variants]
     arms.append((Arm(CONTROL_AFTER, "the lane as it runs, after the variants"), plan))
     for arm, arm_plan in arms:
         announce(f"{plan.lane.name}: attribution, {arm.name}")
@@ -123,11 +114,9 @@ def attribution_for(
     gets the record so far after every server of the experiment."""
     if not opts.attribute or result.status == LaneStatus.FAILED:
         return None
-    if not plan.engine.launches or plan.server_bin is None or not isinstance(plan.dialect, Dialect):
-        return AttributionRecord(
-            note=f"engine {plan.engine.name!r}: no attribution (its suspects are llama-server's flags, "
-            "switched on servers lanebench starts)"
-        ).to_dict()
+    found = plan.engine.attribution_suspects(plan)
+    if isinstance(found, Unavailable):
+        return AttributionRecord(note=found.why).to_dict()  # nothing starts
     key = experiment_key(plan)
     if key not in cache:
         done = run_experiment(plan, opts, state, log_path, announce, lambda rec: on_arm(rec.to_dict()))

@@ -1,5 +1,5 @@
-"""Fingerprints as a step of the run: the host and each build once per run, each model file
-once, each RPC endpoint as it answered, and the compute backends a lane's server log named.
+"""Fingerprints as a step of the run: the host and each build once per run (the build as its
+engine fingerprints it), each model file once, each RPC endpoint as it answered.
 
 Collecting runs binaries and hashes model files, so it lives here and not in the store, which
 only keeps what it is handed. Collecting never fails a run: a fingerprint that cannot be taken
@@ -8,10 +8,11 @@ is stored as the reason why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from lanebench.engines.base import LanePlan
 from lanebench.orchestration import fingerprint as fp
 from lanebench.records.lane import LaneResult
 from lanebench.records.run import RunInfo
@@ -33,22 +34,15 @@ def safely(collect: Callable[..., Any], *args: Any) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def lane_backends(log_path: str | None, limit: int = 4_000_000) -> list[str]:
-    """The compute backends a lane's server log named (empty without a log)."""
-    if not log_path:
-        return []
-    try:
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            return fp.backends_from_log(f.read(limit))
-    except OSError:
-        return []
-
-
 class FingerprintSink:
-    """A sink beside the store's: takes each fingerprint once and hands it to the store."""
+    """A sink beside the store's: takes each fingerprint once and hands it to the store;
+    ``plans``: the run's, whose engines fingerprint their builds."""
 
-    def __init__(self, store: FingerprintStore) -> None:
+    def __init__(self, store: FingerprintStore, plans: Sequence[LanePlan] = ()) -> None:
         self.store = store
+        self.builds: dict[str, LanePlan] = {}  # the first plan of each build
+        for plan in plans:
+            self.builds.setdefault(plan.build, plan)
 
     def _add(self, run: RunInfo, kind: str, key: str, collect: Callable[..., Any], *args: Any) -> None:
         if not self.store.has_fingerprint(run, kind, key):
@@ -56,8 +50,8 @@ class FingerprintSink:
 
     def run_started(self, run: RunInfo) -> None:
         self._add(run, "host", str(run.host.get("hostname") or "host"), fp.host_fingerprint)
-        for binary, dialect in run.builds.items():
-            self._add(run, "build", binary, fp.build_fingerprint, Path(binary), dialect)
+        for build, plan in self.builds.items():
+            self._add(run, "build", build, plan.engine.fingerprint, plan)
 
     def lane_started(self, run: RunInfo, lane: LaneResult) -> None:
         spec = lane.lane

@@ -23,10 +23,8 @@ from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, RunState, summarize
 from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
-from lanebench.orchestration.fingerprint_step import lane_backends
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
-from lanebench.orchestration.placement_step import placement_record
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.run import RunInfo
@@ -69,7 +67,8 @@ class _Recorder:
 
     def finish(self, log_tail: str) -> LaneResult:
         summarize(self.result, self.job, log_tail)
-        self.result.backends = lane_backends(self.result.log_path)
+        log = self.result.log_path
+        self.result.backends = self.plan.engine.backends(self.plan, Path(log) if log else None)
         for s in self.sinks:
             s.lane_finished(self.run, self.result)
         if self.progress:
@@ -126,7 +125,7 @@ class LaneMeasurer:
         rec.result.load_s = endpoint.load_s
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
-        rec.result.placement = placement_record(plan, endpoint)
+        rec.result.placement = plan.engine.placement(plan, endpoint)
         job = LaneJob(
             plan,
             endpoint,
@@ -221,7 +220,7 @@ class LaneMeasurer:
 def _meter(plan: LanePlan, endpoint: Endpoint) -> LoadMeter | None:
     """What else runs beside a lane lanebench started (its process groups are known); None for
     an attached endpoint, whose server may be another machine or a process not its own."""
-    leaders = lane_leaders(endpoint)
+    leaders = lane_leaders(plan, endpoint)
     if not plan.engine.launches or not leaders:
         return None
     return LoadMeter.for_lane(leaders, plan.lane.threads)

@@ -108,7 +108,7 @@ def run_lanes(
     stored: list[Sink] = []
     if store is not None:
         store_sink = store.sink()
-        stored = [store_sink, FingerprintSink(store_sink)]
+        stored = [store_sink, FingerprintSink(store_sink, rp.plans)]
     all_sinks = stored + list(sinks)
     for s in all_sinks:
         s.run_started(run)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import Unavailable
 from lanebench.errors import LanebenchError
 from lanebench.orchestration.plan import plan_lanes
 from lanebench.quality.assess import Assessor, QualityOptions, QualityOutcome
@@ -29,11 +30,15 @@ Say = Callable[[str], None]
 
 
 def quality_lanes(plans: Sequence[LanePlan]) -> list[QualityLane]:
-    """What quality needs of each plan: the build and model of lanes llama.cpp serves."""
+    """What quality needs of each plan, as its engine's ``quality_tool`` says: the build and
+    model llama-perplexity scores it with, or why it cannot."""
     out = []
     for p in plans:
-        ours = p.engine.name == "llama.cpp" and p.engine.launches
-        out.append(QualityLane(p.lane, p.server_bin if ours else None, p.model if ours else None))
+        tool = p.engine.quality_tool(p)
+        if isinstance(tool, Unavailable):
+            out.append(QualityLane(p.lane, unavailable=tool.why))
+        else:
+            out.append(QualityLane(p.lane, tool.server_bin, tool.model))
     return out
 
 

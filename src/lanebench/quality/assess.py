@@ -111,10 +111,8 @@ class Assessor:
                 note="output not the model's (synthetic acceptance): no quality figures",
             )
         if q.server_bin is None or q.model is None:
-            return QualityRecord(
-                QualityStatus.UNAVAILABLE,
-                note=f"engine {q.spec.engine!r}: lanebench has no {TOOL} for a server it does not start",
-            )
+            why = q.unavailable or f"engine {q.spec.engine!r}: lanebench has no {TOOL} for this lane"
+            return QualityRecord(QualityStatus.UNAVAILABLE, note=why)
         if q.drafting:
             return None  # a verdict from its greedy ids, which needs no tool
         if find_perplexity(q.server_bin) is None:

@@ -20,12 +20,14 @@ from lanebench.quality.flags import drafting_args
 
 @dataclass(slots=True)
 class QualityLane:
-    """A planned lane as quality needs it: ``server_bin`` and ``model`` are None for lanes
-    lanebench does not start itself (an attached OpenAI-compatible server)."""
+    """A planned lane as quality needs it: the build and model its engine's ``quality_tool``
+    names, or None for both and ``unavailable`` saying why (an attached server, an engine
+    whose output llama-perplexity cannot reproduce)."""
 
     spec: LaneSpec
     server_bin: Path | None = None
     model: Path | None = None
+    unavailable: str = ""
 
     @property
     def name(self) -> str:

@@ -1,8 +1,12 @@
 """llama.cpp's ``llama-server``, started by lanebench: the engine every other one is measured against.
 
-Its flags come from the build's own ``--help`` (``engines.dialect``), its argv from a pure
-function (``engines.argv``); it takes prompts as token ids, streams ``/completion`` with a
-final chunk carrying ``timings``, and keeps speculative counters on ``/metrics``.
+Its flags come from the build's own ``--help`` (``llamacpp.dialect``), its argv from a pure
+function (``llamacpp.argv``); it takes prompts as token ids, streams ``/completion`` with a
+final chunk carrying ``timings``, and keeps speculative counters on ``/metrics``. It has every
+optional capability (``engines.hooks``), each served by a support module beside it: the kernel
+view (``kernel``: llama-bench), the quality tool (llama-perplexity beside the build), placement,
+memory (``memory``), fingerprints (``fingerprint``), attribution suspects (``suspects``) and
+``doctor``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from lanebench.analysis import metrics as m
+from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.models import default_model_path
 from lanebench.engines.base import (
@@ -27,6 +32,15 @@ from lanebench.engines.base import (
     check_fields,
     needed_ctx,
 )
+from lanebench.engines.hooks import (
+    KernelView,
+    MemoryFit,
+    MemorySources,
+    QualityTool,
+    Suspects,
+    Unavailable,
+)
+from lanebench.engines.llamacpp import doctor, fingerprint, kernel, memory, placement, suspects
 from lanebench.engines.llamacpp.argv import LaneRefused, build_argv
 from lanebench.engines.llamacpp.devices import check_device_names, list_devices
 from lanebench.engines.llamacpp.dialect import Dialect, probe
@@ -252,3 +266,36 @@ class LlamaCpp(Engine):
             if (data.get("generation_settings") or {}).get("speculative.n_max") != n_max:
                 return False
         return True
+
+    # --- optional capabilities (engines.hooks), each from its support module ------------------
+    def kernel_view(
+        self, plan: LanePlan, job: JobSpec, reps: int, depth: int = 0
+    ) -> KernelView | Unavailable:
+        return kernel.kernel_view(plan, job, reps, depth)
+
+    def quality_tool(self, plan: LanePlan) -> QualityTool | Unavailable:
+        assert plan.server_bin is not None and plan.model is not None
+        return QualityTool(plan.server_bin, plan.model)
+
+    def placement(self, plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | None:
+        return placement.placement_record(plan, endpoint)
+
+    def memory_fit(self, plan: LanePlan) -> MemoryFit | Unavailable:
+        return memory.memory_fit(plan)
+
+    def memory_sources(self, plan: LanePlan, endpoint: Endpoint) -> MemorySources | Unavailable:
+        return memory.memory_sources(plan, endpoint)
+
+    def fingerprint(self, plan: LanePlan) -> dict[str, Any]:
+        assert plan.server_bin is not None
+        dialect = plan.dialect.to_dict() if isinstance(plan.dialect, Dialect) else None
+        return fingerprint.build_fingerprint(plan.server_bin, dialect)
+
+    def backends(self, plan: LanePlan, log_path: Path | None) -> list[str]:
+        return fingerprint.log_backends(log_path)
+
+    def attribution_suspects(self, plan: LanePlan) -> Suspects | Unavailable:
+        return suspects.suspects_for(plan)
+
+    def doctor(self, smoke: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return doctor.diagnose(smoke)

@@ -2,18 +2,21 @@
 outside the kernels, each with the one change that switches it off (pure).
 
 ``run --attribute`` re-runs a few requests of a lane's job on a fresh server with one suspect
-switched off and compares with the lane as it runs (``orchestration.attribute_step``). Whether a
-suspect applies is read from the build (its ``--help`` lists the flag, and the default it states)
-and from the lane (``cache_ram``, ``extra_args``): a suspect the lane has already switched off,
-or one the build does not have, is skipped with the reason.
+switched off and compares with the lane as it runs (``orchestration.attribute_step`` asks
+``LlamaCpp.attribution_suspects``, which is ``suspects_for``). Whether a suspect applies is read
+from the build (its ``--help`` lists the flag, and the default it states) and from the lane
+(``cache_ram``, ``extra_args``): a suspect the lane has already switched off, or one the build
+does not have, is skipped with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lanebench.config.lanes import LaneSpec
+from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import Suspects, SuspectVariant, Unavailable
 from lanebench.engines.llamacpp.bench_args import split_args
 from lanebench.engines.llamacpp.dialect import Dialect
 
@@ -171,3 +174,18 @@ def applicable(dialect: Dialect, lane: LaneSpec) -> tuple[list[Suspect], list[tu
         else:
             skipped.append((suspect.name, why))
     return tested, skipped
+
+
+def suspects_for(plan: LanePlan) -> Suspects | Unavailable:
+    """``LlamaCpp.attribution_suspects``: each applicable suspect as the lane's plan with it
+    switched off (its argv built, so a refusal surfaces now), and why the others are skipped."""
+    dialect = plan.dialect
+    if not isinstance(dialect, Dialect):
+        return Unavailable(f"lane {plan.lane.name!r}: no attribution (its build's flags are unknown)")
+    tested, skipped = applicable(dialect, plan.lane)
+    out = Suspects(skipped=[list(s) for s in skipped])
+    for suspect in tested:
+        variant = replace(plan, lane=suspect.variant(dialect, plan.lane))
+        variant.argv_preview = variant.argv(0)
+        out.variants.append(SuspectVariant(suspect.name, suspect.label, suspect.change(dialect), variant))
+    return out

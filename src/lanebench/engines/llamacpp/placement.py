@@ -1,5 +1,6 @@
-"""Where a lane's model ran: its placement fields, the devices the build saw here, and what
-each RPC endpoint answered before the lane started (``LaneResult.placement``)."""
+"""Where a llama.cpp lane's model ran (``LlamaCpp.placement``): its placement fields, the devices
+the build saw here, and what each RPC endpoint answered before the lane started
+(``LaneResult.placement``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from lanebench.engines.llamacpp.devices import list_devices
 def placement_record(plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | None:
     """None for lanes that say nothing about placement and use no RPC server."""
     lane = plan.lane
-    probes = getattr(endpoint, "placement", None)
+    probes = getattr(endpoint, "placement", None)  # an RpcLaneEndpoint's probes
     if not lane.placed and probes is None:
         return None
     rec: dict[str, Any] = {
@@ -25,7 +26,7 @@ def placement_record(plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | Non
     }
     if probes is not None:
         rec.update(probes())
-    if plan.server_bin is not None and "devices" in plan.engine.lane_fields:  # llama.cpp's devices
+    if plan.server_bin is not None:
         found = list_devices(plan.server_bin)
         rec["local_devices"] = [d.to_dict() for d in found] if found is not None else None
     return rec

@@ -1,0 +1,105 @@
+"""A llama.cpp lane's memory (``LlamaCpp.memory_fit`` and ``memory_sources``): the estimate from
+its GGUF files with what the lane tells its server and the build's stated defaults, the free
+memory of the places the build would use (``--list-devices``, the lane's RPC servers), and
+what to read while it runs (its process groups, its log's buffer sizes). See ``lanebench.memory``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanebench.config.placement import VISIBILITY_ENV
+from lanebench.engines.base import Endpoint, LanePlan
+from lanebench.engines.hooks import MemorySources, Unavailable, process_leaders
+from lanebench.engines.llamacpp.devices import list_devices
+from lanebench.engines.llamacpp.rpc import RpcError, probe
+from lanebench.errors import LanebenchError
+from lanebench.memory.asked import Asked, asked_of
+from lanebench.memory.estimate import LaneEstimate, estimate_lane
+from lanebench.memory.fit import draft_cache, lay_out, local_rpc_devices, settings_of
+from lanebench.memory.layout import Device, Layout, Machine
+from lanebench.memory.serverdefaults import ServerDefaults, read_server_defaults
+
+
+def server_view(plan: LanePlan) -> tuple[Asked, ServerDefaults | None]:
+    """What the lane tells its server (environment, fields, extra_args) and the build's defaults."""
+    asked = asked_of(plan.lane, {**os.environ, **plan.lane.env})
+    return asked, read_server_defaults(plan.server_bin) if plan.server_bin is not None else None
+
+
+def plan_estimate(plan: LanePlan) -> LaneEstimate | None:
+    """The lane's estimate; None when its files cannot be read."""
+    if plan.model is None:
+        return None
+    lane = plan.lane
+    draft = lane.draft_path(plan.model) if lane.draft is not None else None
+    asked, defaults = server_view(plan)
+    try:
+        draft_kv, notes = draft_cache(asked, defaults, lane.kv)
+        est = estimate_lane(
+            plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv, lane.flash_attn != "off"
+        )
+    except (LanebenchError, OSError, ValueError):
+        return None
+    est.notes += notes if draft is not None else []
+    return est
+
+
+def lane_machine(plan: LanePlan, ram_mib: float | None) -> Machine:
+    """Free memory for the lane: RAM, the build's devices here (``--list-devices``, with the
+    lane's device-visibility variables) and its RPC devices (each ``rpc`` endpoint asked now;
+    ``rpc_local`` ones from what they will serve)."""
+    lane = plan.lane
+    env = tuple((k, v) for k, v in sorted(lane.env.items()) if k in VISIBILITY_ENV)
+    found = list_devices(plan.server_bin, env) if plan.server_bin is not None else None
+    local = tuple(Device(d.name, float(d.free_mib)) for d in found) if found is not None else None
+    rpc: list[Device] = []
+    for endpoint in lane.rpc:
+        try:
+            frees = [d.get("free_mib") for d in probe(endpoint, rounds=1).devices] or [None]
+        except (OSError, RpcError):
+            frees = [None]
+        rpc += [Device(f"RPC{len(rpc) + j}", f, f"RPC server {endpoint}") for j, f in enumerate(frees)]
+    for i, entry in enumerate(lane.rpc_local):
+        rpc += local_rpc_devices(entry, i, len(rpc), local, ram_mib)
+    return Machine(ram_mib, local, tuple(rpc))
+
+
+@dataclass(slots=True)
+class LlamaMemoryFit:
+    """``MemoryFit`` of a llama.cpp lane: its estimate, the machine it would run on, the layout."""
+
+    plan: LanePlan
+    lane_estimate: LaneEstimate
+
+    @property
+    def estimate(self) -> LaneEstimate:
+        return self.lane_estimate
+
+    def machine(self, ram_mib: float | None) -> Machine:
+        return lane_machine(self.plan, ram_mib)
+
+    def layout(self, machine: Machine) -> Layout:
+        """The lane's memory per place, with what was assumed in its notes."""
+        asked, defaults = server_view(self.plan)
+        settings, notes = settings_of(asked, defaults)
+        layout = lay_out(self.lane_estimate, settings, machine)
+        layout.notes[:0] = [*notes, *self.lane_estimate.notes]
+        return layout
+
+
+def memory_fit(plan: LanePlan) -> LlamaMemoryFit | Unavailable:
+    est = plan_estimate(plan)
+    if est is None:
+        return Unavailable(f"lane {plan.lane.name!r}: no memory estimate (its model files could not be read)")
+    return LlamaMemoryFit(plan, est)
+
+
+def memory_sources(plan: LanePlan, endpoint: Endpoint) -> MemorySources:
+    """llama-server and each local RPC server, and the server log (its buffer sizes)."""
+    log = endpoint.log_path
+    return MemorySources(
+        process_leaders(endpoint), Path(log) if log else None, {**os.environ, **plan.lane.env}
+    )
