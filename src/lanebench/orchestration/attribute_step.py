@@ -15,9 +15,8 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from lanebench.analysis.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
+from lanebench.analysis.attribution import conclude
 from lanebench.config.job import JobSpec
 from lanebench.engines.base import LanePlan
 from lanebench.engines.llamacpp.dialect import Dialect
@@ -25,6 +24,7 @@ from lanebench.engines.llamacpp.suspects import Suspect, applicable
 from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, RunState
 from lanebench.orchestration.plan import RunOptions
+from lanebench.records.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
 from lanebench.records.lane import LaneResult, LaneStatus
 
 
@@ -100,7 +100,7 @@ def run_experiment(
     for arm, arm_plan in arms:
         announce(f"{plan.lane.name}: attribution, {arm.name}")
         rec.arms.append(_run_arm(arm, arm_plan, opts, state, log_path(f"{plan.lane.name}-attr-{arm.name}")))
-        on_arm(rec)
+        on_arm(conclude(rec))
     return rec
 
 
@@ -114,22 +114,21 @@ def attribution_for(
     result: LaneResult,
     opts: RunOptions,
     state: RunState,
-    cache: dict[str, dict[str, Any]],
+    cache: dict[str, AttributionRecord],
     log_path: Callable[[str], Path],
     announce: Callable[[str], None] = lambda _text: None,
-    on_arm: Callable[[dict[str, Any]], None] = lambda _rec: None,
-) -> dict[str, Any] | None:
-    """The lane's experiment as a dict; None when not asked for or the lane failed. ``on_arm``
-    gets the record so far after every server of the experiment."""
+    on_arm: Callable[[AttributionRecord], None] = lambda _rec: None,
+) -> AttributionRecord | None:
+    """The lane's experiment with its reading; None when not asked for or the lane failed.
+    ``on_arm`` gets the record so far after every server of the experiment."""
     if not opts.attribute or result.status == LaneStatus.FAILED:
         return None
     if not plan.engine.launches or plan.server_bin is None or not isinstance(plan.dialect, Dialect):
         return AttributionRecord(
             note=f"engine {plan.engine.name!r}: no attribution (its suspects are llama-server's flags, "
             "switched on servers lanebench starts)"
-        ).to_dict()
+        )
     key = experiment_key(plan)
     if key not in cache:
-        done = run_experiment(plan, opts, state, log_path, announce, lambda rec: on_arm(rec.to_dict()))
-        cache[key] = done.to_dict()
+        cache[key] = conclude(run_experiment(plan, opts, state, log_path, announce, on_arm))
     return cache[key]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from lanebench.busy.cpu import describe
 from lanebench.busy.meter import LoadMeter
@@ -34,11 +33,11 @@ def wants_baseline(plan: LanePlan, opts: RunOptions) -> bool:
 def baseline_for(
     plan: LanePlan,
     opts: RunOptions,
-    cache: dict[str, dict[str, Any]],
+    cache: dict[str, BaselineRecord],
     log_path: Path | None = None,
     depth: int = 0,
-) -> dict[str, Any] | None:
-    """The lane's kernel view as a ``BaselineRecord`` dict; None when not asked for.
+) -> BaselineRecord | None:
+    """The lane's kernel view; None when not asked for.
 
     ``depth``: tokens of context the job's requests continue (0: a fresh prompt); llama-bench
     prefills at ``depth`` and decodes at ``depth + n_in``, as the server does (two runs). A
@@ -49,13 +48,13 @@ def baseline_for(
     if plan.server_bin is None or plan.model is None:
         return BaselineRecord(
             note=f"engine {plan.engine.name!r}: no kernel view (llama-bench is llama.cpp's)"
-        ).to_dict()
+        )
     bench = bench_beside(plan.server_bin)
     if bench is None:
-        return BaselineRecord(note=f"no llama-bench beside {plan.server_bin}: no kernel view").to_dict()
+        return BaselineRecord(note=f"no llama-bench beside {plan.server_bin}: no kernel view")
     lane, job, flags = plan.lane, opts.job, bench_flags(bench)
     if lane.rpc_count and "-rpc" not in flags:
-        return BaselineRecord(note=f"{bench} has no -rpc (built without RPC): no kernel view").to_dict()
+        return BaselineRecord(note=f"{bench} has no -rpc (built without RPC): no kernel view")
 
     model = plan.model
 
@@ -76,10 +75,10 @@ def baseline_for(
                 env = {**os.environ, **lane.env}
                 cache[key] = metered_baseline(argv, decode_argv, env, rpc_pids, lane.threads, retry)
         except LaneFailed as exc:
-            cache[key] = BaselineRecord(note=f"no kernel view: {exc}").to_dict()
+            cache[key] = BaselineRecord(note=f"no kernel view: {exc}")
     shared = cache[key]
-    note = "; ".join(n for n in [*notes, shared["note"]] if n)  # this lane's notes, then the run's
-    return {**shared, "note": note}
+    note = "; ".join(n for n in [*notes, shared.note] if n)  # this lane's notes, then the run's
+    return replace(shared, note=note)
 
 
 def metered_baseline(
@@ -89,7 +88,7 @@ def metered_baseline(
     rpc_leaders: Sequence[int],
     threads: int | None,
     retry: bool,
-) -> dict[str, Any]:
+) -> BaselineRecord:
     """llama-bench with the machine's load while it ran (``load``); a run on a busy machine is
     run once more when ``retry`` (its repetitions run in one process: one window for all), and
     the second run is kept, busy or not, with a note."""
@@ -99,12 +98,12 @@ def metered_baseline(
         start = meter.start()
         rec = run_baseline(argv, decode_argv, [], env=env)
         load = meter.stop(start)
-        rec.load = asdict(load) if load is not None else None
+        rec.load = load
         if load is None or not load.busy or first or not retry:
             break
         first = describe(load)
     if first:
-        again = "busy again" if rec.load and rec.load["busy"] else "quiet"
+        again = "busy again" if rec.load and rec.load.busy else "quiet"
         again_note = f"re-measured ({again}): the first run was busy, {first}"
         rec.note = "; ".join(n for n in (rec.note, again_note) if n)
-    return rec.to_dict()
+    return rec

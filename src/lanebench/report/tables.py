@@ -17,7 +17,7 @@ from lanebench.busy.verdict import any_busy, busy_caption, busy_mark, busy_note
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import EMULATED_MARK
 from lanebench.records.figures import Fig
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.samples import Stat
 from lanebench.report.fmt import Table
 
@@ -67,7 +67,7 @@ def lane_notes(lane: LaneResult) -> str:
         parts.append(EMULATED_NOTE)
     parts += [f"⚠ {f}" for f in lane.flags]
     parts.append(busy_note(lane.busy))
-    if lane.status == "failed":
+    if lane.status == LaneStatus.FAILED:
         parts.append(f"FAILED: {lane.error or 'unknown error'}")
     return "; ".join(p for p in parts if p)
 
@@ -145,8 +145,8 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         d = lane.lane.draft
         assert d is not None
         s = lane.summary
-        acc = fmt_pct(s.get("acceptance"))
-        if lane.status != "failed" and s.get("acceptance") is None:
+        acc = fmt_pct(s.get(Fig.ACCEPTANCE))
+        if lane.status != LaneStatus.FAILED and s.get(Fig.ACCEPTANCE) is None:
             acc = "⚠ none drafted"
         elif lane.lane.emulated:
             acc += " [emulated]"
@@ -157,7 +157,7 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
                 f"{d.kind}: {basename(d.path) if d.path else 'its own model'}",
                 str(d.block_size),
                 acc,
-                fmt_stat(s.get("mean_accepted_length"), digits=2),
+                fmt_stat(s.get(Fig.MEAN_ACCEPTED_LENGTH), digits=2),
                 per_pos,
                 fig_cell(lane, Fig.DECODE, "tok/s"),
             ]
