@@ -55,8 +55,9 @@ class Figure:
     # whose view: the engine's own timings, the client's clock, derived from both, the kernel
     # (llama-bench), quality (llama-perplexity), memory, rpc
     view: str = "engine"
-    # the record field it is read from, for figures not in a lane's summary: MemoryRecord's (and
-    # DeviceMemory's) for memory, the phase of BaselineRecord (``<phase>_tps``) for the kernel
+    # the record field it is read from, for figures not in a lane's summary: QualityRecord's for
+    # quality, MemoryRecord's (and DeviceMemory's) for memory, the phase of BaselineRecord
+    # (``<phase>_tps``) for the kernel
     field: str = ""
 
     @property
@@ -75,9 +76,9 @@ _ALL = (
     Figure(Fig.DECODE_CLIENT, "Decode (client)", "tok/s", True, "client"),
     Figure(Fig.ACCEPTANCE, "Acceptance", "", True),
     Figure(Fig.MEAN_ACCEPTED_LENGTH, "Mean accepted length", "tokens", True),
-    Figure(Fig.KLD_MEAN, "Mean KLD vs reference", "nats/token", False, "quality"),
-    Figure(Fig.SAME_TOP1, "Same top-1 as reference", "%", True, "quality"),
-    Figure(Fig.PPL, "Perplexity", "", False, "quality"),
+    Figure(Fig.KLD_MEAN, "Mean KLD vs reference", "nats/token", False, "quality", "kld_mean"),
+    Figure(Fig.SAME_TOP1, "Same top-1 as reference", "%", True, "quality", "same_top1"),
+    Figure(Fig.PPL, "Perplexity", "", False, "quality", "ppl"),
     Figure(Fig.KERNEL_PREFILL, "Kernel prefill", "tok/s", True, "kernel", "prefill"),
     Figure(Fig.KERNEL_DECODE, "Kernel decode", "tok/s", True, "kernel", "decode"),
     Figure(Fig.WEIGHTS, "Weights", "MiB", False, "memory", "weights"),

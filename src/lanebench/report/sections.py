@@ -175,6 +175,7 @@ def sweep_groups(lanes: Sequence[LaneResult]) -> list[tuple[str, list[LaneResult
     return found
 
 
+_SWEPT = tuple(FIGURES[k].label for k in (Fig.DECODE, Fig.ACCEPTANCE, Fig.PREFILL, Fig.NORMALIZED_WALL))
 SWEEP_RANK_NOTE = (
     "vs fastest: decode against the best median, as decode of this lane / of that one; no measurable "
     "difference unless the min–max ranges are apart with reps enough that this is unlikely by chance "
@@ -189,16 +190,7 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
     for key, members in sweep_groups(lanes):
         table = Table(
             title=f"Sweep: {key}",
-            headers=[
-                "Setting",
-                "Decode",
-                "vs fastest",
-                "Acceptance",
-                "Prefill",
-                "Normalized wall",
-                "Lane",
-                "Notes",
-            ],
+            headers=["Setting", *_SWEPT[:1], "vs fastest", *_SWEPT[1:], "Lane", "Notes"],
             caption=f"lanes identical but for {key}; medians (min–max); {SWEEP_RANK_NOTE}",
         )
         ranks = standing({lane.name: _decode(lane) for lane in members})
@@ -207,11 +199,11 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
             table.rows.append(
                 [
                     f"{key} = {value}",
-                    fig_cell(lane, Fig.DECODE, "tok/s"),
+                    fig_cell(lane, Fig.DECODE),
                     vs_fastest(lane.name, ranks),
                     _acceptance(lane),
-                    fig_cell(lane, Fig.PREFILL, "tok/s"),
-                    fig_cell(lane, Fig.NORMALIZED_WALL, "s"),
+                    fig_cell(lane, Fig.PREFILL),
+                    fig_cell(lane, Fig.NORMALIZED_WALL),
                     lane_cell(lane),
                     lane_notes(lane),
                 ]
