@@ -22,8 +22,11 @@ from tests.unit.test_store import _writer, make_run, measure_lane
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
+from lanebench.records.attribution import Arm, AttributionRecord
 from lanebench.records.lane import LaneResult
+from lanebench.records.placement import PlacementRecord
 from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.request import SentRequest
 from lanebench.records.run import RunInfo
 from lanebench.records.samples import RequestRecord
 from lanebench.store import open_store, schema
@@ -166,9 +169,9 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     run = RunInfo("pgq", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     sink.run_started(run)
     lane = LaneResult(name="q4", lane=LaneSpec(name="q4", kv="q4_0"))
-    lane.placement = {"split_mode": "row", "rpc": []}  # schema 5's column, in PostgreSQL too
-    lane.request = {"path": "/v1/completions", "body": {"cache_prompt": False}, "notes": []}  # schema 6
-    lane.attribution = {"n_in": 1, "arms": [{"name": "control", "samples": []}]}  # schema 7's
+    lane.placement = PlacementRecord(split_mode="row")  # schema 5's column, in PostgreSQL too
+    lane.request = SentRequest(path="/v1/completions", body={"cache_prompt": False})  # schema 6
+    lane.attribution = AttributionRecord(n_in=1, arms=[Arm(name="control")])  # schema 7's
     ids = [2, 105, 262143]  # schema 8: a sequential request's generated ids, for the greedy check
     sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=1, tokens_sha="abc", stream_chunks=1)
     sample.token_ids = ids

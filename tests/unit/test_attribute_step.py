@@ -60,5 +60,5 @@ def test_no_experiment_when_not_asked_or_failed_and_a_note_for_other_engines(tmp
     assert attribution_for(plan(lane), failed, asked, RunState(), {}, log) is None
     attached = LanePlan(LaneSpec(name="L", engine="openai", url="http://127.0.0.1:9"), OpenAI(), 0, "url")
     rec = attribution_for(attached, result, asked, RunState(), {}, log)
-    assert rec is not None and rec["arms"] == [] and "no attribution" in rec["note"]
+    assert rec is not None and rec.arms == [] and "no attribution" in rec.note
     assert list(tmp_path.iterdir()) == []  # nothing started, nothing logged

@@ -8,20 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.analysis.attribution import (
-    CONTROL,
-    CONTROL_AFTER,
-    Arm,
-    AttributionRecord,
-    causes,
-    drift,
-    effects,
-    separated,
-)
+from lanebench.analysis.attribution import causes, conclude, drift, effects, separated
 from lanebench.analysis.views import where_time_goes
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.measure.job import summarize
+from lanebench.records.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord, Effect
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import RequestRecord, Stat
@@ -143,7 +135,7 @@ def test_too_few_requests_name_nothing() -> None:
 
 
 def test_the_record_round_trips_with_its_raw_samples() -> None:
-    rec = record()
+    rec = conclude(record())
     d = rec.to_dict()
     assert [a["name"] for a in d["arms"]] == [
         CONTROL,
@@ -157,7 +149,9 @@ def test_the_record_round_trips_with_its_raw_samples() -> None:
         e["suspect"] == "prompt_cache" and e["figure"] == "outside_ms" and e["moved"] for e in d["effects"]
     )
     back = AttributionRecord.from_dict(d)
-    assert back.to_dict() == d
+    assert back == rec and back.to_dict() == d
+    assert all(type(e) is Effect for e in back.effects) and all(type(a) is Arm for a in back.arms)
+    assert all(type(r) is RequestRecord for a in back.arms for r in a.samples)
 
 
 def test_the_attribution_table_and_the_store(tmp_path: Path) -> None:
@@ -169,7 +163,7 @@ def test_the_attribution_table_and_the_store(tmp_path: Path) -> None:
 
     lane = LaneResult(name="L", lane=LaneSpec(name="L", slots=1), samples=record().arms[0].samples)
     summarize(lane, JOB)
-    lane.attribution = record().to_dict()
+    lane.attribution = conclude(record())
     db = str(tmp_path / "r.sqlite")
     store = open_store(db)
     sink = StoreSink(store)
@@ -223,4 +217,8 @@ def test_same_tokens_compares_each_prompt_with_the_control() -> None:
     assert same_tokens(rec, rec.arms[1]) is True and same_tokens(rec, rec.arms[3]) is False
     rec.arms[2].samples = []
     assert same_tokens(rec, rec.arms[2]) is None
-    assert rec.to_dict()["same_tokens"] == {"prompt_cache": True, "idle_slots": None, "samplers": False}
+    assert conclude(rec).to_dict()["same_tokens"] == {
+        "prompt_cache": True,
+        "idle_slots": None,
+        "samplers": False,
+    }

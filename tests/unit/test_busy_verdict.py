@@ -4,6 +4,7 @@ marks in every table, the JSON and the store (schema 9), doctor's and run's warn
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from lanebench.busy.verdict import BUSY_CAPTION, needs_more
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.measure.job import summarize
+from lanebench.records.baseline import BaselineRecord
 from lanebench.records.busy import LoadRecord
 from lanebench.records.figures import Fig
 from lanebench.records.lane import LaneResult
@@ -128,8 +130,8 @@ def test_re_measuring_is_bounded(busy: list[bool], reps: int, budget: int, more:
 
 def test_a_busy_kernel_view_is_marked_in_where_the_time_goes() -> None:
     lane = lane_with([(80.0, 0.0), (81.0, 0.0)], [0.0])
-    busy = {"cores": 2, "other_cores": 1.2, "busy": True, "why": "CPU", "top": []}
-    lane.baseline = {"prefill_tps": 900.0, "decode_tps": 70.0, "n_prompt": 100, "n_gen": 20, "load": busy}
+    busy = LoadRecord(cores=2, other_cores=1.2, busy=True, why="CPU")
+    lane.baseline = BaselineRecord(prefill_tps=900.0, decode_tps=70.0, n_prompt=100, n_gen=20, load=busy)
     summarize(lane, JOB)
     assert lane.busy is not None and lane.busy.kernel == 1.2
     table = time_table([lane], JOB)
@@ -243,13 +245,13 @@ def test_a_busy_kernel_view_is_run_once_more_and_says_so(monkeypatch: pytest.Mon
     loads = iter([load(1.7, True), load(0.01, False)])
     monkeypatch.setattr(LoadMeter, "stop", lambda self, start: next(loads))
     rec = kernel.metered_baseline(["llama-bench"], ["llama-bench"], {}, [], 2, retry=True)
-    assert len(runs) == 2 and rec.load is not None and rec.load["busy"] is False
+    assert len(runs) == 2 and rec.load is not None and rec.load.busy is False
     assert "re-measured (quiet): the first run was busy, 1.70 of 2 cores" in rec.note
     loads = iter([load(1.7, True)])
     rec = kernel.metered_baseline(
         ["llama-bench"], ["llama-bench"], {}, [], 2, retry=False
     )  # --remeasure-busy 0
-    assert len(runs) == 3 and rec.load is not None and rec.load["busy"] is True and rec.note == ""
+    assert len(runs) == 3 and rec.load is not None and rec.load.busy is True and rec.note == ""
 
 
 def test_run_warns_in_one_line_when_the_machine_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,7 +294,7 @@ def test_the_report_csv_context_table_and_tune_name_busy_figures(tmp_path: Path)
     assert (row["busy_windows"], row["windows"], row["busy_max_cores"]) == ("3", "3", "1.8")
     assert "decode_tps=1.55" in row["busy_figures"] and "aggregate_tps=1.8" in row["busy_figures"]
     assert "[busy: 1.6 cores]" in render(data, "md")  # Latest Measured Numbers, from the store
-    data.history.append({**data.history[0], "run_id": "r0", "busy": None})  # an earlier, quiet row
+    data.history.append(replace(data.history[0], run_id="r0", busy=None))  # an earlier, quiet row
     context = context_table(data)
     assert context is not None and BUSY_CAPTION in context.caption
     marked = [r for r in context.rows if r[5].endswith("[busy: 1.6 cores]")]

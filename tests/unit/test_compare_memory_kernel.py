@@ -9,12 +9,12 @@ import pytest
 from lanebench.config.lanes import LaneSpec
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult
-from lanebench.records.memory import MemoryRecord
+from lanebench.records.memory import DeviceMemory, MemoryRecord
 from lanebench.records.samples import Stat
 from lanebench.report.compare import compare_rows, compare_table, kernel_stat
 
 
-def lane(mem: MemoryRecord | None = None, base: dict[str, Any] | None = None) -> LaneResult:
+def lane(mem: MemoryRecord | None = None, base: BaselineRecord | None = None) -> LaneResult:
     return LaneResult(name="x", lane=LaneSpec(name="x"), memory=mem, baseline=base)
 
 
@@ -22,8 +22,8 @@ def rows_by_figure(a: LaneResult, b: LaneResult) -> dict[str, dict[str, Any]]:
     return {r["figure"]: r for r in compare_rows([a], [b])}
 
 
-def dev(name: str, peak: float | None) -> dict[str, Any]:
-    return {"device": name, "weights": 1.0, "peak_vram": peak}
+def dev(name: str, peak: float | None) -> DeviceMemory:
+    return DeviceMemory(name, weights=1.0, peak_vram=peak)
 
 
 def test_peak_vram_rows_total_and_per_device() -> None:
@@ -53,9 +53,10 @@ def test_no_vram_row_without_vram_figures() -> None:
     assert list(rows) == ["peak_rss_mib"]
 
 
-def base(prefill: float, decode: float, sd: float, reps: int = 3, **extra: Any) -> dict[str, Any]:
-    rec = BaselineRecord(prefill_tps=prefill, prefill_sd=sd, decode_tps=decode, decode_sd=sd, reps=reps)
-    return rec.to_dict() | extra
+def base(prefill: float, decode: float, sd: float, reps: int = 3, **extra: Any) -> BaselineRecord:
+    return BaselineRecord(
+        prefill_tps=prefill, prefill_sd=sd, decode_tps=decode, decode_sd=sd, reps=reps, **extra
+    )
 
 
 def test_kernel_rows_from_mean_and_sd() -> None:
@@ -80,7 +81,19 @@ def test_kernel_stat_prefers_the_reps_own_rates() -> None:
     assert kernel_stat(rec, "prefill") == Stat(1001.0, 990.0, 1020.0, 3)
     assert kernel_stat(rec, "decode") == Stat(50.0, 45.0, 55.0, 3)
     assert kernel_stat(None, "decode") is None
-    assert kernel_stat(BaselineRecord(note="llama-bench did not run").to_dict(), "prefill") is None
+    assert kernel_stat(BaselineRecord(note="llama-bench did not run"), "prefill") is None
+
+
+def test_kernel_rows_of_a_document_written_before_baselines_were_records() -> None:
+    """A run document stored the kernel view as a dict (before ``BaselineRecord`` rode on
+    ``LaneResult``, and before it kept each rep's rate): read back, compare still gets its rows."""
+    old = lane(base=base(1000.0, 50.0, 5.0)).to_dict()
+    for key in ("prefill_samples", "decode_samples", "decode_argv", "prefill_depth", "decode_depth", "load"):
+        del old["baseline"][key]
+    back = LaneResult.from_dict(old)
+    assert type(back.baseline) is BaselineRecord and back.baseline.prefill_samples == []
+    rows = rows_by_figure(back, lane(base=base(1200.0, 51.0, 5.0)))
+    assert rows["kernel_prefill_tps"]["a"] == {"median": 1000.0, "min": 995.0, "max": 1005.0, "n": 3}
 
 
 def test_kernel_rows_only_where_a_run_has_a_baseline() -> None:

@@ -31,6 +31,7 @@ from lanebench.orchestration.baseline_step import baseline_for
 from lanebench.orchestration.fingerprint_step import FingerprintSink
 from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.orchestration.quality_step import quality_lanes
+from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult
 
 MODULE = "tests.toy_engine"
@@ -107,23 +108,19 @@ def test_each_optional_step_asks_the_engine(
         return view
 
     monkeypatch.setattr(toy.Toy, "kernel_view", counted)
-    cache: dict[str, dict[str, Any]] = {}
+    cache: dict[str, BaselineRecord] = {}
     first, second = baseline_for(chunky, opts, cache), baseline_for(plain, opts, cache)
     assert runs == ["chunky"]  # one key: measured once, shared
-    assert first is not None and second is not None and first["argv"][0] == "toy-kernels"
-    assert first["note"] == "toy: 4 token(s) per chunk; toy: the fake's rate"
-    assert second["note"] == "toy: 1 token(s) per chunk; toy: the fake's rate"
+    assert first is not None and second is not None and first.argv[0] == "toy-kernels"
+    assert first.note == "toy: 4 token(s) per chunk; toy: the fake's rate"
+    assert second.note == "toy: 1 token(s) per chunk; toy: the fake's rate"
     (q, _) = quality_lanes([chunky, plain])
     assert q.server_bin is None and q.unavailable.startswith("engine 'toy': no quality tool")
     rec = attribution_for(
         plain, LaneResult(name="plain", lane=plain.lane), opts, RunState(), {}, tmp_path.joinpath
     )
-    assert (
-        rec is not None
-        and rec["arms"] == []
-        and rec["note"] == "no suspect applies to this lane on this build"
-    )
-    assert rec["skipped"] == [["chunking", "the lane sends one token per chunk already"]]
+    assert rec is not None and rec.arms == [] and rec.note == "no suspect applies to this lane on this build"
+    assert rec.skipped == [["chunking", "the lane sends one token per chunk already"]]
     assert not any(tmp_path.iterdir())  # nothing started, nothing logged
     assert isinstance(plain.engine.memory_fit(plain), Unavailable)
 

@@ -401,6 +401,6 @@ def test_what_vllm_lacks_is_said_and_nothing_of_llama_cpp_runs_on_it(current: Pa
     assert calls.read_text() == probed and plan.fit_notes == []
     opts = RunConfig(out_dir=tmp_path, baseline=True).with_job(JOB)
     rec = baseline_for(plan, opts, {})
-    assert rec is not None and rec["note"].startswith("engine 'vllm': no kernel view"), rec["note"]
+    assert rec is not None and rec.note.startswith("engine 'vllm': no kernel view"), rec.note
     (q,) = quality_lanes([plan])
     assert q.server_bin is None and q.unavailable.startswith("engine 'vllm': no quality tool")

@@ -16,12 +16,12 @@ from lanebench.engines.base import LanePlan
 from lanebench.engines.hooks import process_leaders
 from lanebench.engines.llamacpp.engine import LlamaCpp
 from lanebench.memory.collect import VULKAN_NOTE, memory_record
-from lanebench.memory.devices import DEVICE_KEYS, HOST, add_gpu_peaks, device_breakdown
+from lanebench.memory.devices import add_gpu_peaks, device_breakdown
 from lanebench.memory.gpu import GpuInfo
 from lanebench.memory.logparse import parse_buffers, parse_device_ids
 from lanebench.orchestration.memory_step import measured
 from lanebench.records.lane import LaneResult
-from lanebench.records.memory import MemoryRecord
+from lanebench.records.memory import DEVICE_KEYS, HOST, DeviceMemory, MemoryRecord
 
 LOGS = Path(__file__).parents[1] / "fixtures" / "devlog"
 LAYER = LOGS / "b11434-h200x2-sm-layer-lv4.log"
@@ -31,21 +31,21 @@ H200 = [GpuInfo(0, "NVIDIA H200", 649.0, 143771.0, "u0", "0000:00:06.0"),
         GpuInfo(1, "NVIDIA H200", 1265.0, 143771.0, "u1", "0000:00:07.0")]  # fmt: skip
 
 
-def by_name(devices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {d["device"]: d for d in devices}
+def by_name(devices: list[DeviceMemory]) -> dict[str, DeviceMemory]:
+    return {d.device: d for d in devices}
 
 
 def test_two_gpus_layer_split() -> None:
     devices = device_breakdown(parse_buffers(LAYER.read_text()))
-    assert [d["device"] for d in devices] == ["CUDA0", "CUDA1", HOST]
-    assert all(set(d) == set(DEVICE_KEYS) for d in devices)
+    assert [d.device for d in devices] == ["CUDA0", "CUDA1", HOST]
+    assert all(type(d) is DeviceMemory for d in devices)
     cuda0, cuda1, host = devices
-    assert (cuda0["weights"], cuda0["kv"], cuda0["compute"]) == (0.07, 1.19, 56.97)  # KV: 1.00 + 0.19 (SWA)
-    assert (cuda1["weights"], cuda1["kv"], cuda1["compute"]) == (9.03, 1.0, 49.66)
-    assert cuda0["weights_share"] == round(0.07 / 9.10, 4) and cuda1["weights_share"] == round(9.03 / 9.10, 4)
+    assert (cuda0.weights, cuda0.kv, cuda0.compute) == (0.07, 1.19, 56.97)  # KV: 1.00 + 0.19 (SWA)
+    assert (cuda1.weights, cuda1.kv, cuda1.compute) == (9.03, 1.0, 49.66)
+    assert cuda0.weights_share == round(0.07 / 9.10, 4) and cuda1.weights_share == round(9.03 / 9.10, 4)
     # CPU_Mapped weights (the token embeddings), CUDA_Host output (4.00) and compute (39.36) buffers
-    assert (host["weights"], host["kv"], host["compute"], host["weights_share"]) == (9.0, None, 43.36, None)
-    assert all(d["draft"] is None for d in devices)
+    assert (host.weights, host.kv, host.compute, host.weights_share) == (9.0, None, 43.36, None)
+    assert all(d.draft is None for d in devices)
 
 
 def test_rpc_devices_as_the_log_names_them() -> None:
@@ -53,10 +53,10 @@ def test_rpc_devices_as_the_log_names_them() -> None:
     devices = by_name(device_breakdown(parse_buffers(text)))
     assert list(devices) == ["CUDA0", "CUDA1", "RPC0[127.0.0.1:50053]", "RPC0[127.0.0.1:50054]", HOST]
     gpu_rpc, cpu_rpc = devices["RPC0[127.0.0.1:50053]"], devices["RPC0[127.0.0.1:50054]"]
-    assert (gpu_rpc["weights"], gpu_rpc["kv"], gpu_rpc["compute"]) == (0.05, 1.14, 58.44)
-    assert (cpu_rpc["weights"], cpu_rpc["kv"], cpu_rpc["compute"]) == (0.02, 0.14, 10.9)
-    shares = [d["weights_share"] for d in devices.values() if d["device"] != HOST]
-    assert sum(shares) == pytest.approx(1.0, abs=1e-3) and devices["CUDA1"]["weights_share"] > 0.98
+    assert (gpu_rpc.weights, gpu_rpc.kv, gpu_rpc.compute) == (0.05, 1.14, 58.44)
+    assert (cpu_rpc.weights, cpu_rpc.kv, cpu_rpc.compute) == (0.02, 0.14, 10.9)
+    shares = [d.weights_share for d in devices.values() if d.device != HOST]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-3) and devices["CUDA1"].weights_share > 0.98
     # PCI bus ids of the CUDA devices only (RPC devices print "unknown id")
     assert parse_device_ids(text) == {"CUDA0": "0000:00:06.0", "CUDA1": "0000:00:07.0"}
 
@@ -74,8 +74,8 @@ def test_draft_buffers_per_device() -> None:
         ]
     )
     cuda0, cuda1, host = device_breakdown(parse_buffers(main_then_draft))
-    assert (cuda0["draft"], cuda1["draft"], host["draft"]) == (None, 208.0, 2.0)
-    assert (cuda0["weights_share"], cuda1["weights_share"]) == (0.25, 0.75)
+    assert (cuda0.draft, cuda1.draft, host.draft) == (None, 208.0, 2.0)
+    assert (cuda0.weights_share, cuda1.weights_share) == (0.25, 0.75)
     assert device_breakdown([]) == []
 
 
@@ -85,13 +85,13 @@ def test_gpus_matched_by_bus_id_and_an_rpc_servers_gpu_named_alone() -> None:
     add_gpu_peaks(devices, {0: 650.0, 1: 648.0}, dict(enumerate(H200)), parse_device_ids(text), {})
     d = by_name(devices)
     assert list(d) == ["CUDA0", "RPC0[127.0.0.1:50052]", HOST, "GPU1 (NVIDIA H200)"]
-    assert (d["CUDA0"]["peak_vram"], d["CUDA0"]["gpu"], d["CUDA0"]["vram_total"]) == (
+    assert (d["CUDA0"].peak_vram, d["CUDA0"].gpu, d["CUDA0"].vram_total) == (
         650.0,
         "GPU0 (NVIDIA H200)",
         143771.0,
     )
-    assert d["GPU1 (NVIDIA H200)"]["peak_vram"] == 648.0 and d["GPU1 (NVIDIA H200)"]["weights"] is None
-    assert d["RPC0[127.0.0.1:50052]"]["peak_vram"] is None
+    assert d["GPU1 (NVIDIA H200)"].peak_vram == 648.0 and d["GPU1 (NVIDIA H200)"].weights is None
+    assert d["RPC0[127.0.0.1:50052]"].peak_vram is None
 
 
 @pytest.mark.parametrize(
@@ -109,22 +109,33 @@ def test_without_bus_ids_gpu_i_is_cuda_i_only_when_the_order_is_known(
     devices = device_breakdown(parse_buffers(LAYER.read_text()))
     gpus = {i: GpuInfo(i, n, None, 1000.0) for i, n in enumerate(names)}
     add_gpu_peaks(devices, {1: 600.0}, gpus, {}, env)
-    assert [d["device"] for d in devices if d["peak_vram"] == 600.0] == [expected]
+    assert [d.device for d in devices if d.peak_vram == 600.0] == [expected]
 
 
 def test_vulkan_has_no_per_process_query_note(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     log.write_text("load_tensors:      Vulkan0 model buffer size =   500.00 MiB\n")
     rec = memory_record(512, 1, log, None)
-    assert rec.devices[0]["device"] == "Vulkan0" and VULKAN_NOTE in rec.notes
+    assert rec.devices[0].device == "Vulkan0" and VULKAN_NOTE in rec.notes
 
 
 def test_old_records_still_read() -> None:
     old = {"ctx": 512, "slots": 2, "weights": 1.0, "peak_vram": 3.0, "notes": ["x"], "retired": 1}
     rec = MemoryRecord.from_dict(old)
     assert rec.devices == [] and rec.vram_tool is None and rec.groups is None and rec.peak_vram == 3.0
-    new = MemoryRecord(devices=[{"device": "CUDA0", "weights": 1.0}], vram_tool="nvidia-smi", groups=2)
+    new = MemoryRecord(devices=[DeviceMemory("CUDA0", weights=1.0)], vram_tool="nvidia-smi", groups=2)
     assert MemoryRecord.from_dict(new.to_dict()) == new
+    assert new.to_dict()["devices"] == [{**dict.fromkeys(DEVICE_KEYS), "device": "CUDA0", "weights": 1.0}]
+
+
+def test_devices_of_a_document_written_before_they_were_records_read_as_records() -> None:
+    """Before ``DeviceMemory``, each device was a dict of ``DEVICE_KEYS`` (some left out by hand)."""
+    old = {"ctx": 512, "devices": [{"device": "CUDA0", "weights": 9.0, "peak_vram": 650.0, "gpu": "GPU0 (A)"},
+                                   {"device": "host", "compute": 43.36, "retired": 1}]}  # fmt: skip
+    rec = MemoryRecord.from_dict(old)
+    assert [type(d) for d in rec.devices] == [DeviceMemory, DeviceMemory]
+    assert (rec.devices[0].weights, rec.devices[0].peak_vram, rec.devices[0].kv) == (9.0, 650.0, None)
+    assert rec.devices[1].device == HOST and rec.devices[1].compute == 43.36
 
 
 class FakeEndpoint:
@@ -170,8 +181,8 @@ def test_measured_samples_every_group_and_maps_gpus(
     assert m is not None and m.groups == 2 and m.vram_tool == "nvidia-smi" and m.notes == []
     assert m.peak_rss is not None and m.peak_rss > 0 and m.peak_vram == 1890.0
     d = by_name(m.devices)
-    assert (d["CUDA0"]["peak_vram"], d["CUDA1"]["peak_vram"]) == (640.0, 1250.0)  # GPU1: server + RPC
-    assert d["CUDA1"]["weights"] == 9.0 and (m.ctx, m.slots) == (4096, 4)
+    assert (d["CUDA0"].peak_vram, d["CUDA1"].peak_vram) == (640.0, 1250.0)  # GPU1: server + RPC
+    assert d["CUDA1"].weights == 9.0 and (m.ctx, m.slots) == (4096, 4)
 
 
 def test_measured_without_a_gpu_tool(
@@ -185,4 +196,4 @@ def test_measured_without_a_gpu_tool(
     m = result.memory
     assert m is not None and m.peak_vram is None and m.vram_tool is None and m.groups == 1
     assert m.notes == ["no nvidia-smi or rocm-smi: GPU memory per process not measured"]
-    assert [d["device"] for d in m.devices] == ["CUDA0", "CUDA1", HOST]  # the log's own split stands
+    assert [d.device for d in m.devices] == ["CUDA0", "CUDA1", HOST]  # the log's own split stands

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.records.lane import LaneResult
-from lanebench.records.memory import MemoryRecord
+from lanebench.records.memory import DeviceMemory, MemoryRecord
 from lanebench.records.run import RunInfo
 from lanebench.report.compare import compare_rows
 from lanebench.report.memory import CSV_COLUMNS, memory_cells, memory_table
@@ -59,8 +60,8 @@ def test_html_has_a_stacked_memory_bar() -> None:
 def test_device_table_only_for_split_lanes() -> None:
     from lanebench.report.memory import DEVICE_CSV_COLUMNS, device_rows, device_table, is_split
 
-    def d(name: str, w: float | None, **kw: object) -> dict[str, object]:
-        return {"device": name, "weights": w, "kv": None, "compute": None, "draft": None, **kw}
+    def d(name: str, w: float | None, **kw: Any) -> DeviceMemory:
+        return DeviceMemory(name, w, **kw)
 
     one_gpu = MemoryRecord(devices=[d("CUDA0", 9.0, weights_share=1.0), d("host", 9.0),
                                     d("GPU1 (NVIDIA H200)", None, peak_vram=648.0)])  # fmt: skip
@@ -85,7 +86,7 @@ def test_report_and_run_output_include_the_device_table() -> None:
     from lanebench.report.data import ReportData, RunData
     from lanebench.report.render import report_tables
 
-    split = MemoryRecord(devices=[{"device": "CUDA0", "weights": 1.0}, {"device": "CUDA1", "weights": 3.0}])
+    split = MemoryRecord(devices=[DeviceMemory("CUDA0", weights=1.0), DeviceMemory("CUDA1", weights=3.0)])
     run = RunInfo("r1", "2026-11-30T00:00:00+00:00", "t", JobSpec())
     titles = [t.title for t in report_tables(ReportData([RunData(run, [lane("a", split)])]))]
     assert titles.index("Memory per Device") == titles.index("Memory") + 1

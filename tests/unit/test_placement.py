@@ -33,6 +33,7 @@ from lanebench.engines.llamacpp.rpc import (
 from lanebench.engines.registry import get_engine
 from lanebench.errors import BadInput
 from lanebench.records.lane import LaneResult
+from lanebench.records.placement import PlacementRecord, RpcDevice, RpcProbe
 from lanebench.report.placement import placement_cells, placement_table
 
 HELP_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "help"
@@ -265,10 +266,7 @@ def fake_rpc() -> Iterator[FakeRpcServer]:
 def test_probe_reads_version_devices_memory_and_times_round_trips(fake_rpc: FakeRpcServer) -> None:
     found = probe(f"127.0.0.1:{fake_rpc.port}", rounds=4)
     assert found.protocol == "7.0.3"
-    assert found.devices == [
-        {"free_mib": 30720.0, "total_mib": 32768.0},
-        {"free_mib": 10240.0, "total_mib": 16384.0},
-    ]
+    assert found.devices == [RpcDevice(30720.0, 32768.0), RpcDevice(10240.0, 16384.0)]
     assert len(found.rtt_ms) == 4 and all(r > 0 for r in found.rtt_ms)
     assert found.to_dict()["rtt_ms_median"] == found.rtt_ms_median
 
@@ -295,8 +293,11 @@ def test_placement_table_and_cells() -> None:
     probe_rec = {"endpoint": "127.0.0.1:4001", "local": True, "protocol": "7.0.0",
                  "devices": devices, "rtt_ms": [0.05], "rtt_ms_median": 0.05}  # fmt: skip
     placed = LaneResult(name="two boxes", lane=lane(name="two boxes"))
-    placed.placement = {"split_mode": "layer", "tensor_split": [3.0, 1.0], "main_gpu": None,
-                        "devices": ["CUDA0", "RPC0"], "draft_devices": None, "rpc": [probe_rec]}  # fmt: skip
+    # as a run document held it before placements were records: read back typed
+    old = {"split_mode": "layer", "tensor_split": [3.0, 1.0], "main_gpu": None,
+           "devices": ["CUDA0", "RPC0"], "draft_devices": None, "rpc": [probe_rec]}  # fmt: skip
+    placed.placement = PlacementRecord.from_dict(old)
+    assert type(placed.placement.rpc[0]) is RpcProbe and type(placed.placement.rpc[0].devices[0]) is RpcDevice
     plain = LaneResult(name="plain", lane=lane(name="plain"))
     assert placement_table([plain]) is None
     table = placement_table([plain, placed])
@@ -313,11 +314,11 @@ def test_compare_lines_up_rpc_round_trips_by_endpoint() -> None:
 
     def result(ports: tuple[int, int], rtt: list[float]) -> LaneResult:
         r = LaneResult(name="rpc", lane=lane(name="rpc"))
-        r.placement = {"rpc": [
-            {"endpoint": "10.0.0.2:50052", "local": False, "rtt_ms": [v * 10 for v in rtt]},
-            {"endpoint": f"127.0.0.1:{ports[0]}", "local": True, "rtt_ms": rtt},
-            {"endpoint": f"127.0.0.1:{ports[1]}", "local": True, "rtt_ms": []},
-        ]}  # fmt: skip
+        r.placement = PlacementRecord(rpc=[
+            RpcProbe("10.0.0.2:50052", False, rtt_ms=[v * 10 for v in rtt]),
+            RpcProbe(f"127.0.0.1:{ports[0]}", True, rtt_ms=rtt),
+            RpcProbe(f"127.0.0.1:{ports[1]}", True, rtt_ms=[]),
+        ])  # fmt: skip
         return r
 
     rows = [

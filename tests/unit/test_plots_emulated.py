@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.records.lane import LaneResult
-from lanebench.records.run import RunInfo
+from lanebench.records.run import RunInfo, StoredLane
 from lanebench.records.samples import Stat
 from lanebench.report import plots
 from lanebench.report.data import ReportData, RunData
@@ -97,12 +97,7 @@ def test_prefill_decode_labels_and_separates_emulated_points(drawn: list[Figure]
 def test_history_marks_an_emulated_lane(drawn: list[Figure]) -> None:
     run = RunInfo(run_id="r2", started_at="2026-12-02", lanebench_version="0", job=JobSpec())
     rows = [
-        {
-            "name": lane.name,
-            "run_id": rid,
-            "started_at": day,
-            "summary": {"decode_tps": lane.summary["decode_tps"].to_dict()},
-        }
+        StoredLane(lane.name, lane.lane, rid, day, summary={"decode_tps": lane.summary["decode_tps"]})
         for lane in LANES
         for rid, day in (("r1", "2026-12-01"), ("r2", "2026-12-02"))
     ]

@@ -13,7 +13,9 @@ from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.errors import BadInput
 from lanebench.measure.job import summarize
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.placement import PlacementRecord, RpcDevice, RpcProbe
+from lanebench.records.request import SentRequest
 from lanebench.records.run import RunInfo
 from lanebench.records.samples import AggregateRecord, RequestRecord
 from lanebench.store import StoreBusy, open_store, schema
@@ -78,9 +80,9 @@ def measure_lane(sink: StoreSink, run: RunInfo, name: str, *, fail: bool = False
     lane.load_s = 1.25
     lane.argv = ["/bin/llama-server", "-m", "/m/x.gguf"]
     lane.metrics_delta = {"spec_decode_num_drafts_total": 4.0}
-    lane.request = {"path": "/completion", "body": {"prompt": "<prompt: 64 tokens>"}, "notes": []}
+    lane.request = SentRequest("/completion", {"prompt": "<prompt: 64 tokens>"}, [])
     if fail:
-        lane.status, lane.error = "failed", "engine died (exit 134)"
+        lane.status, lane.error = LaneStatus.FAILED, "engine died (exit 134)"
         lane.log_tail = "line 1\nGGML_ASSERT boom"
     summarize(lane, JOB)
     sink.lane_finished(run, lane)
@@ -308,10 +310,8 @@ def test_placement_is_stored_and_each_rpc_endpoint_fingerprinted(
     for sink in sinks:
         sink.run_started(run)
     lane = LaneResult(name="two boxes", lane=LaneSpec(name="two boxes", rpc=["10.0.0.2:50052"]))
-    devices = [{"free_mib": 1.0, "total_mib": 2.0}]
-    probe = {"endpoint": "10.0.0.2:50052", "local": False, "protocol": "7.0.0",
-             "devices": devices, "rtt_ms": [0.2], "rtt_ms_median": 0.2}  # fmt: skip
-    lane.placement = {"split_mode": "layer", "devices": ["CUDA0", "RPC0"], "rpc": [probe]}
+    probe = RpcProbe("10.0.0.2:50052", False, "7.0.0", [RpcDevice(1.0, 2.0)], [0.2])
+    lane.placement = PlacementRecord("layer", devices=["CUDA0", "RPC0"], rpc=[probe])
     for sink in sinks:
         sink.lane_started(run, lane)
         sink.lane_finished(run, lane)

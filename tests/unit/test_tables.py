@@ -253,6 +253,7 @@ def test_the_sweep_table_names_the_fastest_beyond_the_noise() -> None:
 
 def test_memory_and_placement_tables_mark_an_emulated_lane() -> None:
     from lanebench.records.memory import MemoryRecord
+    from lanebench.records.placement import PlacementRecord
     from lanebench.report.memory import memory_table
     from lanebench.report.placement import placement_table
 
@@ -261,7 +262,7 @@ def test_memory_and_placement_tables_mark_an_emulated_lane() -> None:
         update={"draft": r.lane.draft.model_copy(update={"emulate": [0.9, 0.8, 0.7]})}  # type: ignore[union-attr]
     )
     r.memory = MemoryRecord(ctx=512, slots=1, weights=250.0, kv=4.5, compute=10.0)
-    r.placement = {"split": "layer", "devices": ["CPU"]}
+    r.placement = PlacementRecord("layer", devices=["CPU"])
     mem, place = memory_table([r]), placement_table([r])
     assert mem is not None and mem.rows[0][0] == "emu [emulated]"
     assert place is not None and place.rows[0][0] == "emu [emulated]"

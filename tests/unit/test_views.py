@@ -90,9 +90,7 @@ def test_the_kernel_view_round_trips_and_makes_a_table(tmp_path: Path) -> None:
     from lanebench.store.sink import StoreSink
 
     r = lane()
-    r.baseline = BaselineRecord(
-        prefill_tps=500.0, decode_tps=50.0, n_prompt=1000, n_gen=100, reps=3
-    ).to_dict()
+    r.baseline = BaselineRecord(prefill_tps=500.0, decode_tps=50.0, n_prompt=1000, n_gen=100, reps=3)
     assert LaneResult.from_dict(r.to_dict()).baseline == r.baseline
     store = open_store(str(tmp_path / "r.sqlite"))
     sink = StoreSink(store)
@@ -137,7 +135,7 @@ def test_a_build_without_llama_bench_gets_a_note(tmp_path: Path) -> None:
     )
     opts = RunConfig(out_dir=tmp_path, baseline=True).with_job(JOB)
     rec = baseline_for(plan, opts, {})
-    assert rec is not None and rec["decode_tps"] is None and rec["note"].startswith("no llama-bench beside")
+    assert rec is not None and rec.decode_tps is None and rec.note.startswith("no llama-bench beside")
     assert baseline_for(plan, RunConfig(out_dir=tmp_path).with_job(JOB), {}) is None  # not asked for
 
 

@@ -18,14 +18,13 @@ gap stays "unattributed".
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from lanebench.analysis import metrics as m
+from lanebench.records.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord, Effect
 from lanebench.records.samples import RequestRecord, Stat
 
 MIN_N = 3  # requests per side below which the rule does not tell
-CONTROL, CONTROL_AFTER = "control", "control_after"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,109 +59,6 @@ FIGURES: tuple[AttrFigure, ...] = (
     AttrFigure("client_decode_tps", "Client decode", "tok/s", m.client_decode_tps, "n_out"),
 )
 BY_KEY = {f.key: f for f in FIGURES}
-
-
-@dataclass(slots=True)
-class Arm:
-    """One server of the experiment: what was switched (``change``, [] for the control), its
-    argv as run, and every request (warm-up ones too, kind ``warmup``)."""
-
-    name: str
-    label: str
-    change: list[str] = field(default_factory=list)
-    argv: list[str] = field(default_factory=list)
-    samples: list[RequestRecord] = field(default_factory=list)
-    error: str | None = None
-    log_path: str | None = None
-
-    def measured(self) -> list[RequestRecord]:
-        return [r for r in self.samples if r.kind == "single" and r.ok]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["samples"] = [asdict(s) for s in self.samples]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Arm:
-        names = {f for f in RequestRecord.__dataclass_fields__}
-        samples = [
-            RequestRecord(**{k: v for k, v in s.items() if k in names}) for s in d.get("samples") or []
-        ]
-        return cls(
-            name=str(d.get("name", "")),
-            label=str(d.get("label", "")),
-            change=list(d.get("change") or []),
-            argv=list(d.get("argv") or []),
-            samples=samples,
-            error=d.get("error"),
-            log_path=d.get("log_path"),
-        )
-
-
-@dataclass(slots=True)
-class AttributionRecord:
-    """The experiment for one lane: its job, its arms, the suspects it skipped and why."""
-
-    n_in: int = 0
-    n_out: int = 0
-    reps: int = 0
-    warmup: int = 0
-    arms: list[Arm] = field(default_factory=list)
-    skipped: list[list[str]] = field(default_factory=list)  # [suspect, why not]
-    note: str = ""
-
-    def control(self) -> list[RequestRecord]:
-        """The pooled control requests (before and after the variants)."""
-        return [r for a in self.arms if a.name in (CONTROL, CONTROL_AFTER) for r in a.measured()]
-
-    def variants(self) -> list[Arm]:
-        return [a for a in self.arms if a.name not in (CONTROL, CONTROL_AFTER)]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in ("n_in", "n_out", "reps", "warmup", "skipped", "note")}
-        d["arms"] = [a.to_dict() for a in self.arms]
-        d["effects"] = [e.to_dict() for e in effects(self)]  # for readers of --json; recomputable
-        d["drift"] = drift(self)
-        d["same_tokens"] = {a.name: same_tokens(self, a) for a in self.variants()}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AttributionRecord:
-        return cls(
-            n_in=int(d.get("n_in") or 0),
-            n_out=int(d.get("n_out") or 0),
-            reps=int(d.get("reps") or 0),
-            warmup=int(d.get("warmup") or 0),
-            arms=[Arm.from_dict(a) for a in d.get("arms") or [] if isinstance(a, dict)],
-            skipped=[list(s) for s in d.get("skipped") or []],
-            note=str(d.get("note") or ""),
-        )
-
-
-@dataclass(slots=True)
-class Effect:
-    """What switching one suspect off did to one figure.
-
-    ``saved_ms``: milliseconds per request the switch saved (control time − variant time; negative:
-    it cost time); ``change_pct``: the figure's change in % of the control's median; ``moved``:
-    the cause rule (None: fewer than ``MIN_N`` requests on a side)."""
-
-    suspect: str
-    label: str
-    change: str
-    figure: str
-    control: Stat | None
-    variant: Stat | None
-    saved_ms: float | None
-    change_pct: float | None
-    moved: bool | None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["control"] = self.control.to_dict() if self.control else None
-        d["variant"] = self.variant.to_dict() if self.variant else None
-        return d
 
 
 def separated(a: Stat | None, b: Stat | None) -> bool | None:
@@ -220,6 +116,14 @@ def same_tokens(rec: AttributionRecord, arm: Arm) -> bool | None:
     theirs = {r.rep: r.tokens_sha for r in control.measured() if r.tokens_sha}
     pairs = [(theirs[r.rep], r.tokens_sha) for r in arm.measured() if r.tokens_sha and r.rep in theirs]
     return all(a == b for a, b in pairs) if pairs else None
+
+
+def conclude(rec: AttributionRecord) -> AttributionRecord:
+    """``rec`` with its reading filled from its arms (``effects``, ``drift``, ``same_tokens``)."""
+    rec.effects = effects(rec)
+    rec.drift = drift(rec)
+    rec.same_tokens = {a.name: same_tokens(rec, a) for a in rec.variants()}
+    return rec
 
 
 def drift(rec: AttributionRecord) -> list[str]:

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lanebench.analysis import metrics as m
-from lanebench.analysis.attribution import MIN_N, AttributionRecord, Effect, causes, outside_ms, tested
+from lanebench.analysis.attribution import MIN_N, causes, outside_ms, tested
 from lanebench.config.job import JobSpec
+from lanebench.records.attribution import AttributionRecord, Effect
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.figures import Fig
 from lanebench.records.lane import LaneResult

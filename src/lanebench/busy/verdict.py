@@ -15,7 +15,7 @@ from statistics import median
 
 from lanebench.config.job import JobSpec
 from lanebench.records.busy import BusyRecord, LoadRecord
-from lanebench.records.figures import Fig
+from lanebench.records.figures import KERNEL, Fig
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import AggregateRecord, RequestRecord, is_busy
 
@@ -24,7 +24,7 @@ from lanebench.records.samples import AggregateRecord, RequestRecord, is_busy
 SINGLE_FIGURES = (
     Fig.PREFILL, Fig.DECODE, Fig.PREFILL_CLIENT, Fig.DECODE_CLIENT, Fig.WALL, Fig.NORMALIZED_WALL
 )  # fmt: skip
-KERNEL_FIGURES = ("kernel_prefill_tps", "kernel_decode_tps")  # the kernel view's keys in ``figures``
+KERNEL_FIGURES = tuple(str(f) for f in KERNEL)  # the kernel view's keys in ``figures``
 
 
 def needs_more(windows: Sequence[RequestRecord | AggregateRecord], reps: int, budget: int) -> bool:
@@ -36,7 +36,7 @@ def needs_more(windows: Sequence[RequestRecord | AggregateRecord], reps: int, bu
 
 def kernel_load(result: LaneResult) -> LoadRecord | None:
     """The load during the lane's llama-bench run (its kernel view), if measured."""
-    return LoadRecord.from_dict((result.baseline or {}).get("load"))
+    return result.baseline.load if result.baseline else None
 
 
 def _median_load(windows: Sequence[RequestRecord | AggregateRecord]) -> float:

@@ -23,7 +23,7 @@ from lanebench.orchestration.attribute_step import experiment_job
 from lanebench.orchestration.pipeline import ResultStore
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.run import RunInfo
 from lanebench.report.render import lane_tables
 from lanebench.report.tables import to_markdown, to_rich
@@ -219,7 +219,7 @@ def execute(
         err_console.print(quality_line(outcome.quality), highlight=False, markup=False)
     render(outcome.run.job, outcome.results, markdown)
     for r in outcome.results:
-        if r.status != "ok":
+        if r.status != LaneStatus.OK:
             msg = r.error or "; ".join(r.flags)
             err_console.print(f"lane {r.name!r}: {r.status}: {msg}", markup=False, highlight=False)
     return outcome

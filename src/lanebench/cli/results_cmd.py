@@ -10,6 +10,7 @@ import typer
 from rich.table import Table as RichTable
 
 from lanebench.cli.common import console, err_console, print_json
+from lanebench.records.lane import LaneStatus
 from lanebench.report.tables import to_markdown, to_rich
 from lanebench.store.sinks import write_atomic
 
@@ -88,7 +89,7 @@ def report(
     data.bandwidth = resolve_bandwidth(bandwidth, device)
     for rd in data.runs:
         for lane in rd.lanes:
-            if lane.status == "failed":
+            if lane.status == LaneStatus.FAILED:
                 err_console.print(
                     f"[yellow]run {rd.run.run_id}: lane {lane.name!r} failed[/]: {lane.error or '?'} "
                     "(see the Failures table)",

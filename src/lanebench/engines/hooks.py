@@ -33,6 +33,7 @@ from lanebench.config.job import JobSpec
 from lanebench.memory.estimate import LaneEstimate
 from lanebench.memory.layout import Layout, Machine
 from lanebench.records.baseline import BaselineRecord
+from lanebench.records.placement import PlacementRecord
 
 if TYPE_CHECKING:
     from lanebench.engines.base import Endpoint, LanePlan
@@ -149,7 +150,7 @@ class EngineHooks:
             "llama-perplexity, on the build and model of a server it starts)"
         )
 
-    def placement(self, plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | None:
+    def placement(self, plan: LanePlan, endpoint: Endpoint) -> PlacementRecord | None:
         """None: the engine places the model itself, and the lane says nothing about it."""
         return None
 

@@ -25,6 +25,7 @@ from lanebench.measure.client import stream_request
 from lanebench.measure.workloads import PromptSource, TextPromptSource, corpus_text
 from lanebench.records.figures import Fig
 from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.request import SentRequest
 from lanebench.records.samples import AggregateRecord, RequestRecord, SampleKind, TokenCount
 
 Emit = Callable[[RequestRecord | AggregateRecord], None]
@@ -199,10 +200,10 @@ class LaneJob:
         )
 
 
-def sent(req: Request, prompt: Prompt, notes: list[str]) -> dict[str, Any]:
+def sent(req: Request, prompt: Prompt, notes: list[str]) -> SentRequest:
     """What a lane's requests say, the prompt left out (``LaneResult.request``)."""
     body = {k: (f"<prompt: {req.n_in} tokens>" if v is prompt else v) for k, v in req.body.items()}
-    return {"path": req.path, "body": body, "notes": list(notes)}
+    return SentRequest(req.path, body, list(notes))
 
 
 def _reason_in_log(log_tail: str) -> str:
@@ -278,7 +279,7 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
             "(it stopped early: does it honour ignore_eos?)"
         )
     result.flags += token_count_flags(singles)
-    result.flags += list((result.request or {}).get("notes") or [])
+    result.flags += result.request.notes if result.request else []
     if result.lane.url is None and job.aggregate > result.lane.slots:
         result.flags.append(
             f"{job.aggregate} concurrent jobs on {result.lane.slots} slot(s): requests queued"

@@ -30,7 +30,7 @@ def from_log(rec: MemoryRecord, text: str) -> None:
     rec.draft = round(sum(m.total() for m in rest), 2) if rest else None
     rec.log_host = round(sum(m.host() for m in models), 2)
     rec.devices = device_breakdown(models)
-    if any(str(d["device"]).startswith("Vulkan") for d in rec.devices):
+    if any(d.device.startswith("Vulkan") for d in rec.devices):
         rec.notes.append(VULKAN_NOTE)
 
 

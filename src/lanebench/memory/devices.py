@@ -1,7 +1,7 @@
 """Memory per device (pure): the server log's buffers of each device, the split of the main
 model's weights, and each GPU's peak for the lane from nvidia-smi.
 
-One entry (a JSON-friendly dict, ``DEVICE_KEYS``) per device the log names, in the order it
+One ``DeviceMemory`` entry per device the log names, in the order it
 first names them: ``CUDA0``, ``Vulkan0``, ``ROCm0``, ``RPC0[127.0.0.1:50052]`` (an RPC server's
 device: its buffers live in that server's process, on whatever backend it runs). Every host
 buffer (``CPU``, ``CPU_Mapped``, ``CPU_REPACK``, ``CUDA_Host``...) is folded into one ``host``
@@ -24,27 +24,10 @@ entry, last: they are all the server's own RAM, and their names are buffer kinds
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from lanebench.memory.gpu import GpuInfo, norm_bus_id
 from lanebench.memory.logparse import ModelBuffers, is_host_device
-
-HOST = "host"
-DEVICE_KEYS = (
-    "device",
-    "weights",
-    "kv",
-    "compute",
-    "draft",
-    "weights_share",
-    "peak_vram",
-    "vram_total",
-    "gpu",
-)
-
-
-def _entry(device: str) -> dict[str, Any]:
-    return dict.fromkeys(DEVICE_KEYS) | {"device": device}
+from lanebench.records.memory import HOST, DeviceMemory
 
 
 def _r(v: float | None) -> float | None:
@@ -56,7 +39,7 @@ def _part(part: dict[str, float], devices: set[str]) -> float | None:
     return _r(sum(vals)) if vals else None
 
 
-def device_breakdown(models: list[ModelBuffers]) -> list[dict[str, Any]]:
+def device_breakdown(models: list[ModelBuffers]) -> list[DeviceMemory]:
     """One entry per device of the log (main model first in ``models``), then ``host``."""
     if not models:
         return []
@@ -72,14 +55,12 @@ def device_breakdown(models: list[ModelBuffers]) -> list[dict[str, Any]]:
     off_host = sum(v for d, v in main.weights.items() if not is_host_device(d))
     out = []
     for name, members in groups:
-        e = _entry(name)
-        e["weights"], e["kv"], e["compute"] = (
-            _part(p, members) for p in (main.weights, main.kv, main.compute)
-        )
+        weights, kv, compute = (_part(p, members) for p in (main.weights, main.kv, main.compute))
+        e = DeviceMemory(name, weights, kv, compute)
         drafts = [v for m in rest for p in (m.weights, m.kv, m.compute) for d, v in p.items() if d in members]
-        e["draft"] = _r(sum(drafts)) if drafts else None
+        e.draft = _r(sum(drafts)) if drafts else None
         if name != HOST and off_host > 0:
-            e["weights_share"] = round((e["weights"] or 0.0) / off_host, 4)
+            e.weights_share = round((e.weights or 0.0) / off_host, 4)
         out.append(e)
     return out
 
@@ -91,7 +72,7 @@ def _by_index(device_ids: Mapping[str, str], gpus: Mapping[int, GpuInfo], env: M
 
 
 def add_gpu_peaks(
-    devices: list[dict[str, Any]],
+    devices: list[DeviceMemory],
     peak_by_gpu: Mapping[int, float],
     gpus: Mapping[int, GpuInfo],
     device_ids: Mapping[str, str],
@@ -101,7 +82,7 @@ def add_gpu_peaks(
     or on an entry of its own; see the module's note for the matching."""
     by_bus = {norm_bus_id(bus): name for name, bus in device_ids.items()}
     by_index = _by_index(device_ids, gpus, env)
-    entries = {e["device"]: e for e in devices}
+    entries = {e.device: e for e in devices}
     for index in sorted(peak_by_gpu):
         gpu = gpus.get(index, GpuInfo(index, ""))
         name = by_bus.get(gpu.bus_id) if gpu.bus_id else None
@@ -109,8 +90,8 @@ def add_gpu_peaks(
             name = f"CUDA{index}"
         entry = entries.get(name or "")
         if entry is None:
-            entry = _entry(gpu.label)
+            entry = DeviceMemory(gpu.label)
             devices.append(entry)
-        entry["peak_vram"] = round(peak_by_gpu[index], 2)
-        entry["vram_total"] = _r(gpu.total_mib)
-        entry["gpu"] = gpu.label
+        entry.peak_vram = round(peak_by_gpu[index], 2)
+        entry.vram_total = _r(gpu.total_mib)
+        entry.gpu = gpu.label

@@ -15,15 +15,15 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from lanebench.analysis.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
+from lanebench.analysis.attribution import conclude
 from lanebench.config.job import JobSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
 from lanebench.engines.hooks import Unavailable
 from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, RunState
+from lanebench.records.attribution import CONTROL, CONTROL_AFTER, Arm, AttributionRecord
 from lanebench.records.lane import LaneResult, LaneStatus
 
 
@@ -91,7 +91,7 @@ def run_experiment(
     for arm, arm_plan in arms:
         announce(f"{plan.lane.name}: attribution, {arm.name}")
         rec.arms.append(_run_arm(arm, arm_plan, opts, state, log_path(f"{plan.lane.name}-attr-{arm.name}")))
-        on_arm(rec)
+        on_arm(conclude(rec))
     return rec
 
 
@@ -105,20 +105,19 @@ def attribution_for(
     result: LaneResult,
     opts: RunConfig,
     state: RunState,
-    cache: dict[str, dict[str, Any]],
+    cache: dict[str, AttributionRecord],
     log_path: Callable[[str], Path],
     announce: Callable[[str], None] = lambda _text: None,
-    on_arm: Callable[[dict[str, Any]], None] = lambda _rec: None,
-) -> dict[str, Any] | None:
-    """The lane's experiment as a dict; None when not asked for or the lane failed. ``on_arm``
-    gets the record so far after every server of the experiment."""
+    on_arm: Callable[[AttributionRecord], None] = lambda _rec: None,
+) -> AttributionRecord | None:
+    """The lane's experiment with its reading; None when not asked for or the lane failed.
+    ``on_arm`` gets the record so far after every server of the experiment."""
     if not opts.attribute or result.status == LaneStatus.FAILED:
         return None
     found = plan.engine.attribution_suspects(plan)
     if isinstance(found, Unavailable):
-        return AttributionRecord(note=found.why).to_dict()  # nothing starts
+        return AttributionRecord(note=found.why)  # nothing starts
     key = experiment_key(plan)
     if key not in cache:
-        done = run_experiment(plan, opts, state, log_path, announce, lambda rec: on_arm(rec.to_dict()))
-        cache[key] = done.to_dict()
+        cache[key] = conclude(run_experiment(plan, opts, state, log_path, announce, on_arm))
     return cache[key]

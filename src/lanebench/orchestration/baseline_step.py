@@ -9,8 +9,8 @@ the tool, gets a note saying why instead of figures.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
@@ -26,11 +26,11 @@ def wants_baseline(plan: LanePlan, opts: RunConfig) -> bool:
 def baseline_for(
     plan: LanePlan,
     opts: RunConfig,
-    cache: dict[str, dict[str, Any]],
+    cache: dict[str, BaselineRecord],
     log_path: Path | None = None,
     depth: int = 0,
-) -> dict[str, Any] | None:
-    """The lane's kernel view as a ``BaselineRecord`` dict; None when not asked for.
+) -> BaselineRecord | None:
+    """The lane's kernel view; None when not asked for.
 
     ``depth``: tokens of context the job's requests continue (0: a fresh prompt); the view
     prefills at ``depth`` and decodes at ``depth + n_in``, as the server does. ``cache`` holds
@@ -39,14 +39,14 @@ def baseline_for(
         return None
     view = plan.engine.kernel_view(plan, opts.job, opts.baseline_reps, depth)
     if isinstance(view, Unavailable):
-        return BaselineRecord(note=view.why).to_dict()
+        return BaselineRecord(note=view.why)
     if view.key not in cache:
         logs = log_path or opts.out_dir / f"{plan.lane.name}-baseline.log"
         retry = opts.job.remeasure_budget > 0
         try:
-            cache[view.key] = view.measure(logs, opts.load_timeout_s, retry).to_dict()
+            cache[view.key] = view.measure(logs, opts.load_timeout_s, retry)
         except LaneFailed as exc:
-            cache[view.key] = BaselineRecord(note=f"no kernel view: {exc}").to_dict()
+            cache[view.key] = BaselineRecord(note=f"no kernel view: {exc}")
     shared = cache[view.key]
-    note = "; ".join(n for n in [*view.notes, shared["note"]] if n)  # this lane's notes, then the run's
-    return {**shared, "note": note}
+    note = "; ".join(n for n in [*view.notes, shared.note] if n)  # this lane's notes, then the run's
+    return replace(shared, note=note)

@@ -63,8 +63,8 @@ class FingerprintSink:
         return None
 
     def lane_finished(self, run: RunInfo, lane: LaneResult) -> None:
-        for probe in (lane.placement or {}).get("rpc") or []:  # each RPC endpoint, as it answered
-            self._add(run, "rpc", str(probe.get("endpoint")), dict, probe)
+        for probe in lane.placement.rpc if lane.placement else []:  # each RPC endpoint, as it answered
+            self._add(run, "rpc", probe.endpoint, probe.to_dict)
 
     def run_finished(self, run: RunInfo) -> None:
         return None

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
@@ -26,6 +26,8 @@ from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.plan import requests_per_lane
+from lanebench.records.attribution import AttributionRecord
+from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.run import RunInfo
 from lanebench.records.samples import AggregateRecord, RequestRecord
@@ -85,10 +87,10 @@ class LaneMeasurer:
         self.run, self.opts, self.sinks, self.progress = run, opts, sinks, progress
         self.state = RunState()
         self.servers = 0
-        self.baselines: dict[str, dict[str, Any]] = {}  # llama-bench argv -> its record, once per run
-        self.attributions: dict[str, dict[str, Any]] = {}  # server argv -> its experiment, once per run
+        self.baselines: dict[str, BaselineRecord] = {}  # llama-bench argv -> its record, once per run
+        self.attributions: dict[str, AttributionRecord] = {}  # server argv -> its experiment, once per run
 
-    def _baseline(self, plan: LanePlan) -> dict[str, Any] | None:
+    def _baseline(self, plan: LanePlan) -> BaselineRecord | None:
         if self.progress and wants_baseline(plan, self.opts):
             self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
         return baseline_for(plan, self.opts, self.baselines, self._log_path(f"{plan.lane.name}-baseline"))
@@ -101,7 +103,7 @@ class LaneMeasurer:
             if self.progress:
                 self.progress.loading(text)
 
-        def keep(record: dict[str, Any]) -> None:
+        def keep(record: AttributionRecord) -> None:
             result.attribution = record
             for s in self.sinks:
                 s.lane_finished(self.run, result)

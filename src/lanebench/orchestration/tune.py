@@ -24,7 +24,7 @@ from lanebench.errors import BadInput
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.greedy import verdict
 from lanebench.records.figures import FIGURES, Fig
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.quality import QualityRecord, QualityStatus
 
 # goal → the figure it maximises (or minimises, when lower is better)
@@ -122,7 +122,7 @@ class TuneReport:
 def score(result: LaneResult, goal: str) -> float | None:
     """The goal's median for a lane; None if it failed or has no such figure."""
     stat = result.summary.get(GOALS[goal])
-    if result.status == "failed" or stat is None:
+    if result.status == LaneStatus.FAILED or stat is None:
         return None
     return stat.median
 
@@ -293,7 +293,7 @@ def _decide(report: TuneReport, ranked: list[tuple[LaneResult, float | None]], s
 
 def _figure(r: LaneResult, key: Fig) -> str:
     s = r.summary.get(key)
-    if r.status == "failed" or s is None:
+    if r.status == LaneStatus.FAILED or s is None:
         return f"no figure ({r.error or r.status})"
     spread = f" ({s.min:.2f}–{s.max:.2f}, {s.n} reps)" if s.n > 1 else " (1 rep)"
     busy = busy_mark(r.busy.figures if r.busy else None, str(key))  # a busy machine's figure

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+
+from lanebench.records.busy import LoadRecord
+from lanebench.records.codec import Record
 
 
 @dataclass(slots=True)
-class BaselineRecord:
+class BaselineRecord(Record):
     """llama-bench's figures for a lane (tokens per second, mean ± sd over repetitions).
 
     Prefill is llama-bench's ``pp n_prompt @ d prefill_depth`` and decode its ``tg n_gen @ d
@@ -31,7 +33,12 @@ class BaselineRecord:
     prefill_depth: int = 0  # tokens of context before the prompt (llama-bench -d, its n_depth)
     decode_depth: int = 0  # tokens of context before the first generated token
     decode_argv: list[str] = field(default_factory=list)  # the decode run
-    load: dict[str, Any] | None = None  # what else ran meanwhile: lanebench.records.busy.LoadRecord
+    load: LoadRecord | None = None  # what else ran on the machine meanwhile
+
+    @property
+    def measured(self) -> bool:
+        """llama-bench ran (a record with only a note says why it did not)."""
+        return bool(self.n_prompt or self.n_gen)
 
     @property
     def prefill_test(self) -> str:
@@ -42,11 +49,3 @@ class BaselineRecord:
     def decode_test(self) -> str:
         """llama-bench's own name of the decode test, e.g. ``tg200 @ d1150``."""
         return f"tg{self.n_gen} @ d{self.decode_depth}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BaselineRecord:
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})

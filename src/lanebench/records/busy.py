@@ -4,36 +4,14 @@ requests, batches and lanes."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-
-def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
-    """The fields of ``cls`` in ``d`` whose values have the field's kind (a hand-edited or older
-    document may hold anything): numbers where numbers go, a dict of numbers for ``figures``."""
-    out: dict[str, Any] = {}
-    for f in fields(cls):
-        v = d.get(f.name)
-        number = isinstance(v, int | float) and not isinstance(v, bool)
-        kind = str(f.type)
-        if f.name not in d or v is None:
-            continue
-        if kind.startswith(("float", "int")) and not number:
-            continue
-        if (kind == "bool" and not isinstance(v, bool)) or (kind == "str" and not isinstance(v, str)):
-            continue
-        if kind.startswith("list") and not isinstance(v, list):
-            continue
-        if f.name == "figures":
-            if not isinstance(v, dict):
-                continue
-            v = {str(k): x for k, x in v.items() if isinstance(x, int | float) and not isinstance(x, bool)}
-        out[f.name] = v
-    return out
+from lanebench.records.codec import Record
 
 
 @dataclass(slots=True)
-class LoadRecord:
+class LoadRecord(Record):
     """What else ran on the machine during one measured window: a repetition's request, an
     N-slot batch, a llama-bench run (``lanebench.busy`` measures it). CPU figures are in cores:
     CPU-seconds per second of the window, summed over the machine's ``cores`` logical CPUs.
@@ -46,6 +24,8 @@ class LoadRecord:
     the lane's GPU busy), ``why`` says which; ``top``: the heaviest other processes as
     ``[pid, name, cores]``; ``gpu_other_mib``/``gpu_other_sm``: memory (MiB) and SM use (%) of
     other processes on the lane's GPUs (nvidia-smi), None where not measured."""
+
+    lenient = True  # a hand-edited document may hold anything here: read as defaults
 
     seconds: float = 0.0
     cores: int = 0
@@ -66,13 +46,9 @@ class LoadRecord:
         """Cores taken from the lane by others: other processes and the hypervisor's steal."""
         return self.other_cores + self.steal_cores
 
-    @classmethod
-    def from_dict(cls, d: Any) -> LoadRecord | None:
-        return cls(**_known(cls, d)) if isinstance(d, dict) else None
-
 
 @dataclass(slots=True)
-class BusyRecord:
+class BusyRecord(Record):
     """Which of a lane's figures were measured while the machine was busy, and how busy.
 
     ``figures``: figure key -> the median load (cores taken by other processes and steal) of
@@ -85,6 +61,8 @@ class BusyRecord:
     llama-bench run was busy; ``top``: the heaviest other process seen, ``[pid, name, cores]``;
     ``why``: what was busy (``CPU``, ``GPU``)."""
 
+    lenient = True
+
     cores: int = 0
     threshold_cores: float = 0.0
     busy_windows: int = 0
@@ -96,10 +74,3 @@ class BusyRecord:
     kernel: float | None = None
     top: list[Any] = field(default_factory=list)
     why: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> BusyRecord | None:
-        return cls(**_known(cls, d)) if isinstance(d, dict) else None

@@ -3,29 +3,31 @@ as typed results (``results_from_document``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
+from lanebench.records.attribution import AttributionRecord
+from lanebench.records.baseline import BaselineRecord
 from lanebench.records.busy import BusyRecord
+from lanebench.records.codec import Record, from_data
 from lanebench.records.memory import MemoryRecord
+from lanebench.records.placement import PlacementRecord
 from lanebench.records.quality import QualityRecord
-from lanebench.records.samples import (
-    AggregateRecord,
-    RequestRecord,
-    Stat,
-    aggregate_from_dict,
-    is_busy,
-    request_from_dict,
-)
+from lanebench.records.request import SentRequest
+from lanebench.records.samples import AggregateRecord, RequestRecord, Stat, is_busy
 
 
 class LaneStatus(StrEnum):
     OK = "ok"
     FLAGGED = "flagged"  # measured, with something a reader must know (see ``flags``)
     FAILED = "failed"  # could not be measured (see ``error`` and ``log_tail``)
+    RUNNING = "running"  # a stored lane being measured (a lane read back never has it)
+
+
+FINISHED = (LaneStatus.OK, LaneStatus.FLAGGED, LaneStatus.FAILED)
 
 
 class RunStatus(StrEnum):
@@ -36,7 +38,7 @@ class RunStatus(StrEnum):
 
 
 @dataclass(slots=True)
-class LaneResult:
+class LaneResult(Record):
     """Everything measured for one lane (or why it could not be)."""
 
     name: str
@@ -54,15 +56,11 @@ class LaneResult:
     log_tail: str = ""
     log_path: str | None = None
     quality: QualityRecord | None = None
-    baseline: dict[str, Any] | None = None  # the kernel view: engines.llamabench.BaselineRecord.to_dict()
+    baseline: BaselineRecord | None = None  # the kernel view (llama-bench)
     memory: MemoryRecord | None = None
-    # where the model ran: split, devices, each RPC endpoint's probe (orchestration.placement_step)
-    placement: dict[str, Any] | None = None
-    # the standard job's request as sent (prompt left out): path, body, and notes on what the
-    # server refused (engines.base.Engine.request_notes)
-    request: dict[str, Any] | None = None
-    # the attribution experiment (run --attribute): attribution.AttributionRecord.to_dict()
-    attribution: dict[str, Any] | None = None
+    placement: PlacementRecord | None = None  # where the model ran (split, devices, RPC endpoints)
+    request: SentRequest | None = None  # the standard job's request as sent, prompt left out
+    attribution: AttributionRecord | None = None  # the attribution experiment (run --attribute)
     busy: BusyRecord | None = None  # figures measured while the machine was busy (lanebench.busy)
     backends: list[str] = field(default_factory=list)  # compute backends the server's log named
 
@@ -79,52 +77,16 @@ class LaneResult:
         quiet = [a for a in ok if not is_busy(a)]
         return quiet or ok
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["lane"] = self.lane.model_dump(mode="json")
-        d["status"] = str(self.status)
-        d["argv"], d["flags"], d["per_position"] = list(self.argv), list(self.flags), list(self.per_position)
-        d["metrics_delta"] = dict(self.metrics_delta)
-        d["samples"] = [asdict(s) for s in self.samples]
-        d["aggregates"] = [asdict(a) for a in self.aggregates]
-        d["summary"] = {k: v.to_dict() for k, v in self.summary.items()}
-        d["quality"] = self.quality.to_dict() if self.quality else None
-        d["memory"] = self.memory.to_dict() if self.memory else None
-        d["baseline"] = dict(self.baseline) if self.baseline else None
-        d["placement"] = dict(self.placement) if self.placement else None
-        d["request"] = dict(self.request) if self.request else None
-        d["attribution"] = dict(self.attribution) if self.attribution else None
-        d["busy"] = self.busy.to_dict() if self.busy else None
-        d["backends"] = list(self.backends)
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LaneResult:
-        """A result from its ``to_dict`` form (a JSON file, the store)."""
-        return cls(
-            name=str(d["name"]),
-            lane=LaneSpec.model_validate(d.get("lane") or {"name": d["name"]}),
-            status=LaneStatus(d.get("status") or "ok"),
-            argv=list(d.get("argv") or []),
-            load_s=d.get("load_s"),
-            samples=[request_from_dict(s) for s in d.get("samples") or []],
-            aggregates=[aggregate_from_dict(a) for a in d.get("aggregates") or []],
-            metrics_delta=dict(d.get("metrics_delta") or {}),
-            summary={k: Stat(**v) for k, v in (d.get("summary") or {}).items() if v},
-            per_position=list(d.get("per_position") or []),
-            flags=list(d.get("flags") or []),
-            error=d.get("error"),
-            log_tail=d.get("log_tail") or "",
-            log_path=d.get("log_path"),
-            quality=QualityRecord.from_dict(d["quality"]) if isinstance(d.get("quality"), dict) else None,
-            baseline=d["baseline"] if isinstance(d.get("baseline"), dict) else None,
-            memory=MemoryRecord.from_dict(d["memory"]) if isinstance(d.get("memory"), dict) else None,
-            placement=d["placement"] if isinstance(d.get("placement"), dict) else None,
-            request=d["request"] if isinstance(d.get("request"), dict) else None,
-            attribution=d["attribution"] if isinstance(d.get("attribution"), dict) else None,
-            busy=BusyRecord.from_dict(d.get("busy")),
-            backends=[str(b) for b in d.get("backends") or []],
-        )
+    def from_dict(cls, d: Any) -> LaneResult:
+        """A result from its ``to_dict`` form (a JSON file, the store); a lane given as a
+        ``LaneSpec`` is kept as it is (the store reads stored lanes its own way)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected an object, got {type(d).__name__}")
+        lane = d.get("lane")
+        if not isinstance(lane, LaneSpec):
+            lane = LaneSpec.model_validate(lane or {"name": d["name"]})
+        return from_data(cls, {**d, "lane": lane})
 
 
 @dataclass(slots=True)

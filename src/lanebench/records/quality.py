@@ -3,11 +3,11 @@ drafting lane, the greedy check's verdict instead of a figure."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from lanebench.records.samples import _known
+from lanebench.records.codec import Record, from_data
 
 
 class QualityStatus(StrEnum):
@@ -24,7 +24,7 @@ class QualityStatus(StrEnum):
 
 
 @dataclass(slots=True)
-class QualityRecord:
+class QualityRecord(Record):
     """What a lane costs in output quality against the reference lane.
 
     Figures come from the build's own ``llama-perplexity --kl-divergence``; each ``*_err`` is
@@ -73,24 +73,19 @@ class QualityRecord:
     def has_figures(self) -> bool:
         return self.kld_mean is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = str(self.status)
-        return d
-
     @property
     def speculative(self) -> bool:
         """A speculative lane's verdict (lossless, not lossless, unchecked)."""
         return self.status in SPECULATIVE
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QualityRecord:
-        """The record from its ``to_dict`` form. Records of speculative lanes written before
-        schema 6 carried their target's figures (a KLD of 0.0 they never measured): they are
-        read as a verdict only, from their greedy check."""
-        known = _known(cls, d)
-        known["status"] = QualityStatus(known.get("status") or "unavailable")
-        rec = cls(**known)
+    def from_dict(cls, d: Any) -> QualityRecord:
+        """The record from its ``to_dict`` form (no status: unavailable). Records of speculative
+        lanes written before schema 6 carried their target's figures (a KLD of 0.0 they never
+        measured): they are read as a verdict only, from their greedy check."""
+        if not isinstance(d, dict):
+            raise TypeError(f"QualityRecord: expected an object, got {type(d).__name__}")
+        rec = from_data(cls, {**d, "status": d.get("status") or QualityStatus.UNAVAILABLE})
         if rec.status in SPECULATIVE:
             for name in FIGURE_FIELDS:
                 setattr(rec, name, None)

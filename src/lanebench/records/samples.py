@@ -4,11 +4,12 @@ tokens were counted, and the summary statistic of a figure (``Stat``). Plain dat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from lanebench.records.busy import LoadRecord
+from lanebench.records.codec import Record
 
 SampleKind = Literal["warmup", "single", "aggregate"]
 
@@ -28,7 +29,7 @@ def is_busy(rec: RequestRecord | AggregateRecord) -> bool:
 
 
 @dataclass(slots=True)
-class RequestRecord:
+class RequestRecord(Record):
     """One completion request as the client saw it, plus the engine's own ``timings``.
 
     Times are seconds; ``t_start`` is wall-clock (epoch) for ordering, durations come from a
@@ -73,7 +74,7 @@ class RequestRecord:
 
 
 @dataclass(slots=True)
-class AggregateRecord:
+class AggregateRecord(Record):
     """One batch of N concurrent jobs: generated tokens over the batch's wall time."""
 
     rep: int
@@ -90,32 +91,10 @@ class AggregateRecord:
 
 
 @dataclass(slots=True)
-class Stat:
+class Stat(Record):
     """Median with spread over repetitions; ``n`` samples went in."""
 
     median: float
     min: float
     max: float
     n: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
-def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``d`` that ``cls`` has fields for (a newer or older writer may add some)."""
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in d.items() if k in names}
-
-
-def request_from_dict(d: dict[str, Any]) -> RequestRecord:
-    """A request from its ``asdict`` form (JSON, the store)."""
-    known = _known(RequestRecord, d)
-    known["load"] = LoadRecord.from_dict(known.get("load"))
-    return RequestRecord(**known)
-
-
-def aggregate_from_dict(d: dict[str, Any]) -> AggregateRecord:
-    known = _known(AggregateRecord, d)
-    known["load"] = LoadRecord.from_dict(known.get("load"))
-    return AggregateRecord(**known)

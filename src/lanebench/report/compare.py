@@ -17,16 +17,17 @@ from lanebench.analysis.noise import judge_stats
 from lanebench.busy.verdict import busy_caption, busy_mark
 from lanebench.config.lanes import EMULATED_MARK
 from lanebench.records.baseline import BaselineRecord
-from lanebench.records.figures import FIGURES, Fig
+from lanebench.records.figures import FIGURES, KERNEL, Fig, Figure
 from lanebench.records.lane import LaneResult
 from lanebench.records.memory import MemoryRecord
 from lanebench.records.samples import Stat
 from lanebench.report.fmt import Table
 from lanebench.report.tables import fmt_pct, fmt_stat
 
-# (summary key, label, unit, +1 when higher is better), from the one table of figures
+# the job's figures compared, from the one table of figures (each lane's summary holds them)
 _KEYS = (Fig.PREFILL, Fig.DECODE, Fig.NORMALIZED_WALL, Fig.AGGREGATE, Fig.WALL, Fig.ACCEPTANCE)
-COMPARED = tuple((f.key, f.label, f.unit, f.better) for f in (FIGURES[k] for k in _KEYS))
+COMPARED = tuple(FIGURES[k] for k in _KEYS)
+_PEAKS = (FIGURES[Fig.PEAK_RSS], FIGURES[Fig.PEAK_VRAM])  # memory: one figure per run, no spread
 
 
 def verdict(a: Stat | None, b: Stat | None, better: int) -> str:
@@ -54,11 +55,10 @@ def compare_rows(a: list[LaneResult], b: list[LaneResult]) -> list[dict[str, Any
             out.append({"lane": la.name, "only_in": "A"})
             continue
         rows = []
-        for key, label, unit, better in COMPARED:
-            sa, sb = la.summary.get(key), lb.summary.get(key)
-            if sa is None and sb is None:
-                continue
-            rows.append(_row(la, lb, key, label, unit, sa, sb, better))
+        for fig in COMPARED:
+            sa, sb = la.summary.get(fig.key), lb.summary.get(fig.key)
+            if sa is not None or sb is not None:
+                rows.append(_row(la, lb, fig, sa, sb))
         rows += _kernel_rows(la, lb) + _memory_rows(la, lb) + _rpc_rows(la, lb)
         # the build's --spec-synth-*: speeds at a chosen acceptance, never read as a measured change
         emulated = la.lane.emulated or lb.lane.emulated
@@ -69,26 +69,22 @@ def compare_rows(a: list[LaneResult], b: list[LaneResult]) -> list[dict[str, Any
 
 
 def _row(
-    la: LaneResult,
-    lb: LaneResult,
-    figure: str,
-    label: str,
-    unit: str,
-    sa: Stat | None,
-    sb: Stat | None,
-    better: int,
+    la: LaneResult, lb: LaneResult, fig: Figure, sa: Stat | None, sb: Stat | None, part: str = ""
 ) -> dict[str, Any]:
-    v = judge_stats(sa, sb, better > 0)
+    """One figure of a lane in both runs; ``part``: which of several of the lane's (a device, an
+    RPC endpoint), added to its key (``figure:part``) and label."""
+    figure = f"{fig.key}:{part}" if part else str(fig.key)
+    v = judge_stats(sa, sb, fig.higher_is_better)
     return {
         "lane": la.name,
         "figure": figure,
-        "label": label,
-        "unit": unit,
+        "label": f"{fig.label} {part}" if part else fig.label,
+        "unit": fig.unit,
         "a": sa.to_dict() if sa else None,
         "b": sb.to_dict() if sb else None,
         "ratio": ratio(sa, sb),
         "ratio_range": [v.ratio_low, v.ratio_high] if v.ratio_low is not None else None,
-        "verdict": verdict(sa, sb, better),
+        "verdict": verdict(sa, sb, fig.better),
         "test": v.test if v.judged else None,
         "status": f"{la.status} → {lb.status}",
         # cores others used when the figure had to come from a busy machine's repetitions
@@ -105,53 +101,47 @@ def _one(v: float | None) -> Stat | None:
 def _peaks(m: MemoryRecord | None) -> dict[str, float]:
     """Device name -> its GPU's peak for the lane (MiB), where known."""
     devices = m.devices if m else []
-    return {str(d["device"]): float(d["peak_vram"]) for d in devices if d.get("peak_vram") is not None}
+    return {d.device: d.peak_vram for d in devices if d.peak_vram is not None}
 
 
 def _memory_rows(la: LaneResult, lb: LaneResult) -> list[dict[str, Any]]:
     """Peak RSS and peak VRAM (one figure per run: no spread), then each device's peak VRAM
     where both runs have per-device figures."""
     out = []
-    for key, figure, label in (
-        ("peak_rss", "peak_rss_mib", "Peak RSS"),
-        ("peak_vram", "peak_vram_mib", "Peak VRAM"),
-    ):
-        ma = getattr(la.memory, key) if la.memory else None
-        mb = getattr(lb.memory, key) if lb.memory else None
+    for fig in _PEAKS:
+        ma = getattr(la.memory, fig.field) if la.memory else None
+        mb = getattr(lb.memory, fig.field) if lb.memory else None
         if ma is not None or mb is not None:
-            out.append(_row(la, lb, figure, label, "MiB", _one(ma), _one(mb), -1))
+            out.append(_row(la, lb, fig, _one(ma), _one(mb)))
     pa, pb = _peaks(la.memory), _peaks(lb.memory)
-    for dev in [d for d in pa if d in pb]:
-        out.append(
-            _row(la, lb, f"peak_vram_mib:{dev}", f"Peak VRAM {dev}", "MiB", _one(pa[dev]), _one(pb[dev]), -1)
-        )
+    vram = FIGURES[Fig.PEAK_VRAM]
+    out += [_row(la, lb, vram, _one(pa[dev]), _one(pb[dev]), dev) for dev in pa if dev in pb]
     return out
 
 
-def kernel_stat(base: dict[str, Any] | None, phase: str) -> Stat | None:
+def kernel_stat(base: BaselineRecord | None, phase: str) -> Stat | None:
     """llama-bench's ``phase`` (prefill/decode) tok/s as a Stat: median/min/max of the reps'
     rates when the record keeps them (``<phase>_samples``, llama-bench's ``samples_ts``), else
-    mean ± one standard deviation as the range over ``reps`` (what BaselineRecord keeps)."""
-    if not base:
+    mean ± one standard deviation as the range over ``reps`` (what older records keep)."""
+    if base is None:
         return None
-    samples = [float(v) for v in base.get(f"{phase}_samples") or [] if isinstance(v, int | float)]
+    samples: list[float] = getattr(base, f"{phase}_samples")
     if samples:
         return Stat(median(samples), min(samples), max(samples), len(samples))
-    rec = BaselineRecord.from_dict(base)
-    mean = getattr(rec, f"{phase}_tps")
+    mean = getattr(base, f"{phase}_tps")
     if mean is None:
         return None
-    sd = getattr(rec, f"{phase}_sd") or 0.0
-    return Stat(mean, mean - sd, mean + sd, rec.reps or 1)
+    sd = getattr(base, f"{phase}_sd") or 0.0
+    return Stat(mean, mean - sd, mean + sd, base.reps or 1)
 
 
 def _kernel_rows(la: LaneResult, lb: LaneResult) -> list[dict[str, Any]]:
     """The kernel view (llama-bench, no server): prefill and decode rates, higher is better."""
     out = []
-    for phase, label in (("prefill", "Kernel prefill"), ("decode", "Kernel decode")):
-        sa, sb = kernel_stat(la.baseline, phase), kernel_stat(lb.baseline, phase)
+    for fig in (FIGURES[k] for k in KERNEL):
+        sa, sb = kernel_stat(la.baseline, fig.field), kernel_stat(lb.baseline, fig.field)
         if sa is not None or sb is not None:
-            out.append(_row(la, lb, f"kernel_{phase}_tps", label, "tok/s", sa, sb, 1))
+            out.append(_row(la, lb, fig, sa, sb))
     return out
 
 
@@ -159,14 +149,13 @@ def _rtts(lane: LaneResult) -> dict[str, Stat]:
     """Each RPC endpoint's round trips before the lane started, keyed so two runs line up: a
     remote endpoint by its address, a local one (a new port each run) as ``rpc_local[i]``."""
     out: dict[str, Stat] = {}
-    probes = (lane.placement or {}).get("rpc") or []
     local = 0
-    for p in probes:
-        rtt = [float(v) for v in p.get("rtt_ms") or [] if isinstance(v, int | float)]
-        if p.get("local"):
+    for p in lane.placement.rpc if lane.placement else []:
+        rtt = p.rtt_ms
+        if p.local:
             key, local = f"rpc_local[{local}]", local + 1
         else:
-            key = str(p.get("endpoint"))
+            key = p.endpoint
         if rtt:
             out[key] = Stat(median(rtt), min(rtt), max(rtt), len(rtt))
     return out
@@ -174,8 +163,8 @@ def _rtts(lane: LaneResult) -> dict[str, Stat]:
 
 def _rpc_rows(la: LaneResult, lb: LaneResult) -> list[dict[str, Any]]:
     """RPC round-trip time per endpoint both runs used (lower is better)."""
-    ra, rb = _rtts(la), _rtts(lb)
-    return [_row(la, lb, f"rpc_rtt_ms:{k}", f"RPC RTT {k}", "ms", ra[k], rb[k], -1) for k in ra if k in rb]
+    ra, rb, fig = _rtts(la), _rtts(lb), FIGURES[Fig.RPC_RTT]
+    return [_row(la, lb, fig, ra[k], rb[k], k) for k in ra if k in rb]
 
 
 def _fmt(d: dict[str, Any] | None, unit: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanebench.records.lane import LaneResult
-from lanebench.records.run import RunInfo
+from lanebench.records.run import RunInfo, StoredLane
 
 
 @dataclass(slots=True)
@@ -35,7 +35,7 @@ class ReportData:
     """The runs asked for, newest last, and finished lanes of other runs for context."""
 
     runs: list[RunData]
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[StoredLane] = field(default_factory=list)  # finished lanes of every stored run
     bandwidth: dict[str, Any] | None = None  # for the Decode Roofline table (report --bandwidth)
 
     @property

@@ -13,14 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lanebench.memory.devices import DEVICE_KEYS, HOST
+from lanebench.records.figures import FIGURES, MEMORY, Fig
 from lanebench.records.lane import LaneResult
-from lanebench.records.memory import MemoryRecord
+from lanebench.records.memory import DEVICE_KEYS, HOST, DeviceMemory, MemoryRecord
 from lanebench.report.fmt import Table
 
-CSV_COLUMNS = ("mem_ctx", "mem_slots", "mem_weights_mib", "mem_kv_mib", "mem_compute_mib", "mem_draft_mib",
-               "mem_peak_rss_mib", "mem_hwm_mib", "mem_peak_vram_mib", "mem_estimate_mib")  # fmt: skip
-_FIELDS = ("ctx", "slots", "weights", "kv", "compute", "draft", "peak_rss", "hwm", "peak_vram", "estimate")
+# every memory figure of the figures table, after the context it was measured at
+CSV_COLUMNS = ("mem_ctx", "mem_slots", *(f"mem_{f.key}" for f in MEMORY))
+_FIELDS = ("ctx", "slots", *(f.field for f in MEMORY))
+# the Memory table's figures (the high-water mark is in the CSV only)
+_SHOWN = tuple(FIGURES[k] for k in (Fig.WEIGHTS, Fig.KV, Fig.COMPUTE, Fig.DRAFT, Fig.PEAK_RSS, Fig.PEAK_VRAM,
+                                    Fig.ESTIMATE))  # fmt: skip
+_BUFFERS = tuple(FIGURES[k] for k in (Fig.WEIGHTS, Fig.KV, Fig.COMPUTE, Fig.DRAFT))  # the log's, per device
+_VRAM = FIGURES[Fig.PEAK_VRAM]
 
 
 def fmt_mib(v: float | None) -> str:
@@ -37,17 +42,7 @@ def memory_table(lanes: Sequence[LaneResult]) -> Table | None:
         return None
     table = Table(
         title="Memory",
-        headers=[
-            "Lane",
-            "ctx × slots",
-            "Weights",
-            "KV",
-            "Compute",
-            "Draft",
-            "Peak RSS",
-            "Peak VRAM",
-            "Estimate",
-        ],
+        headers=["Lane", "ctx × slots", *(f.label for f in _SHOWN)],
         caption="weights/KV/compute/draft: the server log's buffers; peak RSS: the server's process "
         "groups, sampled every 0.2 s during the job; VRAM: nvidia-smi/rocm-smi, sampled every second; "
         "estimate: from the GGUF before start",
@@ -55,19 +50,8 @@ def memory_table(lanes: Sequence[LaneResult]) -> Table | None:
     for lane in rows:
         m = lane.memory
         assert m is not None
-        table.rows.append(
-            [
-                lane.lane.marked_name,
-                f"{m.ctx} × {m.slots}",
-                fmt_mib(m.weights),
-                fmt_mib(m.kv),
-                fmt_mib(m.compute),
-                fmt_mib(m.draft),
-                fmt_mib(m.peak_rss),
-                fmt_mib(m.peak_vram),
-                fmt_mib(m.estimate),
-            ]
-        )
+        cells = [fmt_mib(getattr(m, f.field)) for f in _SHOWN]
+        table.rows.append([lane.lane.marked_name, f"{m.ctx} × {m.slots}", *cells])
     return table
 
 
@@ -87,10 +71,7 @@ def is_split(m: MemoryRecord | None) -> bool:
     per-device table (a GPU that only nvidia-smi names does not count)."""
     if m is None:
         return False
-    logged = [
-        d for d in m.devices if any(d.get(k) is not None for k in ("weights", "kv", "compute", "draft"))
-    ]
-    names = [str(d.get("device")) for d in logged if d.get("device") != HOST]
+    names = [d.device for d in m.devices if d.logged and d.device != HOST]
     return len(names) > 1 or any(n.startswith("RPC") for n in names)
 
 
@@ -100,11 +81,15 @@ def device_rows(lanes: Sequence[LaneResult]) -> list[list[Any]]:
     rows = []
     for lane in lanes:
         for d in lane.memory.devices if lane.memory else []:
-            rows.append([lane.name, *("" if d.get(k) is None else d[k] for k in DEVICE_KEYS)])
+            rows.append([lane.name, *_cells(d)])
     return rows
 
 
-def _share(v: Any) -> str:
+def _cells(d: DeviceMemory) -> list[Any]:
+    return ["" if (v := getattr(d, k)) is None else v for k in DEVICE_KEYS]
+
+
+def _share(v: float | None) -> str:
     return "–" if v is None else f"{100 * float(v):.1f}%"
 
 
@@ -115,7 +100,7 @@ def device_table(lanes: Sequence[LaneResult]) -> Table | None:
         return None
     table = Table(
         title="Memory per Device",
-        headers=["Lane", "Device", "Weights", "KV", "Compute", "Draft", "Weights share", "Peak VRAM"],
+        headers=["Lane", "Device", *(f.label for f in _BUFFERS), "Weights share", _VRAM.label],
         caption="the server log's buffers per device (host: every buffer in the server's RAM); weights "
         "share: of the main model's weights outside host memory; peak VRAM: nvidia-smi, the lane's "
         "processes on that GPU, sampled every second (an RPC server's GPU is named by nvidia-smi)",
@@ -125,7 +110,7 @@ def device_table(lanes: Sequence[LaneResult]) -> Table | None:
             continue
         assert lane.memory is not None
         for d in lane.memory.devices:
-            parts = [fmt_mib(d.get(k)) for k in ("weights", "kv", "compute", "draft")]
-            share, peak = _share(d.get("weights_share")), fmt_mib(d.get("peak_vram"))
-            table.rows.append([lane.lane.marked_name, str(d.get("device")), *parts, share, peak])
+            parts = [fmt_mib(getattr(d, f.field)) for f in _BUFFERS]
+            share, peak = _share(d.weights_share), fmt_mib(getattr(d, _VRAM.field))
+            table.rows.append([lane.lane.marked_name, d.device, *parts, share, peak])
     return table

@@ -8,9 +8,11 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from lanebench.records.figures import FIGURES, Fig
 from lanebench.records.lane import LaneResult
 
-PARTS = (("weights", "weights"), ("kv", "KV"), ("compute", "compute"), ("draft", "draft/head"))
+PARTS = tuple(FIGURES[k] for k in (Fig.WEIGHTS, Fig.KV, Fig.COMPUTE, Fig.DRAFT))  # stacked
+RSS = FIGURES[Fig.PEAK_RSS]  # marked
 
 
 def memory_bars(
@@ -24,17 +26,15 @@ def memory_bars(
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.5 * len(rows)))
     names = [plain(lane.lane.marked_name) for lane in rows]
     left = [0.0] * len(rows)
-    for key, label in PARTS:
-        vals = [getattr(lane.memory, key) or 0.0 for lane in rows]
-        ax.barh(names, vals, left=left, label=label)
+    for part in PARTS:
+        vals = [getattr(lane.memory, part.field) or 0.0 for lane in rows]
+        ax.barh(names, vals, left=left, label=part.label)
         left = [a + b for a, b in zip(left, vals, strict=True)]
-    rss = [(i, lane.memory.peak_rss) for i, lane in enumerate(rows) if lane.memory and lane.memory.peak_rss]
+    rss = [(i, v) for i, lane in enumerate(rows) if (v := getattr(lane.memory, RSS.field))]
     if rss:
-        ax.scatter(
-            [v for _, v in rss], [names[i] for i, _ in rss], marker="|", s=400, c="k", label="peak RSS"
-        )
+        ax.scatter([v for _, v in rss], [names[i] for i, _ in rss], marker="|", s=400, c="k", label=RSS.label)
     ax.invert_yaxis()
-    ax.set_xlabel("MiB")
+    ax.set_xlabel(RSS.unit)
     ax.set_title("Memory per lane (server log's buffers; peak RSS marked)")
     ax.legend(loc="lower right", fontsize="small")
     return png(fig)

@@ -11,38 +11,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lanebench.records.figures import Fig
 from lanebench.records.lane import LaneResult
+from lanebench.records.placement import PlacementRecord, RpcProbe
 from lanebench.report.fmt import Table
 
-CSV_COLUMNS = ("split_mode", "tensor_split", "devices", "rpc_endpoints", "rpc_rtt_ms")
+CSV_COLUMNS = ("split_mode", "tensor_split", "devices", "rpc_endpoints", str(Fig.RPC_RTT))
 
 
-def _split(p: dict[str, Any]) -> str:
+def _split(p: PlacementRecord) -> str:
     parts = []
-    if p.get("split_mode"):
-        parts.append(str(p["split_mode"]))
-    if p.get("tensor_split"):
-        parts.append("ts " + ":".join(f"{v:g}" for v in p["tensor_split"]))
-    if p.get("main_gpu") is not None:
-        parts.append(f"main GPU {p['main_gpu']}")
+    if p.split_mode:
+        parts.append(p.split_mode)
+    if p.tensor_split:
+        parts.append("ts " + ":".join(f"{v:g}" for v in p.tensor_split))
+    if p.main_gpu is not None:
+        parts.append(f"main GPU {p.main_gpu}")
     return ", ".join(parts) or "default"
 
 
-def _devices(p: dict[str, Any]) -> str:
-    text = ", ".join(p.get("devices") or []) or "default"
-    if p.get("draft_devices"):
-        text += f"; draft: {', '.join(p['draft_devices'])}"
+def _devices(p: PlacementRecord) -> str:
+    text = ", ".join(p.devices or []) or "default"
+    if p.draft_devices:
+        text += f"; draft: {', '.join(p.draft_devices)}"
     return text
 
 
-def _rpc(probe: dict[str, Any]) -> str:
-    rtt = probe.get("rtt_ms_median")
-    where = "local" if probe.get("local") else "remote"
-    devs = probe.get("devices") or []
-    total = sum(float(d.get("total_mib") or 0) for d in devs)
+def _rpc(probe: RpcProbe) -> str:
+    rtt = probe.rtt_ms_median
+    where = "local" if probe.local else "remote"
+    total = probe.total_mib
     mem = f", {total / 1024:.1f} GiB" if total else ""
-    rtt_text = f"{rtt:.3f} ms" if isinstance(rtt, int | float) else "–"
-    return f"{probe.get('endpoint')} ({where}, {len(devs)} dev{mem}, RTT {rtt_text})"
+    rtt_text = f"{rtt:.3f} ms" if rtt is not None else "–"
+    return f"{probe.endpoint} ({where}, {len(probe.devices)} dev{mem}, RTT {rtt_text})"
 
 
 def placement_table(lanes: Sequence[LaneResult]) -> Table | None:
@@ -57,20 +58,20 @@ def placement_table(lanes: Sequence[LaneResult]) -> Table | None:
         "handshake, devices and median round trip of 5 small requests per endpoint",
     )
     for lane in rows:
-        p = lane.placement or {}
-        rpc = "; ".join(_rpc(probe) for probe in p.get("rpc") or []) or "–"
+        p = lane.placement
+        assert p is not None
+        rpc = "; ".join(_rpc(probe) for probe in p.rpc) or "–"
         table.rows.append([lane.lane.marked_name, _split(p), _devices(p), rpc])
     return table
 
 
 def placement_cells(lane: LaneResult) -> list[Any]:
     """The CSV cells in ``CSV_COLUMNS`` order ('' where the lane says nothing)."""
-    p = lane.placement or {}
-    probes = p.get("rpc") or []
+    p = lane.placement or PlacementRecord()
     return [
-        p.get("split_mode") or "",
-        ":".join(f"{v:g}" for v in p.get("tensor_split") or []),
-        ",".join(p.get("devices") or []),
-        ",".join(str(x.get("endpoint")) for x in probes),
-        ",".join("" if x.get("rtt_ms_median") is None else f"{x['rtt_ms_median']:g}" for x in probes),
+        p.split_mode or "",
+        ":".join(f"{v:g}" for v in p.tensor_split or []),
+        ",".join(p.devices or []),
+        ",".join(x.endpoint for x in p.rpc),
+        ",".join("" if x.rtt_ms_median is None else f"{x.rtt_ms_median:g}" for x in p.rpc),
     ]

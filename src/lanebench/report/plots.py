@@ -24,7 +24,8 @@ from matplotlib.patches import Patch
 from lanebench.config.lanes import EMULATED_MARK
 from lanebench.records import figures
 from lanebench.records.figures import FIGURES, Fig
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.run import StoredLane
 from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData
 from lanebench.report.memory_plot import memory_bars
@@ -74,7 +75,8 @@ def lane_bars(lanes: list[LaneResult], title: str) -> bytes | None:
     """Four panels of horizontal bars, one bar per lane, whiskers min–max; emulated lanes hatched."""
     if not lanes:
         return None
-    names = [plain(f"{_marked(lane)}{' (FAILED)' if lane.status == 'failed' else ''}") for lane in lanes]
+    failed = {LaneStatus.FAILED: " (FAILED)"}
+    names = [plain(_marked(lane) + failed.get(lane.status, "")) for lane in lanes]
     emulated = [lane.lane.emulated for lane in lanes]
     height = 1.0 + 0.45 * len(lanes)
     fig, axes = plt.subplots(2, 2, figsize=(13, 2 * height + 1), squeeze=False)
@@ -105,7 +107,7 @@ def acceptance_vs_block(lanes: list[LaneResult]) -> bytes | None:
     series: dict[tuple[str, bool], list[tuple[int, float]]] = defaultdict(list)
     for lane in lanes:
         d = lane.lane.draft
-        acc = lane.summary.get("acceptance")
+        acc = lane.summary.get(Fig.ACCEPTANCE)
         if d is not None and acc is not None:
             key = f"{basename(lane.lane.model)} + {basename(d.path) or 'self'}"
             series[(key, lane.lane.emulated)].append((d.block_size, 100 * acc.median))
@@ -151,8 +153,8 @@ def prefill_decode(lanes: list[LaneResult]) -> bytes | None:
         ax.annotate(plain(name, 40), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     if any(p[3] for p in pts):
         ax.legend(fontsize=7, **BELOW)
-    ax.set_xlabel("prefill (tok/s)")
-    ax.set_ylabel("decode (tok/s)")
+    ax.set_xlabel(figures.label(Fig.PREFILL))
+    ax.set_ylabel(figures.label(Fig.DECODE))
     ax.grid(alpha=0.3)
     ax.set_title("Prefill vs decode")
     return _png(fig)
@@ -174,8 +176,8 @@ def speed_vs_quality(lanes: list[LaneResult]) -> bytes | None:
         ax.annotate(plain(name, 40), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     if max(p[1] for p in pts) > 0 and min(p[1] for p in pts) >= 0:
         ax.set_xscale("symlog", linthresh=1e-4)
-    ax.set_xlabel("mean KLD vs the reference (nats/token, lower is better)")
-    ax.set_ylabel("decode (tok/s)")
+    ax.set_xlabel(f"{figures.label(Fig.KLD_MEAN)}, lower is better")
+    ax.set_ylabel(figures.label(Fig.DECODE))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Speed vs quality")
@@ -189,22 +191,22 @@ def history(data: ReportData) -> bytes | None:
     """Decode median of each reported lane across every stored run that measured it."""
     names = [lane.name for rd in data.runs for lane in rd.lanes]
     emulated = {lane.name for rd in data.runs for lane in rd.lanes if lane.lane.emulated}
-    by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_name: dict[str, list[StoredLane]] = defaultdict(list)
     for h in data.history:
-        if h["name"] in names and (h["summary"] or {}).get(Fig.DECODE):
-            by_name[h["name"]].append(h)
+        if h.name in names and h.summary.get(Fig.DECODE):
+            by_name[h.name].append(h)
     lines = {n: rows for n, rows in by_name.items() if len(rows) >= 2}
     if not lines:
         return None
-    runs = sorted({(h["started_at"], h["run_id"]) for rows in lines.values() for h in rows})
+    runs = sorted({(h.started_at, h.run_id) for rows in lines.values() for h in rows})
     index = {r[1]: i for i, r in enumerate(runs)}
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for name in list(dict.fromkeys(names))[:MAX_HISTORY_LANES]:
         rows = lines.get(name)
         if not rows:
             continue
-        xs = [index[h["run_id"]] for h in rows]
-        stats = [Stat(**h["summary"][Fig.DECODE]) for h in rows]
+        xs = [index[h.run_id] for h in rows]
+        stats = [h.summary[Fig.DECODE] for h in rows]
         emu = name in emulated
         style = {"marker": "x", "linestyle": "--"} if emu else {"marker": "o"}
         label = plain(f"{name} {EMULATED_MARK}" if emu else name)
@@ -212,7 +214,7 @@ def history(data: ReportData) -> bytes | None:
     if emulated & set(lines):
         ax.plot([], [], " ", label=plain(EMULATED_LEGEND, 90))
     ax.set_xticks(range(len(runs)), [plain(f"{r[1]}\n{r[0][:10]}", 40) for r in runs], fontsize=7)
-    ax.set_ylabel("decode (tok/s)")
+    ax.set_ylabel(figures.label(Fig.DECODE))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Run-to-run history (decode, median and min–max)")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lanebench.quality.greedy import verdict
-from lanebench.records.figures import Fig
+from lanebench.records.figures import FIGURES, Fig, label
 from lanebench.records.lane import LaneResult
 from lanebench.records.quality import QualityRecord, QualityStatus
 from lanebench.report.fmt import Table
@@ -104,12 +104,9 @@ def quality_table(lanes: Sequence[LaneResult]) -> Table | None:
     return table
 
 
-# figure -> (label, value attribute, error attribute, +1 when higher is better)
-COMPARED = (
-    (Fig.KLD_MEAN, "Mean KLD", "kld_mean", "kld_err", -1),
-    (Fig.SAME_TOP1, "Same top-1 (%)", "same_top1", "same_top1_err", 1),
-    (Fig.PPL, "PPL", "ppl", "ppl_err", -1),
-)
+# the quality figures compared (the figures table's), each with the record field of its ± error
+COMPARED = tuple((FIGURES[k], err) for k, err in ((Fig.KLD_MEAN, "kld_err"), (Fig.SAME_TOP1, "same_top1_err"),
+                                                  (Fig.PPL, "ppl_err")))  # fmt: skip
 
 
 def delta_verdict(a: float, ea: float | None, b: float, eb: float | None, better: int) -> str:
@@ -132,23 +129,23 @@ def quality_compare_rows(a: Sequence[LaneResult], b: Sequence[LaneResult]) -> li
         qa, qb = la.quality, lb.quality if lb else None
         if qa is None or qb is None:
             continue
-        for key, label, attr, err_attr, better in COMPARED:
-            va, vb = getattr(qa, attr), getattr(qb, attr)
+        for fig, err_attr in COMPARED:
+            va, vb = getattr(qa, fig.field), getattr(qb, fig.field)
             if va is None or vb is None:
                 continue
             ea, eb = getattr(qa, err_attr), getattr(qb, err_attr)
             out.append(
                 {
                     "lane": la.name,
-                    "figure": str(key),
-                    "label": label,
+                    "figure": str(fig.key),
+                    "label": label(fig.key),
                     "a": va,
                     "a_err": ea,
                     "b": vb,
                     "b_err": eb,
                     "delta": vb - va,
                     "delta_err": math.hypot(ea or 0.0, eb or 0.0),
-                    "verdict": delta_verdict(va, ea, vb, eb, better),
+                    "verdict": delta_verdict(va, ea, vb, eb, fig.better),
                 }
             )
     return out

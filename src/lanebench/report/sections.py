@@ -10,9 +10,10 @@ from typing import Any
 
 from lanebench.analysis.noise import Standing, standing
 from lanebench.busy.verdict import any_busy, busy_caption, busy_mark
-from lanebench.config.lanes import EMULATED_MARK
-from lanebench.records.figures import Fig
-from lanebench.records.lane import LaneResult
+from lanebench.config.lanes import EMULATED_MARK, LaneSpec
+from lanebench.records.figures import FIGURES, Fig
+from lanebench.records.lane import LaneResult, LaneStatus
+from lanebench.records.run import StoredLane
 from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData, RunData
 from lanebench.report.fmt import Table
@@ -174,6 +175,7 @@ def sweep_groups(lanes: Sequence[LaneResult]) -> list[tuple[str, list[LaneResult
     return found
 
 
+_SWEPT = tuple(FIGURES[k].label for k in (Fig.DECODE, Fig.ACCEPTANCE, Fig.PREFILL, Fig.NORMALIZED_WALL))
 SWEEP_RANK_NOTE = (
     "vs fastest: decode against the best median, as decode of this lane / of that one; no measurable "
     "difference unless the min–max ranges are apart with reps enough that this is unlikely by chance "
@@ -188,16 +190,7 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
     for key, members in sweep_groups(lanes):
         table = Table(
             title=f"Sweep: {key}",
-            headers=[
-                "Setting",
-                "Decode",
-                "vs fastest",
-                "Acceptance",
-                "Prefill",
-                "Normalized wall",
-                "Lane",
-                "Notes",
-            ],
+            headers=["Setting", *_SWEPT[:1], "vs fastest", *_SWEPT[1:], "Lane", "Notes"],
             caption=f"lanes identical but for {key}; medians (min–max); {SWEEP_RANK_NOTE}",
         )
         ranks = standing({lane.name: _decode(lane) for lane in members})
@@ -206,11 +199,11 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
             table.rows.append(
                 [
                     f"{key} = {value}",
-                    fig_cell(lane, Fig.DECODE, "tok/s"),
+                    fig_cell(lane, Fig.DECODE),
                     vs_fastest(lane.name, ranks),
                     _acceptance(lane),
-                    fig_cell(lane, Fig.PREFILL, "tok/s"),
-                    fig_cell(lane, Fig.NORMALIZED_WALL, "s"),
+                    fig_cell(lane, Fig.PREFILL),
+                    fig_cell(lane, Fig.NORMALIZED_WALL),
                     lane_cell(lane),
                     lane_notes(lane),
                 ]
@@ -221,7 +214,7 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
 
 
 def _decode(lane: LaneResult) -> Stat | None:
-    return None if lane.status == "failed" else lane.summary.get(Fig.DECODE)
+    return None if lane.status == LaneStatus.FAILED else lane.summary.get(Fig.DECODE)
 
 
 def vs_fastest(name: str, ranks: Standing) -> str:
@@ -239,42 +232,32 @@ def vs_fastest(name: str, ranks: Standing) -> str:
 def _acceptance(lane: LaneResult) -> str:
     if lane.lane.draft is None:
         return "–"
-    if lane.status != "failed" and lane.summary.get("acceptance") is None:
+    if lane.status != LaneStatus.FAILED and lane.summary.get(Fig.ACCEPTANCE) is None:
         return "⚠ none drafted"
-    text = fmt_pct(lane.summary.get("acceptance"))
+    text = fmt_pct(lane.summary.get(Fig.ACCEPTANCE))
     return f"{text} {EMULATED_MARK}" if lane.lane.emulated else text
 
 
 # Context against previous rows ---------------------------------------------------------------
-def _setting(lane: dict[str, Any]) -> str:
-    parts = [f"{str(lane.get('kv') or 'f16').upper()} KV"]
-    draft = lane.get("draft") or {}
-    if draft:
-        kind = "MTP" if draft.get("kind") == "mtp" else "draft"
-        parts.insert(0, f"{kind} {basename(draft.get('path')) or 'self'} B={draft.get('block_size')}")
-    if lane.get("slots"):
-        parts.append(f"{lane['slots']} slots")
-    return f"{basename(lane.get('model')) or 'default model'}: " + ", ".join(parts)
+def _setting(lane: LaneSpec) -> str:
+    parts = [f"{(lane.kv or 'f16').upper()} KV"]
+    draft = lane.draft
+    if draft is not None:
+        kind = "MTP" if draft.kind == "mtp" else "draft"
+        parts.insert(0, f"{kind} {basename(draft.path) or 'self'} B={draft.block_size}")
+    if lane.slots:
+        parts.append(f"{lane.slots} slots")
+    return f"{basename(lane.model) or 'default model'}: " + ", ".join(parts)
 
 
-def _emulated(lane: dict[str, Any]) -> bool:
-    """``LaneSpec.emulated`` of a stored lane (a dict, perhaps from an older lanebench)."""
-    draft = lane.get("draft") or {}
-    synth = any(str(a).startswith("--spec-synth-") for a in lane.get("extra_args") or [])
-    return synth or draft.get("emulate") is not None or draft.get("emulate_mean_length") is not None
+_HISTORY = (Fig.PREFILL, Fig.DECODE, Fig.NORMALIZED_WALL)
 
 
-def _stat(d: dict[str, Any] | None) -> Stat | None:
-    return Stat(**d) if d else None
-
-
-_HISTORY = ((Fig.PREFILL, "tok/s"), (Fig.DECODE, "tok/s"), (Fig.NORMALIZED_WALL, "s"))
-
-
-def _history_cell(summary: dict[str, Any], busy: dict[str, float] | None, key: Fig, unit: str) -> str:
+def _history_cell(row: StoredLane, key: Fig) -> str:
     """A stored lane's figure, marked when it was measured on a busy machine."""
-    stat = _stat(summary.get(key))
-    return fmt_stat(stat, unit) + (busy_mark(busy, key) if stat else "")
+    stat = row.summary.get(key)
+    busy = row.busy.figures if row.busy else None
+    return fmt_stat(stat, FIGURES[key].unit) + (busy_mark(busy, key) if stat else "")
 
 
 def context_table(data: ReportData) -> Table | None:
@@ -282,43 +265,39 @@ def context_table(data: ReportData) -> Table | None:
     current = {r.run.run_id for r in data.runs}
     names = {lane.name for r in data.runs for lane in r.lanes}
     models = {basename(lane.lane.model) for r in data.runs for lane in r.lanes}
-    rows = [
-        h for h in data.history if h["name"] in names or basename((h["lane"] or {}).get("model")) in models
-    ]
-    if not any(h["run_id"] not in current for h in rows):
+    rows = [h for h in data.history if h.name in names or basename(h.lane.model) in models]
+    if not any(h.run_id not in current for h in rows):
         return None
     table = Table(
         title="Context Against Previous Rows",
-        headers=["Model / lane", "Quant / path", "Run", "Host", "Prefill", "Decode", "Normalized wall"],
+        headers=["Model / lane", "Quant / path", "Run", "Host", *(FIGURES[k].label for k in _HISTORY)],
         caption="finished lanes of every stored run with the same lane name or model file; "
         "rows of the reported run(s) are marked ★",
     )
-    rows.sort(key=lambda h: (h["name"], h["started_at"], h["run_id"]))
-    marked = []
+    rows.sort(key=lambda h: (h.name, h.started_at, h.run_id))
     for h in rows:
-        s = h["summary"] or {}
-        mark = " ★" if h["run_id"] in current else ""
-        flags = " ⚠" if h["flags"] else ""
-        emulated = f" {EMULATED_MARK}" if _emulated(h["lane"] or {}) else ""
-        busy = (h.get("busy") or {}).get("figures") or None
-        marked.append(busy)
+        mark = " ★" if h.run_id in current else ""
+        flags = " ⚠" if h.flags else ""
+        emulated = f" {EMULATED_MARK}" if h.lane.emulated else ""
         table.rows.append(
             [
-                h["name"] + emulated + flags,
-                _setting(h["lane"] or {}),
-                f"{h['run_id']}{mark}",
-                str(h["hostname"] or "–"),
-                *(_history_cell(s, busy, key, unit) for key, unit in _HISTORY),
+                h.name + emulated + flags,
+                _setting(h.lane),
+                f"{h.run_id}{mark}",
+                str(h.hostname or "–"),
+                *(_history_cell(h, key) for key in _HISTORY),
             ]
         )
-    table.caption += busy_caption(any(marked))
+    table.caption += busy_caption(any(h.busy is not None and h.busy.figures for h in rows))
     return table
 
 
 # Failures ------------------------------------------------------------------------------------
 def failures_table(data: ReportData, tail_lines: int = 6) -> Table | None:
     """Failed lanes with their error and the end of the server log."""
-    failed = [(rd.run.run_id, lane) for rd in data.runs for lane in rd.lanes if lane.status == "failed"]
+    failed = [
+        (rd.run.run_id, lane) for rd in data.runs for lane in rd.lanes if lane.status == LaneStatus.FAILED
+    ]
     if not failed:
         return None
     table = Table(title="Failures", headers=["Run", "Lane", "Error", "Log tail"])

@@ -16,8 +16,8 @@ from rich.text import Text
 from lanebench.busy.verdict import any_busy, busy_caption, busy_mark, busy_note
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import EMULATED_MARK
-from lanebench.records.figures import Fig
-from lanebench.records.lane import LaneResult
+from lanebench.records.figures import FIGURES, Fig
+from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.samples import Stat
 from lanebench.report.fmt import Table
 
@@ -42,10 +42,11 @@ def fmt_pct(s: Stat | None) -> str:
     return text
 
 
-def fig_cell(lane: LaneResult, key: str, unit: str = "", digits: int = 1) -> str:
-    """A lane's figure as ``fmt_stat`` gives it, marked when measured on a busy machine."""
+def fig_cell(lane: LaneResult, key: Fig, digits: int = 1) -> str:
+    """A lane's figure as ``fmt_stat`` gives it in the figure's unit, marked when measured on a
+    busy machine."""
     stat = lane.summary.get(key)
-    text = fmt_stat(stat, unit, digits)
+    text = fmt_stat(stat, FIGURES[key].unit, digits)
     return text + busy_mark(lane.busy.figures if lane.busy else None, key) if stat else text
 
 
@@ -67,7 +68,7 @@ def lane_notes(lane: LaneResult) -> str:
         parts.append(EMULATED_NOTE)
     parts += [f"⚠ {f}" for f in lane.flags]
     parts.append(busy_note(lane.busy))
-    if lane.status == "failed":
+    if lane.status == LaneStatus.FAILED:
         parts.append(f"FAILED: {lane.error or 'unknown error'}")
     return "; ".join(p for p in parts if p)
 
@@ -79,9 +80,9 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
         headers=[
             "Lane",
             "Load to listening",
-            "Prefill",
-            "Decode",
-            f"Normalized wall, {job.n_in}-in/{job.n_out}-out",
+            FIGURES[Fig.PREFILL].label,
+            FIGURES[Fig.DECODE].label,
+            f"{FIGURES[Fig.NORMALIZED_WALL].label}, {job.n_in}-in/{job.n_out}-out",
             f"{job.aggregate}-slot aggregate" if job.aggregate else "Aggregate (skipped)",
             "Notes",
         ],
@@ -95,23 +96,21 @@ def latest_numbers(lanes: Sequence[LaneResult], job: JobSpec) -> Table:
         prefill, decode = s.get(Fig.PREFILL), s.get(Fig.DECODE)
         busy = lane.busy.figures if lane.busy else None
         cells = [
-            fig_cell(lane, Fig.PREFILL, "tok/s"),
-            fig_cell(lane, Fig.DECODE, "tok/s"),
-            fig_cell(lane, Fig.NORMALIZED_WALL, "s"),
+            fig_cell(lane, Fig.PREFILL),
+            fig_cell(lane, Fig.DECODE),
+            fig_cell(lane, Fig.NORMALIZED_WALL),
         ]
-        cp, cd = s.get(Fig.PREFILL_CLIENT), s.get(Fig.DECODE_CLIENT)
+        client = (Fig.PREFILL_CLIENT, Fig.DECODE_CLIENT)
+        cp, cd = (s.get(k) for k in client)
         if prefill is None and decode is None and cp is not None and cd is not None:
             # an engine that reports no timings of its own: the client's view, marked as such
             client_view = True
             wall = job.n_in / cp.median + job.n_out / cd.median
             cells = [
-                f"{fmt_stat(cp, 'tok/s')} [client]{busy_mark(busy, Fig.PREFILL_CLIENT)}",
-                f"{fmt_stat(cd, 'tok/s')} [client]{busy_mark(busy, Fig.DECODE_CLIENT)}",
+                *(f"{fmt_stat(s.get(k), FIGURES[k].unit)} [client]{busy_mark(busy, k)}" for k in client),
                 f"{wall:.1f} s [client]{busy_mark(busy, Fig.DECODE_CLIENT)}",
             ]
-        table.rows.append(
-            [lane_cell(lane), load, *cells, fig_cell(lane, Fig.AGGREGATE, "tok/s"), lane_notes(lane)]
-        )
+        table.rows.append([lane_cell(lane), load, *cells, fig_cell(lane, Fig.AGGREGATE), lane_notes(lane)])
     if client_view:
         table.caption += (
             "; [client]: the client's view (time to first token, stream rate) where the engine "
@@ -145,8 +144,8 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         d = lane.lane.draft
         assert d is not None
         s = lane.summary
-        acc = fmt_pct(s.get("acceptance"))
-        if lane.status != "failed" and s.get("acceptance") is None:
+        acc = fmt_pct(s.get(Fig.ACCEPTANCE))
+        if lane.status != LaneStatus.FAILED and s.get(Fig.ACCEPTANCE) is None:
             acc = "⚠ none drafted"
         elif lane.lane.emulated:
             acc += " [emulated]"
@@ -157,9 +156,9 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
                 f"{d.kind}: {basename(d.path) if d.path else 'its own model'}",
                 str(d.block_size),
                 acc,
-                fmt_stat(s.get("mean_accepted_length"), digits=2),
+                fmt_stat(s.get(Fig.MEAN_ACCEPTED_LENGTH), digits=2),
                 per_pos,
-                fig_cell(lane, Fig.DECODE, "tok/s"),
+                fig_cell(lane, Fig.DECODE),
             ]
         )
     table.caption += busy_caption(any_busy(drafting))

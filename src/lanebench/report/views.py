@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lanebench.analysis.attribution import (
-    FIGURES,
-    MIN_N,
-    Arm,
-    AttrFigure,
-    AttributionRecord,
-    drift,
-    effect,
-    figure_stat,
-    same_tokens,
-)
+from lanebench.analysis.attribution import FIGURES, MIN_N, AttrFigure, drift, effect, figure_stat, same_tokens
 from lanebench.analysis.views import where_time_goes
 from lanebench.busy.verdict import any_busy, busy_caption, busy_mark
 from lanebench.config.job import JobSpec
-from lanebench.records.baseline import BaselineRecord
+from lanebench.records.attribution import Arm, AttributionRecord
 from lanebench.records.figures import Fig
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import Stat
@@ -34,8 +24,8 @@ def _rate(v: float | None) -> str:
 
 # per step: the busy-figure keys of its kernel, engine and client columns
 _KEYS = {
-    "prefill": ("kernel_prefill_tps", Fig.PREFILL, Fig.PREFILL_CLIENT),
-    "decode": ("kernel_decode_tps", Fig.DECODE, Fig.DECODE_CLIENT),
+    "prefill": (Fig.KERNEL_PREFILL, Fig.PREFILL, Fig.PREFILL_CLIENT),
+    "decode": (Fig.KERNEL_DECODE, Fig.DECODE, Fig.DECODE_CLIENT),
 }
 
 
@@ -44,17 +34,12 @@ def _loss(pair: tuple[float | None, float | None]) -> str:
     return "–" if pct is None or ms is None else f"{pct:.1f}% ({ms:,.0f} ms)"
 
 
-def _attribution(lane: LaneResult) -> AttributionRecord | None:
-    return AttributionRecord.from_dict(lane.attribution) if lane.attribution else None
-
-
 def kernel_tests(lanes: Sequence[LaneResult]) -> str:
     """What llama-bench ran for these lanes, in its own notation (``pp1150 @ d0``, ``tg200 @
     d1150``); lanes that ran different tests are named."""
     seen: dict[str, list[str]] = {}
     for lane in lanes:
-        if lane.baseline and (lane.baseline.get("n_prompt") or lane.baseline.get("n_gen")):
-            base = BaselineRecord.from_dict(lane.baseline)
+        if (base := lane.baseline) is not None and base.measured:
             seen.setdefault(f"{base.prefill_test} and {base.decode_test}", []).append(lane.name)
     if len(seen) <= 1:
         return next(iter(seen), "no llama-bench figures")
@@ -87,9 +72,8 @@ def time_table(lanes: Sequence[LaneResult], job: JobSpec) -> Table | None:
         + "; the rest is unattributed",
     )
     for lane in shown:
-        base = BaselineRecord.from_dict(lane.baseline) if lane.baseline else None
         busy = lane.busy.figures if lane.busy else None
-        for step in where_time_goes(lane, job, base, lane.log_tail, _attribution(lane)):
+        for step in where_time_goes(lane, job, lane.baseline, lane.log_tail, lane.attribution):
             kernel, engine, client = _KEYS.get(step.figure, ("", "", ""))
             table.rows.append(
                 [
@@ -125,7 +109,7 @@ def _cell(rec: AttributionRecord, arm: Arm, fig: AttrFigure) -> str:
 def attribution_table(lanes: Sequence[LaneResult]) -> Table | None:
     """Per lane: the control's medians (ranges), then one row per suspect switched off: each
     figure's change in % and in ms per request, ✔ where the ranges do not overlap."""
-    with_exp = [(lane, rec) for lane in lanes if (rec := _attribution(lane)) is not None]
+    with_exp = [(lane, rec) for lane in lanes if (rec := lane.attribution) is not None]
     if not with_exp:
         return None
     table = Table(

@@ -3,6 +3,7 @@
 Plain portable types only (Text, Integer, Float, Boolean; JSON kept as text), so the same
 schema runs unchanged on SQLite and PostgreSQL. ``meta.schema_version`` says which migrations
 have run; a database from a newer lanebench is refused, an older one is brought up to date.
+A table's columns are named after its record's fields (``store.rows`` maps them).
 """
 
 from __future__ import annotations
@@ -73,12 +74,12 @@ lanes = sa.Table(
     sa.Column("backends", JsonText),
     sa.Column("error", sa.Text),
     sa.Column("log_path", sa.Text),
-    sa.Column("memory", JsonText),  # schema 3: records.MemoryRecord.to_dict()
-    sa.Column("baseline", JsonText),  # schema 4: engines.llamabench.BaselineRecord.to_dict()
-    sa.Column("placement", JsonText),  # schema 5: orchestration.placement_step.placement_record
-    sa.Column("request", JsonText),  # schema 6: the standard job's request as sent (measure.sent)
-    sa.Column("attribution", JsonText),  # schema 7: attribution.AttributionRecord.to_dict(), raw samples too
-    sa.Column("busy", JsonText),  # schema 9: busy.records.BusyRecord.to_dict()
+    sa.Column("memory", JsonText),  # schema 3: records.memory.MemoryRecord
+    sa.Column("baseline", JsonText),  # schema 4: records.baseline.BaselineRecord
+    sa.Column("placement", JsonText),  # schema 5: records.placement.PlacementRecord
+    sa.Column("request", JsonText),  # schema 6: records.request.SentRequest
+    sa.Column("attribution", JsonText),  # schema 7: records.attribution.AttributionRecord, raw samples too
+    sa.Column("busy", JsonText),  # schema 9: records.busy.BusyRecord
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -111,9 +112,9 @@ samples = sa.Table(
     sa.Column("tokens_sha", sa.String(64)),  # schema 2
     sa.Column("stream_chunks", sa.Integer),  # schema 6: tokens told from chunks
     sa.Column("first_tokens", sa.Integer),  # schema 6
-    sa.Column("token_count", sa.String(20)),  # schema 6: records.TokenCount
+    sa.Column("token_count", sa.String(20)),  # schema 6: records.samples.TokenCount
     sa.Column("token_ids", JsonText),  # schema 8: a sequential request's generated ids (greedy check)
-    # schema 9: what else ran during the request (busy.records.LoadRecord); the two figures a
+    # schema 9: what else ran during the request (records.busy.LoadRecord); the two figures a
     # query wants as columns, the whole record as JSON
     sa.Column("other_cores", sa.Float),
     sa.Column("busy", sa.Boolean),
@@ -159,7 +160,9 @@ fingerprints = sa.Table(
     sa.UniqueConstraint("run_id", "kind", "key", name="uq_fingerprints_run_kind_key"),
 )
 
-# schema 2: a lane's quality against the reference lane (llama-perplexity --kl-divergence)
+# schema 2: a lane's quality against the reference lane (llama-perplexity --kl-divergence); the
+# figures reports query as columns (records.quality.QualityRecord's fields of the same names)
+QUALITY_FIGURES = ("ppl", "ppl_err", "kld_mean", "kld_err", "kld_p99", "same_top1", "same_top1_err")
 quality = sa.Table(
     "quality",
     metadata,
@@ -169,13 +172,7 @@ quality = sa.Table(
     sa.Column("reference", sa.Text),
     sa.Column("tokens", sa.Integer, nullable=False),
     sa.Column("ctx", sa.Integer, nullable=False),
-    sa.Column("ppl", sa.Float),
-    sa.Column("ppl_err", sa.Float),
-    sa.Column("kld_mean", sa.Float),
-    sa.Column("kld_err", sa.Float),
-    sa.Column("kld_p99", sa.Float),
-    sa.Column("same_top1", sa.Float),
-    sa.Column("same_top1_err", sa.Float),
+    *(sa.Column(name, sa.Float) for name in QUALITY_FIGURES),
     sa.Column("greedy", sa.Boolean),
     sa.Column("fingerprint", sa.Text),
     sa.Column("note", sa.Text),

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus, RunStatus
 from lanebench.records.run import RunInfo
 from lanebench.records.samples import AggregateRecord, RequestRecord
 from lanebench.store import rows, schema
@@ -49,7 +49,7 @@ class StoreSink:
                 conn.execute(
                     T.runs.update()
                     .where(T.runs.c.run_id == run.run_id)
-                    .values(status="running", finished_at=None)
+                    .values(status=RunStatus.RUNNING, finished_at=None)
                 )
             else:
                 conn.execute(T.runs.insert().values(**rows.run_row(run)))
@@ -61,10 +61,8 @@ class StoreSink:
                 sa.select(T.lanes.c.id).where(T.lanes.c.run_id == run.run_id, T.lanes.c.name == lane.name)
             ).all()
             delete_lanes(conn, [r[0] for r in old])
-            values = {**rows.lane_result_row(lane), "status": "running"}
-            res = conn.execute(
-                T.lanes.insert().values(run_id=run.run_id, name=lane.name, started_at=_now(), **values)
-            )
+            values = {**rows.lane_result_row(lane), "status": LaneStatus.RUNNING}
+            res = conn.execute(T.lanes.insert().values(run_id=run.run_id, started_at=_now(), **values))
             pk = res.inserted_primary_key
             assert pk is not None
             self._lane_ids[lane.name] = int(pk[0])
@@ -95,7 +93,7 @@ class StoreSink:
             conn.execute(T.quality.delete().where(T.quality.c.lane_id == lane_id))
             if lane.quality is not None:
                 conn.execute(T.quality.insert().values(**rows.quality_row(lane_id, lane.quality)))
-            if lane.status == "failed":
+            if lane.status == LaneStatus.FAILED:
                 conn.execute(
                     T.failures.insert().values(
                         lane_id=lane_id,

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lanebench.errors import BadInput
-from lanebench.records.lane import LaneResult
-from lanebench.records.run import RunInfo
+from lanebench.records.lane import FINISHED, LaneResult, LaneStatus
+from lanebench.records.run import RunInfo, StoredLane
 from lanebench.store import rows, schema
 from lanebench.store.db import guarded
 from lanebench.store.delete import delete_lanes
@@ -92,9 +92,7 @@ class Store:
     def finished_lane_names(self, run_id: str) -> set[str]:
         """Lanes fully measured (ok, flagged or failed)."""
         with self.tx() as conn:
-            q = sa.select(T.lanes.c.name).where(
-                T.lanes.c.run_id == run_id, T.lanes.c.status.in_(rows.FINISHED)
-            )
+            q = sa.select(T.lanes.c.name).where(T.lanes.c.run_id == run_id, T.lanes.c.status.in_(FINISHED))
             return {str(r[0]) for r in conn.execute(q)}
 
     def discard_unfinished(self, run_id: str) -> None:
@@ -104,7 +102,7 @@ class Store:
                 r[0]
                 for r in conn.execute(
                     sa.select(T.lanes.c.id).where(
-                        T.lanes.c.run_id == run_id, T.lanes.c.status.not_in(rows.FINISHED)
+                        T.lanes.c.run_id == run_id, T.lanes.c.status.not_in(FINISHED)
                     )
                 )
             ]
@@ -160,7 +158,7 @@ class Store:
             )
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def finished_lanes(self) -> list[dict[str, Any]]:
+    def finished_lanes(self) -> list[StoredLane]:
         """Every finished lane of every run (no samples), oldest first, with its run's facts."""
         with self.tx() as conn:
             q = (
@@ -179,15 +177,15 @@ class Store:
                     T.runs.c.job,
                 )
                 .join(T.runs, T.runs.c.run_id == T.lanes.c.run_id)
-                .where(T.lanes.c.status.in_(rows.FINISHED))
+                .where(T.lanes.c.status.in_(FINISHED))
                 .order_by(T.runs.c.started_at, T.runs.c.run_id, T.lanes.c.id)
             )
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [rows.stored_lane_from_row(r) for r in conn.execute(q)]
 
 
 def _run_summary(r: Any, counts: dict[str, int]) -> dict[str, Any]:
     host = r.host or {}
-    done = sum(counts.get(s, 0) for s in rows.FINISHED)
+    done = sum(counts.get(s, 0) for s in FINISHED)
     return {
         "run_id": r.run_id,
         "started_at": r.started_at,
@@ -197,9 +195,9 @@ def _run_summary(r: Any, counts: dict[str, int]) -> dict[str, Any]:
         "cpu": host.get("cpu"),
         "build": build_label(r.builds or {}),
         "lanes": done,
-        "lanes_failed": counts.get("failed", 0),
-        "lanes_flagged": counts.get("flagged", 0),
-        "lanes_unfinished": sum(n for s, n in counts.items() if s not in rows.FINISHED),
+        "lanes_failed": counts.get(LaneStatus.FAILED, 0),
+        "lanes_flagged": counts.get(LaneStatus.FLAGGED, 0),
+        "lanes_unfinished": sum(n for s, n in counts.items() if s not in FINISHED),
         "lanebench_version": r.lanebench_version,
         "lanes_file": r.lanes_file,
     }

@@ -11,25 +11,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from lanebench.errors import BadInput
+from lanebench.records.placement import Device
 
 _LINE = re.compile(r"^\s+(\S+): (.*?) \((\d+) MiB, (\d+) MiB free\)\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    name: str
-    description: str
-    total_mib: int
-    free_mib: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def parse_devices(text: str) -> list[Device] | None:

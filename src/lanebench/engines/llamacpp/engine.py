@@ -51,6 +51,7 @@ from lanebench.engines.registry import register
 from lanebench.errors import BadInput
 from lanebench.gguf.check import check_draft
 from lanebench.gguf.magic import check_gguf_file
+from lanebench.records.placement import PlacementRecord
 from lanebench.records.samples import TokenCount
 
 
@@ -277,7 +278,7 @@ class LlamaCpp(Engine):
         assert plan.server_bin is not None and plan.model is not None
         return QualityTool(plan.server_bin, plan.model)
 
-    def placement(self, plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | None:
+    def placement(self, plan: LanePlan, endpoint: Endpoint) -> PlacementRecord | None:
         return placement.placement_record(plan, endpoint)
 
     def memory_fit(self, plan: LanePlan) -> MemoryFit | Unavailable:

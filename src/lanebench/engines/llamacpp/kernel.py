@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 from lanebench.busy.cpu import describe
@@ -73,12 +72,12 @@ def metered_baseline(
         start = meter.start()
         rec = run_baseline(argv, decode_argv, [], env=env)
         load = meter.stop(start)
-        rec.load = asdict(load) if load is not None else None
+        rec.load = load
         if load is None or not load.busy or first or not retry:
             break
         first = describe(load)
     if first:
-        again = "busy again" if rec.load and rec.load["busy"] else "quiet"
+        again = "busy again" if rec.load and rec.load.busy else "quiet"
         again_note = f"re-measured ({again}): the first run was busy, {first}"
         rec.note = "; ".join(n for n in (rec.note, again_note) if n)
     return rec

@@ -58,7 +58,7 @@ def lane_machine(plan: LanePlan, ram_mib: float | None) -> Machine:
     rpc: list[Device] = []
     for endpoint in lane.rpc:
         try:
-            frees = [d.get("free_mib") for d in probe(endpoint, rounds=1).devices] or [None]
+            frees = [d.free_mib for d in probe(endpoint, rounds=1).devices] or [None]
         except (OSError, RpcError):
             frees = [None]
         rpc += [Device(f"RPC{len(rpc) + j}", f, f"RPC server {endpoint}") for j, f in enumerate(frees)]

@@ -4,29 +4,27 @@ the build saw here, and what each RPC endpoint answered before the lane started
 
 from __future__ import annotations
 
-from typing import Any
-
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.engines.llamacpp.devices import list_devices
+from lanebench.records.placement import PlacementRecord
 
 
-def placement_record(plan: LanePlan, endpoint: Endpoint) -> dict[str, Any] | None:
+def placement_record(plan: LanePlan, endpoint: Endpoint) -> PlacementRecord | None:
     """None for lanes that say nothing about placement and use no RPC server."""
     lane = plan.lane
     probes = getattr(endpoint, "placement", None)  # an RpcLaneEndpoint's probes
     if not lane.placed and probes is None:
         return None
-    rec: dict[str, Any] = {
-        "split_mode": lane.split_mode,
-        "tensor_split": list(lane.tensor_split) if lane.tensor_split else None,
-        "main_gpu": lane.main_gpu,
-        "devices": list(lane.devices) if lane.devices else None,
-        "draft_devices": list(lane.draft.devices) if lane.draft and lane.draft.devices else None,
-        "rpc": [],
-    }
+    rec = PlacementRecord(
+        split_mode=lane.split_mode,
+        tensor_split=list(lane.tensor_split) if lane.tensor_split else None,
+        main_gpu=lane.main_gpu,
+        devices=list(lane.devices) if lane.devices else None,
+        draft_devices=list(lane.draft.devices) if lane.draft and lane.draft.devices else None,
+    )
     if probes is not None:
-        rec.update(probes())
+        rec.rpc = probes()
     if plan.server_bin is not None:
         found = list_devices(plan.server_bin)
-        rec["local_devices"] = [d.to_dict() for d in found] if found is not None else None
+        rec.local_devices = list(found) if found is not None else None
     return rec

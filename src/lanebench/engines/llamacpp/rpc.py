@@ -13,16 +13,14 @@ serves one client at a time, so endpoints are never probed while a lane's server
 from __future__ import annotations
 
 import socket
-import statistics
 import struct
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from lanebench.config.placement import RpcLocal, endpoint_parts
+from lanebench.records.placement import RpcDevice, RpcProbe
 
 RPC_SERVER = "ggml-rpc-server"  # tools/rpc's CMake target in b11434 (older builds: rpc-server)
 _OLD_NAME = "rpc-server"
@@ -34,24 +32,6 @@ PROBE_ROUNDS = 5
 
 class RpcError(Exception):
     """An RPC endpoint did not answer as ggml-rpc does; the message says what happened."""
-
-
-@dataclass(slots=True)
-class RpcProbe:
-    """What one RPC endpoint said before the lane started."""
-
-    endpoint: str
-    local: bool
-    protocol: str
-    devices: list[dict[str, float]] = field(default_factory=list)  # free/total MiB per device
-    rtt_ms: list[float] = field(default_factory=list)  # small request/reply round trips
-
-    @property
-    def rtt_ms_median(self) -> float | None:
-        return round(statistics.median(self.rtt_ms), 4) if self.rtt_ms else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rtt_ms_median": self.rtt_ms_median}
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -89,7 +69,7 @@ def probe(
             found.rtt_ms.append(round((time.perf_counter() - t0) * 1e3, 4))
         for dev in range(min(count, 64)):
             free, total = struct.unpack("<QQ", _call(sock, CMD_GET_DEVICE_MEMORY, struct.pack("<I", dev), 16))
-            found.devices.append({"free_mib": round(free / 2**20, 1), "total_mib": round(total / 2**20, 1)})
+            found.devices.append(RpcDevice(round(free / 2**20, 1), round(total / 2**20, 1)))
     return found
 
 

@@ -20,7 +20,6 @@ from lanebench.config.placement import RpcLocal
 from lanebench.engines.llamacpp.argv import rpc_endpoints
 from lanebench.engines.llamacpp.rpc import (
     RpcError,
-    RpcProbe,
     answers,
     failure_text,
     probe,
@@ -28,6 +27,7 @@ from lanebench.engines.llamacpp.rpc import (
     why_unreachable,
 )
 from lanebench.errors import LaneFailed
+from lanebench.records.placement import RpcProbe
 from lanebench.server.process import ServerProcess
 
 RPC_LOAD_TIMEOUT_S = 120.0
@@ -202,6 +202,6 @@ class RpcLaneEndpoint:
                 )
         return exc
 
-    def placement(self) -> dict[str, Any]:
+    def placement(self) -> list[RpcProbe]:
         """What the RPC servers said before the lane started."""
-        return {"rpc": [p.to_dict() for p in self.probes]}
+        return list(self.probes)
