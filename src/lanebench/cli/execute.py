@@ -82,6 +82,9 @@ def make_job(
     target_ci: str | None = None,
     max_reps: int = 20,
     remeasure: int | None = None,
+    depth: str | None = None,
+    concurrency: str | None = None,
+    budget_min: float | None = None,
 ) -> JobSpec:
     """The job the options ask for, over ``base`` (the default or the seed's full job), checked."""
     job = JobSpec(
@@ -93,8 +96,26 @@ def make_job(
         target_ci=parse_share(target_ci),
         max_reps=max_reps,
         remeasure=remeasure,
+        depths=parse_levels("--depth", depth, 0),
+        concurrency=parse_levels("--concurrency", concurrency, 1),
+        budget_s=budget_min * 60 if budget_min is not None else None,
     )
+    if budget_min is not None and budget_min <= 0:
+        raise BadInput(f"--budget: expected minutes > 0, got {budget_min:g}")
     return check_job(job)
+
+
+def parse_levels(flag: str, text: str | None, low: int) -> list[int]:
+    """``'0,4096,32768'`` → [0, 4096, 32768]; one line naming the flag for anything else."""
+    if text is None:
+        return []
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BadInput(f"{flag}: expected integers separated by commas (e.g. 0,4096), got {text!r}") from None
+    if not values or any(v < low for v in values):
+        raise BadInput(f"{flag}: expected integers >= {low} separated by commas, got {text!r}")
+    return sorted(set(values))
 
 
 def make_options(

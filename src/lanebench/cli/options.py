@@ -135,3 +135,24 @@ QualityTokens = Annotated[
         "about 0.5 MB a token for a 262,144-token vocabulary).",
     ),
 ]
+
+Depth = Annotated[
+    str | None,
+    typer.Option(
+        "--depth",
+        help="Map the envelope at these context depths: tokens of conversation the server already "
+        "holds before each request, e.g. 0,4096,32768.",
+    ),
+]
+Concurrency = Annotated[
+    str | None,
+    typer.Option("--concurrency", help="Map the envelope at these numbers of streams at once, e.g. 1,2,4,8."),
+]
+Budget = Annotated[
+    float | None,
+    typer.Option(
+        "--budget",
+        help="Minutes the envelope's measuring may take; each cell's repetitions are chosen to fit "
+        "(at least 2, at most --max-reps).",
+    ),
+]

@@ -44,11 +44,14 @@ def run(
     quality: o.Quality = False,
     reference: o.Reference = None,
     quality_tokens: o.QualityTokens = 4096,
+    depth: o.Depth = None,
+    concurrency: o.Concurrency = None,
+    budget: o.Budget = None,
 ) -> None:
     """Measure every lane: load time, prefill, decode, normalized wall, N-slot aggregate, acceptance."""
     job = make_job(
         FULL_JOB if full else DEFAULT_JOB,
-        n_in, n_out, reps, warmup, aggregate, target_ci, max_reps, remeasure_busy,
+        n_in, n_out, reps, warmup, aggregate, target_ci, max_reps, remeasure_busy, depth, concurrency, budget,
     )  # fmt: skip
     lanes: list[LaneSpec] = load_lanes(lanes_file) if lanes_file else default_lanes()
     opts = make_options(

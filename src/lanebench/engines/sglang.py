@@ -36,7 +36,16 @@ from typing import Any
 import aiohttp
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
+from lanebench.engines.base import (
+    CacheUse,
+    Endpoint,
+    Engine,
+    LanePlan,
+    PlanContext,
+    Prompt,
+    Request,
+    StreamReader,
+)
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
     check_lane,
@@ -293,7 +302,14 @@ class SGLang(Engine):
         return await tokenize(session, endpoint, plan, text, absent_ok=True)
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         return Request("/generate", generate_body(prompt, n_out), n_in, n_out)
 

@@ -39,7 +39,16 @@ from typing import Any
 import aiohttp
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, Prompt, Request, StreamReader
+from lanebench.engines.base import (
+    CacheUse,
+    Endpoint,
+    Engine,
+    LanePlan,
+    PlanContext,
+    Prompt,
+    Request,
+    StreamReader,
+)
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
     check_lane,
@@ -311,7 +320,14 @@ class Vllm(Engine):
         return await tokenize(session, endpoint, plan, text)
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         body = completion_body(
             str(plan.build_info["model"]),

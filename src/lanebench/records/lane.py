@@ -10,6 +10,7 @@ from typing import Any
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.records.busy import BusyRecord
+from lanebench.records.envelope import CellSummary
 from lanebench.records.memory import MemoryRecord
 from lanebench.records.quality import QualityRecord
 from lanebench.records.samples import (
@@ -65,17 +66,24 @@ class LaneResult:
     attribution: dict[str, Any] | None = None
     busy: BusyRecord | None = None  # figures measured while the machine was busy (lanebench.busy)
     backends: list[str] = field(default_factory=list)  # compute backends the server's log named
+    envelope: list[CellSummary] = field(default_factory=list)  # one per (depth, concurrency) cell
 
     def measured_singles(self) -> list[RequestRecord]:
         """The successful single requests the figures come from: the quiet ones when there are
-        any, else every one (then the figures are marked busy in ``busy``). Never a mix."""
+        any, else every one (then the figures are marked busy in ``busy``). Never a mix. An
+        envelope run has no single requests: its one-stream cell at the smallest depth stands in."""
         ok = [r for r in self.samples if r.kind == "single" and r.ok]
+        if not ok:
+            cells = [r for r in self.samples if r.kind == "cell" and r.ok and r.concurrency == 1]
+            low = min((r.depth for r in cells), default=0)
+            ok = [r for r in cells if r.depth == low]
         quiet = [r for r in ok if not is_busy(r)]
         return quiet or ok
 
     def measured_batches(self) -> list[AggregateRecord]:
-        """The successful N-slot batches the aggregate comes from, chosen like the singles."""
-        ok = [a for a in self.aggregates if a.ok]
+        """The successful N-slot batches the aggregate comes from, chosen like the singles (the
+        envelope's batches are its cells', summarised per cell)."""
+        ok = [a for a in self.aggregates if a.ok and a.depth is None]
         quiet = [a for a in ok if not is_busy(a)]
         return quiet or ok
 
@@ -96,6 +104,7 @@ class LaneResult:
         d["attribution"] = dict(self.attribution) if self.attribution else None
         d["busy"] = self.busy.to_dict() if self.busy else None
         d["backends"] = list(self.backends)
+        d["envelope"] = [c.to_dict() for c in self.envelope]
         return d
 
     @classmethod
@@ -124,6 +133,7 @@ class LaneResult:
             attribution=d["attribution"] if isinstance(d.get("attribution"), dict) else None,
             busy=BusyRecord.from_dict(d.get("busy")),
             backends=[str(b) for b in d.get("backends") or []],
+            envelope=[CellSummary.from_dict(c) for c in d.get("envelope") or [] if isinstance(c, dict)],
         )
 
 
