@@ -96,10 +96,3 @@ def test_dry_run_names_the_experiments_servers(tmp_path: Path, server_bin: Path,
     assert "-np 2 -cram 0 --metrics" in out and "-fa auto --cache-reuse 256" in out  # the lane's argv
     assert "attribution: no cache: 5 server(s) of 1 + 3 requests: control, -ctxcp 0, --cache-reuse 0" in out
     assert "not prompt_cache: the lane runs without it (cache_ram 0)" in out
-
-
-def test_attribute_reps_below_one_is_one_line(tmp_path: Path) -> None:
-    from tests.cli_helpers import FAKE_BIN, one_error_line
-
-    proc, _ = run_cli(tmp_path, "run", *FAKE_BIN, "--attribute", "--attribute-reps", "0")
-    assert one_error_line(proc) == "--attribute-reps: expected an integer >= 1, got 0"

@@ -1,48 +1,17 @@
-"""End to end through the CLI process: ``roofline`` on the real 270M GGUF, ``host --bandwidth``,
-``advise`` on a run document, and the one-line errors of each."""
+"""End to end through the CLI process: ``roofline`` on the real 270M GGUF, ``advise`` on a run
+document of it, and ``roofline``'s one-line errors. ``--help``, ``host --bandwidth`` and
+``advise``'s errors need no GGUF: tests/integration/test_explain_cli.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.test_explain_cli import cli, ok_json, one_line_error
 
 pytestmark = pytest.mark.e2e  # the real CLI end to end
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lanebench.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def ok_json(*args: str) -> Any:
-    proc = cli(*args)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert needle in lines[0]
-
-
-@pytest.mark.parametrize("command", ["roofline", "host", "advise"])
-def test_help(command: str) -> None:
-    proc = cli(command, "--help")
-    assert proc.returncode == 0
-    assert "--json" in proc.stdout
 
 
 def test_roofline_json_270m(gemma_270m: Path) -> None:
@@ -71,15 +40,6 @@ def test_roofline_errors(tmp_path: Path, gemma_270m: Path) -> None:
     one_line_error(cli("roofline", str(gemma_270m), "--device", "tpu"), 2, "--device")
     proc = cli("roofline", str(gemma_270m), "--bandwidth", "256", "--device", "h200")
     one_line_error(proc, 2, "only one source of bandwidth")
-
-
-def test_host_bandwidth_json() -> None:
-    out = ok_json("host", "--bandwidth", "--seconds", "1", "--json")
-    bw = out["bandwidth"]
-    assert bw["read_gbs"] > 0 and bw["copy_gbs"] > 0 and bw["threads"] >= 1
-    assert min(bw["sizes_bytes"]) >= out["llc_bytes"]
-    assert len(out["known_devices"]) == 8
-    one_line_error(cli("host", "--seconds", "0"), 2, "--seconds")
 
 
 def _run_doc(model: Path) -> dict[str, Any]:
@@ -126,12 +86,3 @@ def test_advise(tmp_path: Path, gemma_270m: Path) -> None:
     human = cli("advise", str(results), "--bandwidth", "256")
     assert human.returncode == 0, human.stderr
     assert "best B" in human.stdout and "% of ceiling" in human.stdout
-
-
-def test_advise_errors(tmp_path: Path) -> None:
-    one_line_error(cli("advise", str(tmp_path / "none.json")), 2, "RESULTS")
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    one_line_error(cli("advise", str(bad)), 2, "not readable JSON")
-    bad.write_text("[]")
-    one_line_error(cli("advise", str(bad)), 2, "not a run document")

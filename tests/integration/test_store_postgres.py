@@ -29,8 +29,6 @@ from lanebench.records.samples import RequestRecord
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
-pytestmark = pytest.mark.e2e
-
 
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))

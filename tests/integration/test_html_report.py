@@ -28,8 +28,6 @@ from tests.unit.test_report_seed import SEED_ROWS, seed_lane, store_run
 
 from lanebench.store import open_store
 
-pytestmark = pytest.mark.e2e
-
 HOSTILE = '<img src=x onerror=console.error("xss")> & "q" <script>console.error(1)</script>'
 ROOT = Path(__file__).resolve().parents[2]
 CHECK_JS = """JSON.stringify({

@@ -18,8 +18,6 @@ from tests.cli_helpers import (
     run_cli,
 )
 
-pytestmark = pytest.mark.e2e  # the real CLI end to end
-
 # Bad input: refused before any server starts
 
 
