@@ -91,6 +91,9 @@ def sample(name: str, tmp: Path) -> tuple[list[str], Any]:
         "db": ([flag.name, str(tmp / "r.sqlite")], str(tmp / "r.sqlite")),
         "max_reps": ([flag.name, "30"], 30),
         "aggregate": ([flag.name, "3"], 3),
+        "depth": ([flag.name, "4096,0"], [0, 4096]),
+        "concurrency": ([flag.name, "4,1,2"], [1, 2, 4]),
+        "budget": ([flag.name, "2.5"], 2.5),
     }
     return special.get(name, ([flag.name, "7"], 7))
 
@@ -145,6 +148,10 @@ BAD = [
     (["--quality-tokens", "0"], "--quality-tokens: expected a positive number of tokens, got 0"),
     (["--attribute-reps", "0"], "--attribute-reps: expected an integer >= 1, got 0"),
     (["--load-timeout", "0"], "--load-timeout: expected a positive number of seconds, got 0.0"),
+    (["--depth", "0,4k"], "--depth: expected integers separated by commas (e.g. 0,4096), got '0,4k'"),
+    (["--depth", "-1"], "--depth: expected integers >= 0 separated by commas, got '-1'"),
+    (["--concurrency", "0,2"], "--concurrency: expected integers >= 1 separated by commas, got '0,2'"),
+    (["--budget", "0"], "--budget: expected minutes > 0, got 0"),
 ]
 
 

@@ -93,6 +93,22 @@ class RunConfig(BaseModel):
         "re-measure.",
     )
 
+    depth: Annotated[list[int], Flag("--depth", JOB, cli_type=str | None)] = Field(
+        default_factory=list,
+        description="Map the envelope at these context depths: tokens of conversation the server "
+        "already holds before each request, e.g. 0,4096,32768.",
+    )
+    concurrency: Annotated[list[int], Flag("--concurrency", JOB, cli_type=str | None)] = Field(
+        default_factory=list,
+        description="Map the envelope at these numbers of streams at once, e.g. 1,2,4,8 (slots follow "
+        "the widest unless the lane sets them).",
+    )
+    budget: Annotated[float | None, Flag("--budget", JOB)] = Field(
+        None,
+        description="Minutes the envelope's measuring may take; each cell's repetitions are chosen to "
+        "fit (at least 2, at most --max-reps).",
+    )
+
     # measuring
     server_bin: Annotated[Path | None, Flag("--server-bin", envvar="LANEBENCH_SERVER_BIN")] = Field(
         None, description="llama-server for lanes that name none."
@@ -217,6 +233,28 @@ class RunConfig(BaseModel):
             raise ValueError(f"expected a share such as 2% or 0.02, got {share}")
         return share
 
+    @field_validator("depth", "concurrency", mode="before")
+    @classmethod
+    def _levels(cls, v: Any, info: ValidationInfo) -> list[int]:
+        """``'0,4096,32768'`` (or a list) → sorted distinct integers, each at least the axis' low."""
+        low = 0 if info.field_name == "depth" else 1
+        if v is None:
+            return []
+        try:
+            values = [int(x) for x in (v.split(",") if isinstance(v, str) else v) if str(x).strip()]
+        except (TypeError, ValueError):
+            raise ValueError(f"expected integers separated by commas (e.g. 0,4096), got {v!r}") from None
+        if (isinstance(v, str) and not values) or any(x < low for x in values):
+            raise ValueError(f"expected integers >= {low} separated by commas, got {v!r}")
+        return sorted(set(values))
+
+    @field_validator("budget")
+    @classmethod
+    def _minutes(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"expected minutes > 0, got {v:g}")
+        return v
+
     @field_validator("load_timeout_s")
     @classmethod
     def _seconds(cls, v: float) -> float:
@@ -243,6 +281,9 @@ class RunConfig(BaseModel):
             target_ci=self.target_ci,
             max_reps=self.max_reps,
             remeasure=self.remeasure_busy,
+            depths=list(self.depth),
+            concurrency=list(self.concurrency),
+            budget_s=self.budget * 60 if self.budget is not None else None,
         )
         return self
 
@@ -262,6 +303,9 @@ class RunConfig(BaseModel):
             "target_ci": job.target_ci,
             "max_reps": job.max_reps,
             "remeasure_busy": job.remeasure,
+            "depth": list(job.depths),
+            "concurrency": list(job.concurrency),
+            "budget": job.budget_s / 60 if job.budget_s is not None else None,
         }
         copy = self.model_copy(update=fields)
         copy._job = replace(job)

@@ -45,8 +45,9 @@ CTX_PAD = 64  # tokens of slack per slot beyond n_in + n_out
 
 
 def needed_ctx(job: JobSpec, slots: int) -> int:
-    """Context for ``slots`` slots that each hold a whole job, rounded up to 256."""
-    per_slot = job.n_in + job.n_out + CTX_PAD
+    """Context for ``slots`` slots that each hold a whole job (with the envelope, its deepest
+    conversation too), rounded up to 256."""
+    per_slot = job.context_per_slot + CTX_PAD
     return -(-(per_slot * slots) // 256) * 256
 
 
@@ -155,6 +156,15 @@ class StreamReader:
         return "stream ended before the reply's final chunk"
 
 
+@dataclass(frozen=True, slots=True)
+class CacheUse:
+    """A request that continues the conversation a server holds in slot ``slot``: sent with the
+    prompt cache kept (llama-server: ``cache_prompt: true``, ``id_slot``), so the prefix the slot
+    holds is reused, not prefilled again (the envelope's depth, ``measure.envelope``)."""
+
+    slot: int
+
+
 @dataclass(slots=True)
 class Request:
     """One request of the standard job: where it goes and what it says."""
@@ -176,6 +186,7 @@ class Engine(EngineHooks, ABC):
     launches: ClassVar[bool] = True  # False: attaches to a server that already runs
     ready_path: ClassVar[str] = "/health"  # answers 200 once a launched server can serve
     per_request_speculative: ClassVar[bool] = False  # lanes may share a server (sweep)
+    conversations: ClassVar[bool] = False  # can continue a conversation held in a slot (CacheUse)
     lane_fields: ClassVar[frozenset[str]] = frozenset()  # engine-only lane fields it accepts
 
     # --- planning -------------------------------------------------------------------------
@@ -218,9 +229,18 @@ class Engine(EngineHooks, ABC):
 
     @abstractmethod
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
-        """The streaming request for one job (greedy, fixed output length)."""
+        """The streaming request for one job (greedy, fixed output length); ``cache``: continue
+        the conversation held in a slot instead of a fresh prompt (engines whose
+        ``conversations`` is False are never asked)."""
 
     @abstractmethod
     def reader(self) -> StreamReader:

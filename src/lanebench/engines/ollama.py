@@ -40,6 +40,7 @@ import aiohttp
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import (
     Attached,
+    CacheUse,
     Endpoint,
     Engine,
     LanePlan,
@@ -383,7 +384,14 @@ class Ollama(Engine):
                 raise LaneFailed(f"{label}: Ollama could not load {name!r}: HTTP {resp.status}: {text}")
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         if not isinstance(prompt, str):
             raise BadInput(f"lane {plan.lane.name!r}: Ollama takes text prompts, not token ids")

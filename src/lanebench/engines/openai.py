@@ -23,6 +23,7 @@ import aiohttp
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import (
     Attached,
+    CacheUse,
     Endpoint,
     Engine,
     LanePlan,
@@ -79,14 +80,19 @@ def probe_models(url: str, key: str | None, timeout_s: float = 5.0) -> tuple[str
 EXTRA_FIELDS = ("ignore_eos", "cache_prompt", "timings_per_token", "stream_options.continuous_usage_stats")
 
 
-def completion_body(model: str, prompt: Prompt, n_out: int, seed: int, extras: bool = True) -> dict[str, Any]:
+def completion_body(
+    model: str, prompt: Prompt, n_out: int, seed: int, extras: bool = True, cache: CacheUse | None = None
+) -> dict[str, Any]:
     """The standard job for ``/v1/completions``: greedy, fixed length, streamed with usage.
 
     ``extras`` adds fields outside the OpenAI API (``EXTRA_FIELDS``): ``ignore_eos`` (llama-server,
     vLLM, SGLang), ``cache_prompt: false`` (llama-server: every prompt is processed anew),
     ``timings_per_token`` (llama-server: its running token count on every chunk) and
     ``continuous_usage_stats`` (vLLM, SGLang: the same, in ``usage``). vLLM and SGLang ignore the
-    fields they do not know, llama-server too; a strict server refuses them (``_refused``)."""
+    fields they do not know, llama-server too; a strict server refuses them (``_refused``).
+    ``cache`` (a turn of a conversation held in a slot): ``cache_prompt: true`` and ``id_slot``
+    instead, which llama-server honours; other servers reuse prefixes by themselves, or not, and
+    the envelope's reuse check (``timings.cache_n``) says which it saw."""
     body: dict[str, Any] = {
         "model": model,
         "prompt": prompt,
@@ -97,8 +103,10 @@ def completion_body(model: str, prompt: Prompt, n_out: int, seed: int, extras: b
         "stream_options": {"include_usage": True},
     }
     if extras:
-        body.update(ignore_eos=True, cache_prompt=False, timings_per_token=True)
+        body.update(ignore_eos=True, cache_prompt=cache is not None, timings_per_token=True)
         body["stream_options"]["continuous_usage_stats"] = True
+        if cache is not None:
+            body["id_slot"] = cache.slot
     return body
 
 
@@ -204,6 +212,7 @@ class OpenAIReader(StreamReader):
 @register("openai")
 class OpenAI(Engine):
     launches = False
+    conversations = True  # llama-server behind the URL keeps them; its cache_n says whether it did
     lane_fields = frozenset({"url", "api_key_env"})
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
@@ -280,11 +289,20 @@ class OpenAI(Engine):
         ]
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         model = plan.lane.served_model or plan.build_info.get("model", "")
         extras = not plan.build_info.get("refused")
-        return Request("/v1/completions", completion_body(model, prompt, n_out, seed, extras), n_in, n_out)
+        return Request(
+            "/v1/completions", completion_body(model, prompt, n_out, seed, extras, cache), n_in, n_out
+        )
 
     def reader(self) -> StreamReader:
         return OpenAIReader()

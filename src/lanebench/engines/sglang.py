@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import LanePlan, Prompt, Request, StreamReader
+from lanebench.engines.base import CacheUse, LanePlan, Prompt, Request, StreamReader
 from lanebench.engines.common import count, error_text, find_bin, last_line, positive, run_text
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
@@ -283,7 +283,14 @@ class SGLang(GpuServerEngine):
         return build_argv(plan, port)
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         return Request("/generate", generate_body(prompt, n_out), n_in, n_out)
 

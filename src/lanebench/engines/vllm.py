@@ -39,7 +39,7 @@ from typing import Any
 import aiohttp
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request, StreamReader
+from lanebench.engines.base import CacheUse, Endpoint, LanePlan, Prompt, Request, StreamReader
 from lanebench.engines.common import count, error_text, find_bin, last_line, positive, run_text
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
@@ -293,7 +293,14 @@ class Vllm(GpuServerEngine):
         return build_argv(plan, port)
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         body = completion_body(
             str(plan.build_info["model"]),

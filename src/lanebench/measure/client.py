@@ -42,13 +42,14 @@ class _Arrivals:
     tokens is the time to first token, the last one ends ``decode_stream_s``. Tokens are what the
     reader counted (``RequestRecord`` says how), never chunks taken for tokens."""
 
-    __slots__ = ("reader", "rec", "t_first", "t_last", "texts")
+    __slots__ = ("reader", "reads", "rec", "t_first", "t_last", "texts")
 
     def __init__(self, reader: StreamReader, rec: RequestRecord) -> None:
         self.reader, self.rec = reader, rec
         self.t_first: float | None = None
         self.t_last: float | None = None
         self.texts: list[str] = []
+        self.reads: list[tuple[float, int]] = []  # (when, tokens) of each read that carried tokens
 
     def take(self, lines: list[bytes], now: float) -> None:
         """Hand each decoded line to the reader; ``now`` is when the read arrived."""
@@ -67,6 +68,7 @@ class _Arrivals:
                 self.t_first, self.rec.first_tokens = now, n
             self.t_last = now
             self.rec.stream_tokens += n
+            self.reads.append((now, n))
 
     def finish(self, t0: float) -> None:
         """Times relative to the request's start ``t0``, and what the reader kept."""
@@ -75,6 +77,8 @@ class _Arrivals:
         if self.t_first is not None:
             rec.ttft_s = self.t_first - t0
             rec.decode_stream_s = (self.t_last or self.t_first) - self.t_first
+        if rec.kind == "cell":  # the envelope's steady-state window needs every arrival
+            rec.arrivals = [[round(t - t0, 6), float(n)] for t, n in self.reads]
         rec.token_count = str(reader.counted_by) if reader.counted_by is not None else None
         rec.content_sha = hashlib.sha256("".join(self.texts).encode()).hexdigest()
         if reader.token_ids:

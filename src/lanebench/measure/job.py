@@ -40,7 +40,7 @@ class RunState:
     per_request: dict[str, bool] = field(default_factory=dict)
 
 
-def _token_key(plan: LanePlan) -> str:
+def token_key(plan: LanePlan) -> str:
     return f"{plan.engine.name}\0{plan.build}\0{plan.model or plan.lane.served_model or ''}"
 
 
@@ -96,6 +96,12 @@ class LaneJob:
         )
         if self.result.request is None:
             self.result.request = sent(req, prompt, self.engine.request_notes(self.plan))
+        return await self._send(session, req, kind, rep, idx)
+
+    async def _send(
+        self, session: aiohttp.ClientSession, req: Request, kind: SampleKind, rep: int, idx: int
+    ) -> RequestRecord:
+        """Stream one request; a failure that found the server dead is recorded, then raised."""
         rec = await stream_request(
             session,
             self.endpoint.base_url,
@@ -126,7 +132,7 @@ class LaneJob:
         """The served model's name, then the corpus as token ids (or text, if the engine cannot)."""
         try:
             await self.engine.prepare(session, self.endpoint, self.plan)
-            key = _token_key(self.plan)
+            key = token_key(self.plan)
             if key not in self.state.tokens:
                 text = corpus_text()
                 self.state.tokens[key] = await self.engine.prompt_ids(session, self.endpoint, self.plan, text)
@@ -242,7 +248,8 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
     result.summary = {str(k): v for k, v in s.items() if v is not None}
     result.per_position = m.per_position_acceptance(delta)
     result.busy = busy_record(result, job)
-    _flag(result, job, [r for r in result.samples if r.kind == "single" and r.ok], log_tail)
+    measured = "cell" if job.envelope else "single"  # the envelope's turns are its measured requests
+    _flag(result, job, [r for r in result.samples if r.kind == measured and r.ok], log_tail)
 
 
 def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_tail: str) -> None:
@@ -252,7 +259,7 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
     failed = [r for r in result.samples if not r.ok]
     if failed:
         result.flags.append(f"{len(failed)} request(s) failed: {failed[0].error}")
-        measured = [r for r in result.samples if r.kind == "single"]
+        measured = [r for r in result.samples if r.kind in ("single", "cell")]
         if measured and not singles and result.status == LaneStatus.OK:
             result.status = LaneStatus.FAILED  # not one measured request came back whole
             result.error = f"every measured request failed: {failed[0].error}"
@@ -280,7 +287,7 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
         )
     result.flags += token_count_flags(singles)
     result.flags += result.request.notes if result.request else []
-    if result.lane.url is None and job.aggregate > result.lane.slots:
+    if result.lane.url is None and not job.envelope and job.aggregate > result.lane.slots:
         result.flags.append(
             f"{job.aggregate} concurrent jobs on {result.lane.slots} slot(s): requests queued"
         )

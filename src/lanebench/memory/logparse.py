@@ -77,3 +77,46 @@ def parse_device_ids(text: str) -> dict[str, str]:
     """Device name -> PCI bus id as the log prints it (``CUDA0`` -> ``0000:18:00.0``); devices
     without one (RPC, CPU, virtual ``-v<i>`` ids) are left out."""
     return {m[1]: m[2] for line in text.splitlines() if (m := _USING.search(line))}
+
+
+_KV_SIZE = re.compile(r"llama_kv_cache: size =\s*([\d.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers")
+_ISWA = re.compile(r"llama_kv_cache_iswa: creating\s+(non-SWA|SWA) KV cache")
+
+
+@dataclass(frozen=True, slots=True)
+class KvCache:
+    """One KV cache the server allocated (``llama_kv_cache: size = X MiB (N cells, L layers,
+    ...)``): its size, its cells, and whether it is the sliding-window cache of an iSWA model."""
+
+    mib: float
+    cells: int
+    layers: int
+    swa: bool = False
+
+
+def kv_caches(text: str) -> list[KvCache]:
+    """The main model's KV caches, in log order: one, or for an iSWA model its full-attention
+    and its sliding-window cache (a draft's caches come after the main model's and are left out)."""
+    out: list[KvCache] = []
+    swa: bool | None = None  # None: no iSWA line yet
+    for line in text.splitlines():
+        if m := _ISWA.search(line):
+            swa = m[1] == "SWA"
+        elif m := _KV_SIZE.search(line):
+            out.append(KvCache(float(m[1]), int(m[2]), int(m[3]), bool(swa)))
+            if swa is None or swa:  # a plain model's one cache, or an iSWA model's second
+                break
+    return out
+
+
+def kv_in_use_mib(caches: list[KvCache], depth: int, streams: int, n_in: int, n_out: int) -> float:
+    """KV held by ``streams`` conversations of ``depth + n_in + n_out`` tokens: each full-attention
+    cache's size per cell times the cells in use (at most all of them); a sliding-window cache
+    keeps a fixed window per stream, counted whole."""
+    used = 0.0
+    for c in caches:
+        if c.swa:
+            used += c.mib
+        elif c.cells:
+            used += c.mib * min(1.0, streams * (depth + n_in + n_out) / c.cells)
+    return used

@@ -8,6 +8,7 @@ when the engine honours those fields (asked of the build once per run, never ass
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +21,11 @@ from lanebench.config.job import JobSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.errors import LaneFailed
+from lanebench.measure.envelope import EnvelopeJob
 from lanebench.measure.job import LaneJob, RunState, summarize
 from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
+from lanebench.orchestration.envelope_step import summarize_envelope
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.plan import requests_per_lane
@@ -50,6 +53,7 @@ class _Recorder:
         self.plan, self.run, self.sinks, self.job, self.progress = plan, run, sinks, job, progress
         self.result = LaneResult(name=plan.lane.name, lane=plan.lane, argv=plan.argv_preview)
         self.done = 0
+        self.kernels: dict[int, BaselineRecord] = {}  # the envelope's kernel view per depth
         for s in sinks:
             s.lane_started(run, self.result)
 
@@ -69,6 +73,8 @@ class _Recorder:
 
     def finish(self, log_tail: str) -> LaneResult:
         summarize(self.result, self.job, log_tail)
+        if self.job.envelope:
+            summarize_envelope(self.result, self.job, self.kernels.get)
         log = self.result.log_path
         self.result.backends = self.plan.engine.backends(self.plan, Path(log) if log else None)
         for s in self.sinks:
@@ -89,11 +95,34 @@ class LaneMeasurer:
         self.servers = 0
         self.baselines: dict[str, BaselineRecord] = {}  # llama-bench argv -> its record, once per run
         self.attributions: dict[str, AttributionRecord] = {}  # server argv -> its experiment, once per run
+        self.lanes_left = 1  # lanes still to measure (the pipeline sets it): they share a --budget
+        budget = opts.job.budget_s
+        self.deadline = time.monotonic() + budget if budget else None
 
-    def _baseline(self, plan: LanePlan) -> BaselineRecord | None:
+    def _baseline(self, plan: LanePlan, depth: int | None = None) -> BaselineRecord | None:
+        """The kernel view at ``depth`` (the envelope's smallest when None)."""
         if self.progress and wants_baseline(plan, self.opts):
             self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
-        return baseline_for(plan, self.opts, self.baselines, self._log_path(f"{plan.lane.name}-baseline"))
+        at = min(self.opts.job.depth_levels) if depth is None else depth
+        log = self._log_path(f"{plan.lane.name}-baseline")
+        return baseline_for(plan, self.opts, self.baselines, log, depth=at)
+
+    def _kernels(self, plan: LanePlan) -> dict[int, BaselineRecord]:
+        """The envelope's kernel view at each of its depths (before the lane's server starts)."""
+        if not self.opts.job.envelope or not wants_baseline(plan, self.opts):
+            return {}
+        out = {}
+        for depth in self.opts.job.depth_levels:
+            if (rec := self._baseline(plan, depth)) is not None:
+                out[depth] = rec
+        return out
+
+    def _lane_deadline(self) -> float | None:
+        """With a budget, this lane's share of the time left: the end its cells must fit in."""
+        if self.deadline is None:
+            return None
+        left = max(self.deadline - time.monotonic(), 0.0)
+        return time.monotonic() + left / max(self.lanes_left, 1)
 
     def _attribute(self, plan: LanePlan, result: LaneResult) -> None:
         """The attribution experiment once the lane's own servers are stopped; the finished lane
@@ -128,7 +157,8 @@ class LaneMeasurer:
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
         rec.result.placement = plan.engine.placement(plan, endpoint)
-        job = LaneJob(
+        kind = EnvelopeJob if self.opts.job.envelope else LaneJob
+        job = kind(
             plan,
             endpoint,
             rec.result,
@@ -139,14 +169,20 @@ class LaneMeasurer:
             speculative=speculative_fields(plan.lane) if per_request else None,
             meter=_meter(plan, endpoint),
         )
-        with measured(plan, endpoint, rec.result):
-            asyncio.run(job.run())
+        if isinstance(job, EnvelopeJob):
+            job.deadline = self._lane_deadline()
+        try:
+            with measured(plan, endpoint, rec.result):
+                asyncio.run(job.run())
+        finally:
+            self.lanes_left = max(self.lanes_left - 1, 1)
         endpoint.check_alive()
 
     def measure(self, plan: LanePlan) -> LaneResult:
         """Serve the lane, run the job, stop; failures are recorded, not raised."""
         rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
-        rec.result.baseline = self._baseline(plan)  # before the server starts: nothing else running
+        rec.kernels = self._kernels(plan)  # before the server starts: nothing else running
+        rec.result.baseline = self._baseline(plan)
         if self.progress:
             self.progress.loading(plan.lane.name)
         endpoint = self._endpoint(plan, plan.lane.name)

@@ -115,6 +115,7 @@ def run_lanes(
     if progress is not None:
         progress.run_started(run, len(rp.skipped))
     measurer = LaneMeasurer(run, config, all_sinks, progress)
+    measurer.lanes_left = len(rp.plans)
     results: list[LaneResult] = []
     quality = None
     try:

@@ -20,6 +20,7 @@ from lanebench.engines.base import LanePlan, PlanContext, refuse_placement
 from lanebench.engines.registry import get_engine
 from lanebench.errors import LanebenchError
 from lanebench.host.hostinfo import host_basics
+from lanebench.orchestration.envelope_step import lane_for_job
 from lanebench.orchestration.memory_step import check_fit
 from lanebench.records.run import RunInfo
 
@@ -33,7 +34,7 @@ def plan_lane(lane: LaneSpec, config: RunConfig) -> LanePlan:
     """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field."""
     engine = get_engine(lane.engine, f"lane {lane.name!r}: field 'engine'")
     refuse_placement(engine, lane)
-    return engine.plan(lane, plan_context(config))
+    return engine.plan(lane_for_job(lane, engine, config.job), plan_context(config))
 
 
 _LANE = "\0lane\0"  # stands for a lane's label while problems are compared (names hold no NUL)
@@ -78,4 +79,9 @@ def new_run(config: RunConfig, plans: Sequence[LanePlan] = ()) -> RunInfo:
 
 
 def requests_per_lane(job: JobSpec) -> int:
+    """Requests one lane's job sends (before re-measurements; with a budget, its estimate)."""
+    if job.envelope:
+        levels, depths = job.concurrency_levels, job.depth_levels
+        fills = max(levels) * sum(1 for d in depths if d > 0)
+        return fills + job.warmup * levels[0] + job.reps * sum(levels) * len(depths)
     return job.warmup + job.reps + (job.reps * job.aggregate if job.aggregate else 0)

@@ -13,6 +13,7 @@ from lanebench.records.attribution import AttributionRecord
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.busy import BusyRecord
 from lanebench.records.codec import Record, from_data
+from lanebench.records.envelope import CellSummary
 from lanebench.records.memory import MemoryRecord
 from lanebench.records.placement import PlacementRecord
 from lanebench.records.quality import QualityRecord
@@ -63,17 +64,24 @@ class LaneResult(Record):
     attribution: AttributionRecord | None = None  # the attribution experiment (run --attribute)
     busy: BusyRecord | None = None  # figures measured while the machine was busy (lanebench.busy)
     backends: list[str] = field(default_factory=list)  # compute backends the server's log named
+    envelope: list[CellSummary] = field(default_factory=list)  # one per (depth, concurrency) cell
 
     def measured_singles(self) -> list[RequestRecord]:
         """The successful single requests the figures come from: the quiet ones when there are
-        any, else every one (then the figures are marked busy in ``busy``). Never a mix."""
+        any, else every one (then the figures are marked busy in ``busy``). Never a mix. An
+        envelope run has no single requests: its one-stream cell at the smallest depth stands in."""
         ok = [r for r in self.samples if r.kind == "single" and r.ok]
+        if not ok:
+            cells = [r for r in self.samples if r.kind == "cell" and r.ok and r.concurrency == 1]
+            low = min((r.depth for r in cells), default=0)
+            ok = [r for r in cells if r.depth == low]
         quiet = [r for r in ok if not is_busy(r)]
         return quiet or ok
 
     def measured_batches(self) -> list[AggregateRecord]:
-        """The successful N-slot batches the aggregate comes from, chosen like the singles."""
-        ok = [a for a in self.aggregates if a.ok]
+        """The successful N-slot batches the aggregate comes from, chosen like the singles (the
+        envelope's batches are its cells', summarised per cell)."""
+        ok = [a for a in self.aggregates if a.ok and a.depth is None]
         quiet = [a for a in ok if not is_busy(a)]
         return quiet or ok
 

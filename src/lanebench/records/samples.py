@@ -11,7 +11,9 @@ from typing import Any, Literal
 from lanebench.records.busy import LoadRecord
 from lanebench.records.codec import Record
 
-SampleKind = Literal["warmup", "single", "aggregate"]
+# warmup/single/aggregate: the standard job; fill: a conversation's prefix put into a slot; cell:
+# a stream of one batch of the envelope (depth x concurrency)
+SampleKind = Literal["warmup", "single", "aggregate", "fill", "cell"]
 
 
 class TokenCount(StrEnum):
@@ -63,6 +65,13 @@ class RequestRecord(Record):
     # speculative lanes; None for concurrent requests and engines that stream no ids
     token_ids: list[int] | None = None
     load: LoadRecord | None = None  # what else ran during this request (None: not measured)
+    # the envelope (kind "cell", "fill"): tokens of conversation the server held before the
+    # prompt, the streams of its batch, its start after the batch's start (s), and its token
+    # arrivals ([seconds after its own start, tokens]) for the steady-state window
+    depth: int = 0
+    concurrency: int = 1
+    start_offset_s: float = 0.0
+    arrivals: list[list[float]] | None = None
 
     @property
     def draft_n(self) -> int:
@@ -84,6 +93,7 @@ class AggregateRecord(Record):
     ok: bool = True
     error: str | None = None
     load: LoadRecord | None = None  # what else ran during this batch (None: not measured)
+    depth: int | None = None  # an envelope cell's batch: its depth (None: the standard job's N-slot batch)
 
     @property
     def tokens_per_s(self) -> float | None:

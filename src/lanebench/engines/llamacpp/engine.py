@@ -22,6 +22,7 @@ from lanebench.config.lanes import LaneSpec
 from lanebench.config.models import default_model_path
 from lanebench.engines.base import (
     PLACED,
+    CacheUse,
     Endpoint,
     Engine,
     LanePlan,
@@ -56,19 +57,26 @@ from lanebench.records.samples import TokenCount
 
 
 def completion_body(
-    prompt: list[int], n_out: int, seed: int, speculative: dict[str, Any] | None = None
+    prompt: list[int],
+    n_out: int,
+    seed: int,
+    speculative: dict[str, Any] | None = None,
+    cache: CacheUse | None = None,
 ) -> dict[str, Any]:
-    """The request of the standard job: exact prompt tokens, fixed output length, greedy."""
+    """The request of the standard job: exact prompt tokens, fixed output length, greedy; with
+    ``cache``, a turn of the conversation held in that slot (prompt cache kept, slot pinned)."""
     body: dict[str, Any] = {
         "prompt": prompt,
         "n_predict": n_out,
         "ignore_eos": True,
-        "cache_prompt": False,
+        "cache_prompt": cache is not None,
         "temperature": 0.0,
         "seed": seed,
         "stream": True,
         "return_tokens": True,
     }
+    if cache is not None:
+        body["id_slot"] = cache.slot
     for key, value in (speculative or {}).items():
         body[f"speculative.{key}"] = value  # llama-server reads flat dotted keys
     return body
@@ -168,6 +176,7 @@ def _placement_problems(lane: LaneSpec, binary: Path, dialect: Dialect) -> None:
 @register("llama.cpp", "llamacpp", "llama-server")
 class LlamaCpp(Engine):
     per_request_speculative = True
+    conversations = True  # slots pinned by id_slot, prefixes kept by cache_prompt
     lane_fields = frozenset(PLACED)  # split_mode, tensor_split, main_gpu, devices, rpc, rpc_local
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
@@ -184,10 +193,16 @@ class LlamaCpp(Engine):
             check_gguf_file(lane.draft.path, f"{label}: field 'draft.path'")
         n_ctx = needed_ctx(ctx.job, lane.slots)
         if lane.ctx is not None:
-            if lane.ctx // lane.slots < ctx.job.n_in + ctx.job.n_out:
+            per_slot, job = lane.ctx // lane.slots, ctx.job
+            if per_slot < job.context_per_slot:
+                what = (
+                    f"depth {max(job.depth_levels):,} + 4 pad + n_in {job.n_in:,} + n_out {job.n_out:,}"
+                    if job.envelope
+                    else "n_in + n_out"
+                )
                 raise BadInput(
-                    f"{label}: field 'ctx' = {lane.ctx} gives {lane.ctx // lane.slots} tokens per slot, "
-                    f"less than the job's {ctx.job.n_in + ctx.job.n_out} (n_in + n_out); "
+                    f"{label}: field 'ctx' = {lane.ctx} gives {per_slot:,} tokens per slot "
+                    f"({lane.slots} slots), less than the job's {job.context_per_slot:,} ({what}); "
                     f"use at least {n_ctx} or leave it empty"
                 )
             n_ctx = lane.ctx
@@ -237,10 +252,17 @@ class LlamaCpp(Engine):
         return [int(t) for t in out["tokens"]]
 
     def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
+        self,
+        plan: LanePlan,
+        prompt: Prompt,
+        n_in: int,
+        n_out: int,
+        seed: int,
+        speculative: dict[str, Any],
+        cache: CacheUse | None = None,
     ) -> Request:
         assert isinstance(prompt, list), "llama-server takes token ids"
-        return Request("/completion", completion_body(prompt, n_out, seed, speculative), n_in, n_out)
+        return Request("/completion", completion_body(prompt, n_out, seed, speculative, cache), n_in, n_out)
 
     def reader(self) -> StreamReader:
         return LlamaReader()

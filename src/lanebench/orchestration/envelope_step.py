@@ -1,0 +1,89 @@
+"""The operating envelope as a step of a run: each lane sized for its deepest conversation and
+widest concurrency before anything starts, refused with the numbers when it cannot hold them;
+after the job, its cells summarised (``analysis.envelope``) with the kernel view at each depth
+and the KV the cell's conversations occupy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lanebench.analysis.envelope import summarize_cells
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.engines.base import Engine
+from lanebench.errors import BadInput
+from lanebench.memory.logparse import KvCache, kv_caches, kv_in_use_mib
+from lanebench.records.baseline import BaselineRecord
+from lanebench.records.envelope import CellSummary
+from lanebench.records.lane import LaneResult
+
+KernelAt = Callable[[int], BaselineRecord | None]  # depth -> the kernel view measured at it
+
+
+def lane_for_job(lane: LaneSpec, engine: Engine, job: JobSpec) -> LaneSpec:
+    """The lane as the envelope needs it. Slots follow the widest concurrency unless the lane sets
+    them; then a concurrency beyond them is refused (each stream holds a conversation of its own
+    in a slot of its own). A depth needs an engine that can continue a conversation."""
+    if not job.envelope:
+        return lane
+    label = f"lane {lane.name!r}"
+    widest = max(job.concurrency_levels)
+    if max(job.depth_levels) > 0 and not engine.conversations:
+        raise BadInput(
+            f"{label}: --depth {max(job.depth_levels)}: engine {engine.name!r} cannot continue a "
+            "conversation held in a slot; the envelope's depths need llama.cpp (or an openai lane on "
+            "llama-server)"
+        )
+    if "slots" in lane.model_fields_set or lane.url is not None:
+        if lane.url is None and lane.slots < widest:
+            raise BadInput(
+                f"{label}: field 'slots' = {lane.slots}: --concurrency {widest} needs {widest} slots "
+                "(each stream keeps its conversation in a slot of its own); leave slots empty to "
+                "follow the concurrency"
+            )
+        return lane
+    return lane.model_copy(update={"slots": widest})
+
+
+def envelope_flags(cells: list[CellSummary]) -> list[str]:
+    """What a reader must know: prefixes prefilled again, cells with failed requests."""
+    flags = []
+    missed = [c for c in cells if c.depth > 0 and c.requests and not c.reused]
+    if missed:
+        c = missed[0]
+        flags.append(
+            f"conversation prefix not reused: at depth {c.depth:,} x {c.concurrency} stream(s) "
+            f"{c.requests - c.reuse_ok} of {c.requests} requests found only {c.reuse_min} cached tokens "
+            "(timings.cache_n); their prefill and decode are not at that depth"
+            + (f" (and {len(missed) - 1} more cells)" if len(missed) > 1 else "")
+        )
+    failed = sum(c.failed for c in cells)
+    if failed:
+        flags.append(f"{failed} request(s) of the envelope failed (see the samples)")
+    return flags
+
+
+def read_kv(log_path: str | None) -> list[KvCache]:
+    if not log_path:
+        return []
+    try:
+        return kv_caches(Path(log_path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return []
+
+
+def summarize_envelope(result: LaneResult, job: JobSpec, kernel_at: KernelAt | None = None) -> None:
+    """Fill ``result.envelope`` from its raw records, with the kernel view and KV at each depth,
+    and add the envelope's flags."""
+    cells = summarize_cells(result.samples, result.aggregates)
+    caches = read_kv(result.log_path)
+    kernels = {d: kernel_at(d) for d in {c.depth for c in cells}} if kernel_at else {}
+    for c in cells:
+        c.kv_mib = kv_in_use_mib(caches, c.depth, c.concurrency, job.n_in, job.n_out) if caches else None
+        base = kernels.get(c.depth)
+        if base is not None:
+            c.kernel_prefill, c.kernel_decode = base.prefill_tps, base.decode_tps
+    result.envelope = cells
+    result.flags += envelope_flags(cells)
