@@ -326,3 +326,42 @@ def test_placement_is_stored_and_each_rpc_endpoint_fingerprinted(
     assert [(r[0], r[1]["protocol"], r[1]["rtt_ms_median"]) for r in rows] == [
         ("10.0.0.2:50052", "7.0.0", 0.2)
     ]
+
+
+def test_an_envelope_round_trips_cell_by_cell(db: str) -> None:
+    """Schema 10: each request's cell, start offset and token arrivals, each batch's depth, the
+    job's depths and concurrency levels and each lane's cell summaries come back as written."""
+    from lanebench.records.envelope import CellSummary
+    from lanebench.records.samples import Stat
+
+    store = open_store(db)
+    run = make_run("20260101-000000-env0")
+    run.job = JobSpec(n_in=64, n_out=16, reps=2, depths=[0, 2048], concurrency=[1, 2], budget_s=300.0)
+    sink = StoreSink(store)
+    sink.run_started(run)
+    lane = LaneResult(name="env", lane=LaneSpec(name="env", slots=2, model="/m/x.gguf"))
+    sink.lane_started(run, lane)
+    for i in range(2):
+        rec = request("cell", 0, 500, 50, i)
+        rec.depth, rec.concurrency, rec.start_offset_s = 2048, 2, 0.125 * i
+        rec.arrivals = [[0.1, 1.0], [0.2, 2.0], [0.3, 4.0]]
+        lane.samples.append(rec)
+        sink.sample(run, lane, rec)
+    batch = AggregateRecord(rep=0, streams=2, wall_s=1.5, tokens=32, depth=2048)
+    lane.aggregates.append(batch)
+    sink.sample(run, lane, batch)
+    lane.envelope = [
+        CellSummary(depth=2048, concurrency=2, reps=1, requests=2, decode=Stat(50.0, 49.0, 51.0, 2), kv_mib=12.5)
+    ]
+    sink.lane_finished(run, lane)
+
+    again = open_store(db)
+    assert again.get_run(run.run_id).job == run.job
+    (back,) = again.load_lanes(run.run_id)
+    assert back.envelope == lane.envelope
+    assert [(s.depth, s.concurrency, s.start_offset_s, s.arrivals) for s in back.samples] == [
+        (2048, 2, 0.0, [[0.1, 1.0], [0.2, 2.0], [0.3, 4.0]]),
+        (2048, 2, 0.125, [[0.1, 1.0], [0.2, 2.0], [0.3, 4.0]]),
+    ]
+    assert back.aggregates[0].depth == 2048
+    assert back.to_dict() == lane.to_dict()

@@ -80,6 +80,7 @@ lanes = sa.Table(
     sa.Column("request", JsonText),  # schema 6: records.request.SentRequest
     sa.Column("attribution", JsonText),  # schema 7: records.attribution.AttributionRecord, raw samples too
     sa.Column("busy", JsonText),  # schema 9: records.busy.BusyRecord
+    sa.Column("envelope", JsonText),  # schema 10: records.envelope.CellSummary per cell
     sa.UniqueConstraint("run_id", "name", name="uq_lanes_run_name"),
 )
 
@@ -119,6 +120,12 @@ samples = sa.Table(
     sa.Column("other_cores", sa.Float),
     sa.Column("busy", sa.Boolean),
     sa.Column("load", JsonText),
+    # schema 10: the envelope's cell (depth, concurrency), the request's start after its batch's,
+    # and its token arrivals ([seconds after its start, tokens]) for the steady-state window
+    sa.Column("depth", sa.Integer),
+    sa.Column("concurrency", sa.Integer),
+    sa.Column("start_offset_s", sa.Float),
+    sa.Column("arrivals", JsonText),
 )
 
 aggregates = sa.Table(
@@ -136,6 +143,7 @@ aggregates = sa.Table(
     sa.Column("other_cores", sa.Float),  # schema 6, as for samples
     sa.Column("busy", sa.Boolean),
     sa.Column("load", JsonText),
+    sa.Column("depth", sa.Integer),  # schema 10: an envelope cell's batch (NULL: the standard job's)
 )
 
 failures = sa.Table(
@@ -247,6 +255,18 @@ def _v8_to_v9(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN busy TEXT"))
 
 
+def _v9_to_v10(conn: Connection) -> None:
+    """The operating envelope: each sample's cell (``depth``, ``concurrency``), its
+    ``start_offset_s`` in its batch and token ``arrivals`` (JSON); each batch's ``depth``; each
+    lane's ``envelope`` (its cells' summaries, JSON)."""
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN depth INTEGER"))
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN concurrency INTEGER"))
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN start_offset_s FLOAT"))
+    conn.execute(sa.text("ALTER TABLE samples ADD COLUMN arrivals TEXT"))
+    conn.execute(sa.text("ALTER TABLE aggregates ADD COLUMN depth INTEGER"))
+    conn.execute(sa.text("ALTER TABLE lanes ADD COLUMN envelope TEXT"))
+
+
 MIGRATIONS: list[Migration] = [
     _v1_to_v2,
     _v2_to_v3,
@@ -256,6 +276,7 @@ MIGRATIONS: list[Migration] = [
     _v6_to_v7,
     _v7_to_v8,
     _v8_to_v9,
+    _v9_to_v10,
 ]
 
 
