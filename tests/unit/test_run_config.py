@@ -254,3 +254,52 @@ def test_tune_json_writes_the_search_to_the_file_and_keeps_stdout_human(
     assert doc["quality"]["t [kv=f16]"]["kld_mean"] == 0.01  # --quality: scored once, first
     assert "  quality  t [kv=f16]: mean KLD 0.0100 nats/token" in out.output
     assert seen and not any(c.quality for c in seen)  # rounds never score quality themselves
+
+
+# --- the lanes file's [job] table: the job the lanes are measured with, under the flags ------------
+JOB_FILE = (
+    "[job]\ndepth = [0, 2048]\nconcurrency = [1, 2]\nbudget = 4.5\nn_in = 64\nfull = true\n\n"
+    '[[lane]]\nname = "a"\nmodel = "/m.gguf"\n'
+)
+
+
+@pytest.mark.parametrize("command", MEASURING)
+def test_the_lanes_files_job_table_sets_the_job(command: str, tmp_path: Path, captured: list[RunConfig]) -> None:
+    lanes = tmp_path / "l.toml"
+    lanes.write_text(JOB_FILE)
+    out = CliRunner().invoke(app, [command, str(lanes), "--no-db"])
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    (config,) = captured
+    job = config.job
+    assert (job.depths, job.concurrency, job.budget_s, job.n_in) == ([0, 2048], [1, 2], 270.0, 64)
+    assert config.full and config.baseline and job.n_out == FULL_JOB.n_out  # full = true, as --full
+
+
+@pytest.mark.parametrize("command", MEASURING)
+def test_a_flag_wins_over_the_lanes_files_job(command: str, tmp_path: Path, captured: list[RunConfig]) -> None:
+    lanes = tmp_path / "l.toml"
+    lanes.write_text(JOB_FILE)
+    words = ["--depth", "4096", "--n-in", "32", "--no-baseline", "--no-db"]
+    out = CliRunner().invoke(app, [command, str(lanes), *words])
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    (config,) = captured
+    assert (config.job.depths, config.job.concurrency, config.job.n_in) == ([4096], [1, 2], 32)
+    assert config.full and not config.baseline
+
+
+@pytest.mark.parametrize(
+    ("table", "line"),
+    [
+        ("depth = [0, -5]", "[job]: key 'depth': expected integers >= 0 separated by commas, got [0, -5]"),
+        ("depths = [0]", "[job]: unknown key 'depths' (expected one of n_in, n_out, reps,"),
+        ("budget = 0", "[job]: key 'budget': expected minutes > 0, got 0"),
+        ("reps = 'three'", "[job]: key 'reps': Input should be a valid integer"),
+    ],
+)
+def test_a_bad_job_table_is_one_line_naming_the_file_and_key(table: str, line: str, tmp_path: Path) -> None:
+    lanes = tmp_path / "l.toml"
+    lanes.write_text(f'[job]\n{table}\n\n[[lane]]\nname = "a"\nmodel = "/m.gguf"\n')
+    out = CliRunner().invoke(app, ["run", str(lanes), "--no-db", "--dry-run"])
+    assert out.exit_code != 0 and isinstance(out.exception, (BadInput, SystemExit)), out.output
+    text = out.output + str(out.exception)
+    assert f"{lanes}: {line}" in text, text

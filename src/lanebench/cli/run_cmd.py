@@ -10,7 +10,7 @@ from lanebench.cli import options as o
 from lanebench.cli.execute import EXIT_LANE_FAILED, execute
 from lanebench.cli.runflags import run_flags
 from lanebench.config.defaults import default_lanes
-from lanebench.config.lanesfile import load_lanes
+from lanebench.config.lanesfile import load_lanes_file
 from lanebench.config.run import RunConfig
 
 
@@ -26,8 +26,8 @@ def run(
     config: RunConfig,
 ) -> None:
     """Measure every lane: load time, prefill, decode, normalized wall, N-slot aggregate, acceptance."""
-    lanes = load_lanes(lanes_file) if lanes_file else default_lanes()
-    config = config.model_copy(update={"lanes_file": lanes_file})
+    lanes, job = load_lanes_file(lanes_file) if lanes_file else (default_lanes(), {})
+    config = config.under_file(job, str(lanes_file)).model_copy(update={"lanes_file": lanes_file})
     outcome = execute(lanes, config, markdown=markdown, resume=resume, dry_run=dry_run)
     if outcome is not None and outcome.failed:
         raise typer.Exit(EXIT_LANE_FAILED)

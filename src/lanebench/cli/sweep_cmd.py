@@ -13,7 +13,7 @@ from lanebench.cli.common import console, err_console
 from lanebench.cli.execute import EXIT_LANE_FAILED, execute, measure_with_progress, open_results
 from lanebench.cli.runflags import run_flags
 from lanebench.config.lanes import LaneSpec
-from lanebench.config.lanesfile import load_lanes
+from lanebench.config.lanesfile import load_lanes_file
 from lanebench.config.run import RunConfig
 from lanebench.orchestration.grid import expand, parse_grid
 from lanebench.orchestration.pipeline import ResultStore
@@ -37,8 +37,9 @@ def sweep(
     config: RunConfig,
 ) -> None:
     """Measure the cartesian product of lane fields, reusing a server where only request fields change."""
-    lanes = expand(load_lanes(lanes_file), [parse_grid(g) for g in grid])
-    config = config.model_copy(update={"lanes_file": lanes_file})
+    lanes, job = load_lanes_file(lanes_file)
+    lanes = expand(lanes, [parse_grid(g) for g in grid])
+    config = config.under_file(job, str(lanes_file)).model_copy(update={"lanes_file": lanes_file})
     outcome = execute(lanes, config, markdown=markdown, resume=resume, dry_run=dry_run)
     if outcome is not None and outcome.failed:
         raise typer.Exit(EXIT_LANE_FAILED)
@@ -83,8 +84,11 @@ def tune(
 
     Stdout is the search's log; --json FILE writes it machine-readable.
     """
-    lanes = expand(load_lanes(lanes_file), [parse_grid(g) for g in grid])
-    config = tune_config(config.model_copy(update={"lanes_file": lanes_file}), goal)
+    lanes, job = load_lanes_file(lanes_file)
+    lanes = expand(lanes, [parse_grid(g) for g in grid])
+    config = tune_config(
+        config.under_file(job, str(lanes_file)).model_copy(update={"lanes_file": lanes_file}), goal
+    )
     measure = _measure(open_results(config))
     report = tune_lanes(
         lanes, goal, config, measure, keep=keep, max_kld=max_kld, quality=_score, min_margin=min_margin

@@ -1,5 +1,6 @@
 """Reading a lanes file: ``[defaults]`` merged into each ``[[lane]]``, every problem one line
-naming the lane and field, nothing started when any lane is wrong."""
+naming the lane and field, nothing started when any lane is wrong; an optional ``[job]`` table
+gives the job the lanes are measured with (``RunConfig``'s job fields; flags override it)."""
 
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def cap_lines(problems: list[str]) -> str:
 def _table_problems(data: dict[str, Any], source: str) -> tuple[list[str], dict[str, Any], list[Any]]:
     """Problems of the file's shape, its [defaults] table and its [[lane]] list."""
     problems = [
-        f"{source}: unknown table {show(k)} (expected [defaults] and [[lane]])"
-        for k in sorted(set(data) - {"defaults", "lane"})
+        f"{source}: unknown table {show(k)} (expected [job], [defaults] and [[lane]])"
+        for k in sorted(set(data) - {"job", "defaults", "lane"})
     ]
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
@@ -127,8 +128,8 @@ def parse_lanes(data: dict[str, Any], source: str, base: Path) -> list[LaneSpec]
     return lanes
 
 
-def load_lanes(path: Path) -> list[LaneSpec]:
-    """Read and validate a lanes TOML file (at most MAX_FILE bytes)."""
+def _read(path: Path) -> dict[str, Any]:
+    """The lanes file's TOML (at most MAX_FILE bytes); one line naming the file when it cannot be read."""
     try:
         with path.open("rb") as f:
             data = f.read(MAX_FILE + 1)
@@ -142,4 +143,32 @@ def load_lanes(path: Path) -> list[LaneSpec]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: cannot read lanes file ({exc})") from None
-    return parse_lanes(load_toml(text, str(path)), str(path), path.resolve().parent)
+    return load_toml(text, str(path))
+
+
+def job_table(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The file's ``[job]`` table ({} when absent), its keys checked against the job's fields
+    (their values are checked by ``RunConfig.under_file``)."""
+    from lanebench.config.run import JOB_FIELDS
+
+    job = data.get("job", {})
+    if not isinstance(job, dict):
+        raise BadInput(f"{source}: [job] must be a table")
+    unknown = sorted(set(job) - set(JOB_FIELDS))
+    if unknown:
+        raise BadInput(
+            f"{source}: [job]: unknown key {show(unknown[0])} (expected one of {', '.join(JOB_FIELDS)})"
+        )
+    return dict(job)
+
+
+def load_lanes_file(path: Path) -> tuple[list[LaneSpec], dict[str, Any]]:
+    """The file's lanes and its ``[job]`` table, both validated."""
+    data = _read(path)
+    job = job_table(data, str(path))
+    return parse_lanes(data, str(path), path.resolve().parent), job
+
+
+def load_lanes(path: Path) -> list[LaneSpec]:
+    """Read and validate a lanes TOML file (at most MAX_FILE bytes)."""
+    return load_lanes_file(path)[0]

@@ -9,6 +9,7 @@ Orchestration reads the config as it is: ``config.job`` is the job every lane is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -187,14 +188,6 @@ class RunConfig(BaseModel):
 
     _job: JobSpec = PrivateAttr(default_factory=JobSpec)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _baseline_with_full(cls, data: Any) -> Any:
-        """--baseline defaults to --full."""
-        if isinstance(data, dict) and data.get("baseline") is None:
-            data = {**data, "baseline": bool(data.get("full", False))}
-        return data
-
     @field_validator("n_in", "n_out", "reps", "attribute_reps")
     @classmethod
     def _positive(cls, v: int | None) -> int | None:
@@ -271,6 +264,8 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _resolve_job(self) -> Self:
+        if "baseline" not in self.model_fields_set:  # --baseline defaults to --full (still unset:
+            object.__setattr__(self, "baseline", self.full)  # a lanes file's [job] may set full)
         base = FULL_JOB if self.full else DEFAULT_JOB
         self._job = JobSpec(
             n_in=base.n_in if self.n_in is None else self.n_in,
@@ -311,6 +306,21 @@ class RunConfig(BaseModel):
         copy._job = replace(job)
         return copy
 
+    def under_file(self, table: Mapping[str, Any], source: str) -> RunConfig:
+        """This config with a lanes file's ``[job]`` values for the job fields no flag set (a flag
+        given on the command line wins); a bad value is one line naming the file and key."""
+        if not table:
+            return self
+        given = {k: getattr(self, k) for k in self.model_fields_set}
+        try:
+            return type(self).model_validate({**table, **given})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else "job"
+            raise BadInput(
+                f"{source}: [job]: key {key!r}: {err['msg'].removeprefix('Value error, ')}"
+            ) from None
+
     @classmethod
     def flag_of(cls, name: str) -> Flag | None:
         """The flag of field ``name``; None for fields that are no flag."""
@@ -328,6 +338,9 @@ class RunConfig(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise BadInput(describe_error(exc)) from None
+
+
+JOB_FIELDS = tuple(name for name, flag in RunConfig.flags().items() if flag.panel == JOB)  # [job]'s keys
 
 
 def describe_error(exc: ValidationError) -> str:
