@@ -264,7 +264,9 @@ JOB_FILE = (
 
 
 @pytest.mark.parametrize("command", MEASURING)
-def test_the_lanes_files_job_table_sets_the_job(command: str, tmp_path: Path, captured: list[RunConfig]) -> None:
+def test_the_lanes_files_job_table_sets_the_job(
+    command: str, tmp_path: Path, captured: list[RunConfig]
+) -> None:
     lanes = tmp_path / "l.toml"
     lanes.write_text(JOB_FILE)
     out = CliRunner().invoke(app, [command, str(lanes), "--no-db"])
@@ -276,7 +278,9 @@ def test_the_lanes_files_job_table_sets_the_job(command: str, tmp_path: Path, ca
 
 
 @pytest.mark.parametrize("command", MEASURING)
-def test_a_flag_wins_over_the_lanes_files_job(command: str, tmp_path: Path, captured: list[RunConfig]) -> None:
+def test_a_flag_wins_over_the_lanes_files_job(
+    command: str, tmp_path: Path, captured: list[RunConfig]
+) -> None:
     lanes = tmp_path / "l.toml"
     lanes.write_text(JOB_FILE)
     words = ["--depth", "4096", "--n-in", "32", "--no-baseline", "--no-db"]

@@ -351,7 +351,9 @@ def test_an_envelope_round_trips_cell_by_cell(db: str) -> None:
     lane.aggregates.append(batch)
     sink.sample(run, lane, batch)
     lane.envelope = [
-        CellSummary(depth=2048, concurrency=2, reps=1, requests=2, decode=Stat(50.0, 49.0, 51.0, 2), kv_mib=12.5)
+        CellSummary(
+            depth=2048, concurrency=2, reps=1, requests=2, decode=Stat(50.0, 49.0, 51.0, 2), kv_mib=12.5
+        )
     ]
     sink.lane_finished(run, lane)
 

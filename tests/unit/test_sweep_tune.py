@@ -219,3 +219,51 @@ def test_tune_cli_last_line_keeps_the_grid_values(tmp_path: Path, monkeypatch: p
     last = out.output.strip().splitlines()[-1]
     assert last.startswith("best lane: t [kv=q8_0] (tie-break: "), out.output
     assert "no measurable difference between t [kv=q8_0] and t [kv=f16]" in last
+
+
+def enveloped(name: str, cells: dict[tuple[int, int], tuple[float, float, float]]) -> LaneResult:
+    """A FAKE measured lane with an envelope: (depth, concurrency) -> per-stream decode (lo, mid, hi);
+    its standard summary says the opposite of its deepest cell, so reading the wrong one shows."""
+    from lanebench.records.envelope import CellSummary
+
+    r = LaneResult(name=name, lane=LaneSpec(name=name))
+    r.envelope = [
+        CellSummary(
+            depth=d, concurrency=c, decode=Stat(mid, lo, hi, 3), aggregate=Stat(c * mid, c * lo, c * hi, 3)
+        )
+        for (d, c), (lo, mid, hi) in cells.items()
+    ]
+    r.summary["decode_tps"] = Stat(1000.0 - cells[max(cells)][1], 0, 2000, 3)
+    return r
+
+
+def test_tune_with_an_envelope_judges_at_the_deepest_widest_cell() -> None:
+    """MTP leads at depth 0 but plain leads at 32k: tune for a 32k context picks plain."""
+    figures = {
+        "mtp": {(0, 1): (260.0, 263.0, 266.0), (32768, 1): (150.0, 152.0, 154.0)},
+        "plain": {(0, 1): (190.0, 192.0, 194.0), (32768, 1): (170.0, 172.0, 174.0)},
+    }
+
+    def measure(ls: list[LaneSpec], opts: RunConfig) -> list[LaneResult]:
+        return [enveloped(x.name, figures[x.name]) for x in ls]
+
+    final = JobSpec(n_in=64, n_out=64, reps=3, aggregate=0, depths=[0, 32768], concurrency=[1])
+    opts = RunConfig(out_dir=Path("/tmp")).with_job(final)
+    report = tune_lanes([lane("mtp"), lane("plain")], "decode", opts, measure)  # type: ignore[arg-type]
+    assert report.best == "plain" and report.decided_by == "measured", report.log
+    assert (
+        report.log[0]
+        == "judged at the envelope's operating point: depth 32,768, 1 stream(s) (per-stream decode)"
+    )
+    assert any("plain: decode_tps = 172.00 (170.00–174.00, 3 reps)" in line for line in report.log), (
+        report.log
+    )
+
+
+def test_tune_refuses_a_goal_the_envelope_does_not_measure() -> None:
+    from lanebench.orchestration.tune import tune_config
+
+    config = RunConfig(out_dir=Path("/tmp"), depth=[0, 4096])
+    with pytest.raises(BadInput, match="^--goal: 'normalized-wall' is not a figure of the envelope's cells"):
+        tune_config(config, "normalized-wall")
+    assert tune_config(config, "aggregate").job.depths == [0, 4096]

@@ -26,6 +26,7 @@ from lanebench.quality.greedy import verdict
 from lanebench.records.figures import FIGURES, Fig
 from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.quality import QualityRecord, QualityStatus
+from lanebench.records.samples import Stat
 
 # goal → the figure it maximises (or minimises, when lower is better)
 GOALS: dict[str, Fig] = {
@@ -119,9 +120,33 @@ class TuneReport:
         return f"best lane: {name}; {self.decision}" if self.decision else f"best lane: {name}"
 
 
+# goal → the envelope cell's figure it reads (``CellSummary`` field) when the job maps the envelope
+CELL_GOALS = {"decode": "decode", "aggregate": "aggregate"}
+
+
+def operating_point(job: JobSpec) -> tuple[int, int] | None:
+    """The cell tune judges at when the job maps the envelope: the deepest depth and the widest
+    concurrency asked for (your context and your load); None for the standard job."""
+    if not job.envelope:
+        return None
+    return max(job.depth_levels), max(job.concurrency_levels)
+
+
+def goal_stat(result: LaneResult, goal: str) -> Stat | None:
+    """The goal's figure of a lane: its summary's, or with an envelope, the operating point's
+    cell (per-stream decode, or the steady-state aggregate) — the last cell measured there."""
+    if not result.envelope:
+        return result.summary.get(GOALS[goal])
+    depth = max(c.depth for c in result.envelope)
+    conc = max(c.concurrency for c in result.envelope if c.depth == depth)
+    cell = next(c for c in result.envelope if (c.depth, c.concurrency) == (depth, conc))
+    stat = getattr(cell, CELL_GOALS[goal]) if goal in CELL_GOALS else None
+    return stat if isinstance(stat, Stat) else None
+
+
 def score(result: LaneResult, goal: str) -> float | None:
     """The goal's median for a lane; None if it failed or has no such figure."""
-    stat = result.summary.get(GOALS[goal])
+    stat = goal_stat(result, goal)
     if result.status == LaneStatus.FAILED or stat is None:
         return None
     return stat.median
@@ -155,9 +180,14 @@ def tune_config(config: RunConfig, goal: str) -> RunConfig:
     """The config tune confirms finalists with: the job asked for, with the N-slot aggregate only
     for ``--goal aggregate`` unless ``--aggregate`` is given."""
     _check_goal(goal)
+    if config.job.envelope and goal not in CELL_GOALS:
+        raise BadInput(
+            f"--goal: {goal!r} is not a figure of the envelope's cells; with --depth/--concurrency "
+            f"expected one of {', '.join(CELL_GOALS)}"
+        )
     if "aggregate" not in config.model_fields_set:
         return config.with_job(replace(config.job, aggregate=config.aggregate if goal == "aggregate" else 0))
-    if goal == "aggregate" and config.aggregate == 0:
+    if goal == "aggregate" and config.aggregate == 0 and not config.job.envelope:
         raise BadInput("--aggregate: --goal aggregate needs at least 1 concurrent job, got 0")
     return config
 
@@ -195,6 +225,11 @@ def tune_lanes(
     _check(goal, keep, min_margin, max_kld, quality)
     final = config.job
     report = TuneReport(goal=goal, full_grid_tokens=len(lanes) * cost(final))
+    if (point := operating_point(final)) is not None:
+        report.log.append(
+            f"judged at the envelope's operating point: depth {point[0]:,}, {point[1]} stream(s) "
+            f"({'per-stream decode' if goal == 'decode' else 'steady-state aggregate decode'})"
+        )
     candidates = _within_quality(list(lanes), config, report, max_kld, quality)
     rounds = config.model_copy(update={"quality": False})
     job = first_job(final)
@@ -258,7 +293,7 @@ def _quality_text(q: QualityRecord | None) -> str:
 def _standing(ranked: list[tuple[LaneResult, float | None]], goal: str, min_margin: float) -> Standing:
     """The finalists judged against the leader at the goal's figure (best first, as ranked)."""
     key = GOALS[goal]
-    stats = {r.name: r.summary.get(key) for r, s in ranked if s is not None}
+    stats = {r.name: goal_stat(r, goal) for r, s in ranked if s is not None}
     return standing(stats, FIGURES[key].higher_is_better, min_margin=min_margin)
 
 
@@ -291,8 +326,8 @@ def _decide(report: TuneReport, ranked: list[tuple[LaneResult, float | None]], s
         report.log.append(f"tie-break ({TIE_BREAK}): {shown[best.name]}")
 
 
-def _figure(r: LaneResult, key: Fig) -> str:
-    s = r.summary.get(key)
+def _figure(r: LaneResult, key: Fig, goal: str) -> str:
+    s = goal_stat(r, goal)
     if r.status == LaneStatus.FAILED or s is None:
         return f"no figure ({r.error or r.status})"
     spread = f" ({s.min:.2f}–{s.max:.2f}, {s.n} reps)" if s.n > 1 else " (1 rep)"
@@ -331,4 +366,4 @@ def _log_round(
         if final is not None:
             tie = r.name in final.tied or (r.name == final.leader and bool(final.tied))
             mark = "tied" if tie else "best" if r.name == final.leader else "finalist"
-        report.log.append(f"  {mark:8} {r.lane.marked_name}: {key} = {_figure(r, key)}")
+        report.log.append(f"  {mark:8} {r.lane.marked_name}: {key} = {_figure(r, key, report.goal)}")
