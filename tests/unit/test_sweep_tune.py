@@ -264,6 +264,6 @@ def test_tune_refuses_a_goal_the_envelope_does_not_measure() -> None:
     from lanebench.orchestration.tune import tune_config
 
     config = RunConfig(out_dir=Path("/tmp"), depth=[0, 4096])
-    with pytest.raises(BadInput, match="^--goal: 'normalized-wall' is not a figure of the envelope's cells"):
+    with pytest.raises(BadInput, match=r"^--goal: 'normalized-wall' is not a figure of the envelope's cells"):
         tune_config(config, "normalized-wall")
     assert tune_config(config, "aggregate").job.depths == [0, 4096]
