@@ -106,3 +106,37 @@ def test_profiles_outside_0_1_are_refused() -> None:
         advise_by_emulation(
             LANE, RunConfig(out_dir=Path("/tmp")).with_job(JobSpec()), lambda ls, o: [], check=(1.5,)
         )
+
+
+def test_acceptance_at_a_depth_comes_from_the_one_stream_turns_there() -> None:
+    """advise --depth D measures the envelope's one-stream cell at D: its turns carry the drafts
+    (kind "cell"); the two-stream turns of the same run are left out."""
+    from lanebench.analysis.specmodel import advise_lane
+    from lanebench.records.lane import LaneResult
+    from lanebench.records.samples import RequestRecord
+
+    spec = LaneSpec(
+        name="mtp", model=Path("/m.gguf"), draft=Draft(kind="mtp", path=Path("/h.gguf"), block_size=3)
+    )
+    lane = LaneResult(name="mtp", lane=spec)
+    for conc, accepted in ((1, 30), (2, 2)):
+        for i in range(conc):
+            rec = RequestRecord(
+                kind="cell", rep=0, n_in=8, n_out=64, depth=4096, concurrency=conc, stream_index=i
+            )
+            rec.timings = {"predicted_n": 64, "draft_n": 40, "draft_n_accepted": accepted}
+            lane.samples.append(rec)
+    adv = advise_lane(lane, [lane])
+    assert adv.acceptance == 30 / 40
+
+
+def test_advise_fits_at_one_depth(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lanebench.cli.main import app
+
+    lanes = tmp_path / "l.toml"
+    lanes.write_text('[[lane]]\nname = "a"\nmodel = "/m.gguf"\ndraft = { kind = "mtp", path = "/h.gguf" }\n')
+    out = CliRunner().invoke(app, ["advise", str(lanes), "--depth", "0,4096", "--no-db"])
+    assert out.exit_code != 0
+    assert "--depth: advise fits at one depth, got 0,4096" in out.output + str(out.exception)

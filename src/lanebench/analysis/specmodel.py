@@ -114,10 +114,11 @@ def _median(lane: LaneResult, key: Fig) -> float | None:
 
 
 def draft_counts(samples: Sequence[RequestRecord]) -> tuple[int, int, int]:
-    """(generated, drafted, accepted) tokens over the successful single-stream samples."""
+    """(generated, drafted, accepted) tokens over the successful single-stream samples (an
+    envelope's: its one-stream turns, as ``LaneResult.measured_singles`` picks them)."""
     gen = drafted = accepted = 0
     for s in samples:
-        if s.kind != "single" or not s.ok:
+        if s.kind not in ("single", "cell") or not s.ok:
             continue
         gen += int(s.timings.get("predicted_n", 0) or 0)
         drafted += s.draft_n
@@ -139,7 +140,7 @@ def plain_partner(lane: LaneResult, lanes: Sequence[LaneResult]) -> LaneResult |
 
 def _measure(adv: Advice, lane: LaneResult) -> None:
     """Fill acceptance, drafted and generated tokens per step from the raw samples."""
-    gen, drafted, accepted = draft_counts(lane.samples)
+    gen, drafted, accepted = draft_counts(lane.measured_singles())
     # every decode step emits exactly one token of the target's own plus the accepted drafts
     steps = gen - accepted
     if drafted <= 0 or steps <= 0:

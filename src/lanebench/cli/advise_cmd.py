@@ -28,7 +28,7 @@ from lanebench.orchestration.emulated_advice import EmulatedAdvice, advise_by_em
 from lanebench.records.lane import LaneResult, RunResults, results_from_document
 
 # what advise measures with a lanes TOML: the job's sizes and reps, where the server is, the store
-MEASURING = ("n_in", "n_out", "reps", "server_bin", "out_dir", "db", "use_db")
+MEASURING = ("n_in", "n_out", "reps", "depth", "server_bin", "out_dir", "db", "use_db")
 
 
 def load_run_document(path: Path) -> RunResults:
@@ -168,7 +168,11 @@ def advise_by_measuring(
     """A drafting lane of ``lanes_file`` measured at emulated acceptance ``profile`` (and at each
     α of ``check``), one warm-up and no N-slot batches."""
     alphas = [_share(x, "--check") for x in check.split(",") if x.strip()] if check else []
-    config = config.with_job(replace(config.job, warmup=1, aggregate=0))
+    if len(config.depth) > 1:
+        raise BadInput(f"--depth: advise fits at one depth, got {','.join(map(str, config.depth))}")
+    # at a depth, the lanes continue a conversation of that many tokens, one stream (the envelope's
+    # one-stream cell stands in for the single requests)
+    config = config.with_job(replace(config.job, warmup=1, aggregate=0, concurrency=[]))
     picked = pick_lane(load_lanes(lanes_file), lane)
     store = open_results(config)
 
