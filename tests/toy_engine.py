@@ -26,6 +26,7 @@ from lanebench.engines.base import (
     Prompt,
     Request,
     StreamReader,
+    Turn,
     check_fields,
     needed_ctx,
 )
@@ -59,10 +60,9 @@ class Toy(Engine):
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return [sys.executable, str(FAKE), str(port), "tokens", "--rate", str(RATE), *plan.lane.extra_args]
 
-    def request(
-        self, plan: LanePlan, prompt: Prompt, n_in: int, n_out: int, seed: int, speculative: dict[str, Any]
-    ) -> Request:
-        return Request("/v1/completions", completion_body("fake-model", prompt, n_out, seed), n_in, n_out)
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
+        body = completion_body("fake-model", prompt, turn.n_out, turn.seed)
+        return Request("/v1/completions", body, turn.n_in, turn.n_out)
 
     def reader(self) -> StreamReader:
         return OpenAIReader()

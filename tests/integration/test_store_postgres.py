@@ -32,6 +32,16 @@ from lanebench.records.samples import RequestRecord
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
+# columns of schema 10 (the envelope), dropped to make an older database
+SCHEMA_10 = [
+    ("samples", "depth"),
+    ("samples", "concurrency"),
+    ("samples", "start_offset_s"),
+    ("samples", "arrivals"),
+    ("aggregates", "depth"),
+    ("lanes", "envelope"),
+]
+
 
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -162,6 +172,8 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
             for column in ("other_cores", "busy", "load"):
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(sa.text("ALTER TABLE lanes DROP COLUMN busy"))
+        for table, column in SCHEMA_10:  # schema 10
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     store = open_store(fresh_pg)

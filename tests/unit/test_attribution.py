@@ -18,6 +18,16 @@ from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import RequestRecord, Stat
 
+# columns of schema 10 (the envelope), dropped to make an older database
+SCHEMA_10 = [
+    ("samples", "depth"),
+    ("samples", "concurrency"),
+    ("samples", "start_offset_s"),
+    ("samples", "arrivals"),
+    ("aggregates", "depth"),
+    ("lanes", "envelope"),
+]
+
 JOB = JobSpec(n_in=1000, n_out=100, reps=3, warmup=0, aggregate=0)
 
 
@@ -197,6 +207,8 @@ def test_a_schema_6_database_gains_the_attribution_column(tmp_path: Path) -> Non
         for column in ("other_cores", "busy", "load"):
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("ALTER TABLE lanes DROP COLUMN busy")
+    for table, column in SCHEMA_10:  # schema 10's
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     con.commit()
     con.close()

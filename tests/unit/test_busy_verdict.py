@@ -27,6 +27,16 @@ from lanebench.report.views import time_table
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
+# columns of schema 10 (the envelope), dropped to make an older database
+SCHEMA_10 = [
+    ("samples", "depth"),
+    ("samples", "concurrency"),
+    ("samples", "start_offset_s"),
+    ("samples", "arrivals"),
+    ("aggregates", "depth"),
+    ("lanes", "envelope"),
+]
+
 JOB = JobSpec(n_in=100, n_out=20, reps=2, warmup=0, aggregate=2)
 
 
@@ -205,6 +215,8 @@ def test_a_schema_8_database_gains_the_load_columns(tmp_path: Path) -> None:
         for column in ("other_cores", "busy", "load"):
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("ALTER TABLE lanes DROP COLUMN busy")
+    for table, column in SCHEMA_10:  # schema 10's
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
     con.commit()
     con.close()

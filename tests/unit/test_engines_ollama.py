@@ -21,7 +21,7 @@ from tests.fakes.gpu_engines import FIXTURES, fake_cli, feed, serve
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
-from lanebench.engines.base import Attached, PlanContext
+from lanebench.engines.base import Attached, PlanContext, Turn
 from lanebench.engines.ollama import (
     Ollama,
     OllamaReader,
@@ -205,7 +205,7 @@ def test_the_readiness_probe_of_an_attached_ollama(version_server: str) -> None:
 
 def test_request_body_shape(ollama_bin: Path) -> None:
     plan = Ollama().plan(lane(ollama_bin, threads=8, gpu_layers=20), CTX)
-    req = Ollama().request(plan, "Once upon a time", 1024, 512, 7, {})
+    req = Ollama().request(plan, "Once upon a time", Turn(1024, 512, 7))
     assert req.path == "/api/generate" and (req.n_in, req.n_out) == (1024, 512)
     assert req.body == {
         "model": "llama3",
@@ -222,7 +222,7 @@ def test_request_body_shape(ollama_bin: Path) -> None:
         },
     }
     with pytest.raises(BadInput, match="text prompts, not token ids"):
-        Ollama().request(plan, [1, 2], 2, 4, 0, {})
+        Ollama().request(plan, [1, 2], Turn(2, 4))
 
 
 def test_reader_over_a_recorded_stream() -> None:

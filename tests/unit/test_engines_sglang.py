@@ -19,7 +19,7 @@ from tests.fakes.gpu_engines import FIXTURES, fake_cli, feed, serve
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
-from lanebench.engines.base import Attached, PlanContext
+from lanebench.engines.base import Attached, PlanContext, Turn
 from lanebench.engines.gpu_common import ArgparseHelp, parse_argparse_help
 from lanebench.engines.registry import get_engine
 from lanebench.engines.sglang import SGLang, SGLangReader, generate_body, meta_figures
@@ -211,7 +211,7 @@ def test_endpoint_probes_health(v05: Path, tmp_path: Path) -> None:
 
 def test_request_body_shape(v05: Path) -> None:
     plan = SGLang().plan(lane(v05), CTX)
-    req = SGLang().request(plan, [5, 6, 7], 3, 32, 42, {})
+    req = SGLang().request(plan, [5, 6, 7], Turn(3, 32, 42))
     assert req.path == "/generate"
     assert req.body == {
         "input_ids": [5, 6, 7],

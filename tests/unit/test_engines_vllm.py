@@ -21,7 +21,7 @@ from lanebench.analysis import metrics as m
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.config.run import RunConfig
-from lanebench.engines.base import Attached, PlanContext
+from lanebench.engines.base import Attached, PlanContext, Turn
 from lanebench.engines.gpu_common import ArgparseHelp, parse_argparse_help
 from lanebench.engines.registry import get_engine, known
 from lanebench.engines.vllm import Vllm, VllmReader, parse_metrics
@@ -265,7 +265,7 @@ def test_endpoint_is_a_server_process_probing_health(current: Path, tmp_path: Pa
 
 def test_request_body_shape(current: Path, v06: Path) -> None:
     plan = Vllm().plan(lane(current), CTX)
-    req = Vllm().request(plan, [1, 2, 3], 3, 16, 42, {})
+    req = Vllm().request(plan, [1, 2, 3], Turn(3, 16, 42))
     assert req.path == "/v1/completions" and (req.n_in, req.n_out) == (3, 16)
     assert req.body == {
         "model": "Qwen/Qwen3-8B",
@@ -278,7 +278,7 @@ def test_request_body_shape(current: Path, v06: Path) -> None:
         "stream_options": {"include_usage": True, "continuous_usage_stats": True},
         "include_metrics": True,
     }
-    old = Vllm().request(Vllm().plan(lane(v06), CTX), [1], 1, 4, 0, {})
+    old = Vllm().request(Vllm().plan(lane(v06), CTX), [1], Turn(1, 4))
     assert "include_metrics" not in old.body  # only where the build can answer it
 
 

@@ -244,7 +244,7 @@ def test_defaults_cannot_name(tmp_path: Path) -> None:
 
 def test_unknown_top_level_table(tmp_path: Path) -> None:
     path = write(tmp_path, '[default]\nkv = "f16"\n[[lane]]\nname = "a"\n')
-    assert problems(path) == [f"{path}: unknown table 'default' (expected [defaults] and [[lane]])"]
+    assert problems(path) == [f"{path}: unknown table 'default' (expected [job], [defaults] and [[lane]])"]
 
 
 def test_unknown_field_in_defaults_is_named_once_as_defaults(tmp_path: Path) -> None:

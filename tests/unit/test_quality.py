@@ -26,6 +26,16 @@ from lanebench.report.quality import delta_verdict, quality_compare_rows, qualit
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
 
+# columns of schema 10 (the envelope), dropped to make an older database
+SCHEMA_10 = [
+    ("samples", "depth"),
+    ("samples", "concurrency"),
+    ("samples", "start_offset_s"),
+    ("samples", "arrivals"),
+    ("aggregates", "depth"),
+    ("lanes", "envelope"),
+]
+
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "perplexity"
 GEMMA_VOCAB = 262_144
 
@@ -295,6 +305,8 @@ def test_schema_1_database_gains_quality(tmp_path: Path) -> None:
         for column in ("other_cores", "busy", "load"):
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("ALTER TABLE lanes DROP COLUMN busy")
+    for table, column in SCHEMA_10:  # schema 10
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()

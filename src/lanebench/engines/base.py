@@ -165,6 +165,19 @@ class CacheUse:
     slot: int
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What one request asks of the engine, the prompt apart: ``n_in`` prompt tokens (the new
+    ones, at a depth), ``n_out`` generated, the sampling seed, the lane's speculative request
+    fields, and ``cache`` when it continues a conversation a slot holds (``CacheUse``)."""
+
+    n_in: int
+    n_out: int
+    seed: int = 0
+    speculative: dict[str, Any] = field(default_factory=dict)
+    cache: CacheUse | None = None
+
+
 @dataclass(slots=True)
 class Request:
     """One request of the standard job: where it goes and what it says."""
@@ -228,16 +241,7 @@ class Engine(EngineHooks, ABC):
         return []
 
     @abstractmethod
-    def request(
-        self,
-        plan: LanePlan,
-        prompt: Prompt,
-        n_in: int,
-        n_out: int,
-        seed: int,
-        speculative: dict[str, Any],
-        cache: CacheUse | None = None,
-    ) -> Request:
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
         """The streaming request for one job (greedy, fixed output length); ``cache``: continue
         the conversation held in a slot instead of a fresh prompt (engines whose
         ``conversations`` is False are never asked)."""

@@ -40,7 +40,6 @@ import aiohttp
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import (
     Attached,
-    CacheUse,
     Endpoint,
     Engine,
     LanePlan,
@@ -48,6 +47,7 @@ from lanebench.engines.base import (
     Prompt,
     Request,
     StreamReader,
+    Turn,
     api_key,
 )
 from lanebench.engines.common import (
@@ -383,20 +383,11 @@ class Ollama(Engine):
                 text = (await resp.text())[:200]
                 raise LaneFailed(f"{label}: Ollama could not load {name!r}: HTTP {resp.status}: {text}")
 
-    def request(
-        self,
-        plan: LanePlan,
-        prompt: Prompt,
-        n_in: int,
-        n_out: int,
-        seed: int,
-        speculative: dict[str, Any],
-        cache: CacheUse | None = None,
-    ) -> Request:
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
         if not isinstance(prompt, str):
             raise BadInput(f"lane {plan.lane.name!r}: Ollama takes text prompts, not token ids")
-        body = generate_body(str(plan.lane.served_model), prompt, n_out, seed, load_options(plan))
-        return Request("/api/generate", body, n_in, n_out)
+        body = generate_body(str(plan.lane.served_model), prompt, turn.n_out, turn.seed, load_options(plan))
+        return Request("/api/generate", body, turn.n_in, turn.n_out)
 
     def reader(self) -> StreamReader:
         return OllamaReader()

@@ -31,6 +31,7 @@ from lanebench.engines.base import (
     Prompt,
     Request,
     StreamReader,
+    Turn,
     api_key,
     check_fields,
     needed_ctx,
@@ -288,20 +289,14 @@ class OpenAI(Engine):
             "without them (no ignore_eos, no cache_prompt: false, a token count from usage alone)"
         ]
 
-    def request(
-        self,
-        plan: LanePlan,
-        prompt: Prompt,
-        n_in: int,
-        n_out: int,
-        seed: int,
-        speculative: dict[str, Any],
-        cache: CacheUse | None = None,
-    ) -> Request:
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
         model = plan.lane.served_model or plan.build_info.get("model", "")
         extras = not plan.build_info.get("refused")
         return Request(
-            "/v1/completions", completion_body(model, prompt, n_out, seed, extras, cache), n_in, n_out
+            "/v1/completions",
+            completion_body(model, prompt, turn.n_out, turn.seed, extras, turn.cache),
+            turn.n_in,
+            turn.n_out,
         )
 
     def reader(self) -> StreamReader:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import CacheUse, LanePlan, Prompt, Request, StreamReader
+from lanebench.engines.base import LanePlan, Prompt, Request, StreamReader, Turn
 from lanebench.engines.common import count, error_text, find_bin, last_line, positive, run_text
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
@@ -282,17 +282,8 @@ class SGLang(GpuServerEngine):
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
 
-    def request(
-        self,
-        plan: LanePlan,
-        prompt: Prompt,
-        n_in: int,
-        n_out: int,
-        seed: int,
-        speculative: dict[str, Any],
-        cache: CacheUse | None = None,
-    ) -> Request:
-        return Request("/generate", generate_body(prompt, n_out), n_in, n_out)
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
+        return Request("/generate", generate_body(prompt, turn.n_out), turn.n_in, turn.n_out)
 
     def reader(self) -> StreamReader:
         return SGLangReader()

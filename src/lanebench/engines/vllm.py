@@ -39,7 +39,7 @@ from typing import Any
 import aiohttp
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import CacheUse, Endpoint, LanePlan, Prompt, Request, StreamReader
+from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request, StreamReader, Turn
 from lanebench.engines.common import count, error_text, find_bin, last_line, positive, run_text
 from lanebench.engines.gpu_common import (
     ArgparseHelp,
@@ -292,24 +292,15 @@ class Vllm(GpuServerEngine):
     def argv(self, plan: LanePlan, port: int) -> list[str]:
         return build_argv(plan, port)
 
-    def request(
-        self,
-        plan: LanePlan,
-        prompt: Prompt,
-        n_in: int,
-        n_out: int,
-        seed: int,
-        speculative: dict[str, Any],
-        cache: CacheUse | None = None,
-    ) -> Request:
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
         body = completion_body(
             str(plan.build_info["model"]),
             prompt,
-            n_out,
-            seed,
+            turn.n_out,
+            turn.seed,
             include_metrics=bool(plan.build_info.get("per_request_metrics")),
         )
-        return Request("/v1/completions", body, n_in, n_out)
+        return Request("/v1/completions", body, turn.n_in, turn.n_out)
 
     def reader(self) -> StreamReader:
         return VllmReader()

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from lanebench.analysis import metrics as m
-from lanebench.engines.base import CacheUse
+from lanebench.engines.base import CacheUse, Turn
 from lanebench.errors import LaneFailed
 from lanebench.measure.job import LaneJob, sent, token_key
 from lanebench.measure.workloads import Conversations
@@ -68,9 +68,8 @@ class EnvelopeJob(LaneJob):
         streams: int,
         t_batch: float,
     ) -> RequestRecord:
-        req = self.engine.request(
-            self.plan, prompt, len(prompt), n_out, self.job.seed, self.speculative, cache=CacheUse(slot)
-        )
+        turn = Turn(len(prompt), n_out, self.job.seed, self.speculative, CacheUse(slot))
+        req = self.engine.request(self.plan, prompt, turn)
         if self.result.request is None and kind == "cell":
             self.result.request = sent(req, prompt, self.engine.request_notes(self.plan))
         start = time.perf_counter() - t_batch

@@ -19,7 +19,7 @@ from lanebench.analysis import metrics as m
 from lanebench.busy.meter import LoadMeter
 from lanebench.busy.verdict import busy_record, needs_more
 from lanebench.config.job import JobSpec
-from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request
+from lanebench.engines.base import Endpoint, LanePlan, Prompt, Request, Turn
 from lanebench.errors import LaneFailed
 from lanebench.measure.client import stream_request
 from lanebench.measure.workloads import PromptSource, TextPromptSource, corpus_text
@@ -91,9 +91,8 @@ class LaneJob:
         self, session: aiohttp.ClientSession, kind: SampleKind, rep: int, idx: int = 0
     ) -> RequestRecord:
         prompt = self._prompt()
-        req = self.engine.request(
-            self.plan, prompt, self.job.n_in, self.job.n_out, self.job.seed, self.speculative
-        )
+        turn = Turn(self.job.n_in, self.job.n_out, self.job.seed, self.speculative)
+        req = self.engine.request(self.plan, prompt, turn)
         if self.result.request is None:
             self.result.request = sent(req, prompt, self.engine.request_notes(self.plan))
         return await self._send(session, req, kind, rep, idx)

@@ -30,6 +30,7 @@ from lanebench.engines.base import (
     Prompt,
     Request,
     StreamReader,
+    Turn,
     check_fields,
     needed_ctx,
 )
@@ -251,18 +252,14 @@ class LlamaCpp(Engine):
             out = await resp.json()
         return [int(t) for t in out["tokens"]]
 
-    def request(
-        self,
-        plan: LanePlan,
-        prompt: Prompt,
-        n_in: int,
-        n_out: int,
-        seed: int,
-        speculative: dict[str, Any],
-        cache: CacheUse | None = None,
-    ) -> Request:
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
         assert isinstance(prompt, list), "llama-server takes token ids"
-        return Request("/completion", completion_body(prompt, n_out, seed, speculative, cache), n_in, n_out)
+        return Request(
+            "/completion",
+            completion_body(prompt, turn.n_out, turn.seed, turn.speculative, turn.cache),
+            turn.n_in,
+            turn.n_out,
+        )
 
     def reader(self) -> StreamReader:
         return LlamaReader()
