@@ -27,6 +27,7 @@ from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records.lane import LaneResult
 from lanebench.records.run import RunInfo
+from lanebench.report.data import ReportData, RunData
 from lanebench.report.render import lane_tables
 from lanebench.report.tables import to_markdown, to_rich
 from lanebench.store.sinks import JsonSink, Sink, write_atomic
@@ -40,6 +41,7 @@ class Outputs:
     markdown: Path | None = None
     db: str | None = None
     use_db: bool = True
+    plots: Path | None = None  # the run's plots as PNG (report.plots), the envelope's among them
 
 
 def check_job(job: JobSpec) -> JobSpec:
@@ -211,6 +213,14 @@ def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -
     return md
 
 
+def save_run_plots(outcome: RunOutcome, directory: Path) -> None:
+    """``--plots``: the run's plots as a report draws them (the envelope's among them)."""
+    from lanebench.report.plots import save_plots  # matplotlib is imported only when plots are asked for
+
+    paths = save_plots(ReportData(runs=[RunData(outcome.run, outcome.results)]), directory)
+    err_console.print(f"wrote {len(paths)} plot(s) to {directory}", highlight=False, markup=False)
+
+
 class RichProgress:
     """The pipeline's progress, as one rich bar over every request of the run."""
 
@@ -338,6 +348,8 @@ def execute(
     if outcome.quality is not None and outcome.quality.slice is not None:
         err_console.print(quality_line(outcome.quality), highlight=False, markup=False)
     render(outcome.run.job, outcome.results, out.markdown)
+    if out.plots is not None:
+        save_run_plots(outcome, out.plots)
     for r in outcome.results:
         if r.status != "ok":
             msg = r.error or "; ".join(r.flags)

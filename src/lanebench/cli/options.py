@@ -43,6 +43,10 @@ JsonOut = Annotated[
 Markdown = Annotated[
     Path | None, typer.Option("--markdown", help="Write the tables as markdown to this file.")
 ]
+Plots = Annotated[
+    Path | None,
+    typer.Option("--plots", help="Also save the run's plots (the envelope's too) as PNG in this folder."),
+]
 Db = Annotated[
     str | None,
     typer.Option(

@@ -28,6 +28,7 @@ def run(
     remeasure_busy: o.RemeasureBusy = None,
     json_out: o.JsonOut = None,
     markdown: o.Markdown = None,
+    plots: o.Plots = None,
     db: o.Db = None,
     no_db: o.NoDb = False,
     resume: o.Resume = None,
@@ -70,7 +71,7 @@ def run(
         reference=reference,
         quality_tokens=quality_tokens,
     )
-    out = Outputs(json_out=json_out, markdown=markdown, db=db, use_db=not no_db)
+    out = Outputs(json_out=json_out, markdown=markdown, db=db, use_db=not no_db, plots=plots)
     outcome = execute(lanes, opts, out, resume=resume, dry_run=dry_run)
     if outcome is not None and outcome.failed:
         raise typer.Exit(EXIT_LANE_FAILED)
