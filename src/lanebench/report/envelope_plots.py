@@ -122,6 +122,7 @@ def decode_vs_depth(lanes: Sequence[LaneResult], png: Png, plain: Plain) -> byte
         "decode per stream (tok/s)",
         png,
         plain,
+        xticks=True,
     )
 
 
