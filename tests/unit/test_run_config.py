@@ -28,7 +28,7 @@ MEASURING = ("run", "sweep", "tune")
 # options only some measuring commands have, and why: a command's own subject, not a measuring option
 OWN = {
     "--help", "-h",
-    "--resume", "--dry-run", "--markdown",  # one run's: tune's rounds are runs of their own
+    "--resume", "--dry-run", "--markdown", "--plots",  # one run's: tune's rounds are runs of their own
     "--grid",  # sweep and tune: run has no grid
     "--goal", "--keep", "--max-kld", "--min-margin",  # tune's search
 }  # fmt: skip

@@ -25,6 +25,7 @@ from lanebench.orchestration.plan import requests_per_lane
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.run import RunInfo
+from lanebench.report.data import ReportData, RunData
 from lanebench.report.render import lane_tables
 from lanebench.report.tables import to_markdown, to_rich
 from lanebench.store.sinks import JsonSink, Sink, write_atomic
@@ -93,6 +94,14 @@ def render(job: JobSpec, results: Sequence[LaneResult], markdown: Path | None) -
     if markdown is not None:
         write_atomic(markdown, md)
     return md
+
+
+def save_run_plots(outcome: RunOutcome, directory: Path) -> None:
+    """``--plots``: the run's plots as a report draws them (the envelope's among them)."""
+    from lanebench.report.plots import save_plots  # matplotlib is imported only when plots are asked for
+
+    paths = save_plots(ReportData(runs=[RunData(outcome.run, outcome.results)]), directory)
+    err_console.print(f"wrote {len(paths)} plot(s) to {directory}", highlight=False, markup=False)
 
 
 class RichProgress:
@@ -198,6 +207,7 @@ def execute(
     config: RunConfig,
     *,
     markdown: Path | None = None,
+    plots: Path | None = None,
     resume: str | None = None,
     dry_run: bool = False,
 ) -> RunOutcome | None:
@@ -218,6 +228,8 @@ def execute(
     if outcome.quality is not None and outcome.quality.slice is not None:
         err_console.print(quality_line(outcome.quality), highlight=False, markup=False)
     render(outcome.run.job, outcome.results, markdown)
+    if plots is not None:
+        save_run_plots(outcome, plots)
     for r in outcome.results:
         if r.status != LaneStatus.OK:
             msg = r.error or "; ".join(r.flags)

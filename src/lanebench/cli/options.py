@@ -11,6 +11,10 @@ import typer
 Markdown = Annotated[
     Path | None, typer.Option("--markdown", help="Write the tables as markdown to this file.")
 ]
+Plots = Annotated[
+    Path | None,
+    typer.Option("--plots", help="Also save the run's plots (the envelope's too) as PNG in this folder."),
+]
 Resume = Annotated[str | None, typer.Option("--resume", help="Measure only the lanes RUN_ID is missing.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (servers, argv, requests) and exit.")]
 Grid = Annotated[

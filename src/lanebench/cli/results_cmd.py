@@ -119,20 +119,26 @@ def compare(
     markdown: bool = typer.Option(False, "--markdown", help="Print a markdown table."),
 ) -> None:
     """Per lane, the ratio B/A of each figure and whether it is beyond the runs' own spread; and,
-    where both runs scored quality, B − A of each quality figure with its combined error."""
+    where both runs scored quality, B − A of each quality figure with its combined error; where
+    both mapped an envelope, the same cell by cell."""
     from lanebench.report.compare import compare_rows, compare_table
+    from lanebench.report.envelope_compare import envelope_compare_rows, envelope_compare_table
     from lanebench.report.quality import quality_compare_rows, quality_compare_table
 
     store = _store(db)
     a, b = store.load_lanes(run_a), store.load_lanes(run_b)
     rows = compare_rows(a, b)
     qrows = quality_compare_rows(a, b)
+    erows = envelope_compare_rows(a, b)  # [] unless both runs mapped an envelope of a lane
     if json_out:
-        print_json({"a": run_a, "b": run_b, "rows": rows, "quality": qrows})
+        envelope = {"envelope": erows} if erows else {}
+        print_json({"a": run_a, "b": run_b, "rows": rows, "quality": qrows, **envelope})
         return
     tables = [compare_table(run_a, run_b, rows)]
     if qrows:
         tables.append(quality_compare_table(run_a, run_b, qrows))
+    if erows:
+        tables.append(envelope_compare_table(run_a, run_b, erows))
     for table in tables:
         if markdown:
             sys.stdout.write(to_markdown(table))

@@ -20,6 +20,7 @@ def run(
         None, help="Lanes TOML; empty = the built-in lanes on the 270M model."
     ),
     markdown: o.Markdown = None,
+    plots: o.Plots = None,
     resume: o.Resume = None,
     dry_run: o.DryRun = False,
     *,
@@ -28,7 +29,7 @@ def run(
     """Measure every lane: load time, prefill, decode, normalized wall, N-slot aggregate, acceptance."""
     lanes, job = load_lanes_file(lanes_file) if lanes_file else (default_lanes(), {})
     config = config.under_file(job, str(lanes_file)).model_copy(update={"lanes_file": lanes_file})
-    outcome = execute(lanes, config, markdown=markdown, resume=resume, dry_run=dry_run)
+    outcome = execute(lanes, config, markdown=markdown, plots=plots, resume=resume, dry_run=dry_run)
     if outcome is not None and outcome.failed:
         raise typer.Exit(EXIT_LANE_FAILED)
 

@@ -31,6 +31,7 @@ def sweep(
     lanes_file: Path = LANES,
     grid: o.Grid = [],  # noqa: B006 - typer reads the default, never mutates it
     markdown: o.Markdown = None,
+    plots: o.Plots = None,
     resume: o.Resume = None,
     dry_run: o.DryRun = False,
     *,
@@ -40,7 +41,7 @@ def sweep(
     lanes, job = load_lanes_file(lanes_file)
     lanes = expand(lanes, [parse_grid(g) for g in grid])
     config = config.under_file(job, str(lanes_file)).model_copy(update={"lanes_file": lanes_file})
-    outcome = execute(lanes, config, markdown=markdown, resume=resume, dry_run=dry_run)
+    outcome = execute(lanes, config, markdown=markdown, plots=plots, resume=resume, dry_run=dry_run)
     if outcome is not None and outcome.failed:
         raise typer.Exit(EXIT_LANE_FAILED)
 

@@ -1,5 +1,6 @@
 """Plots of a report as PNG bytes (matplotlib, Agg backend): lane comparison bars, acceptance
-against draft block size, prefill against decode, and the run-to-run history of a lane.
+against draft block size, prefill against decode, the run-to-run history of a lane, and the
+operating envelope's (``report.envelope_plots``).
 
 A lane with emulated acceptance (``LaneSpec.emulated``: the build's ``--spec-synth-*``) is drawn
 apart from measured ones in every plot of its speed or acceptance: its name ends in
@@ -28,6 +29,7 @@ from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.run import StoredLane
 from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData
+from lanebench.report.envelope_plots import envelope_plots
 from lanebench.report.memory_plot import memory_bars
 from lanebench.report.quality import left_out, speed_quality_points
 from lanebench.report.tables import basename
@@ -244,6 +246,9 @@ def all_plots(data: ReportData) -> list[tuple[str, str, bytes]]:
         if skipped := left_out(rd.lanes):
             caption += "; not drawn, no KLD measured: " + ", ".join(n for n, _ in skipped)
         out.append((f"speed-vs-quality-{i + 1}.png", caption, speed_vs_quality(rd.lanes)))
+    for i, rd in enumerate(data.runs):
+        for stem, caption, png in envelope_plots(rd.lanes, _png, plain):
+            out.append((f"{stem}-{i + 1}.png", f"{caption}, run {rd.run.run_id}", png))
     return [(n, c, png) for n, c, png in out if png is not None]
 
 

@@ -16,6 +16,8 @@ from lanebench.errors import BadInput
 from lanebench.records.figures import SPEED
 from lanebench.records.lane import LaneResult
 from lanebench.report.data import ReportData
+from lanebench.report.envelope import CSV_COLUMNS as CELLS
+from lanebench.report.envelope import csv_cell_rows, envelope_doc, envelope_lanes, envelope_tables
 from lanebench.report.fmt import Table
 from lanebench.report.heading import run_line
 from lanebench.report.memory import CSV_COLUMNS as MEMORY
@@ -52,7 +54,8 @@ def pick_format(fmt: str | None, output: Path | None) -> str:
 def lane_tables(lanes: Sequence[LaneResult], job: JobSpec) -> list[Table]:
     """The tables of one run's lanes, as a run prints them and a report shows them: Latest
     Measured Numbers, then those the lanes have figures for (acceptance, quality, memory, memory
-    per device, placement, where the time goes, attribution)."""
+    per device, placement, where the time goes, attribution), then the envelope's when a lane
+    mapped one (``report.envelope``)."""
     optional = (
         draft_acceptance(lanes),
         quality_table(lanes),
@@ -62,7 +65,7 @@ def lane_tables(lanes: Sequence[LaneResult], job: JobSpec) -> list[Table]:
         time_table(lanes, job),
         attribution_table(lanes),
     )
-    return [latest_numbers(lanes, job), *(t for t in optional if t is not None)]
+    return [latest_numbers(lanes, job), *(t for t in optional if t is not None), *envelope_tables(lanes, job)]
 
 
 def report_tables(data: ReportData) -> list[Table]:
@@ -98,37 +101,39 @@ def _acceptance_source(lane: LaneResult) -> str:
 
 
 def to_csv(data: ReportData) -> str:
-    """One row per lane: run facts, status, flags, load time and every figure's median/min/max/n."""
+    """One row per lane: run facts, status, flags, load time and every figure's median/min/max/n;
+    where a lane mapped an envelope, the ``cell_*`` columns too and a row per cell after its lane's."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{f}_{part}" for f in FIGURES for part in ("median", "min", "max", "n")]
     head = ["run_id", "started_at", "host", "lane", "status", "flags", "error", "acceptance_source", "load_s"]
     head += [*cols, *QUALITY, *MEMORY, *PLACEMENT, *BUSY]
-    w.writerow(head)
+    cells = any(envelope_lanes(rd.lanes) for rd in data.runs)
+    w.writerow(head + list(CELLS) if cells else head)
     for rd in data.runs:
         for lane in rd.lanes:
             figs: list[Any] = []
             for f in FIGURES:
                 s = lane.summary.get(f)
                 figs += [s.median, s.min, s.max, s.n] if s else ["", "", "", ""]
-            w.writerow(
-                [
-                    rd.run.run_id,
-                    rd.run.started_at,
-                    rd.run.host.get("hostname", ""),
-                    lane.name,
-                    lane.status,
-                    "; ".join(lane.flags),
-                    lane.error or "",
-                    _acceptance_source(lane),
-                    "" if lane.load_s is None else lane.load_s,
-                    *figs,
-                    *_quality_cells(lane),
-                    *memory_cells(lane.memory),
-                    *placement_cells(lane),
-                    *_busy_cells(lane),
-                ]
-            )
+            row = [
+                rd.run.run_id,
+                rd.run.started_at,
+                rd.run.host.get("hostname", ""),
+                lane.name,
+                lane.status,
+                "; ".join(lane.flags),
+                lane.error or "",
+                _acceptance_source(lane),
+                "" if lane.load_s is None else lane.load_s,
+                *figs,
+                *_quality_cells(lane),
+                *memory_cells(lane.memory),
+                *placement_cells(lane),
+                *_busy_cells(lane),
+            ]
+            w.writerow(row + [""] * len(CELLS) if cells else row)
+            w.writerows(csv_cell_rows(row[:5], len(row), lane))
     return buf.getvalue()
 
 
@@ -159,6 +164,7 @@ def to_json_doc(data: ReportData) -> dict[str, Any]:
                 "run": rd.run.to_dict(),
                 "fingerprints": rd.fingerprints,
                 "lanes": [lane.to_dict() for lane in rd.lanes],
+                **({"envelope": env} if (env := envelope_doc(rd.lanes)) else {}),
             }
             for rd in data.runs
         ],
