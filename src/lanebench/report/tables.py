@@ -190,11 +190,16 @@ def to_rich(table: Table) -> RichTable:
     rt = RichTable(title=Text(table.title), caption=Text(table.caption) if table.caption else None)
     last = len(table.headers) - 1
     for i, h in enumerate(table.headers):
-        if i == last:
+        longest = max((len(row[i]) for row in table.rows if i < len(row)), default=0)
+        if i == last or longest > 60:  # prose (notes, "within noise: ..."): folded, never squeezed out
             rt.add_column(h, overflow="fold", ratio=1, min_width=20)
         else:
             rt.add_column(
-                h, justify="left" if i == 0 else "right", max_width=44 if i == 0 else None, no_wrap=i > 0
+                h,
+                justify="left" if i == 0 else "right",
+                max_width=44 if i == 0 else None,
+                min_width=min(longest, 12),  # a short column (depth, streams) keeps its figures
+                no_wrap=i > 0,
             )
     for row in table.rows:
         rt.add_row(*(Text(c) for c in row), style="red" if any("FAILED" in c for c in row) else None)
