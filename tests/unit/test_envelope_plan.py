@@ -74,3 +74,19 @@ def test_a_prefix_prefilled_again_is_flagged() -> None:
     (flag,) = envelope_flags([ok, missed])
     assert "depth 4,096 x 2 stream(s) 2 of 6 requests found only 0 cached tokens" in flag
     assert envelope_flags([ok]) == []
+
+
+def test_a_budget_chooses_reps_the_noise_rule_can_judge() -> None:
+    """--budget: what the time left affords per cell, never fewer than 3 (two lanes of 2 reps
+    each can never be told apart by the noise rule), never more than --max-reps."""
+    import time
+
+    from lanebench.measure.envelope import EnvelopeJob
+
+    job = object.__new__(EnvelopeJob)
+    job.job = JobSpec(reps=5, max_reps=8)
+    now = time.monotonic()
+    assert job._reps_for(1.0, 4, None) == 5  # no budget: the job's reps
+    assert job._reps_for(10.0, 4, now + 10.0) == 3  # 2.5 s a cell for 10 s batches: still 3
+    assert job._reps_for(1.0, 2, now + 100.0) == 8  # plenty: --max-reps
+    assert 5 <= job._reps_for(1.0, 4, now + 20.0) <= 6  # 5 s a cell, 1 s a batch

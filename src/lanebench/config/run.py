@@ -107,7 +107,7 @@ class RunConfig(BaseModel):
     budget: Annotated[float | None, Flag("--budget", JOB)] = Field(
         None,
         description="Minutes the envelope's measuring may take; each cell's repetitions are chosen to "
-        "fit (at least 2, at most --max-reps).",
+        "fit (at least 3, the fewest the noise rule can judge; at most --max-reps).",
     )
 
     # measuring

@@ -125,12 +125,14 @@ class EnvelopeJob(LaneJob):
         return wall
 
     def _reps_for(self, first_wall: float, cells_left: int, deadline: float | None) -> int:
-        """Repetitions of a cell: the job's, or with a budget what the time left affords (at least 2,
+        """Repetitions of a cell: the job's, or with a budget what the time left affords (at least 3,
         at most ``max_reps``), judged from the cell's first batch."""
         if deadline is None:
             return self.job.reps
         per_cell = (deadline - time.monotonic()) / max(cells_left, 1)
-        return max(2, min(self.job.max_reps, int(per_cell // max(first_wall, 1e-3)) + 1))
+        return max(
+            3, min(self.job.max_reps, int(per_cell // max(first_wall, 1e-3)) + 1)
+        )  # 3: the noise rule's least
 
     async def _cells(
         self, session: aiohttp.ClientSession, depths: Sequence[int], levels: Sequence[int]
