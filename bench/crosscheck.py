@@ -190,13 +190,17 @@ def run_lanebench(s: Settings, p: Point, attribute: bool, work: Path, timeout_s:
     lanes.write_text(lanes_toml(s, p))
     argv = lanebench_argv(sys.executable, str(lanes), str(out), str(work / f"logs-{tag}"), s, p, attribute)
     say(f"lanebench: {shlex.join(argv[1:])}")
-    with (work / f"lanebench-{tag}.log").open("w") as log:
-        rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
-    if not out.is_file():
+    log_path, rc = work / f"lanebench-{tag}.log", None
+    try:
+        with log_path.open("w") as log:
+            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        doc: dict[str, Any] = json.loads(out.read_text())
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"lanebench run took more than {timeout_s:.0f} s (see {log_path})") from None
+    except (OSError, ValueError) as exc:
         raise CheckFailed(
-            f"lanebench run exited {rc} and wrote no JSON (see {work / f'lanebench-{tag}.log'})"
-        )
-    doc: dict[str, Any] = json.loads(out.read_text())
+            f"lanebench run exited {rc} without a readable JSON: {exc} (see {log_path})"
+        ) from None
     return doc
 
 
@@ -302,9 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         texts = None
         for i, p in enumerate(points(s)):
             attribute = args.attribute == "all" or (args.attribute == "first" and i == 0)
-            lb = lanebench_side(
-                run_lanebench(s, p, attribute, work, args.timeout), f"lanebench at depth {p.depth}"
-            )
+            try:
+                lb = lanebench_side(run_lanebench(s, p, attribute, work, args.timeout), f"depth {p.depth}")
+            except ValueError as exc:
+                raise CheckFailed(f"lanebench's JSON: {exc}") from None
             own, texts = own_side(s, p, lb, texts, work, args)
             rows = point_rows(lb, own, p, s.reps)
             show(header(s, p, lb, own), rows, args)

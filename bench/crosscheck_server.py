@@ -98,19 +98,28 @@ class Server:
                 continue
 
     def post(self, path: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout_s)
-        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout_s)
+            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+            out: dict[str, Any] = json.loads(data) if resp.status == 200 else {}
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise CheckFailed(f"POST {path}: {exc!r} (log: {self.log})") from None
         if resp.status != 200:
             raise CheckFailed(f"POST {path}: HTTP {resp.status}: {data[:200]!r}")
-        out: dict[str, Any] = json.loads(data)
         return out
 
     def stream(self, body: dict[str, Any], timeout_s: float) -> StreamResult:
         """One streamed completion timed by this script: the clock starts before the request
-        is sent on an open connection, each line is stamped as it arrives."""
+        is sent on an open connection, each line is stamped as it arrives. A failure is data."""
+        try:
+            return self._stream(body, timeout_s)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return StreamResult(ok=False, error=f"{exc!r}"[:200])
+
+    def _stream(self, body: dict[str, Any], timeout_s: float) -> StreamResult:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout_s)
         payload = json.dumps(body).encode()
         conn.connect()
