@@ -225,11 +225,13 @@ def own_side(
     if server_bin is None:
         raise CheckFailed("lanebench ran no server (see its log) and no --server-bin was given")
     own_kernel(s, p, server_bin, side, args.timeout)
+    if args.mirror_argv and not lb.argv:
+        side.notes.append("--mirror-argv: lanebench started no server; the lane's flags were used")
 
     def serve(name: str, change: Sequence[str]) -> list[StreamResult]:
         nonlocal texts
         port = free_port()
-        argv = mirrored_argv(lb.argv, port, change) if args.mirror_argv else None
+        argv = mirrored_argv(lb.argv, port, change) if args.mirror_argv and lb.argv else None
         argv = argv or server_argv(server_bin, s, p, port, change)
         say(f"own server ({name}): {shlex.join(argv[1:])}")
         side.argv = side.argv or argv
