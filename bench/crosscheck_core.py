@@ -52,12 +52,13 @@ class Point:
         return -(-(self.n_in + self.n_out + CTX_PAD) // 256) * 256
 
     def meaning(self) -> str:
-        return (
+        text = (
             f"depth {self.depth}: one fresh prompt of {self.n_in} tokens (cache_prompt false), then "
             f"{self.n_out} generated; decode runs after {self.n_in} tokens of context "
             f"(llama-bench tg{self.n_out} @ d{self.n_in}); prefill is all {self.n_in} tokens from an empty "
-            f"context (pp{self.n_in} @ d0), not {self.n_in - self.depth} new tokens after {self.depth}"
+            f"context (pp{self.n_in} @ d0)"
         )
+        return text + (f", not {self.n_in - self.depth} new tokens after {self.depth}" if self.depth else "")
 
 
 def points(s: Settings) -> list[Point]:

@@ -51,6 +51,7 @@ def test_points_reach_depth_through_the_prompt_and_say_so():
     assert (p1.depth, p1.n_in) == (4096, 4352)
     assert "tg64 @ d4352" in p1.meaning() and "pp4352 @ d0" in p1.meaning()
     assert "not 256 new tokens after 4096" in p1.meaning()
+    assert "tg64 @ d256" in p0.meaning() and "new tokens after" not in p0.meaning()
     assert p1.ctx % 256 == 0 and p1.ctx >= 4352 + 64
 
 
