@@ -98,7 +98,7 @@ def lanebench_side(doc: Any, source: str) -> Side:
     summary = lane.get("summary") or {}
     for key, name in _SUMMARY.items():
         side.figures[key] = _stat(summary.get(name))
-    base = result.baseline or {}
+    base = lane.get("baseline") or {}  # the kernel view as --json wrote it
     side.figures["kernel_prefill"] = _kernel(base, "prefill")
     side.figures["kernel_decode"] = _kernel(base, "decode")
     if base.get("note"):
@@ -108,8 +108,8 @@ def lanebench_side(doc: Any, source: str) -> Side:
     for key, busy_key in BUSY_KEYS.items():
         if busy_key in busy:
             side.marks[key] = f"[busy: {busy[busy_key]:.2f} cores]"
-    if isinstance(result.attribution, dict):
-        side.effects = lanebench_effects(AttributionRecord.from_dict(result.attribution))
+    if result.attribution is not None:
+        side.effects = lanebench_effects(result.attribution)
     return side
 
 
