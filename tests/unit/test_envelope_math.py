@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lanebench.analysis.envelope import percentile, steady_window, summarize_cell, summarize_cells
+from lanebench.records.envelope import CellSummary
 from lanebench.records.samples import AggregateRecord, RequestRecord
 
 
@@ -93,3 +94,34 @@ def test_cells_are_grouped_and_ordered_by_depth_then_concurrency() -> None:
     batches.append(AggregateRecord(rep=0, streams=2, wall_s=1.0, tokens=40))  # the standard N-slot batch
     cells = summarize_cells(recs, batches)
     assert [c.key for c in cells] == [(0, 1), (4096, 1)] and all(c.reps == 1 for c in cells)
+
+
+def test_a_prefix_resumed_a_token_early_is_reused_and_said_so() -> None:
+    """llama-server resumes from its context checkpoint one token early on sliding-window models
+    (an H200 run: cache_n = d - 1, prompt_n = n_in + 1): reused, with a note; a prefix short by
+    more than REUSE_SLACK tokens was prefilled again and is flagged as not reused."""
+    from lanebench.analysis.envelope import REUSE_SLACK
+    from lanebench.orchestration.envelope_step import envelope_flags
+
+    def cell(cache_n: int) -> CellSummary:
+        recs = [cell_request(rep, s, 8192, cache_n, 40.0) for rep in range(2) for s in range(2)]
+        batches = [AggregateRecord(rep=r, streams=2, wall_s=2.0, tokens=40, depth=8192) for r in range(2)]
+        return summarize_cell(8192, 2, recs, batches)
+
+    early, refilled = cell(8191), cell(8192 - REUSE_SLACK - 1)
+    assert early.reused and early.reuse_min == 8191
+    (note,) = envelope_flags([early])
+    assert note.startswith("prefix reused with up to 1 token(s) of it evaluated again")
+    assert not refilled.reused
+    assert envelope_flags([refilled])[0].startswith("conversation prefix not reused: at depth 8,192")
+
+
+def test_an_envelope_turn_counts_the_prompt_tokens_it_took_as_new() -> None:
+    from lanebench.measure.job import _prompt_n
+
+    turn = cell_request(0, 0, 8192, 8191, 40.0)
+    turn.timings["prompt_n"] = 65  # n_in 64 + the one token of the prefix evaluated again
+    assert _prompt_n(turn, 64) == 64
+    single = RequestRecord(kind="single", rep=0, n_in=64, n_out=20)
+    single.timings = {"prompt_n": 65}
+    assert _prompt_n(single, 64) == 65

@@ -65,6 +65,12 @@ def _stream_rate(times: list[tuple[float, int]], start: float, end: float) -> fl
     return sum(k for _, k in inside) / span if span > 0 else None
 
 
+# tokens of the held prefix the server may evaluate again and the prefix still count as reused: on
+# sliding-window models llama-server resumes from its context checkpoint, seen one token early
+# (cache_n = d - 1, prompt_n = n_in + 1; b11434 on an H200) and up to 4 at depth = the window (the 270M)
+REUSE_SLACK = 4
+
+
 def steady_window(streams: Sequence[tuple[float, Arrivals]]) -> Window | None:
     """The window in which every stream of a batch was decoding; None when the streams' decodes
     do not overlap (or a stream brought no tokens)."""
@@ -132,7 +138,7 @@ def summarize_cell(
     cell.requests_per_min = 60 * finished / wall if wall > 0 else None
     cell.acceptance = m.acceptance(ok)
     cached = [int(r.timings["cache_n"]) for r in ok if "cache_n" in r.timings]
-    cell.reuse_ok = sum(1 for c in cached if c == depth)
+    cell.reuse_ok = sum(1 for c in cached if depth - REUSE_SLACK <= c <= depth)
     cell.reuse_min = min(cached) if cached else None
     cell.busy = sum(1 for b in batches if b.load is not None and b.load.busy)
     return cell

@@ -251,6 +251,15 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
     _flag(result, job, [r for r in result.samples if r.kind == measured and r.ok], log_tail)
 
 
+def _prompt_n(rec: RequestRecord, n_in: int) -> int:
+    """The prompt tokens the engine took as new; an envelope turn's count less the held prefix's
+    tokens it evaluated again (the envelope's reuse check judges those)."""
+    prompt_n = int(rec.timings.get("prompt_n", n_in))
+    if rec.kind == "cell" and "cache_n" in rec.timings and rec.depth > 0:
+        prompt_n -= max(0, rec.depth - int(rec.timings["cache_n"]))
+    return prompt_n
+
+
 def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_tail: str) -> None:
     result.flags = []  # recomputed from the records: summarize may run again (e.g. after a resume)
     if result.status == LaneStatus.FLAGGED:
@@ -273,7 +282,7 @@ def _flag(result: LaneResult, job: JobSpec, singles: list[RequestRecord], log_ta
         )
     if singles and not any("prompt_n" in r.timings for r in singles):
         result.flags.append(f"the engine reported no prompt length: prompts of {job.n_in} tokens unconfirmed")
-    short = [r for r in singles if int(r.timings.get("prompt_n", job.n_in)) != job.n_in]
+    short = [r for r in singles if _prompt_n(r, job.n_in) != job.n_in]
     if short:
         result.flags.append(
             f"engine processed {short[0].timings.get('prompt_n')} prompt tokens, not {job.n_in}"

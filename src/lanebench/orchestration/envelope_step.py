@@ -59,6 +59,16 @@ def envelope_flags(cells: list[CellSummary]) -> list[str]:
             "(timings.cache_n); their prefill and decode are not at that depth"
             + (f" (and {len(missed) - 1} more cells)" if len(missed) > 1 else "")
         )
+    again = [
+        c for c in cells if c.depth > 0 and c.reused and c.reuse_min is not None and c.reuse_min < c.depth
+    ]
+    if again:
+        k = max(c.depth - (c.reuse_min or 0) for c in again)
+        flags.append(
+            f"prefix reused with up to {k} token(s) of it evaluated again (timings.cache_n >= depth - {k} "
+            f"in {len(again)} cell(s): the server resumes from its context checkpoint): their prefill "
+            "covers those tokens too; decode is at depth"
+        )
     failed = sum(c.failed for c in cells)
     if failed:
         flags.append(f"{failed} request(s) of the envelope failed (see the samples)")
