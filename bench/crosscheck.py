@@ -10,7 +10,8 @@ For one lane (the real Gemma 3 270M by default) at each depth of ``--depths``:
   - attribution: for each suspect ``run --attribute`` tested, this script's own A/B (its server
     restarted with the suspect switched off) in client prefill beside lanebench's difference.
 
-lanebench's standard job (not the envelope's --depth, which came after this script): depth d is reached through the
+lanebench's standard job (not the envelope's --depth, which came after this script): depth d is
+reached through the
 prompt (one fresh prompt of d + n_in tokens), and the header says so. A report, not a test:
 no threshold fails it.
 

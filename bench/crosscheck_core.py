@@ -39,7 +39,8 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One operating point. lanebench's standard job is used (not the envelope's `--depth`, which came after), so depth
+    """One operating point. lanebench's standard job is used (not the envelope's `--depth`, which
+    came after), so depth
     ``d`` is reached through the prompt: one fresh prompt of ``d + n_in`` tokens."""
 
     depth: int
