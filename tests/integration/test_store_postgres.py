@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from tests.conftest import need
+from tests.schema_history import SCHEMA_10
 from tests.unit.test_store import _writer, make_run, measure_lane
 
 from lanebench.config.job import JobSpec
@@ -31,16 +32,6 @@ from lanebench.records.run import RunInfo
 from lanebench.records.samples import RequestRecord
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
-
-# columns of schema 10 (the envelope), dropped to make an older database
-SCHEMA_10 = [
-    ("samples", "depth"),
-    ("samples", "concurrency"),
-    ("samples", "start_offset_s"),
-    ("samples", "arrivals"),
-    ("aggregates", "depth"),
-    ("lanes", "envelope"),
-]
 
 
 def _pg_bin() -> Path | None:

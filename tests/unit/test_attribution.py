@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests.schema_history import SCHEMA_10
 
 from lanebench.analysis.attribution import causes, conclude, drift, effects, separated
 from lanebench.analysis.views import where_time_goes
@@ -17,16 +18,6 @@ from lanebench.records.attribution import CONTROL, CONTROL_AFTER, Arm, Attributi
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import RequestRecord, Stat
-
-# columns of schema 10 (the envelope), dropped to make an older database
-SCHEMA_10 = [
-    ("samples", "depth"),
-    ("samples", "concurrency"),
-    ("samples", "start_offset_s"),
-    ("samples", "arrivals"),
-    ("aggregates", "depth"),
-    ("lanes", "envelope"),
-]
 
 JOB = JobSpec(n_in=1000, n_out=100, reps=3, warmup=0, aggregate=0)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.schema_history import SCHEMA_10
 
 from lanebench.busy.verdict import BUSY_CAPTION, needs_more
 from lanebench.config.job import JobSpec
@@ -26,16 +27,6 @@ from lanebench.report.tables import draft_acceptance, lane_notes, latest_numbers
 from lanebench.report.views import time_table
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
-
-# columns of schema 10 (the envelope), dropped to make an older database
-SCHEMA_10 = [
-    ("samples", "depth"),
-    ("samples", "concurrency"),
-    ("samples", "start_offset_s"),
-    ("samples", "arrivals"),
-    ("aggregates", "depth"),
-    ("lanes", "envelope"),
-]
 
 JOB = JobSpec(n_in=100, n_out=20, reps=2, warmup=0, aggregate=2)
 

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests.schema_history import SCHEMA_10
 
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.llamacpp.dialect import parse_dialect
@@ -25,16 +26,6 @@ from lanebench.records.samples import RequestRecord, Stat
 from lanebench.report.quality import delta_verdict, quality_compare_rows, quality_table, speed_quality_points
 from lanebench.store import open_store, schema
 from lanebench.store.sink import StoreSink
-
-# columns of schema 10 (the envelope), dropped to make an older database
-SCHEMA_10 = [
-    ("samples", "depth"),
-    ("samples", "concurrency"),
-    ("samples", "start_offset_s"),
-    ("samples", "arrivals"),
-    ("aggregates", "depth"),
-    ("lanes", "envelope"),
-]
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "perplexity"
 GEMMA_VOCAB = 262_144
