@@ -1,11 +1,13 @@
 """End to end: the operating envelope on a real llama-server with the real Gemma 3 270M.
 
-One module-scoped run maps one lane at depths 0 and 6,000 and at 1 and 2 streams; the tests read
-its JSON. What must hold on any machine: the server's own counters confirm every turn continued
-the conversation it held (cache_n = depth, prompt_n = the fresh n_in), decode at depth 6,000 is
-slower than at depth 0 beyond the spread (the attention reads 6,000 more tokens a step), the
-steady-state aggregate of two streams agrees with their own rates summed over the same window,
-and a depth the lane's context cannot hold is refused before any server starts.
+One module-scoped run maps one lane at depths 0 and 6,000 and at 1 and 2 streams, and the same
+lane with the server's prompt cache off; the tests read its JSON. What must hold on any machine:
+the server's own counters confirm every turn continued the conversation it held (cache_n =
+depth, prompt_n = the fresh n_in), decode at depth 6,000 is slower than at depth 0 beyond the
+spread (the attention reads 6,000 more tokens a step), the steady-state aggregate of two streams
+agrees with their own rates summed over the same window, the prompt-cache work the server's log
+shows is placed in the cells (and there is none with the cache off), and a depth the lane's
+context cannot hold is refused before any server starts.
 """
 
 from __future__ import annotations
@@ -27,19 +29,28 @@ N_IN, N_OUT, DEEP = 64, 48, 6000
 
 
 @pytest.fixture(scope="module")
-def envelope(tmp_path_factory: pytest.TempPathFactory, server_bin: Path, gemma_270m: Path) -> dict[str, Any]:
+def both(tmp_path_factory: pytest.TempPathFactory, server_bin: Path, gemma_270m: Path) -> dict[str, Any]:
+    """The run: lane "plain" as the server comes (its host-RAM prompt cache on), and the same lane
+    with the prompt cache off (cache_ram = 0)."""
     d = tmp_path_factory.mktemp("envelope")
-    lanes = lanes_file(d, f'[[lane]]\nname = "plain"\nmodel = "{gemma_270m}"\nserver_bin = "{server_bin}"\n')
+    lane = f'model = "{gemma_270m}"\nserver_bin = "{server_bin}"\n'
+    lanes = lanes_file(
+        d, f'[[lane]]\nname = "plain"\n{lane}\n[[lane]]\nname = "no prompt cache"\n{lane}cache_ram = 0\n'
+    )
     out = d / "out.json"
     job = ("--n-in", str(N_IN), "--n-out", str(N_OUT), "--reps", "4", "--warmup", "1")
     proc, left = run_cli(
         d, "run", str(lanes), *job, "--depth", f"0,{DEEP}", "--concurrency", "1,2", "--json", str(out),
-        timeout=1500,
+        timeout=2400,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert not left, f"processes left running: {left}"
-    (lane,) = json.loads(out.read_text())["lanes"]
-    return dict(lane)
+    return {lane["name"]: dict(lane) for lane in json.loads(out.read_text())["lanes"]}
+
+
+@pytest.fixture(scope="module")
+def envelope(both: dict[str, Any]) -> dict[str, Any]:
+    return dict(both["plain"])
 
 
 def cells(lane: dict[str, Any]) -> dict[tuple[int, int], CellSummary]:
@@ -87,6 +98,21 @@ def test_two_streams_aggregate_agrees_with_their_rates_summed(envelope: dict[str
         assert c.aggregate_check.min >= 0.9 and c.aggregate_check.max <= 1.1, c.aggregate_check
         assert c.ttft_p95 is not None and c.ttft_p50 is not None and c.ttft_p95 >= c.ttft_p50
         assert c.requests_per_min and c.requests_per_min > 0
+
+
+def test_the_servers_prompt_cache_work_is_read_from_its_log_into_the_cells(both: dict[str, Any]) -> None:
+    on, off = cells(both["plain"]), cells(both["no prompt cache"])
+    for got in (on, off):
+        for c in got.values():
+            # every cell has its wait beyond the prompt timer, and the log's work was placed (0.0
+            # when none): the log's launches were paired with the lane's requests
+            assert c.ttft_beyond is not None and c.ttft_beyond.n == c.requests
+            assert c.cache_s is not None
+    # with the cache on, saving a stream's 6,000-token conversation when its slot sits idle is
+    # work the log shows inside the deep cells; with the cache off there is none anywhere
+    deep = [on[(DEEP, 1)], on[(DEEP, 2)]]
+    assert sum(c.cache_events for c in deep) >= 1 and sum(c.cache_s or 0.0 for c in deep) > 0
+    assert all(c.cache_events == 0 and c.cache_s == 0 for c in off.values())
 
 
 def test_a_depth_the_lanes_context_cannot_hold_is_refused(

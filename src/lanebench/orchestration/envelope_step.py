@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from lanebench.analysis.cachework import add_cache_work, align
 from lanebench.analysis.envelope import summarize_cells
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import Engine
 from lanebench.errors import BadInput
-from lanebench.memory.logparse import KvCache, kv_caches, kv_in_use_mib
+from lanebench.memory.logparse import kv_caches, kv_in_use_mib
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.envelope import CellSummary
 from lanebench.records.lane import LaneResult
+from lanebench.server.cachelog import CacheLog, read_cache_log
 
 KernelAt = Callable[[int], BaselineRecord | None]  # depth -> the kernel view measured at it
 
@@ -75,25 +77,54 @@ def envelope_flags(cells: list[CellSummary]) -> list[str]:
     return flags
 
 
-def read_kv(log_path: str | None) -> list[KvCache]:
+def _log_text(log_path: str | None) -> str | None:
     if not log_path:
-        return []
+        return None
     try:
-        return kv_caches(Path(log_path).read_text(encoding="utf-8", errors="replace"))
+        return Path(log_path).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return []
+        return None
+
+
+def _placed(cache_log: CacheLog | None, result: LaneResult) -> list[tuple[float, float]] | None:
+    """The log's prompt-cache work in Unix time (start, seconds); None when it cannot be placed."""
+    if cache_log is None:
+        return None
+    offset = align(cache_log.launches, (r.t_start for r in result.samples))
+    if offset is None:
+        return None
+    return [(e.start + offset, e.seconds) for e in cache_log.events]
+
+
+def cache_flag(named: list[CellSummary]) -> str | None:
+    """The lane's flag when the prompt cache was named in some cells (``analysis.cachework``)."""
+    if not named:
+        return None
+    where = ", ".join(f"{c.depth:,} x {c.concurrency}" for c in named[:4]) + (" …" if len(named) > 4 else "")
+    total = sum(c.cache_s or 0.0 for c in named)
+    return (
+        f"time to first token beyond the engine's prompt timer is mostly the server's host-RAM "
+        f"prompt cache in {len(named)} cell(s) "
+        f"(depth x streams: {where}; its log: {total:.1f} s of saves inside their batches); "
+        "cache_ram = 0 on the lane measures it without"
+    )
 
 
 def summarize_envelope(result: LaneResult, job: JobSpec, kernel_at: KernelAt | None = None) -> None:
-    """Fill ``result.envelope`` from its raw records, with the kernel view and KV at each depth,
-    and add the envelope's flags."""
+    """Fill ``result.envelope`` from its raw records, with the kernel view at each depth, the KV
+    and the prompt-cache work the server's log shows, and add the envelope's flags."""
     cells = summarize_cells(result.samples, result.aggregates)
-    caches = read_kv(result.log_path)
+    text = _log_text(result.log_path)
+    caches = kv_caches(text) if text else []
+    cache_log = read_cache_log(text) if text else None
     kernels = {d: kernel_at(d) for d in {c.depth for c in cells}} if kernel_at else {}
     for c in cells:
         c.kv_mib = kv_in_use_mib(caches, c.depth, c.concurrency, job.n_in, job.n_out) if caches else None
         base = kernels.get(c.depth)
         if base is not None:
             c.kernel_prefill, c.kernel_decode = base.prefill_tps, base.decode_tps
+    named = add_cache_work(cells, result.samples, _placed(cache_log, result))
     result.envelope = cells
     result.flags += envelope_flags(cells)
+    if flag := cache_flag(named):
+        result.flags.append(flag)

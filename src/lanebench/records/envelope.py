@@ -7,7 +7,9 @@ two lanes from it (``analysis.noise.judge_stats``):
 - ``decode`` / ``decode_client``: each stream's decode rate (the engine's timer / the client's
   token arrivals), over streams x repetitions;
 - ``prefill``: each stream's prefill of the job's ``n_in`` new tokens (the engine's timer);
-- ``ttft``: each stream's time to first token (s), with its p50 and p95;
+- ``ttft``: each stream's time to first token (s), with its p50 and p95; ``ttft_beyond``: the part
+  of it outside the engine's prompt timer, and ``cache_s`` / ``cache_events``: the prompt-cache
+  work the server's log shows inside the cell's batches (``server.cachelog``);
 - ``aggregate``: decode throughput in the steady state, one sample per batch: tokens that arrived
   while every stream was decoding, over that window (``analysis.envelope.steady_window``);
 - ``nslot_aggregate``: the seed report's N-slot figure, one sample per batch: generated tokens over
@@ -43,6 +45,9 @@ class CellSummary(Record):
     ttft: Stat | None = None
     ttft_p50: float | None = None
     ttft_p95: float | None = None
+    ttft_beyond: Stat | None = None  # per request: time to first token − the engine's prompt time (s)
+    cache_s: float | None = None  # the server's prompt-cache work inside the cell's batches (s, its log)
+    cache_events: int = 0  # saves and updates of the prompt cache inside the cell's batches
     aggregate: Stat | None = None
     aggregate_check: Stat | None = None  # per batch: steady aggregate / sum of per-stream window rates
     nslot_aggregate: Stat | None = None
