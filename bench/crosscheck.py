@@ -280,7 +280,8 @@ def header(s: Settings, p: Point, lb: Side, own: Side) -> list[str]:
         )
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     cores = os.cpu_count() or 1
-    lines.append(f"- load average after this depth (1 / 5 / 15 min; {cores} cores busy = {cores:.2f}): {load}")
+    scale = f"{cores} cores busy = {cores:.2f}"
+    lines.append(f"- load average after this depth (1 / 5 / 15 min; {scale}): {load}")
     return lines + [f"- note: {n}" for n in [*lb.notes, *own.notes]]
 
 

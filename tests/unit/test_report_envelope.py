@@ -21,6 +21,7 @@ from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData, RunData
 from lanebench.report.envelope import (
     CSV_COLUMNS,
+    cell_csv,
     crossover_table,
     envelope_doc,
     envelope_tables,
@@ -225,3 +226,13 @@ def test_the_run_json_round_trips_the_envelope() -> None:
     result = lane("plain", SLOW, busy=1, notes=["a note"])
     back = LaneResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert back.envelope == result.envelope
+
+
+def test_a_cells_wait_beyond_the_prompt_timer_and_its_prompt_cache_work_are_csv_columns() -> None:
+    cell = CellSummary(6000, 2, reps=3, requests=6)
+    cell.ttft_beyond, cell.cache_s, cell.cache_events = Stat(0.18, 0.1, 0.2, 6), 0.53, 3
+    row = dict(zip(CSV_COLUMNS, cell_csv(cell), strict=True))
+    assert row["cell_ttft_beyond_median"] == 0.18 and row["cell_ttft_beyond_n"] == 6
+    assert row["cell_cache_s"] == 0.53 and row["cell_cache_events"] == 3
+    empty = dict(zip(CSV_COLUMNS, cell_csv(CellSummary(0, 1)), strict=True))
+    assert empty["cell_ttft_beyond_median"] == "" and empty["cell_cache_s"] == ""

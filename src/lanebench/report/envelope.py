@@ -277,7 +277,7 @@ def envelope_doc(lanes: Sequence[LaneResult]) -> dict[str, Any] | None:
 
 
 # CSV: one row per cell after its lane's row, these columns filled ---------------------------
-_STATS = ("decode", "decode_client", "prefill", "ttft", "aggregate", "nslot_aggregate")
+_STATS = ("decode", "decode_client", "prefill", "ttft", "ttft_beyond", "aggregate", "nslot_aggregate")
 _VALUES = (
     "ttft_p50",
     "ttft_p95",
@@ -289,6 +289,8 @@ _VALUES = (
     "reuse_ok",
     "reuse_min",
     "busy",
+    "cache_s",
+    "cache_events",
 )
 CSV_COLUMNS = (
     "cell_depth",
