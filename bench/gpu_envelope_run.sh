@@ -14,6 +14,8 @@
 # machine ($WORK/envelope.sqlite) across calls; collect copies it to OUT.
 # env: DEPTH (0,8192,32768), CONC (1,4,8), N_IN (1150), N_OUT (256), BUDGET (minutes, 6),
 #   MAX_REPS (3), STOP_AT (epoch seconds: lanebench is interrupted then, keeping finished lanes),
+#   CROSS_TIMEOUT (300 s for one run or request of the crosscheck: on 2026-12-04 its own llama-bench
+#   pp32768 on the 26B-A4B had not returned after 320 s and took that depth's table with it),
 #   TAG (run file names), WORK (/tmp/lanebench-seed, shared with gpu_seed_run.sh).
 set -euo pipefail
 step=$1 carry=$2 out=$3
@@ -81,7 +83,8 @@ if [ "$step" = crosscheck ]; then
   timeout -s INT -k 20 "$t" python3 bench/crosscheck.py --model "$work/seed-models/26b-a4b/main.gguf" \
     --server-bin "$bin" --ngl 999 --n-in "${N_IN:-1150}" --n-out "${N_OUT:-256}" \
     --depths "${CROSS_DEPTHS:-0,31618}" --reps "${CROSS_REPS:-3}" --attribute "${CROSS_ATTRIBUTE:-first}" \
-    --format markdown --json "$out/crosscheck.json" --work-dir "$work/cross" > "$out/crosscheck.md" 2>&1 \
+    --format markdown --json "$out/crosscheck.json" --work-dir "$work/cross" --timeout "${CROSS_TIMEOUT:-300}" \
+    > "$out/crosscheck.md" 2>&1 \
     || echo "crosscheck exited non-zero"
   tail -60 "$out/crosscheck.md"
   exit 0
