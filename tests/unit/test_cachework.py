@@ -5,6 +5,8 @@ a real 270M run's log (the ``update:    - prompt`` listing shortened to one line
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from lanebench.analysis import metrics as m
@@ -125,3 +127,15 @@ def test_without_placed_work_the_cells_keep_the_wait_and_no_cache_figure() -> No
     cell = CellSummary(6000, 1, reps=1, requests=1)
     assert add_cache_work([cell], [_rec(0, 1.0, 0.5, 100.0)], None) == []
     assert cell.ttft_beyond is not None and cell.cache_s is None and cell.notes == []
+
+
+def test_a_mangled_log_never_raises() -> None:
+    rng = random.Random(7)
+    lines = LOG.splitlines()
+    for _ in range(300):
+        mangled = [
+            "".join(c if rng.random() > 0.05 else rng.choice(" .0123456789x|") for c in line)
+            for line in rng.sample(lines, k=rng.randint(0, len(lines)))
+        ]
+        got = read_cache_log("\n".join(mangled))
+        assert all(e.seconds >= 0 for e in got.events)

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 _STAMP = re.compile(r"^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) ")
 _IDLE = "saving idle slot to prompt cache"
 _LAUNCH = "processing task, is_child = 0"
-_UPDATE_TOOK = re.compile(r"prompt cache update took ([\d.]+) ms")
+_UPDATE_TOOK = re.compile(r"prompt cache update took (\d+(?:\.\d+)?) ms")
 # the server's loop logs per slot ("I slot ..."); its HTTP threads log "srv ..." lines at any time
 _SLOT_LINE = re.compile(r"^\S+ \w slot ")
-_SIZE = re.compile(r"total state size = ([\d.]+) MiB")
+_SIZE = re.compile(r"total state size = (\d+(?:\.\d+)?) MiB")
 
 
 @dataclass(frozen=True, slots=True)
