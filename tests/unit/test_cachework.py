@@ -10,12 +10,12 @@ import random
 import pytest
 
 from lanebench.analysis import metrics as m
+from lanebench.analysis.attribution import outside_ms
 from lanebench.analysis.cachework import (
     MIN_BEYOND_S,
     SHARE,
     add_cache_work,
     align,
-    beyond_prompt_s,
     cache_note,
     work_inside,
 )
@@ -90,10 +90,10 @@ def _rec(
 
 
 def test_beyond_the_prompt_timer_needs_both_times() -> None:
-    assert beyond_prompt_s(_rec(0, 0.0, 0.5, 100.0)) == pytest.approx(0.4)
+    assert outside_ms(_rec(0, 0.0, 0.5, 100.0)) == pytest.approx(400.0)
     r = _rec(0, 0.0, 0.5, 100.0)
     r.timings = {}
-    assert beyond_prompt_s(r) is None
+    assert outside_ms(r) is None
 
 
 def _cell(beyond: list[float], cache_s: float | None, reps: int = 3) -> CellSummary:

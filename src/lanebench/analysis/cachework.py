@@ -20,6 +20,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from lanebench.analysis import metrics as m
+from lanebench.analysis.attribution import outside_ms
+from lanebench.analysis.envelope import by_cell
 from lanebench.records.envelope import CellSummary
 from lanebench.records.samples import RequestRecord
 
@@ -28,14 +30,6 @@ SHARE = 0.5
 SLACK_S = 0.02
 
 Event = tuple[float, float]  # (start, Unix seconds; seconds it took)
-
-
-def beyond_prompt_s(r: RequestRecord) -> float | None:
-    """Time to first token minus the engine's prompt time (s); None without both."""
-    prompt_ms = r.timings.get("prompt_ms")
-    if r.ttft_s is None or not isinstance(prompt_ms, (int, float)):
-        return None
-    return r.ttft_s - prompt_ms / 1e3
 
 
 def batch_windows(records: Iterable[RequestRecord]) -> list[tuple[float, float]]:
@@ -87,14 +81,11 @@ def add_cache_work(
 ) -> list[CellSummary]:
     """Fill each cell's ``ttft_beyond`` and, when the log had times (``events`` not None), its
     ``cache_s`` / ``cache_events`` and the naming note. Returns the cells the rule named it in."""
-    by_cell: dict[tuple[int, int], list[RequestRecord]] = defaultdict(list)
-    for r in records:
-        if r.kind == "cell" and r.ok:
-            by_cell[(r.depth, r.concurrency)].append(r)
+    grouped = by_cell(records)
     named = []
     for c in cells:
-        recs = by_cell.get((c.depth, c.concurrency), [])
-        c.ttft_beyond = m.stat(b for r in recs if (b := beyond_prompt_s(r)) is not None)
+        recs = [r for r in grouped.get((c.depth, c.concurrency), []) if r.ok]
+        c.ttft_beyond = m.stat(ms / 1e3 for r in recs if (ms := outside_ms(r)) is not None)
         if events is None:
             continue
         c.cache_s, c.cache_events = work_inside(events, batch_windows(recs))

@@ -97,7 +97,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return xs[rank - 1]
 
 
-def _by_cell(records: Iterable[RequestRecord]) -> dict[CellKey, list[RequestRecord]]:
+def by_cell(records: Iterable[RequestRecord]) -> dict[CellKey, list[RequestRecord]]:
+    """The measured requests (kind ``cell``) of each (depth, concurrency) cell."""
     cells: dict[CellKey, list[RequestRecord]] = defaultdict(list)
     for r in records:
         if r.kind == "cell":
@@ -152,5 +153,5 @@ def summarize_cells(
     for b in batches:
         if b.depth is not None:
             by_batch[(b.depth, b.streams)].append(b)
-    cells = _by_cell(records)
+    cells = by_cell(records)
     return [summarize_cell(d, c, cells[(d, c)], by_batch.get((d, c), [])) for d, c in sorted(cells)]
