@@ -18,6 +18,7 @@ from lanebench.records.lane import LaneResult
 from lanebench.report.data import ReportData
 from lanebench.report.envelope import CSV_COLUMNS as CELLS
 from lanebench.report.envelope import csv_cell_rows, envelope_doc, envelope_lanes, envelope_tables
+from lanebench.report.envelope_across import across_runs_tables
 from lanebench.report.fmt import Table
 from lanebench.report.heading import run_line
 from lanebench.report.memory import CSV_COLUMNS as MEMORY
@@ -84,6 +85,8 @@ def report_tables(data: ReportData) -> list[Table]:
             if many:
                 t.title = f"{t.title} ({rd.run.run_id})"
         tables += per_run
+    if many:
+        tables += across_runs_tables(data)
     tables += [t for t in (context_table(data), failures_table(data)) if t is not None]
     return tables
 
