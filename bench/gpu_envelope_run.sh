@@ -16,7 +16,9 @@
 #   MAX_REPS (3), STOP_AT (epoch seconds: lanebench is interrupted then, keeping finished lanes),
 #   CROSS_TIMEOUT (300 s for one run or request of the crosscheck: on 2026-12-04 its own llama-bench
 #   pp32768 on the 26B-A4B had not returned after 320 s and took that depth's table with it),
-#   TAG (run file names), WORK (/tmp/lanebench-seed, shared with gpu_seed_run.sh).
+#   TAG (run file names), WORK (/tmp/lanebench-seed, shared with gpu_seed_run.sh),
+#   RESUME (a run id: `run` continues that interrupted run with --resume, its job and the cells its
+#   unfinished lane had finished kept; MATCH must still name that lane).
 set -euo pipefail
 step=$1 carry=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -68,7 +70,7 @@ PY
     --n-in "${N_IN:-1150}" --n-out "${N_OUT:-256}" --reps 2 --max-reps "${MAX_REPS:-3}" \
     --budget "${BUDGET:-6}" --warmup 1 --remeasure-busy 0 --no-fit-check \
     --server-bin "$bin" --load-timeout 600 --db "$db" --out-dir "$work/logs" \
-    --json "$out/run-$tag.json" --markdown "$out/run-$tag.md" > "$work/run-$tag.out" 2>&1 \
+    --json "$out/run-$tag.json" --markdown "$out/run-$tag.md" ${RESUME:+--resume "$RESUME"} > "$work/run-$tag.out" 2>&1 \
     || echo "run $tag: lanebench exited non-zero (interrupted at STOP_AT, or failed: see below)"
   # the tables are in run-$tag.md; here what a reader of the call's output needs
   grep -E "^(run |lane |servers |warning|error|interrupted|.*exited)" "$work/run-$tag.out" | cut -c1-400

@@ -41,6 +41,7 @@ class EnvelopeJob(LaneJob):
     _conv: Conversations | None = None
     _last: dict[int, int]  # per slot: the token the cache holds right after the conversation
     deadline: float | None = None
+    done_cells: frozenset[tuple[int, int]] | set[tuple[int, int]] = frozenset()  # a resume's kept cells
 
     async def _prepare(self, session: aiohttp.ClientSession) -> None:
         await super()._prepare(session)
@@ -138,12 +139,15 @@ class EnvelopeJob(LaneJob):
         self, session: aiohttp.ClientSession, depths: Sequence[int], levels: Sequence[int]
     ) -> None:
         deadline = self.deadline
-        cells_left = len(depths) * len(levels)
+        cells_left = sum(1 for d in depths for c in levels if (d, c) not in self.done_cells)
         warm = True
         for depth in depths:
+            here = [c for c in levels if (depth, c) not in self.done_cells]
+            if not here:
+                continue  # every cell of this depth kept from before a resume
             if depth > 0:
                 await self._fill(session, depth, max(levels))
-            for streams in levels:
+            for streams in here:
                 if warm:
                     for w in range(self.job.warmup):
                         await self._batch_at(session, "warmup", depth, streams, w)

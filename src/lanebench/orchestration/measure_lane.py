@@ -29,6 +29,7 @@ from lanebench.orchestration.envelope_step import summarize_envelope
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.plan import requests_per_lane
+from lanebench.orchestration.resume_step import KeptCells
 from lanebench.records.attribution import AttributionRecord
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult, LaneStatus
@@ -54,6 +55,7 @@ class _Recorder:
         self.result = LaneResult(name=plan.lane.name, lane=plan.lane, argv=plan.argv_preview)
         self.done = 0
         self.kernels: dict[int, BaselineRecord] = {}  # the envelope's kernel view per depth
+        self.kept: KeptCells | None = None
         for s in sinks:
             s.lane_started(run, self.result)
 
@@ -67,6 +69,17 @@ class _Recorder:
         for s in self.sinks:
             s.sample(self.run, self.result, rec)
 
+    def keep(self, kept: KeptCells) -> None:
+        """Write the cells a resume keeps into this lane, as if measured now (they were, by an
+        earlier server of it); ``finish`` flags the lane with how many."""
+        self.kept = kept
+        for r in kept.records:
+            if isinstance(r, RequestRecord):
+                self.result.samples.append(r)
+            else:
+                self.result.aggregates.append(r)
+            self.emit(r)
+
     def fail(self, exc: LaneFailed, log_tail: str) -> None:
         r = self.result
         r.status, r.error, r.log_tail = LaneStatus.FAILED, str(exc), exc.log_tail or log_tail
@@ -75,6 +88,10 @@ class _Recorder:
         summarize(self.result, self.job, log_tail)
         if self.job.envelope:
             summarize_envelope(self.result, self.job, self.kernels.get)
+        if self.kept is not None:
+            self.result.flags.append(self.kept.flag())
+            if self.result.status == LaneStatus.OK:
+                self.result.status = LaneStatus.FLAGGED
         log = self.result.log_path
         self.result.backends = self.plan.engine.backends(self.plan, Path(log) if log else None)
         for s in self.sinks:
@@ -96,6 +113,7 @@ class LaneMeasurer:
         self.baselines: dict[str, BaselineRecord] = {}  # llama-bench argv -> its record, once per run
         self.attributions: dict[str, AttributionRecord] = {}  # server argv -> its experiment, once per run
         self.lanes_left = 1  # lanes still to measure (the pipeline sets it): they share a --budget
+        self.kept: dict[str, KeptCells] = {}  # a resume's complete cells of interrupted lanes, by name
         budget = opts.job.budget_s
         self.deadline = time.monotonic() + budget if budget else None
 
@@ -171,6 +189,9 @@ class LaneMeasurer:
         )
         if isinstance(job, EnvelopeJob):
             job.deadline = self._lane_deadline()
+            if (kept := self.kept.pop(plan.lane.name, None)) is not None:
+                rec.keep(kept)
+                job.done_cells = kept.cells
         try:
             with measured(plan, endpoint, rec.result):
                 asyncio.run(job.run())

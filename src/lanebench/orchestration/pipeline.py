@@ -20,6 +20,7 @@ from lanebench.orchestration.fingerprint_step import FingerprintSink, Fingerprin
 from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
 from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.orchestration.quality_step import Say, apply_quality, check_quality, wants_quality
+from lanebench.orchestration.resume_step import kept_lanes
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records.lane import LaneResult, LaneStatus, RunStatus
 from lanebench.records.run import RunInfo
@@ -103,7 +104,9 @@ def run_lanes(
     rp = planned or plan_run(lanes, config, store, resume)
     config = rp.config
     run = rp.run or new_run(config, rp.plans)
+    kept = {}
     if resume and store is not None:
+        kept = kept_lanes(store, resume, config.job, [p.lane.name for p in rp.plans])
         store.discard_unfinished(resume)
     stored: list[Sink] = []
     if store is not None:
@@ -116,6 +119,7 @@ def run_lanes(
         progress.run_started(run, len(rp.skipped))
     measurer = LaneMeasurer(run, config, all_sinks, progress)
     measurer.lanes_left = len(rp.plans)
+    measurer.kept = kept
     results: list[LaneResult] = []
     quality = None
     try:

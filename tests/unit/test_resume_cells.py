@@ -1,0 +1,92 @@
+"""Which cells of an interrupted envelope lane a resume keeps: every cell before the one the lane
+was measuring (it had moved on from them), their batches, and the fills of depths it finished
+whole; nothing when it finished no cell; the standard job keeps nothing."""
+
+from __future__ import annotations
+
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.orchestration.resume_step import cell_order, kept_cells, kept_lanes
+from lanebench.records.lane import LaneResult
+from lanebench.records.samples import AggregateRecord, RequestRecord, SampleKind
+
+Records = tuple[list[RequestRecord], list[AggregateRecord]]
+JOB = JobSpec(n_in=32, n_out=8, reps=2, depths=[0, 512], concurrency=[1, 2])
+
+
+def req(kind: SampleKind, depth: int, streams: int, rep: int = 0) -> RequestRecord:
+    return RequestRecord(kind=kind, rep=rep, n_in=32, n_out=8, depth=depth, concurrency=streams)
+
+
+def cell(depth: int, streams: int, reps: int = 2) -> tuple[list[RequestRecord], list[AggregateRecord]]:
+    samples = [req("cell", depth, streams, r) for r in range(reps) for _ in range(streams)]
+    return samples, [
+        AggregateRecord(rep=r, streams=streams, wall_s=1.0, tokens=8, depth=depth) for r in range(reps)
+    ]
+
+
+def lane_until(cells: list[tuple[int, int]], partial: tuple[int, int] | None = None) -> Records:
+    samples: list[RequestRecord] = [req("warmup", 0, 1)]
+    batches: list[AggregateRecord] = []
+    filled: set[int] = set()
+    for d, c in [*cells, *([partial] if partial else [])]:
+        if d > 0 and d not in filled:
+            samples += [req("fill", d, 1), req("fill", d, 1)]
+            filled.add(d)
+        s, b = cell(d, c, 1 if (d, c) == partial else 2)
+        samples, batches = samples + s, batches + b
+    return samples, batches
+
+
+def test_cells_are_measured_depth_by_depth() -> None:
+    assert cell_order(JOB) == [(0, 1), (0, 2), (512, 1), (512, 2)]
+
+
+def test_interrupted_in_the_third_cell_keeps_the_two_before_it_and_no_fill() -> None:
+    samples, batches = lane_until([(0, 1), (0, 2)], partial=(512, 1))
+    kept = kept_cells(samples, batches, JOB)
+    assert kept is not None and kept.cells == {(0, 1), (0, 2)} and kept.of == 4
+    assert sorted((r.kind, r.depth, r.concurrency) for r in kept.samples) == sorted(
+        [("cell", 0, 1)] * 2 + [("cell", 0, 2)] * 4
+    )  # no warm-up (the resumed server warms up again), no fill of the depth it was inside
+    assert [(a.depth, a.streams) for a in kept.aggregates] == [(0, 1), (0, 1), (0, 2), (0, 2)]
+    assert "resumed: 2 of 4 cells kept" in kept.flag()
+
+
+def test_a_depth_finished_whole_keeps_its_fills() -> None:
+    job = JobSpec(n_in=32, n_out=8, depths=[0, 512, 1024], concurrency=[1])
+    samples, batches = lane_until([(0, 1), (512, 1)], partial=(1024, 1))
+    kept = kept_cells(samples, batches, job)
+    assert kept is not None and kept.cells == {(0, 1), (512, 1)}
+    assert [r.depth for r in kept.samples if r.kind == "fill"] == [512, 512]
+
+
+def test_nothing_finished_keeps_nothing() -> None:
+    samples, batches = lane_until([], partial=(0, 1))
+    assert kept_cells(samples, batches, JOB) is None
+    assert kept_cells([req("warmup", 0, 1)], [], JOB) is None
+
+
+class FakeStore:
+    """A fake results store: one finished lane and one interrupted in its third cell."""
+
+    def __init__(self) -> None:
+        samples, batches = lane_until([(0, 1), (0, 2)], partial=(512, 1))
+        spec = LaneSpec(name="x", model="/m.gguf")
+        self.lanes = [
+            LaneResult(name="done", lane=spec, samples=list(samples), aggregates=list(batches)),
+            LaneResult(name="cut", lane=spec, samples=list(samples), aggregates=list(batches)),
+        ]
+
+    def finished_lane_names(self, run_id: str) -> set[str]:
+        return {"done"}
+
+    def load_lanes(self, run_id: str) -> list[LaneResult]:
+        return self.lanes
+
+
+def test_only_unfinished_lanes_of_an_envelope_run_keep_cells() -> None:
+    store = FakeStore()
+    assert set(kept_lanes(store, "r", JOB, ["done", "cut"])) == {"cut"}
+    assert kept_lanes(store, "r", JOB, ["done"]) == {}
+    assert kept_lanes(store, "r", JobSpec(n_in=32, n_out=8), ["done", "cut"]) == {}  # the standard job
