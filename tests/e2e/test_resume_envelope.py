@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lanebench.orchestration.resume_step import cell_order
+from lanebench.analysis.finished_cells import cell_order
 from lanebench.records.lane import LaneResult
 from lanebench.store import open_store
 
@@ -80,6 +80,14 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
     last = max(order.index(k) for k in measured)
     kept = [k for k in order[:last] if k in measured]
     assert len(kept) >= 2  # both depth-0 cells were done before depth 512 began
+
+    report = [sys.executable, "-m", "lanebench.cli.main", "report", run["run_id"], "--db", str(db)]
+    shown = subprocess.run(report, env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "### Envelope: plain (failed: the cells it measured)" in shown.stdout
+    assert f"never finished: the {len(kept)} of {len(order)} envelope cells it finished" in shown.stdout
+    for depth, streams in kept:  # the finished cells, as the store holds them
+        assert f"| {depth:,} | {streams} | " in shown.stdout
 
     resumed = subprocess.run(argv(lanes, db, out, "--resume", run["run_id"]), env=env, capture_output=True,
                              text=True, timeout=600)  # fmt: skip

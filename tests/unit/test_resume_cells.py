@@ -4,9 +4,10 @@ whole; nothing when it finished no cell; the standard job keeps nothing."""
 
 from __future__ import annotations
 
+from lanebench.analysis.finished_cells import cell_order, kept_cells
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
-from lanebench.orchestration.resume_step import cell_order, kept_cells, kept_lanes
+from lanebench.orchestration.resume_step import kept_lanes
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import AggregateRecord, RequestRecord, SampleKind
 
@@ -90,3 +91,31 @@ def test_only_unfinished_lanes_of_an_envelope_run_keep_cells() -> None:
     assert set(kept_lanes(store, "r", JOB, ["done", "cut"])) == {"cut"}
     assert kept_lanes(store, "r", JOB, ["done"]) == {}
     assert kept_lanes(store, "r", JobSpec(n_in=32, n_out=8), ["done", "cut"]) == {}  # the standard job
+
+
+def test_a_lane_filling_the_next_depth_had_finished_the_cell_before() -> None:
+    samples, batches = lane_until([(0, 1), (0, 2)])
+    samples += [req("fill", 512, 1)]  # interrupted while filling depth 512
+    kept = kept_cells(samples, batches, JOB)
+    assert kept is not None and kept.cells == {(0, 1), (0, 2)}
+    assert not [r for r in kept.samples if r.kind == "fill"]  # depth 512 was not finished: filled anew
+
+
+def test_a_report_shows_the_finished_cells_of_a_lane_that_never_finished() -> None:
+    from lanebench.records.lane import LaneStatus, RunStatus
+    from lanebench.records.run import RunInfo
+    from lanebench.report.data import RunData, finished_cells
+
+    samples, batches = lane_until([(0, 1), (0, 2)], partial=(512, 1))
+    spec = LaneSpec(name="x", model="/m.gguf")
+    cut = LaneResult(name="cut", lane=spec, status=LaneStatus.FAILED, samples=samples, aggregates=batches)
+    done = LaneResult(name="done", lane=spec, samples=list(samples), aggregates=list(batches))
+    info = RunInfo(run_id="r", started_at="2026-12-04T00:00:00+00:00", lanebench_version="0", job=JOB,
+                   status=RunStatus.INTERRUPTED)  # fmt: skip
+    finished_cells(RunData(run=info, lanes=[cut, done]), {"done"})
+    assert [c.key for c in cut.envelope] == [(0, 1), (0, 2)]  # not the cell it was inside
+    assert cut.flags == [
+        "never finished: the 2 of 4 envelope cells it finished before it stopped are shown, from its "
+        "stored samples (the server log is not read here: no KV in use)"
+    ]
+    assert done.envelope == [] and done.flags == []  # a finished lane keeps what it stored

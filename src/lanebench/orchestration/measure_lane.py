@@ -16,6 +16,7 @@ from typing import Protocol
 
 import aiohttp
 
+from lanebench.analysis.finished_cells import KeptCells
 from lanebench.busy.meter import LoadMeter
 from lanebench.config.job import JobSpec
 from lanebench.config.run import RunConfig
@@ -29,7 +30,6 @@ from lanebench.orchestration.envelope_step import summarize_envelope
 from lanebench.orchestration.grid import server_key, speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.plan import requests_per_lane
-from lanebench.orchestration.resume_step import KeptCells
 from lanebench.records.attribution import AttributionRecord
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.lane import LaneResult, LaneStatus

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanebench.analysis.envelope import summarize_cells
+from lanebench.analysis.finished_cells import kept_cells
 from lanebench.records.lane import LaneResult
 from lanebench.records.run import RunInfo, StoredLane
 
@@ -55,5 +57,27 @@ def load_report(store: Any, run_ids: Sequence[str]) -> ReportData:
         )
         for rid in ids
     ]
+    for rd in runs:
+        finished_cells(rd, store.finished_lane_names(rd.run.run_id))
     runs.sort(key=lambda r: (r.run.started_at, r.run.run_id))
     return ReportData(runs=runs, history=store.finished_lanes())
+
+
+def finished_cells(rd: RunData, finished: set[str]) -> None:
+    """An envelope lane that never finished (interrupted) shows the cells it did finish
+    (``analysis.finished_cells``), summarised from its stored samples, flagged so; the cell it was
+    inside is left out."""
+    job = rd.run.job
+    if not job.envelope:
+        return
+    for lane in rd.lanes:
+        if lane.name in finished or lane.envelope:
+            continue
+        kept = kept_cells(lane.samples, lane.aggregates, job)
+        if kept is None:
+            continue
+        lane.envelope = summarize_cells(kept.samples, kept.aggregates)
+        lane.flags.append(
+            f"never finished: the {len(kept.cells)} of {kept.of} envelope cells it finished before it "
+            "stopped are shown, from its stored samples (the server log is not read here: no KV in use)"
+        )

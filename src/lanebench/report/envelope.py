@@ -25,7 +25,7 @@ from typing import Any
 from lanebench.analysis.winners import FIGURES, CellWinner, crossovers, winner_map
 from lanebench.config.job import JobSpec
 from lanebench.records.envelope import CellSummary
-from lanebench.records.lane import LaneResult
+from lanebench.records.lane import LaneResult, LaneStatus
 from lanebench.records.samples import Stat
 from lanebench.report.fmt import Table
 from lanebench.report.tables import EMULATED_NOTE, fmt_stat, lane_cell
@@ -117,7 +117,9 @@ def lane_envelope_table(lane: LaneResult, job: JobSpec) -> Table:
     ]
     headers += ["Acceptance"] if drafting else []
     headers += ["KV in use"] + (["Kernel pp / tg"] if kernel else []) + ["Notes"]
-    table = Table(title=f"Envelope: {lane_cell(lane)}", headers=headers, caption=_lane_caption(job, kernel))
+    failed = " (failed: the cells it measured)" if lane.status == LaneStatus.FAILED else ""
+    title = f"Envelope: {lane_cell(lane)}{failed}"
+    table = Table(title=title, headers=headers, caption=_lane_caption(job, kernel))
     for c in lane.envelope:
         busy = busy_cell_mark(c)
         row = [
