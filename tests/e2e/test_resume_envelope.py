@@ -107,11 +107,8 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
         assert len(cell_times(after, (depth, streams))) == REPS * streams, (depth, streams)
         batches = [a for a in after.aggregates if (a.depth, a.streams) == (depth, streams)]
         assert len(batches) == REPS, (depth, streams)
-    fills = [r for r in after.samples if r.kind == "fill"]
-    assert sorted(r.depth for r in fills) == [
-        512,
-        512,
-    ]  # depth 512 filled once (2 slots), whether kept or anew
+    fills = sorted(r.depth for r in after.samples if r.kind == "fill")
+    assert fills == [512, 512], "depth 512 filled once (2 slots), whether kept or anew"
     cells = {(c.depth, c.concurrency): c for c in after.envelope}
     assert set(cells) == set(order)
     held = cells[(512, 1)].reuse_min  # the restarted server was filled again: the prefix is held

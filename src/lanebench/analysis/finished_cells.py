@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from lanebench.config.job import JobSpec
 from lanebench.records.envelope import CellKey
+from lanebench.records.lane import LaneResult
 from lanebench.records.samples import AggregateRecord, RequestRecord
 
 
@@ -68,3 +69,15 @@ def kept_cells(
     ]  # fmt: skip
     kept.aggregates = [a for a in aggregates if a.depth is not None and (a.depth, a.streams) in done]
     return kept
+
+
+def kept_by_lane(lanes: Iterable[LaneResult], finished: set[str], job: JobSpec) -> dict[str, KeptCells]:
+    """Per lane not in ``finished`` that finished a cell, its finished cells; empty for a job
+    without an envelope (what a resume keeps and what a report shows of a lane that stopped)."""
+    if not job.envelope:
+        return {}
+    out = {}
+    for lane in lanes:
+        if lane.name not in finished and (kept := kept_cells(lane.samples, lane.aggregates, job)) is not None:
+            out[lane.name] = kept
+    return out

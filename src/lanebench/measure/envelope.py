@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import aiohttp
 
@@ -41,7 +42,7 @@ class EnvelopeJob(LaneJob):
     _conv: Conversations | None = None
     _last: dict[int, int]  # per slot: the token the cache holds right after the conversation
     deadline: float | None = None
-    done_cells: frozenset[tuple[int, int]] | set[tuple[int, int]] = frozenset()  # a resume's kept cells
+    done_cells: AbstractSet[tuple[int, int]] = frozenset()  # cells a resume kept: not measured again
 
     async def _prepare(self, session: aiohttp.ClientSession) -> None:
         await super()._prepare(session)

@@ -73,11 +73,9 @@ class _Recorder:
         """Write the cells a resume keeps into this lane, as if measured now (they were, by an
         earlier server of it); ``finish`` flags the lane with how many."""
         self.kept = kept
+        self.result.samples += kept.samples
+        self.result.aggregates += kept.aggregates
         for r in kept.records:
-            if isinstance(r, RequestRecord):
-                self.result.samples.append(r)
-            else:
-                self.result.aggregates.append(r)
             self.emit(r)
 
     def fail(self, exc: LaneFailed, log_tail: str) -> None:

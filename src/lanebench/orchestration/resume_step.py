@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from lanebench.analysis.finished_cells import KeptCells, kept_cells
+from lanebench.analysis.finished_cells import KeptCells, kept_by_lane
 from lanebench.config.job import JobSpec
 from lanebench.records.lane import LaneResult
 
@@ -27,11 +27,5 @@ def kept_lanes(store: LaneSource, run_id: str, job: JobSpec, names: Sequence[str
     before the store discards unfinished lanes. Empty for a job without an envelope."""
     if not job.envelope:
         return {}
-    finished = store.finished_lane_names(run_id)
-    out = {}
-    for lane in store.load_lanes(run_id):
-        if lane.name not in names or lane.name in finished:
-            continue
-        if (kept := kept_cells(lane.samples, lane.aggregates, job)) is not None:
-            out[lane.name] = kept
-    return out
+    kept = kept_by_lane(store.load_lanes(run_id), store.finished_lane_names(run_id), job)
+    return {name: k for name, k in kept.items() if name in names}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanebench.analysis.envelope import summarize_cells
-from lanebench.analysis.finished_cells import kept_cells
+from lanebench.analysis.finished_cells import kept_by_lane
 from lanebench.records.lane import LaneResult
 from lanebench.records.run import RunInfo, StoredLane
 
@@ -67,14 +67,10 @@ def finished_cells(rd: RunData, finished: set[str]) -> None:
     """An envelope lane that never finished (interrupted) shows the cells it did finish
     (``analysis.finished_cells``), summarised from its stored samples, flagged so; the cell it was
     inside is left out."""
-    job = rd.run.job
-    if not job.envelope:
-        return
+    kept_of = kept_by_lane(rd.lanes, finished, rd.run.job)
     for lane in rd.lanes:
-        if lane.name in finished or lane.envelope:
-            continue
-        kept = kept_cells(lane.samples, lane.aggregates, job)
-        if kept is None:
+        kept = kept_of.get(lane.name)
+        if kept is None or lane.envelope:
             continue
         lane.envelope = summarize_cells(kept.samples, kept.aggregates)
         lane.flags.append(
