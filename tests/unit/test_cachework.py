@@ -6,6 +6,7 @@ a real 270M run's log (the ``update:    - prompt`` listing shortened to one line
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +20,11 @@ from lanebench.analysis.cachework import (
     cache_note,
     work_inside,
 )
-from lanebench.orchestration.envelope_step import cache_flag
+from lanebench.config.job import JobSpec
+from lanebench.config.lanes import LaneSpec
+from lanebench.orchestration.envelope_step import cache_flag, summarize_envelope
 from lanebench.records.envelope import CellSummary
+from lanebench.records.lane import LaneResult
 from lanebench.records.samples import RequestRecord
 from lanebench.server.cachelog import read_cache_log
 
@@ -139,3 +143,27 @@ def test_a_mangled_log_never_raises() -> None:
         ]
         got = read_cache_log("\n".join(mangled))
         assert all(e.seconds >= 0 for e in got.events)
+
+
+def _resumed(tmp_path: Path) -> tuple[LaneResult, list[RequestRecord]]:
+    """A resumed lane: two kept requests an earlier server measured (depth 0), three this log's
+    last run launched (depth 6000, one per batch); its log holds both runs."""
+    log = tmp_path / "lane.log"
+    log.write_text(LOG)
+    kept = [_rec(0, 500.0, 0.2, 100.0, depth=0), _rec(1, 510.0, 0.2, 100.0, depth=0)]
+    own = [_rec(0, 1001.7248, 0.5, 100.0), _rec(1, 1034.0085, 0.5, 100.0), _rec(2, 1034.1469, 0.5, 100.0)]
+    lane = LaneResult(name="L", lane=LaneSpec(name="L"), samples=kept + own, log_path=str(log))
+    return lane, kept
+
+
+def test_a_resumed_lanes_log_is_laid_beside_the_requests_its_last_server_run_measured(tmp_path: Path) -> None:
+    job = JobSpec(n_in=64, n_out=16, depths=[0, 6000], concurrency=[1])
+    lane, kept = _resumed(tmp_path)
+    summarize_envelope(lane, job, None, kept)
+    cells = {(c.depth, c.concurrency): c for c in lane.envelope}
+    assert cells[(6000, 1)].cache_s is not None and cells[(6000, 1)].cache_events > 0
+    assert cells[(0, 1)].cache_s is None  # an earlier server's cell: its log run is not this one
+    assert cells[(0, 1)].ttft_beyond is not None  # its wait is still the requests' own figure
+    lane, _ = _resumed(tmp_path)
+    summarize_envelope(lane, job)  # every request taken as this run's: five against three launches
+    assert all(c.cache_s is None for c in lane.envelope)

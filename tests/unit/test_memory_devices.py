@@ -197,3 +197,18 @@ def test_measured_without_a_gpu_tool(
     assert m is not None and m.peak_vram is None and m.vram_tool is None and m.groups == 1
     assert m.notes == ["no nvidia-smi or rocm-smi: GPU memory per process not measured"]
     assert [d.device for d in m.devices] == ["CUDA0", "CUDA1", HOST]  # the log's own split stands
+
+
+def test_a_log_of_two_server_runs_gives_the_last_runs_buffers_not_a_draft(tmp_path: Path) -> None:
+    # a resumed lane's server appends to its log: the earlier run's buffers are not a draft model
+    # (seen on the device: a plain 12B lane showed a 14.3 GiB "draft", its earlier run's buffers)
+    one = LAYER.read_text()
+    log = tmp_path / "lane.log"
+    log.write_text(f"$ llama-server --port 1\n{one}\n$ llama-server --port 2\n{one}")
+    twice = memory_record(512, 1, log, None)
+    log.write_text(f"$ llama-server --port 2\n{one}")
+    once = memory_record(512, 1, log, None)
+    assert twice.draft is None and once.draft is None
+    assert (twice.weights, twice.kv, twice.compute) == (once.weights, once.kv, once.compute)
+    assert twice.weights is not None and twice.weights > 0
+    assert twice.devices == once.devices

@@ -17,7 +17,7 @@ tolerance.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from lanebench.analysis import metrics as m
 from lanebench.analysis.attribution import outside_ms
@@ -77,16 +77,21 @@ def cache_note(cell: CellSummary) -> str | None:
 
 
 def add_cache_work(
-    cells: Sequence[CellSummary], records: Iterable[RequestRecord], events: Sequence[Event] | None
+    cells: Sequence[CellSummary],
+    records: Iterable[RequestRecord],
+    events: Sequence[Event] | None,
+    logged: Collection[tuple[int, int]] | None = None,
 ) -> list[CellSummary]:
     """Fill each cell's ``ttft_beyond`` and, when the log had times (``events`` not None), its
-    ``cache_s`` / ``cache_events`` and the naming note. Returns the cells the rule named it in."""
+    ``cache_s`` / ``cache_events`` and the naming note; ``logged``: the (depth, streams) cells
+    the log's server run measured (None: every cell), the others get no cache work. Returns the
+    cells the rule named it in."""
     grouped = by_cell(records)
     named = []
     for c in cells:
         recs = [r for r in grouped.get((c.depth, c.concurrency), []) if r.ok]
         c.ttft_beyond = m.stat(ms / 1e3 for r in recs if (ms := outside_ms(r)) is not None)
-        if events is None:
+        if events is None or (logged is not None and (c.depth, c.concurrency) not in logged):
             continue
         c.cache_s, c.cache_events = work_inside(events, batch_windows(recs))
         if note := cache_note(c):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from lanebench.analysis.serverlog import last_run
 from lanebench.memory.devices import add_gpu_peaks, device_breakdown
 from lanebench.memory.logparse import parse_buffers, parse_device_ids
 from lanebench.memory.proc import RssSampler
@@ -62,7 +63,7 @@ def memory_record(
     text = ""
     if log_path is not None:
         try:
-            text = log_path.read_text(errors="replace")
+            text = last_run(log_path.read_text(errors="replace"))  # this server's, not an earlier one's
             from_log(rec, text)
         except OSError as exc:
             rec.notes.append(f"server log unreadable: {exc}")

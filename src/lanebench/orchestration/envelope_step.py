@@ -6,11 +6,12 @@ and the KV the cell's conversations occupy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lanebench.analysis.cachework import add_cache_work, align
 from lanebench.analysis.envelope import summarize_cells
+from lanebench.analysis.serverlog import last_run
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.engines.base import Engine
@@ -19,6 +20,7 @@ from lanebench.memory.logparse import kv_caches, kv_in_use_mib
 from lanebench.records.baseline import BaselineRecord
 from lanebench.records.envelope import CellSummary
 from lanebench.records.lane import LaneResult
+from lanebench.records.samples import RequestRecord
 from lanebench.server.cachelog import CacheLog, read_cache_log
 
 KernelAt = Callable[[int], BaselineRecord | None]  # depth -> the kernel view measured at it
@@ -86,11 +88,12 @@ def _log_text(log_path: str | None) -> str | None:
         return None
 
 
-def _placed(cache_log: CacheLog | None, result: LaneResult) -> list[tuple[float, float]] | None:
-    """The log's prompt-cache work in Unix time (start, seconds); None when it cannot be placed."""
+def _placed(cache_log: CacheLog | None, own: Sequence[RequestRecord]) -> list[tuple[float, float]] | None:
+    """The log's prompt-cache work in Unix time (start, seconds), laid beside ``own``, the requests
+    its server run measured; None when it cannot be placed."""
     if cache_log is None:
         return None
-    offset = align(cache_log.launches, (r.t_start for r in result.samples))
+    offset = align(cache_log.launches, (r.t_start for r in own))
     if offset is None:
         return None
     return [(e.start + offset, e.seconds) for e in cache_log.events]
@@ -110,11 +113,16 @@ def cache_flag(named: list[CellSummary]) -> str | None:
     )
 
 
-def summarize_envelope(result: LaneResult, job: JobSpec, kernel_at: KernelAt | None = None) -> None:
+def summarize_envelope(
+    result: LaneResult, job: JobSpec, kernel_at: KernelAt | None = None, kept: Sequence[RequestRecord] = ()
+) -> None:
     """Fill ``result.envelope`` from its raw records, with the kernel view at each depth, the KV
-    and the prompt-cache work the server's log shows, and add the envelope's flags."""
+    and the prompt-cache work the server's log shows, and add the envelope's flags. ``kept``: the
+    requests a resume kept (an earlier server's, whose log run is not this one): the log's
+    prompt-cache work is laid beside the others only, and their cells get none (not measured)."""
     cells = summarize_cells(result.samples, result.aggregates)
     text = _log_text(result.log_path)
+    text = last_run(text) if text else None
     caches = kv_caches(text) if text else []
     cache_log = read_cache_log(text) if text else None
     kernels = {d: kernel_at(d) for d in {c.depth for c in cells}} if kernel_at else {}
@@ -123,7 +131,10 @@ def summarize_envelope(result: LaneResult, job: JobSpec, kernel_at: KernelAt | N
         base = kernels.get(c.depth)
         if base is not None:
             c.kernel_prefill, c.kernel_decode = base.prefill_tps, base.decode_tps
-    named = add_cache_work(cells, result.samples, _placed(cache_log, result))
+    earlier = {id(r) for r in kept}
+    own = [r for r in result.samples if id(r) not in earlier]
+    placed_in = {(r.depth, r.concurrency) for r in own}
+    named = add_cache_work(cells, result.samples, _placed(cache_log, own), placed_in)
     result.envelope = cells
     result.flags += envelope_flags(cells)
     if flag := cache_flag(named):

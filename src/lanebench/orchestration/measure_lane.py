@@ -85,7 +85,8 @@ class _Recorder:
     def finish(self, log_tail: str) -> LaneResult:
         summarize(self.result, self.job, log_tail)
         if self.job.envelope:
-            summarize_envelope(self.result, self.job, self.kernels.get)
+            kept = self.kept.samples if self.kept is not None else ()
+            summarize_envelope(self.result, self.job, self.kernels.get, kept)
         if self.kept is not None:
             self.result.flags.append(self.kept.flag())
             if self.result.status == LaneStatus.OK:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lanebench.analysis.serverlog import last_run
+
 _STAMP = re.compile(r"^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) ")
 _IDLE = "saving idle slot to prompt cache"
 _LAUNCH = "processing task, is_child = 0"
@@ -59,13 +61,7 @@ def _stamp(line: str) -> float | None:
 
 def _last_run(text: str) -> list[tuple[float, str]]:
     """The time-stamped lines of the last server run in the log."""
-    rows: list[tuple[float, str]] = []
-    for line in text.splitlines():
-        if line.startswith("$ "):
-            rows = []
-        elif (t := _stamp(line)) is not None:
-            rows.append((t, line))
-    return rows
+    return [(t, line) for line in last_run(text).splitlines() if (t := _stamp(line)) is not None]
 
 
 def _idle_save(rows: list[tuple[float, str]], i: int) -> tuple[float, float | None, int]:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from lanebench.analysis.serverlog import RUN_MARK
 from lanebench.errors import LaneFailed
 from lanebench.server.exitcause import describe_exit, mem_available_bytes
 
@@ -164,7 +165,7 @@ class ServerProcess:
         self.argv = self.argv_for_port(port)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            log.write(f"$ {' '.join(self.argv)}\n".encode())
+            log.write(f"{RUN_MARK}{' '.join(self.argv)}\n".encode())
             log.flush()
             try:
                 self.proc = subprocess.Popen(
