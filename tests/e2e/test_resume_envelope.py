@@ -89,6 +89,19 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
     for depth, streams in kept:  # the finished cells, as the store holds them
         assert f"| {depth:,} | {streams} | " in shown.stdout
 
+    # the run as if begun on another machine: refused before anything starts, the store untouched
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    elsewhere.write_bytes(db.read_bytes())
+    con = sqlite3.connect(elsewhere)
+    con.execute("UPDATE runs SET host = json_set(host, '$.kernel', '0.0-elsewhere')")
+    con.commit()
+    con.close()
+    refused = subprocess.run([*argv(lanes, elsewhere, out, "--resume", run["run_id"])], env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "kernel was '0.0-elsewhere'" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(open_store(str(elsewhere)).load_lanes(run["run_id"])[0].samples) == len(before.samples)
+
     resumed = subprocess.run(argv(lanes, db, out, "--resume", run["run_id"]), env=env, capture_output=True,
                              text=True, timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -111,5 +124,10 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
     assert fills == [512, 512], "depth 512 filled once (2 slots), whether kept or anew"
     cells = {(c.depth, c.concurrency): c for c in after.envelope}
     assert set(cells) == set(order)
+    # the lane's log holds both servers' runs: its memory is the last one's (no second model read
+    # as a draft), and the log's prompt-cache work is laid beside the cells that server measured
+    assert after.memory is not None and after.memory.draft is None and after.memory.weights
+    assert all(cells[k].cache_s is None for k in kept)
+    assert all(cells[k].cache_s is not None for k in order if k not in kept)
     held = cells[(512, 1)].reuse_min  # the restarted server was filled again: the prefix is held
     assert held is not None and held >= 256, held

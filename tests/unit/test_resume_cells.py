@@ -7,7 +7,7 @@ from __future__ import annotations
 from lanebench.analysis.finished_cells import cell_order, kept_cells
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
-from lanebench.orchestration.resume_step import kept_lanes
+from lanebench.orchestration.resume_step import kept_lanes, other_machine
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import AggregateRecord, RequestRecord, SampleKind
 
@@ -119,3 +119,30 @@ def test_a_report_shows_the_finished_cells_of_a_lane_that_never_finished() -> No
         "stored samples (the server log is not read here: no KV in use)"
     ]
     assert done.envelope == [] and done.flags == []  # a finished lane keeps what it stored
+
+
+HOST = {"hostname": "vm", "machine": "x86_64", "cpu": "Intel(R) Xeon(R) Processor", "cpus": 16,
+        "kernel": "6.18.44", "os": "Linux-6.18.44-x86_64", "ram_bytes": 135129063424,
+        "python": "3.12.3"}  # fmt: skip
+BUILDS = {"/b/llama-server": {"build": 11434, "commit": "unknown", "can_mtp": True}}
+
+
+def test_a_resume_continues_only_on_the_host_and_build_that_began_the_run() -> None:
+    run = {"host": HOST, "builds": BUILDS}
+    assert other_machine("R", run, {"host": dict(HOST), "builds": BUILDS}) is None
+    # what may move on one machine: memory by a little, Python, a build this run did not use
+    same = {**HOST, "ram_bytes": HOST["ram_bytes"] - 2**20, "python": "3.12.4"}
+    assert other_machine("R", run, {"host": same, "builds": {"/other/llama-server": {"build": 1}}}) is None
+    kernel = other_machine("R", run, {"host": {**HOST, "kernel": "6.8.0"}, "builds": BUILDS})
+    assert kernel is not None and "--resume R" in kernel and "kernel" in kernel and "'6.8.0'" in kernel
+    cores = other_machine("R", run, {"host": {**HOST, "cpus": 2}, "builds": BUILDS})
+    assert cores is not None and "cpus" in cores
+    ram = other_machine("R", run, {"host": {**HOST, "ram_bytes": 2**34}, "builds": BUILDS})
+    assert ram is not None and "125.8 GiB" in ram and "16.0 GiB" in ram
+    rebuilt = {"/b/llama-server": {"build": 11500, "commit": "unknown"}}
+    build = other_machine("R", run, {"host": HOST, "builds": rebuilt})
+    assert build is not None and "/b/llama-server" in build and "11434" in build and "11500" in build
+
+
+def test_a_run_stored_before_hosts_were_recorded_resumes() -> None:
+    assert other_machine("R", {"host": {}, "builds": {}}, {"host": HOST, "builds": BUILDS}) is None

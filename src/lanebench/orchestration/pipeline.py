@@ -20,7 +20,7 @@ from lanebench.orchestration.fingerprint_step import FingerprintSink, Fingerprin
 from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
 from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.orchestration.quality_step import Say, apply_quality, check_quality, wants_quality
-from lanebench.orchestration.resume_step import kept_lanes
+from lanebench.orchestration.resume_step import kept_lanes, refuse_other_machine
 from lanebench.quality.assess import QualityOutcome
 from lanebench.records.lane import LaneResult, LaneStatus, RunStatus
 from lanebench.records.run import RunInfo
@@ -82,6 +82,8 @@ def plan_run(
         config = config.with_job(stored.job)
         done = store.finished_lane_names(resume)
     plans = plan_lanes([lane for lane in lanes if lane.name not in done], config)
+    if stored is not None:
+        refuse_other_machine(stored, plans)
     if wants_quality(lanes, config):
         check_quality(plans, config)
     return RunPlan(plans, group_plans(plans, config.reuse), config, done, stored)
