@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
+from lanebench.records.envelope import CellSummary
 from lanebench.records.lane import LaneResult
 from lanebench.records.samples import Stat
 from lanebench.report.fmt import Table
@@ -145,6 +146,21 @@ def test_draft_acceptance_marks_a_lane_that_drafted_nothing() -> None:
     assert t.rows[0][3] == "⚠ none drafted"
     assert t.rows[0][5] == "–"
     assert t.rows[1][3] == "–"  # a failed lane did not measure acceptance at all
+
+
+def test_draft_acceptance_of_a_lane_that_drafted_without_a_lane_figure_never_says_none_drafted() -> None:
+    # seen on the device: an 8-stream-only envelope (no one-stream cell, so no lane acceptance)
+    # printed "none drafted" beside a mean accepted length of 2.32 and 66.2% in every cell
+    cell = CellSummary(0, 8, reps=2, requests=16)
+    cell.acceptance = 0.662
+    mal = {"mean_accepted_length": s(2.32)}
+    envelope = lane("mtp@8", draft=True, summary=mal, per_position=[0.77, 0.55], envelope=[cell])
+    counters = lane("mtp-no-counts", draft=True, summary=mal)
+    t = draft_acceptance([envelope, counters])
+    assert t is not None
+    assert t.rows[0][3] == "per cell: see the lane's envelope (no one-stream cell)"
+    assert t.rows[1][3].startswith("– (drafted: the server's counters")
+    assert all("none drafted" not in row[3] for row in t.rows)
 
 
 def test_to_markdown_escapes_pipes_and_newlines() -> None:

@@ -17,7 +17,14 @@ from lanebench.records.run import StoredLane
 from lanebench.records.samples import Stat
 from lanebench.report.data import ReportData, RunData
 from lanebench.report.fmt import Table
-from lanebench.report.tables import basename, fig_cell, fmt_pct, fmt_stat, lane_cell, lane_notes
+from lanebench.report.tables import (
+    acceptance_cell,
+    basename,
+    fig_cell,
+    fmt_stat,
+    lane_cell,
+    lane_notes,
+)
 
 GIB = 1024**3
 NOT_IDENTITY = {"name", "notes"}  # labels: lanes that differ only here are the same lane
@@ -201,7 +208,7 @@ def sweep_tables(lanes: Sequence[LaneResult]) -> list[Table]:
                     f"{key} = {value}",
                     fig_cell(lane, Fig.DECODE),
                     vs_fastest(lane.name, ranks),
-                    _acceptance(lane),
+                    acceptance_cell(lane),
                     fig_cell(lane, Fig.PREFILL),
                     fig_cell(lane, Fig.NORMALIZED_WALL),
                     lane_cell(lane),
@@ -227,15 +234,6 @@ def vs_fastest(name: str, ranks: Standing) -> str:
         return "–"
     what = "slower" if v.measurable else "no measurable difference"
     return f"{what}: {v.ratio_text(unit='×')}; {v.test}"
-
-
-def _acceptance(lane: LaneResult) -> str:
-    if lane.lane.draft is None:
-        return "–"
-    if lane.status != LaneStatus.FAILED and lane.summary.get(Fig.ACCEPTANCE) is None:
-        return "⚠ none drafted"
-    text = fmt_pct(lane.summary.get(Fig.ACCEPTANCE))
-    return f"{text} {EMULATED_MARK}" if lane.lane.emulated else text
 
 
 # Context against previous rows ---------------------------------------------------------------

@@ -144,11 +144,7 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         d = lane.lane.draft
         assert d is not None
         s = lane.summary
-        acc = fmt_pct(s.get(Fig.ACCEPTANCE))
-        if lane.status != LaneStatus.FAILED and s.get(Fig.ACCEPTANCE) is None:
-            acc = "⚠ none drafted"
-        elif lane.lane.emulated:
-            acc += " [emulated]"
+        acc = acceptance_cell(lane)
         per_pos = " ".join(f"{p:.2f}" for p in lane.per_position) or "–"
         table.rows.append(
             [
@@ -163,6 +159,24 @@ def draft_acceptance(lanes: Sequence[LaneResult]) -> Table | None:
         )
     table.caption += busy_caption(any_busy(drafting))
     return table
+
+
+def acceptance_cell(lane: LaneResult) -> str:
+    """A drafting lane's acceptance; where the lane has none of its own (an envelope with no
+    one-stream cell has it per cell; a server whose responses carry no draft counts) it says so,
+    and "none drafted" only when the server's counters saw no drafts either."""
+    if lane.lane.draft is None:
+        return "–"
+    acc = lane.summary.get(Fig.ACCEPTANCE)
+    if acc is not None:
+        return f"{fmt_pct(acc)} {EMULATED_MARK}" if lane.lane.emulated else fmt_pct(acc)
+    if lane.status == LaneStatus.FAILED:
+        return "–"
+    if any(c.acceptance is not None for c in lane.envelope):
+        return "per cell: see the lane's envelope (no one-stream cell)"
+    if lane.summary.get(Fig.MEAN_ACCEPTED_LENGTH) is not None or lane.per_position:
+        return "– (drafted: the server's counters; its responses carry no draft counts)"
+    return "⚠ none drafted"
 
 
 def basename(path: Any) -> str:
