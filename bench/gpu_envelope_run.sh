@@ -17,6 +17,7 @@
 #   CROSS_TIMEOUT (300 s for one run or request of the crosscheck: on 2026-12-04 its own llama-bench
 #   pp32768 on the 26B-A4B had not returned after 320 s and took that depth's table with it),
 #   TAG (run file names), WORK (/tmp/lanebench-seed, shared with gpu_seed_run.sh),
+#   PREV_DB (a collected envelope.sqlite: the machine's store starts as a copy of it),
 #   RESUME (a run id: `run` continues that interrupted run with --resume, its job and the cells its
 #   unfinished lane had finished kept; MATCH must still name that lane).
 set -euo pipefail
@@ -41,15 +42,25 @@ fi
 
 if [ "$step" = run ]; then
   match=$4 tag=${TAG:-$(date +%H%M%S)}
+  # PREV_DB: a store an earlier device session collected, to resume its runs (copied once)
+  [ -z "${PREV_DB:-}" ] || [ -f "$db" ] || cp "$PREV_DB" "$db"
   n=$(python3 - "$work/lanes-$tag.toml" "$match" "$db" <<'PY'
-import re, sqlite3, sys, tomllib
+import json, os, re, sqlite3, sys, tomllib
 from pathlib import Path
 target, match, db = sys.argv[1:]
 text = open("examples/seed-envelope-lanes.toml").read()
 head, *blocks = text.split("\n[[lane]]")
+resume = os.environ.get("RESUME")
+ints = lambda v: [int(x) for x in v.split(",")]
+want = (ints(os.environ.get("DEPTH", "0,8192,32768")), ints(os.environ.get("CONC", "1,4,8")))
 done = set()
-if Path(db).exists():  # lanes a call before this one finished (ok or flagged)
-    done = {r[0] for r in sqlite3.connect(db).execute("select name from lanes where status in ('ok','flagged')")}
+if Path(db).exists():  # lanes finished (ok or flagged) by the run resumed, else by a run of this envelope
+    con = sqlite3.connect(db)
+    for run_id, job in con.execute("select run_id, job from runs"):
+        j = json.loads(job)
+        if (run_id == resume) if resume else ((j["depths"], j["concurrency"]) == want):
+            q = "select name from lanes where run_id = ? and status in ('ok','flagged')"
+            done |= {r[0] for r in con.execute(q, (run_id,))}
 keep = []
 for b in blocks:
     name = tomllib.loads("[[lane]]" + b)["lane"][0]["name"]
