@@ -118,10 +118,16 @@ if [ "$step" = collect ]; then
   } > "$misc/hardware.txt" 2>&1
   [ ! -f "$out/build.log" ] || mv "$out/build.log" "$misc/"
   cp "$work"/run-*.out "$work"/lanes-*.toml "$misc/" 2>/dev/null
+  # whole logs, gzipped, while they stay small enough for the 16 MiB a returned file may hold (a
+  # cell's prompt-cache work can only be read from the middle of its log); else head and tail
   for f in "$work"/logs/*.log; do
     [ -f "$f" ] || continue
     b=$(basename "$f" .log)
-    head -c 60000 "$f" > "$misc/logs/$b.head.txt"; tail -c 120000 "$f" > "$misc/logs/$b.tail.txt"
+    gzip -c "$f" > "$misc/logs/$b.log.gz"
+    if [ "$(du -k "$misc/logs" | cut -f1)" -gt 12000 ]; then
+      rm "$misc/logs/$b.log.gz"
+      head -c 60000 "$f" > "$misc/logs/$b.head.txt"; tail -c 120000 "$f" > "$misc/logs/$b.tail.txt"
+    fi
   done
   ls -la "$work"/seed-models/*/*.gguf > "$misc/models.txt" 2>&1 || true
   if [ -f "$db" ]; then
