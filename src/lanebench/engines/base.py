@@ -36,7 +36,7 @@ import aiohttp
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.placement import PLACEMENT_FIELDS
-from lanebench.engines.hooks import EngineHooks
+from lanebench.engines.hooks import EngineHooks, MemoryFit, Unavailable
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.records.samples import TokenCount
 from lanebench.server.process import ServerProcess
@@ -85,7 +85,9 @@ class LanePlan:
     """Everything needed to serve one lane, resolved before anything starts.
 
     ``server_bin``/``dialect``/``model`` are set by engines that launch a binary; ``build``
-    names what serves the lane (the binary, or the URL) and ``build_info`` describes it."""
+    names what serves the lane (the binary, or the URL) and ``build_info`` describes it; ``fit``
+    is the lane's memory estimate, asked of the engine once while planning (None: a plan not
+    made by its engine's ``plan``, whose engine is asked when it is needed)."""
 
     lane: LaneSpec
     engine: Engine
@@ -97,6 +99,7 @@ class LanePlan:
     model: Path | None = None
     argv_preview: list[str] = field(default_factory=list)
     fit_notes: list[str] = field(default_factory=list)  # the fit check's estimate per place, what it assumed
+    fit: MemoryFit | Unavailable | None = None  # the engine's ``memory_fit``, taken when it planned the lane
 
     def argv(self, port: int) -> list[str]:
         return self.engine.argv(self, port)

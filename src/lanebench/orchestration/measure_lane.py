@@ -91,7 +91,7 @@ class _Recorder:
             if self.result.status == LaneStatus.OK:
                 self.result.status = LaneStatus.FLAGGED
         log = self.result.log_path
-        self.result.backends = self.plan.engine.backends(self.plan, Path(log) if log else None)
+        self.result.backends = self.plan.engine.backends(Path(log) if log else None)
         for s in self.sinks:
             s.lane_finished(self.run, self.result)
         if self.progress:
@@ -173,6 +173,7 @@ class LaneMeasurer:
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
         rec.result.placement = plan.engine.placement(plan, endpoint)
+        sources = plan.engine.memory_sources(plan, endpoint)
         kind = EnvelopeJob if self.opts.job.envelope else LaneJob
         job = kind(
             plan,
@@ -183,7 +184,7 @@ class LaneMeasurer:
             state=self.state,
             request_timeout_s=self.opts.request_timeout_s,
             speculative=speculative_fields(plan.lane) if per_request else None,
-            meter=_meter(plan, endpoint),
+            meter=_meter(plan, lane_leaders(sources)),
         )
         if isinstance(job, EnvelopeJob):
             job.deadline = self._lane_deadline()
@@ -191,7 +192,7 @@ class LaneMeasurer:
                 rec.keep(kept)
                 job.done_cells = kept.cells
         try:
-            with measured(plan, endpoint, rec.result):
+            with measured(plan, sources, rec.result):
                 asyncio.run(job.run())
         finally:
             self.lanes_left = max(self.lanes_left - 1, 1)
@@ -274,10 +275,10 @@ class LaneMeasurer:
         return [done[p.lane.name] for p in plans]
 
 
-def _meter(plan: LanePlan, endpoint: Endpoint) -> LoadMeter | None:
-    """What else runs beside a lane lanebench started (its process groups are known); None for
-    an attached endpoint, whose server may be another machine or a process not its own."""
-    leaders = lane_leaders(plan, endpoint)
+def _meter(plan: LanePlan, leaders: list[int]) -> LoadMeter | None:
+    """What else runs beside a lane lanebench started (its process groups, ``leaders``, are
+    known); None for an attached endpoint, whose server may be another machine or a process not
+    its own."""
     if not plan.engine.launches or not leaders:
         return None
     return LoadMeter.for_lane(leaders, plan.lane.threads)
