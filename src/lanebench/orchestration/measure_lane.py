@@ -67,7 +67,7 @@ class _Recorder:
                 total = max(self.done, requests_per_lane(self.job))
                 self.progress.requests(self.plan.lane.name, self.done, total)
         for s in self.sinks:
-            s.sample(self.run, self.result, rec)
+            s.sample(self.run, self.result.name, rec)
 
     def keep(self, kept: KeptCells) -> None:
         """Write the cells a resume keeps into this lane, as if measured now (they were, by an
