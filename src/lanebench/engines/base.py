@@ -183,12 +183,15 @@ class Turn:
 
 @dataclass(slots=True)
 class Request:
-    """One request of the standard job: where it goes and what it says."""
+    """One request of the standard job: where it goes and what it says; ``notes``: what a reader
+    of the lane's figures must know about it (e.g. fields the server refused, so it goes without
+    them; learnt in ``Engine.prepare``)."""
 
     path: str
     body: dict[str, Any]
     n_in: int
     n_out: int
+    notes: list[str] = field(default_factory=list)
 
 
 Prompt = list[int] | str
@@ -237,11 +240,6 @@ class Engine(EngineHooks, ABC):
     async def prepare(self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan) -> None:
         """Learn what requests need once the server answers (e.g. the served model's name)."""
         return None
-
-    def request_notes(self, plan: LanePlan) -> list[str]:
-        """What a reader of the lane's figures must know about its requests (e.g. fields the
-        server refused, so they were sent without them); learnt in ``prepare``."""
-        return []
 
     @abstractmethod
     def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
