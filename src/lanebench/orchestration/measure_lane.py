@@ -173,7 +173,10 @@ class LaneMeasurer:
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
         rec.result.placement = plan.engine.placement(plan, endpoint)
+        # the lane's process groups (none of a server lanebench did not start): their memory is
+        # sampled, and what else runs beside them metered
         sources = plan.engine.memory_sources(plan, endpoint)
+        leaders = lane_leaders(sources)
         kind = EnvelopeJob if self.opts.job.envelope else LaneJob
         job = kind(
             plan,
@@ -184,7 +187,7 @@ class LaneMeasurer:
             state=self.state,
             request_timeout_s=self.opts.request_timeout_s,
             speculative=speculative_fields(plan.lane) if per_request else None,
-            meter=_meter(plan, lane_leaders(sources)),
+            meter=LoadMeter.for_lane(leaders, plan.lane.threads) if leaders else None,
         )
         if isinstance(job, EnvelopeJob):
             job.deadline = self._lane_deadline()
@@ -273,15 +276,6 @@ class LaneMeasurer:
             if p.lane.name not in done:
                 done[p.lane.name] = self.measure(p)
         return [done[p.lane.name] for p in plans]
-
-
-def _meter(plan: LanePlan, leaders: list[int]) -> LoadMeter | None:
-    """What else runs beside a lane lanebench started (its process groups, ``leaders``, are
-    known); None for an attached endpoint, whose server may be another machine or a process not
-    its own."""
-    if not plan.engine.launches or not leaders:
-        return None
-    return LoadMeter.for_lane(leaders, plan.lane.threads)
 
 
 def _widest(plans: Sequence[LanePlan]) -> LanePlan:
