@@ -185,7 +185,7 @@ class KillAfterFirstRecord:
     def lane_finished(self, run: RunInfo, lane: LaneResult) -> None: ...
     def run_finished(self, run: RunInfo) -> None: ...
 
-    def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None:
+    def sample(self, run: RunInfo, lane: str, record: RequestRecord | AggregateRecord) -> None:
         if self.killed:
             return
         (pid,) = children(os.getpid(), "llama-server")

@@ -181,7 +181,7 @@ def test_postgres_schema_1_gains_quality_and_stores_it(fresh_pg: str) -> None:
     sample.first_tokens, sample.token_count = 1, "running"
     lane.samples.append(sample)
     sink.lane_started(run, lane)
-    sink.sample(run, lane, lane.samples[0])
+    sink.sample(run, lane.name, lane.samples[0])
     lane.quality = QualityRecord(QualityStatus.MEASURED, "ref", 510, 512, kld_mean=0.114, kld_err=0.01)
     sink.lane_finished(run, lane)
     sink.lane_finished(run, lane)  # quality re-sent after the quality step: replaced, not duplicated

@@ -180,7 +180,7 @@ def _store_lane(db: str) -> tuple[LaneResult, list[LaneResult]]:
     sink.run_started(_run())
     sink.lane_started(_run(), lane)
     for rec in [*lane.samples, *lane.aggregates]:
-        sink.sample(_run(), lane, rec)
+        sink.sample(_run(), lane.name, rec)
     sink.lane_finished(_run(), lane)
     return lane, open_store(db).load_lanes("r1")
 

@@ -175,7 +175,8 @@ def test_measured_samples_every_group_and_maps_gpus(
     monkeypatch.setenv("PATH", str(tmp_path))
     plan = LanePlan(LaneSpec(name="mixed", slots=4), LlamaCpp(), 4096, build="llama-server")
     result = LaneResult(name="mixed", lane=plan.lane)
-    with measured(plan, FakeEndpoint(MIXED, [server, rpc]), result):  # type: ignore[arg-type]
+    sources = plan.engine.memory_sources(plan, FakeEndpoint(MIXED, [server, rpc]))  # type: ignore[arg-type]
+    with measured(plan, sources, result):
         pass
     m = result.memory
     assert m is not None and m.groups == 2 and m.vram_tool == "nvidia-smi" and m.notes == []
@@ -191,7 +192,8 @@ def test_measured_without_a_gpu_tool(
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
     plan = LanePlan(LaneSpec(name="cpu"), LlamaCpp(), 512, build="llama-server")
     result = LaneResult(name="cpu", lane=plan.lane)
-    with measured(plan, FakeEndpoint(LAYER, two_groups[:1]), result):  # type: ignore[arg-type]
+    sources = plan.engine.memory_sources(plan, FakeEndpoint(LAYER, two_groups[:1]))  # type: ignore[arg-type]
+    with measured(plan, sources, result):
         pass
     m = result.memory
     assert m is not None and m.peak_vram is None and m.vram_tool is None and m.groups == 1

@@ -266,7 +266,7 @@ def test_quality_is_stored_and_loaded(tmp_path: Path) -> None:
     sample = RequestRecord(kind="single", rep=0, n_in=1, n_out=2, tokens_sha="abc", token_ids=[7, 9])
     lane.samples.append(sample)
     sink.lane_started(run, lane)
-    sink.sample(run, lane, lane.samples[0])
+    sink.sample(run, lane.name, lane.samples[0])
     sink.lane_finished(run, lane)
     lane.quality = QualityRecord(
         QualityStatus.MEASURED, "ref", 510, 512, kld_mean=0.11, kld_err=0.01, greedy=True

@@ -112,7 +112,7 @@ def store_run(
     for lane in lanes:
         sink.lane_started(run, lane)
         for rec in [*lane.samples, *lane.aggregates]:
-            sink.sample(run, lane, rec)
+            sink.sample(run, lane.name, rec)
         summarize(lane, SEED_JOB)
         sink.lane_finished(run, lane)
     run.status = "done"

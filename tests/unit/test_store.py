@@ -76,7 +76,7 @@ def measure_lane(sink: StoreSink, run: RunInfo, name: str, *, fail: bool = False
         recs.append(AggregateRecord(rep=r, streams=2, wall_s=1.0 + r, tokens=40))
     for rec in recs:
         (lane.samples if isinstance(rec, RequestRecord) else lane.aggregates).append(rec)  # type: ignore[arg-type]
-        sink.sample(run, lane, rec)
+        sink.sample(run, lane.name, rec)
     lane.load_s = 1.25
     lane.argv = ["/bin/llama-server", "-m", "/m/x.gguf"]
     lane.metrics_delta = {"spec_decode_num_drafts_total": 4.0}
@@ -120,7 +120,7 @@ def test_every_sample_is_committed_as_it_arrives_and_unfinished_lanes_are_discar
     lane = LaneResult(name="killed", lane=LaneSpec(name="killed"))
     sink.lane_started(run, lane)
     for r in range(3):
-        sink.sample(run, lane, request("single", r, 500, 50))
+        sink.sample(run, lane.name, request("single", r, 500, 50))
 
     reader = open_store(db)  # as after kill -9: no lane_finished, no run_finished
     assert reader.finished_lane_names(run.run_id) == {"done"}
@@ -248,7 +248,7 @@ def _writer(db: str, run_id: str, n: int) -> None:
     lane = LaneResult(name="lane", lane=LaneSpec(name="lane"))
     sink.lane_started(run, lane)
     for i in range(n):
-        sink.sample(run, lane, request("single", i, 500, 50))
+        sink.sample(run, lane.name, request("single", i, 500, 50))
     sink.lane_finished(run, lane)
 
 
@@ -346,10 +346,10 @@ def test_an_envelope_round_trips_cell_by_cell(db: str) -> None:
         rec.depth, rec.concurrency, rec.start_offset_s = 2048, 2, 0.125 * i
         rec.arrivals = [[0.1, 1.0], [0.2, 2.0], [0.3, 4.0]]
         lane.samples.append(rec)
-        sink.sample(run, lane, rec)
+        sink.sample(run, lane.name, rec)
     batch = AggregateRecord(rep=0, streams=2, wall_s=1.5, tokens=32, depth=2048)
     lane.aggregates.append(batch)
-    sink.sample(run, lane, batch)
+    sink.sample(run, lane.name, batch)
     lane.envelope = [
         CellSummary(
             depth=2048, concurrency=2, reps=1, requests=2, decode=Stat(50.0, 49.0, 51.0, 2), kv_mib=12.5

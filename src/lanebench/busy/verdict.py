@@ -43,9 +43,15 @@ def _median_load(windows: Sequence[RequestRecord | AggregateRecord]) -> float:
     return round(median(w.load.load_cores for w in windows if w.load is not None), 2)
 
 
-def busy_record(result: LaneResult, job: JobSpec) -> BusyRecord | None:
+def busy_record(
+    result: LaneResult,
+    job: JobSpec,
+    chosen_singles: Sequence[RequestRecord],
+    chosen_batches: Sequence[AggregateRecord],
+) -> BusyRecord | None:
     """Which figures of ``result`` come from busy windows, and how busy; None when nothing was
-    measured (an attached endpoint, no /proc)."""
+    measured (an attached endpoint, no /proc). ``chosen_*``: the windows its figures come from
+    (``LaneResult.measured_singles``, ``measured_batches``)."""
     singles = [r for r in result.samples if r.kind == "single"]
     windows: list[RequestRecord | AggregateRecord] = [*singles, *result.aggregates]
     loads = [w.load for w in windows if w.load is not None]
@@ -63,7 +69,6 @@ def busy_record(result: LaneResult, job: JobSpec) -> BusyRecord | None:
         extra=max(0, len(singles) - job.reps) + max(0, len(result.aggregates) - job.reps),
         max_cores=round(max(load.load_cores for load in loads), 2),
     )
-    chosen_singles, chosen_batches = result.measured_singles(), result.measured_batches()
     if chosen_singles and all(map(is_busy, chosen_singles)):
         rec.figures.update({str(f): _median_load(chosen_singles) for f in SINGLE_FIGURES})
     if chosen_batches and all(map(is_busy, chosen_batches)):

@@ -36,7 +36,7 @@ import aiohttp
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.placement import PLACEMENT_FIELDS
-from lanebench.engines.hooks import EngineHooks
+from lanebench.engines.hooks import EngineHooks, MemoryFit, Unavailable
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.records.samples import TokenCount
 from lanebench.server.process import ServerProcess
@@ -85,7 +85,9 @@ class LanePlan:
     """Everything needed to serve one lane, resolved before anything starts.
 
     ``server_bin``/``dialect``/``model`` are set by engines that launch a binary; ``build``
-    names what serves the lane (the binary, or the URL) and ``build_info`` describes it."""
+    names what serves the lane (the binary, or the URL) and ``build_info`` describes it; ``fit``
+    is the lane's memory estimate, asked of the engine once while planning (None: a plan not
+    made by its engine's ``plan``, whose engine is asked when it is needed)."""
 
     lane: LaneSpec
     engine: Engine
@@ -97,6 +99,7 @@ class LanePlan:
     model: Path | None = None
     argv_preview: list[str] = field(default_factory=list)
     fit_notes: list[str] = field(default_factory=list)  # the fit check's estimate per place, what it assumed
+    fit: MemoryFit | Unavailable | None = None  # the engine's ``memory_fit``, taken when it planned the lane
 
     def argv(self, port: int) -> list[str]:
         return self.engine.argv(self, port)
@@ -180,12 +183,15 @@ class Turn:
 
 @dataclass(slots=True)
 class Request:
-    """One request of the standard job: where it goes and what it says."""
+    """One request of the standard job: where it goes and what it says; ``notes``: what a reader
+    of the lane's figures must know about it (e.g. fields the server refused, so it goes without
+    them; learnt in ``Engine.prepare``)."""
 
     path: str
     body: dict[str, Any]
     n_in: int
     n_out: int
+    notes: list[str] = field(default_factory=list)
 
 
 Prompt = list[int] | str
@@ -234,11 +240,6 @@ class Engine(EngineHooks, ABC):
     async def prepare(self, session: aiohttp.ClientSession, endpoint: Endpoint, plan: LanePlan) -> None:
         """Learn what requests need once the server answers (e.g. the served model's name)."""
         return None
-
-    def request_notes(self, plan: LanePlan) -> list[str]:
-        """What a reader of the lane's figures must know about its requests (e.g. fields the
-        server refused, so they were sent without them); learnt in ``prepare``."""
-        return []
 
     @abstractmethod
     def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:

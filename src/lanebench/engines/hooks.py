@@ -12,7 +12,8 @@ engine is one module that overrides only the hooks it can serve:
 - ``placement``: where the lane's model ran (the lane's placement fields, the devices the build
   saw, what each RPC server answered), a dict for ``LaneResult.placement``;
 - ``memory_fit``: the lane's memory estimated before it starts and laid out over the places it
-  would run (``MemoryFit``), for the fit check;
+  would run (``MemoryFit``), taken once when the engine plans the lane (``LanePlan.fit``), for
+  the fit check and the lane's measured memory;
 - ``memory_sources``: what to sample while the lane runs: its process groups, and a log that
   states a memory breakdown lanebench can read (``MemorySources``);
 - ``fingerprint`` and ``backends``: what exactly served the lane (the build), and the compute
@@ -171,7 +172,7 @@ class EngineHooks:
         """What served the lane, as far as planning learnt it (``build``, ``build_info``)."""
         return {"engine": self.name, "build": plan.build, **plan.build_info}
 
-    def backends(self, plan: LanePlan, log_path: Path | None) -> list[str]:
+    def backends(self, log_path: Path | None) -> list[str]:
         """The compute backends the lane's server log named (empty: it names none lanebench reads)."""
         return []
 

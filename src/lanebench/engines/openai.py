@@ -280,23 +280,19 @@ class OpenAI(Engine):
         if "refused" not in plan.build_info:
             plan.build_info["refused"] = await _refused(session, endpoint, model)
 
-    def request_notes(self, plan: LanePlan) -> list[str]:
+    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
+        model = plan.lane.served_model or plan.build_info.get("model", "")
         why = plan.build_info.get("refused")
-        if not why:
-            return []
-        return [
+        notes = [
             f"the server refused the extra fields {', '.join(EXTRA_FIELDS)} ({why}): requests were sent "
             "without them (no ignore_eos, no cache_prompt: false, a token count from usage alone)"
         ]
-
-    def request(self, plan: LanePlan, prompt: Prompt, turn: Turn) -> Request:
-        model = plan.lane.served_model or plan.build_info.get("model", "")
-        extras = not plan.build_info.get("refused")
         return Request(
             "/v1/completions",
-            completion_body(model, prompt, turn.n_out, turn.seed, extras, turn.cache),
+            completion_body(model, prompt, turn.n_out, turn.seed, not why, turn.cache),
             turn.n_in,
             turn.n_out,
+            notes if why else [],
         )
 
     def reader(self) -> StreamReader:

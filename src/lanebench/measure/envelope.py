@@ -73,7 +73,7 @@ class EnvelopeJob(LaneJob):
         turn = Turn(len(prompt), n_out, self.job.seed, self.speculative, CacheUse(slot))
         req = self.engine.request(self.plan, prompt, turn)
         if self.result.request is None and kind == "cell":
-            self.result.request = sent(req, prompt, self.engine.request_notes(self.plan))
+            self.result.request = sent(req, prompt)
         start = time.perf_counter() - t_batch
         rec = await self._send(session, req, kind, rep, slot)
         rec.n_in = len(prompt) - depth if kind != "fill" else len(prompt)

@@ -94,7 +94,7 @@ class LaneJob:
         turn = Turn(self.job.n_in, self.job.n_out, self.job.seed, self.speculative)
         req = self.engine.request(self.plan, prompt, turn)
         if self.result.request is None:
-            self.result.request = sent(req, prompt, self.engine.request_notes(self.plan))
+            self.result.request = sent(req, prompt)
         return await self._send(session, req, kind, rep, idx)
 
     async def _send(
@@ -205,10 +205,10 @@ class LaneJob:
         )
 
 
-def sent(req: Request, prompt: Prompt, notes: list[str]) -> SentRequest:
+def sent(req: Request, prompt: Prompt) -> SentRequest:
     """What a lane's requests say, the prompt left out (``LaneResult.request``)."""
     body = {k: (f"<prompt: {req.n_in} tokens>" if v is prompt else v) for k, v in req.body.items()}
-    return SentRequest(req.path, body, list(notes))
+    return SentRequest(req.path, body, list(req.notes))
 
 
 def _reason_in_log(log_tail: str) -> str:
@@ -223,7 +223,9 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
     """Fill ``summary``, ``per_position``, ``flags`` and ``busy`` of a measured lane (pure). The
     figures come from the quiet repetitions, or from the busy ones when no quiet one was found
     (``LaneResult.measured_singles``); ``busy`` then names them."""
-    singles = result.measured_singles()
+    measured = "cell" if job.envelope else "single"  # the envelope's turns are its measured requests
+    _flag(result, job, [r for r in result.samples if r.kind == measured and r.ok], log_tail)
+    singles, batches = result.measured_singles(), result.measured_batches()
     s: dict[Fig, Any] = {
         Fig.PREFILL: m.stat(m.engine_prefill_tps(r) for r in singles),
         Fig.DECODE: m.stat(m.engine_decode_tps(r) for r in singles),
@@ -235,7 +237,7 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
             for r in singles
             if (p := m.engine_prefill_tps(r)) and (d := m.engine_decode_tps(r))
         ),
-        Fig.AGGREGATE: m.stat(m.aggregate_tps(result.measured_batches())),
+        Fig.AGGREGATE: m.stat(m.aggregate_tps(batches)),
         Fig.ACCEPTANCE: m.stat(a for r in singles if (a := m.acceptance([r])) is not None),
     }
     delta = result.metrics_delta
@@ -246,9 +248,7 @@ def summarize(result: LaneResult, job: JobSpec, log_tail: str = "") -> None:
     s[Fig.MEAN_ACCEPTED_LENGTH] = m.stat([mal])
     result.summary = {str(k): v for k, v in s.items() if v is not None}
     result.per_position = m.per_position_acceptance(delta)
-    result.busy = busy_record(result, job)
-    measured = "cell" if job.envelope else "single"  # the envelope's turns are its measured requests
-    _flag(result, job, [r for r in result.samples if r.kind == measured and r.ok], log_tail)
+    result.busy = busy_record(result, job, singles, batches)
 
 
 def _prompt_n(rec: RequestRecord, n_in: int) -> int:

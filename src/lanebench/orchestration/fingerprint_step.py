@@ -59,7 +59,7 @@ class FingerprintSink:
             if path:
                 self._add(run, "model", str(path), fp.model_fingerprint, Path(str(path)))
 
-    def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None:
+    def sample(self, run: RunInfo, lane: str, record: RequestRecord | AggregateRecord) -> None:
         return None
 
     def lane_finished(self, run: RunInfo, lane: LaneResult) -> None:

@@ -67,7 +67,7 @@ class _Recorder:
                 total = max(self.done, requests_per_lane(self.job))
                 self.progress.requests(self.plan.lane.name, self.done, total)
         for s in self.sinks:
-            s.sample(self.run, self.result, rec)
+            s.sample(self.run, self.result.name, rec)
 
     def keep(self, kept: KeptCells) -> None:
         """Write the cells a resume keeps into this lane, as if measured now (they were, by an
@@ -92,7 +92,7 @@ class _Recorder:
             if self.result.status == LaneStatus.OK:
                 self.result.status = LaneStatus.FLAGGED
         log = self.result.log_path
-        self.result.backends = self.plan.engine.backends(self.plan, Path(log) if log else None)
+        self.result.backends = self.plan.engine.backends(Path(log) if log else None)
         for s in self.sinks:
             s.lane_finished(self.run, self.result)
         if self.progress:
@@ -174,6 +174,10 @@ class LaneMeasurer:
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
         rec.result.placement = plan.engine.placement(plan, endpoint)
+        # the lane's process groups (none of a server lanebench did not start): their memory is
+        # sampled, and what else runs beside them metered
+        sources = plan.engine.memory_sources(plan, endpoint)
+        leaders = lane_leaders(sources)
         kind = EnvelopeJob if self.opts.job.envelope else LaneJob
         job = kind(
             plan,
@@ -184,7 +188,7 @@ class LaneMeasurer:
             state=self.state,
             request_timeout_s=self.opts.request_timeout_s,
             speculative=speculative_fields(plan.lane) if per_request else None,
-            meter=_meter(plan, endpoint),
+            meter=LoadMeter.for_lane(leaders, plan.lane.threads) if leaders else None,
         )
         if isinstance(job, EnvelopeJob):
             job.deadline = self._lane_deadline()
@@ -192,7 +196,7 @@ class LaneMeasurer:
                 rec.keep(kept)
                 job.done_cells = kept.cells
         try:
-            with measured(plan, endpoint, rec.result):
+            with measured(plan, sources, rec.result):
                 asyncio.run(job.run())
         finally:
             self.lanes_left = max(self.lanes_left - 1, 1)
@@ -273,15 +277,6 @@ class LaneMeasurer:
             if p.lane.name not in done:
                 done[p.lane.name] = self.measure(p)
         return [done[p.lane.name] for p in plans]
-
-
-def _meter(plan: LanePlan, endpoint: Endpoint) -> LoadMeter | None:
-    """What else runs beside a lane lanebench started (its process groups are known); None for
-    an attached endpoint, whose server may be another machine or a process not its own."""
-    leaders = lane_leaders(plan, endpoint)
-    if not plan.engine.launches or not leaders:
-        return None
-    return LoadMeter.for_lane(leaders, plan.lane.threads)
 
 
 def _widest(plans: Sequence[LanePlan]) -> LanePlan:

@@ -1,7 +1,7 @@
-"""Memory per lane, asked of its engine: the estimate laid out over the places the lane would
-run (the fit check, before anything starts; ``Engine.memory_fit``) and the measurement while
-its job runs (``Engine.memory_sources``: the process groups to sample, the log to read). See
-``lanebench.memory``."""
+"""Memory per lane, as its engine told it: the estimate laid out over the places the lane would
+run (the fit check, before anything starts; ``LanePlan.fit``, the engine's ``memory_fit`` taken
+when it planned the lane) and the measurement while its job runs (``Engine.memory_sources``: the
+process groups to sample, the log to read). See ``lanebench.memory``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from lanebench.config.lanesfile import cap_lines
-from lanebench.engines.base import Endpoint, LanePlan
-from lanebench.engines.hooks import Unavailable
+from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import MemoryFit, MemorySources, Unavailable
 from lanebench.errors import BadInput
 from lanebench.memory.collect import memory_record
 from lanebench.memory.estimate import LaneEstimate
@@ -22,9 +22,14 @@ from lanebench.memory.vram import VramSampler
 from lanebench.records.lane import LaneResult
 
 
+def plan_fit(plan: LanePlan) -> MemoryFit | Unavailable:
+    """The fit the engine gave the plan (asked of it now for a plan not made by its ``plan``)."""
+    return plan.fit if plan.fit is not None else plan.engine.memory_fit(plan)
+
+
 def plan_estimate(plan: LanePlan) -> LaneEstimate | None:
     """The lane's estimate (MiB); None when its engine has none or its files cannot be read."""
-    fit = plan.engine.memory_fit(plan)
+    fit = plan_fit(plan)
     return None if isinstance(fit, Unavailable) else fit.estimate
 
 
@@ -35,7 +40,7 @@ def check_fit(plans: Sequence[LanePlan], machine_of: Callable[[LanePlan], Machin
     ram = ram_available_mib() if machine_of is None else None
     found = []
     for plan in plans:
-        fit = plan.engine.memory_fit(plan)
+        fit = plan_fit(plan)
         if isinstance(fit, Unavailable):
             continue
         layout = fit.layout(machine_of(plan) if machine_of is not None else fit.machine(ram))
@@ -45,17 +50,16 @@ def check_fit(plans: Sequence[LanePlan], machine_of: Callable[[LanePlan], Machin
         raise BadInput(cap_lines(found))
 
 
-def lane_leaders(plan: LanePlan, endpoint: Endpoint) -> list[int]:
+def lane_leaders(sources: MemorySources | Unavailable) -> list[int]:
     """The pids whose process groups make up the lane, as its engine says; [] for none."""
-    sources = plan.engine.memory_sources(plan, endpoint)
     return [] if isinstance(sources, Unavailable) else sources.leaders
 
 
 @contextmanager
-def measured(plan: LanePlan, endpoint: Endpoint, result: LaneResult) -> Iterator[None]:
-    """Samples the lane's process groups (RSS every 0.2 s, GPU memory every second when
-    nvidia-smi/rocm-smi is there) while the body runs, then fills ``result.memory``."""
-    sources = plan.engine.memory_sources(plan, endpoint)
+def measured(plan: LanePlan, sources: MemorySources | Unavailable, result: LaneResult) -> Iterator[None]:
+    """Samples the lane's process groups (``sources``, the engine's ``memory_sources``: RSS every
+    0.2 s, GPU memory every second when nvidia-smi/rocm-smi is there) while the body runs, then
+    fills ``result.memory``."""
     if isinstance(sources, Unavailable) or not sources.leaders:
         yield
         return

@@ -12,7 +12,7 @@ from lanebench.records.codec import Record
 @dataclass(slots=True)
 class SentRequest(Record):
     """The request path, its JSON body with the prompt replaced by ``<prompt: N tokens>``, and
-    the engine's notes on fields the server does not honour (``Engine.request_notes``)."""
+    the engine's notes on fields the server does not honour (``Request.notes``)."""
 
     path: str = ""
     body: dict[str, Any] = field(default_factory=dict)

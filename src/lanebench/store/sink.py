@@ -68,13 +68,14 @@ class StoreSink:
             self._lane_ids[lane.name] = int(pk[0])
         self._seq[lane.name] = 0
 
-    def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None:
-        """One committed row per request (or batch), as soon as it is measured."""
-        if lane.name not in self._lane_ids:
-            self.lane_started(run, lane)
-        lane_id = self._lane_ids[lane.name]
-        seq = self._seq[lane.name]
-        self._seq[lane.name] = seq + 1
+    def sample(self, run: RunInfo, lane: str, record: RequestRecord | AggregateRecord) -> None:
+        """One committed row per request (or batch) of lane ``lane`` (its name, started with
+        ``lane_started``), as soon as it is measured."""
+        if lane not in self._lane_ids:
+            raise RuntimeError(f"a sample of lane {lane!r} before its lane_started")
+        lane_id = self._lane_ids[lane]
+        seq = self._seq[lane]
+        self._seq[lane] = seq + 1
         with self.store.tx() as conn:
             if isinstance(record, RequestRecord):
                 conn.execute(T.samples.insert().values(**rows.sample_row(lane_id, seq, record)))

@@ -15,9 +15,12 @@ from lanebench.records.samples import AggregateRecord, RequestRecord
 
 
 class Sink(Protocol):
+    """``lane_started`` and ``lane_finished`` get the lane's result; ``sample`` gets the lane's
+    name and the record measured (written as soon as measured)."""
+
     def run_started(self, run: RunInfo) -> None: ...
     def lane_started(self, run: RunInfo, lane: LaneResult) -> None: ...
-    def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None: ...
+    def sample(self, run: RunInfo, lane: str, record: RequestRecord | AggregateRecord) -> None: ...
     def lane_finished(self, run: RunInfo, lane: LaneResult) -> None: ...
     def run_finished(self, run: RunInfo) -> None: ...
 
@@ -52,7 +55,7 @@ class JsonSink:
         self.lanes.append(lane)
         self._flush(run)
 
-    def sample(self, run: RunInfo, lane: LaneResult, record: RequestRecord | AggregateRecord) -> None:
+    def sample(self, run: RunInfo, lane: str, record: RequestRecord | AggregateRecord) -> None:
         self._flush(run)
 
     def lane_finished(self, run: RunInfo, lane: LaneResult) -> None:

@@ -218,11 +218,12 @@ class LlamaCpp(Engine):
             model=model,
         )
         _placement_problems(lane, binary, dialect)
-        plan.argv_preview = plan.argv(0)  # surfaces LaneRefused before anything starts
+        plan.argv_preview = self.argv(plan, 0)  # surfaces LaneRefused before anything starts
         if lane.draft is not None and ctx.check_drafts:
             problems = _draft_problems(lane, model, dialect)
             if problems:
                 raise BadInput("\n".join(problems))
+        plan.fit = memory.memory_fit(plan)  # the fit check and the lane's memory read this one
         return plan
 
     def argv(self, plan: LanePlan, port: int, local_rpc_ports: list[int] | None = None) -> list[str]:
@@ -311,7 +312,7 @@ class LlamaCpp(Engine):
         dialect = plan.dialect.to_dict() if isinstance(plan.dialect, Dialect) else None
         return fingerprint.build_fingerprint(plan.server_bin, dialect)
 
-    def backends(self, plan: LanePlan, log_path: Path | None) -> list[str]:
+    def backends(self, log_path: Path | None) -> list[str]:
         return fingerprint.log_backends(log_path)
 
     def attribution_suspects(self, plan: LanePlan) -> Suspects | Unavailable:

@@ -29,13 +29,12 @@ def server_view(plan: LanePlan) -> tuple[Asked, ServerDefaults | None]:
     return asked, read_server_defaults(plan.server_bin) if plan.server_bin is not None else None
 
 
-def plan_estimate(plan: LanePlan) -> LaneEstimate | None:
+def _estimate(plan: LanePlan, asked: Asked, defaults: ServerDefaults | None) -> LaneEstimate | None:
     """The lane's estimate; None when its files cannot be read."""
     if plan.model is None:
         return None
     lane = plan.lane
     draft = lane.draft_path(plan.model) if lane.draft is not None else None
-    asked, defaults = server_view(plan)
     try:
         draft_kv, notes = draft_cache(asked, defaults, lane.kv)
         est = estimate_lane(
@@ -69,10 +68,13 @@ def lane_machine(plan: LanePlan, ram_mib: float | None) -> Machine:
 
 @dataclass(slots=True)
 class LlamaMemoryFit:
-    """``MemoryFit`` of a llama.cpp lane: its estimate, the machine it would run on, the layout."""
+    """``MemoryFit`` of a llama.cpp lane: its estimate, the machine it would run on, the layout;
+    ``asked``/``defaults``: what the lane tells its server and the build's defaults, read once."""
 
     plan: LanePlan
     lane_estimate: LaneEstimate
+    asked: Asked
+    defaults: ServerDefaults | None
 
     @property
     def estimate(self) -> LaneEstimate:
@@ -83,18 +85,18 @@ class LlamaMemoryFit:
 
     def layout(self, machine: Machine) -> Layout:
         """The lane's memory per place, with what was assumed in its notes."""
-        asked, defaults = server_view(self.plan)
-        settings, notes = settings_of(asked, defaults)
+        settings, notes = settings_of(self.asked, self.defaults)
         layout = lay_out(self.lane_estimate, settings, machine)
         layout.notes[:0] = [*notes, *self.lane_estimate.notes]
         return layout
 
 
 def memory_fit(plan: LanePlan) -> LlamaMemoryFit | Unavailable:
-    est = plan_estimate(plan)
+    asked, defaults = server_view(plan)
+    est = _estimate(plan, asked, defaults)
     if est is None:
         return Unavailable(f"lane {plan.lane.name!r}: no memory estimate (its model files could not be read)")
-    return LlamaMemoryFit(plan, est)
+    return LlamaMemoryFit(plan, est, asked, defaults)
 
 
 def memory_sources(plan: LanePlan, endpoint: Endpoint) -> MemorySources:
