@@ -20,7 +20,7 @@ from lanebench.busy.cpu import (
 )
 from lanebench.busy.gpu import gpu_others, parse_pmon
 from lanebench.busy.meter import LoadMeter
-from lanebench.memory.proc import PidStat, parse_pid_stat
+from lanebench.memory.proc import PidStat, live_group_pids, parse_pid_stat
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED = FIXTURES / "proc" / "llama-server-beside-burner"
@@ -70,8 +70,8 @@ def test_pid_stat_fields_are_counted_after_the_command_name() -> None:
     assert st is not None and st.comm == "llama-server" and st.pgrp == LANE
     assert (st.ticks, st.child_ticks, st.start) == (252 + 7, 0, 472851)
     odd = "42 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 7 5 3 1 20 0 1 0 999 0 0"
-    assert parse_pid_stat(odd) == PidStat("a (b) c", 42, 12, 4, 999)
-    assert parse_pid_stat("10 (llama server) S 1 7 7 0") == PidStat("llama server", 7)  # cut short
+    assert parse_pid_stat(odd) == PidStat("a (b) c", 42, 12, 4, 999, "R")
+    assert parse_pid_stat("10 (llama server) S 1 7 7 0") == PidStat("llama server", 7, state="S")  # cut short
     assert parse_pid_stat("garbage") is None and parse_pid_stat("1 (x) S 1 notanumber") is None
 
 
@@ -202,3 +202,12 @@ def test_doctor_and_run_see_a_busy_gpu_before_anything_starts(tmp_path: Path) ->
     assert load is not None and load.busy and load.why == "GPU" and load.gpu_other_sm == 99.0
     idle = machine_load(0.01, 2, proc=proc, smi=str(fake_pmon(tmp_path, "pmon-idle.txt")))
     assert idle is not None and not idle.busy and idle.gpu_other_sm is None
+
+
+def test_a_groups_live_processes_leave_out_the_exited_ones_awaiting_their_reaper(tmp_path: Path) -> None:
+    # a fake /proc: the server (7) and its child (8) in group 7, a zombie of it (9), another group (10)
+    for pid, state, pgrp in [(7, "S", 7), (8, "R", 7), (9, "Z", 7), (10, "S", 10)]:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) {state} 1 {pgrp} {pgrp} 0")
+    assert sorted(live_group_pids(7, tmp_path)) == [7, 8]
+    assert live_group_pids(10, tmp_path) == [10] and live_group_pids(11, tmp_path) == []

@@ -37,13 +37,15 @@ class PidStat:
     """What lanebench reads of one ``/proc/<pid>/stat``: the command name, the process group,
     CPU time used (``utime + stime``), CPU time of its reaped children (``cutime + cstime``) and
     when it started (``starttime``, after boot: a pid reused by a new process starts later), all
-    in clock ticks (``os.sysconf('SC_CLK_TCK')``, the unit of /proc/stat too)."""
+    in clock ticks (``os.sysconf('SC_CLK_TCK')``, the unit of /proc/stat too); ``state``: its
+    one-letter state (``Z``: exited, not yet reaped)."""
 
     comm: str
     pgrp: int
     ticks: int = 0
     child_ticks: int = 0
     start: int = 0
+    state: str = ""
 
 
 def parse_pid_stat(text: str) -> PidStat | None:
@@ -60,7 +62,8 @@ def parse_pid_stat(text: str) -> PidStat | None:
         start = int(fields[19]) if len(fields) >= 20 else 0
     except ValueError:
         return None
-    return PidStat(head.partition("(")[2], pgrp, times[0] + times[1], times[2] + times[3], start)
+    comm = head.partition("(")[2]
+    return PidStat(comm, pgrp, times[0] + times[1], times[2] + times[3], start, fields[0])
 
 
 def scan_pids(proc: Path = PROC) -> dict[int, PidStat]:
@@ -95,6 +98,12 @@ def groups_pids(pgids: Sequence[int], proc: Path = PROC) -> dict[int, list[int]]
 def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
     """Processes whose process group is ``pgid``."""
     return groups_pids([pgid], proc)[pgid]
+
+
+def live_group_pids(pgid: int, proc: Path = PROC) -> list[int]:
+    """Processes of group ``pgid`` that still run (exited ones awaiting their reaper left out)."""
+    scan = scan_pids(proc)
+    return [pid for pid in pids_of_groups(scan, [pgid])[pgid] if scan[pid].state != "Z"]
 
 
 def lane_pgids(leaders: Sequence[int]) -> list[int]:

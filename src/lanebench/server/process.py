@@ -25,6 +25,7 @@ from types import TracebackType
 
 from lanebench.analysis.serverlog import RUN_MARK
 from lanebench.errors import LaneFailed
+from lanebench.memory.proc import live_group_pids
 from lanebench.server.exitcause import describe_exit, mem_available_bytes
 
 _LIVE: set[ServerProcess] = set()
@@ -257,8 +258,18 @@ class ServerProcess:
                 proc.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # anything the server left in its group
+        _wait_group_gone(proc.pid)
         _LIVE.discard(self)
         self.proc = None
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
+    """Until no process of group ``pgid`` runs any more (SIGKILL is delivered asynchronously: a
+    loaded machine can still schedule the group's other processes after ``killpg`` returns, and
+    the next lane must not be measured beside them); at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while live_group_pids(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def stop_all() -> None:
