@@ -211,3 +211,4 @@ def test_a_groups_live_processes_leave_out_the_exited_ones_awaiting_their_reaper
         (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) {state} 1 {pgrp} {pgrp} 0")
     assert sorted(live_group_pids(7, tmp_path)) == [7, 8]
     assert live_group_pids(10, tmp_path) == [10] and live_group_pids(11, tmp_path) == []
+    assert live_group_pids(7, tmp_path / "absent") == []  # no /proc (not Linux): nothing to wait for

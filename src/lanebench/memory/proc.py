@@ -101,8 +101,12 @@ def group_pids(pgid: int, proc: Path = PROC) -> list[int]:
 
 
 def live_group_pids(pgid: int, proc: Path = PROC) -> list[int]:
-    """Processes of group ``pgid`` that still run (exited ones awaiting their reaper left out)."""
-    scan = scan_pids(proc)
+    """Processes of group ``pgid`` that still run (exited ones awaiting their reaper left out);
+    [] without a readable ``proc`` (not Linux)."""
+    try:
+        scan = scan_pids(proc)
+    except OSError:
+        return []
     return [pid for pid in pids_of_groups(scan, [pgid])[pgid] if scan[pid].state != "Z"]
 
 
