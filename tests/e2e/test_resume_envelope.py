@@ -69,7 +69,8 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-    assert proc.returncode != 0
+    stopped = proc.stderr.read()[-3000:] if proc.stderr else ""  # a failure below says what the run did
+    assert proc.returncode != 0, f"the run was not interrupted: {stopped!r}"
 
     store = open_store(str(db))
     (run,) = store.list_runs()
@@ -79,7 +80,7 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
     measured = {(r.depth, r.concurrency) for r in before.samples if r.kind == "cell"}
     last = max(order.index(k) for k in measured)
     kept = [k for k in order[:last] if k in measured]
-    assert len(kept) >= 2  # both depth-0 cells were done before depth 512 began
+    assert len(kept) >= 2, (measured, stopped)  # both depth-0 cells were done before depth 512 began
 
     report = [sys.executable, "-m", "lanebench.cli.main", "report", run["run_id"], "--db", str(db)]
     shown = subprocess.run(report, env=env, capture_output=True, text=True, timeout=300)
@@ -109,7 +110,7 @@ def test_an_interrupted_envelope_lane_resumes_at_its_cells(
     (after,) = store.load_lanes(run["run_id"])
     assert f"resumed: {len(kept)} of {len(order)} cells kept from the interrupted run" in "; ".join(
         after.flags
-    )
+    ), (after.flags, measured, stopped)
 
     def cell_times(lane: LaneResult, key: tuple[int, int]) -> list[float]:
         return sorted(r.t_start for r in lane.samples if r.kind == "cell" and (r.depth, r.concurrency) == key)
