@@ -86,8 +86,9 @@ class LanePlan:
 
     ``server_bin``/``dialect``/``model`` are set by engines that launch a binary; ``build``
     names what serves the lane (the binary, or the URL) and ``build_info`` describes it; ``fit``
-    is the lane's memory estimate, asked of the engine once while planning (None: a plan not
-    made by its engine's ``plan``, whose engine is asked when it is needed)."""
+    is the lane's memory estimate, asked of the engine once while planning (None where planning
+    did not take it: an engine with no estimate of its own, a plan built by hand; the engine is
+    then asked when it is needed)."""
 
     lane: LaneSpec
     engine: Engine

@@ -80,10 +80,11 @@ def envelope_flags(cells: list[CellSummary]) -> list[str]:
 
 
 def _log_text(log_path: str | None) -> str | None:
+    """The lane's log, its last server run only (``analysis.serverlog``); None without one."""
     if not log_path:
         return None
     try:
-        return Path(log_path).read_text(encoding="utf-8", errors="replace")
+        return last_run(Path(log_path).read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None
 
@@ -122,7 +123,6 @@ def summarize_envelope(
     prompt-cache work is laid beside the others only, and their cells get none (not measured)."""
     cells = summarize_cells(result.samples, result.aggregates)
     text = _log_text(result.log_path)
-    text = last_run(text) if text else None
     caches = kv_caches(text) if text else []
     cache_log = read_cache_log(text) if text else None
     kernels = {d: kernel_at(d) for d in {c.depth for c in cells}} if kernel_at else {}
