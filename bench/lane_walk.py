@@ -6,32 +6,62 @@ stored row. Prints the files visited and how often the walk came back to a file 
         --aggregate 0 --remeasure-busy 0 --db /tmp/walk.sqlite
 
 The walk ends when the store's ``lane_finished`` returns (so give it a database, not --no-db). A
-step is a call, handed the lane, into a file other than the previous step's; a return is a step
-into a file the walk had already visited (issue 19's measure of a lane's path).
+step is a call, handed the lane, into a file other than the previous step's. A return is a step
+into a file the walk had already left, made by code of another file: control handed back into it
+(issue 19's measure of a lane's path). A file's own code calling one of its functions again, after
+a call it made elsewhere came back, is no return; the last line also counts those ("strict").
+"Handed the lane": the LaneSpec is an argument, or is reachable from one within three steps
+(attributes of lanebench's own objects, items of lists, tuples, sets and dict values).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import lanebench
 
 SRC = str(Path(lanebench.__file__).resolve().parent) + "/"
 
 
+def _parts(value: object) -> list[object]:
+    """What a value holds one step in: its attributes (dataclass, slots, pydantic, plain) or
+    its first items (list, tuple, set, dict values)."""
+    if isinstance(value, (str, bytes, int, float, bool, type(None), Path)):
+        return []
+    if isinstance(value, dict):
+        return list(value.values())[:8]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)[:8]
+    if not type(value).__module__.startswith("lanebench"):
+        return []  # the lane is held by lanebench's own objects; others' attributes can run code
+    out: list[object] = []
+    d = getattr(value, "__dict__", None)
+    if isinstance(d, dict):
+        out += list(d.values())
+    for cls in type(value).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            out.append(getattr(value, name, None))
+    return out
+
+
 def holds_lane(value: object, lane: object, depth: int = 0) -> bool:
+    """Whether ``lane`` is ``value`` or reachable from it within three steps (an attribute of an
+    attribute, an item of a list held by an attribute, ...)."""
     if value is lane:
         return True
-    if depth > 1:
+    if depth >= 3:
         return False
-    for attr in ("lane", "spec", "plan", "result"):
-        inner = getattr(value, attr, None) if not isinstance(value, (str, bytes, int, float)) else None
-        if inner is not None and holds_lane(inner, lane, depth + 1):
-            return True
-    if isinstance(value, (list, tuple)) and value and depth == 0:
-        return any(holds_lane(v, lane, depth + 1) for v in value[:4])
-    return False
+    return any(holds_lane(v, lane, depth + 1) for v in _parts(value))
+
+
+def caller_of(frame: Any) -> str:
+    """The file of the nearest lanebench code below ``frame`` on the stack ("" for none)."""
+    back = frame.f_back
+    while back is not None and not back.f_code.co_filename.startswith(SRC):
+        back = back.f_back
+    return back.f_code.co_filename[len(SRC) :] if back is not None else ""
 
 
 def main() -> None:
@@ -39,7 +69,7 @@ def main() -> None:
     from lanebench.config import lanes as lanes_mod
 
     state: dict[str, object] = {"lane": None}
-    walk: list[tuple[str, str]] = []
+    walk: list[tuple[str, str, str]] = []  # (file, function, the file of the lanebench code that called it)
     real = lanes_mod.LaneSpec.model_validate
 
     def profile(frame, event, arg):
@@ -61,7 +91,7 @@ def main() -> None:
         if any(holds_lane(a, lane) for a in args):
             rel = f[len(SRC) :]
             if not walk or walk[-1][0] != rel:
-                walk.append((rel, code.co_name))
+                walk.append((rel, code.co_name, caller_of(frame)))
             if rel == "store/sink.py" and code.co_name == "lane_finished":
                 state["stop"] = frame  # the stored row: the walk ends when this call returns
 
@@ -81,15 +111,18 @@ def main() -> None:
     finally:
         sys.setprofile(None)
     seen: set[str] = set()
-    returns = 0
-    for rel, _fn in walk:
-        if rel in seen:
-            returns += 1
+    returns = strict = 0
+    for rel, fn, caller in walk:
+        again = rel in seen
+        handed = again and caller != rel  # control handed back into the file from another one
+        strict += again
+        returns += handed
+        mark = "  <- back" if handed else ("  (its own code calling it)" if again else "")
+        print(f"{rel}:{fn}{mark}", file=sys.stderr)
         seen.add(rel)
-    for rel, fn in walk:
-        print(f"{rel}:{fn}", file=sys.stderr)
     print(
-        f"files visited: {len(seen)}; returns to a file already left: {returns}; steps: {len(walk)}",
+        f"files visited: {len(seen)}; returns to a file already left: {returns}; steps: {len(walk)} "
+        f"(steps into a file visited before, its own calls included: {strict})",
         file=sys.stderr,
     )
 

@@ -17,8 +17,8 @@ from lanebench.config.job import JobSpec
 from lanebench.config.lanes import Draft, LaneSpec
 from lanebench.config.models import default_model_path
 from lanebench.config.run import RunConfig
-from lanebench.orchestration.grid import expand, parse_grid
-from lanebench.orchestration.measure_lane import LaneMeasurer, group_plans
+from lanebench.orchestration.grid import expand, group_plans, parse_grid
+from lanebench.orchestration.measure_lane import LaneMeasurer
 from lanebench.orchestration.plan import new_run, plan_lanes
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         opts = RunConfig(out_dir=Path(tmp), server_bin=args.server_bin).with_job(job)
         plans = plan_lanes(lanes, opts)
-        run = new_run(opts, plans)
+        run = new_run(opts, {p.build: p.build_info for p in plans})
 
         t0 = time.perf_counter()
         restart = [LaneMeasurer(run, opts, []).measure(p) for p in plans]

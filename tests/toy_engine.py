@@ -83,7 +83,7 @@ class Toy(Engine):
         notes = [f"toy: {per_chunk(plan.lane)} token(s) per chunk"]
         return KernelView(" ".join(argv), notes, measure)
 
-    def fingerprint(self, plan: LanePlan) -> dict[str, Any]:
+    def fingerprint(self, build: str, build_info: dict[str, Any]) -> dict[str, Any]:
         return {"engine": self.name, "server": FAKE.name, "version": VERSION}
 
     def attribution_suspects(self, plan: LanePlan) -> Suspects | Unavailable:

@@ -28,7 +28,7 @@ from lanebench.errors import BadInput
 from lanebench.measure.job import RunState
 from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for
-from lanebench.orchestration.fingerprint_step import FingerprintSink
+from lanebench.orchestration.fingerprint_step import Build, FingerprintSink
 from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.orchestration.quality_step import quality_lanes
 from lanebench.records.baseline import BaselineRecord
@@ -139,7 +139,8 @@ class _Fingerprints:
 def test_the_build_is_fingerprinted_by_its_engine(toy: ModuleType, tmp_path: Path) -> None:
     plans = plan_lanes(lanes(), RunConfig(out_dir=tmp_path).with_job(JOB))
     store = _Fingerprints()
-    FingerprintSink(store, plans).run_started(new_run(RunConfig(out_dir=tmp_path).with_job(JOB), plans))
+    sink = FingerprintSink(store, [Build(p.engine, p.build, p.build_info) for p in plans])
+    sink.run_started(new_run(RunConfig(out_dir=tmp_path).with_job(JOB)))
     builds = {key: data for (kind, key), data in store.kept.items() if kind == "build"}
     assert builds == {
         str(toy.FAKE): {"engine": "toy", "server": "fake_openai_server.py", "version": "toy 0.1"}

@@ -168,9 +168,10 @@ class EngineHooks:
         note = f"engine {self.name!r}: no memory breakdown from its log (lanebench reads llama.cpp's)"
         return MemorySources(process_leaders(endpoint), env=dict(plan.lane.env), notes=[note])
 
-    def fingerprint(self, plan: LanePlan) -> dict[str, Any]:
-        """What served the lane, as far as planning learnt it (``build``, ``build_info``)."""
-        return {"engine": self.name, "build": plan.build, **plan.build_info}
+    def fingerprint(self, build: str, build_info: dict[str, Any]) -> dict[str, Any]:
+        """What serves lanes of ``build`` (a plan's ``build``), as far as planning learnt it
+        (``build_info``): asked once per build and run, of a build, not of a lane."""
+        return {"engine": self.name, "build": build, **build_info}
 
     def backends(self, log_path: Path | None) -> list[str]:
         """The compute backends the lane's server log named (empty: it names none lanebench reads)."""

@@ -9,10 +9,11 @@ is stored as the reason why.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import EngineHooks
 from lanebench.orchestration import fingerprint as fp
 from lanebench.records.lane import LaneResult
 from lanebench.records.run import RunInfo
@@ -34,15 +35,22 @@ def safely(collect: Callable[..., Any], *args: Any) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+@dataclass(frozen=True, slots=True)
+class Build:
+    """One build of a run, as its engine fingerprints it."""
+
+    engine: EngineHooks
+    build: str
+    info: dict[str, Any]
+
+
 class FingerprintSink:
     """A sink beside the store's: takes each fingerprint once and hands it to the store;
-    ``plans``: the run's, whose engines fingerprint their builds."""
+    ``builds``: the run's (``pipeline.RunPlan.builds``), each fingerprinted by its engine."""
 
-    def __init__(self, store: FingerprintStore, plans: Sequence[LanePlan] = ()) -> None:
+    def __init__(self, store: FingerprintStore, builds: Sequence[Build] = ()) -> None:
         self.store = store
-        self.builds: dict[str, LanePlan] = {}  # the first plan of each build
-        for plan in plans:
-            self.builds.setdefault(plan.build, plan)
+        self.builds = list(builds)
 
     def _add(self, run: RunInfo, kind: str, key: str, collect: Callable[..., Any], *args: Any) -> None:
         if not self.store.has_fingerprint(run, kind, key):
@@ -50,8 +58,8 @@ class FingerprintSink:
 
     def run_started(self, run: RunInfo) -> None:
         self._add(run, "host", str(run.host.get("hostname") or "host"), fp.host_fingerprint)
-        for build, plan in self.builds.items():
-            self._add(run, "build", build, plan.engine.fingerprint, plan)
+        for b in self.builds:
+            self._add(run, "build", b.build, b.engine.fingerprint, b.build, b.info)
 
     def lane_started(self, run: RunInfo, lane: LaneResult) -> None:
         spec = lane.lane

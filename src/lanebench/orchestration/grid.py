@@ -3,7 +3,8 @@ per value (the cartesian product over several grids).
 
 Lanes that differ only in fields a request can carry (``draft.block_size`` →
 ``speculative.n_max``, ``draft.p_min`` → ``speculative.p_min``) have the same ``server_key``
-and may share one server (``measure_lane.LaneMeasurer.measure_group``).
+and may share one server (``measure_lane.LaneMeasurer.measure_group``); ``group_plans`` groups
+a run's plans so.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lanebench.config.lanes import LaneSpec
+from lanebench.engines.base import LanePlan
 from lanebench.errors import BadInput
 
 PER_REQUEST = ("draft.block_size", "draft.p_min")
@@ -93,3 +95,14 @@ def speculative_fields(lane: LaneSpec) -> dict[str, Any]:
     if lane.draft.p_min is not None:
         fields["p_min"] = lane.draft.p_min
     return fields
+
+
+def group_plans(plans: Sequence[LanePlan], reuse: bool = True) -> list[list[LanePlan]]:
+    """Plans grouped by server key, in order of first appearance (one per group without reuse)."""
+    if not reuse:
+        return [[p] for p in plans]
+    groups: dict[str, list[LanePlan]] = {}
+    for plan in plans:
+        key = server_key(plan.lane) if plan.engine.per_request_speculative else f"\0{plan.lane.name}"
+        groups.setdefault(key, []).append(plan)
+    return list(groups.values())

@@ -27,7 +27,7 @@ from lanebench.measure.job import LaneJob, RunState, summarize
 from lanebench.orchestration.attribute_step import attribution_for
 from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.envelope_step import summarize_envelope
-from lanebench.orchestration.grid import server_key, speculative_fields
+from lanebench.orchestration.grid import speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
 from lanebench.orchestration.plan import requests_per_lane
 from lanebench.records.attribution import AttributionRecord
@@ -293,14 +293,3 @@ def _widest(plans: Sequence[LanePlan]) -> LanePlan:
     plan = replace(first, lane=first.lane.model_copy(update={"draft": draft}))
     plan.argv_preview = plan.argv(0)
     return plan
-
-
-def group_plans(plans: Sequence[LanePlan], reuse: bool = True) -> list[list[LanePlan]]:
-    """Plans grouped by server key, in order of first appearance (one per group without reuse)."""
-    if not reuse:
-        return [[p] for p in plans]
-    groups: dict[str, list[LanePlan]] = {}
-    for plan in plans:
-        key = server_key(plan.lane) if plan.engine.per_request_speculative else f"\0{plan.lane.name}"
-        groups.setdefault(key, []).append(plan)
-    return list(groups.values())

@@ -16,8 +16,9 @@ from typing import Protocol
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
-from lanebench.orchestration.fingerprint_step import FingerprintSink, FingerprintStore
-from lanebench.orchestration.measure_lane import LaneMeasurer, Progress, group_plans
+from lanebench.orchestration.fingerprint_step import Build, FingerprintSink, FingerprintStore
+from lanebench.orchestration.grid import group_plans
+from lanebench.orchestration.measure_lane import LaneMeasurer, Progress
 from lanebench.orchestration.plan import new_run, plan_lanes
 from lanebench.orchestration.quality_step import Say, apply_quality, check_quality, wants_quality
 from lanebench.orchestration.resume_step import kept_lanes, refuse_other_machine
@@ -51,6 +52,13 @@ class RunPlan:
     config: RunConfig
     skipped: set[str] = field(default_factory=set)
     run: RunInfo | None = None  # the stored run being resumed
+
+    def builds(self) -> list[Build]:
+        """Each build the plans name, once (the engine and ``build_info`` of its first plan)."""
+        first: dict[str, LanePlan] = {}
+        for plan in self.plans:
+            first.setdefault(plan.build, plan)
+        return [Build(p.engine, b, p.build_info) for b, p in first.items()]
 
 
 @dataclass(slots=True)
@@ -105,7 +113,8 @@ def run_lanes(
     with the config it was planned with."""
     rp = planned or plan_run(lanes, config, store, resume)
     config = rp.config
-    run = rp.run or new_run(config, rp.plans)
+    builds = rp.builds()
+    run = rp.run or new_run(config, {b.build: b.info for b in builds})
     kept = {}
     if resume and store is not None:
         kept = kept_lanes(store, resume, config.job, [p.lane.name for p in rp.plans])
@@ -113,7 +122,7 @@ def run_lanes(
     stored: list[Sink] = []
     if store is not None:
         store_sink = store.sink()
-        stored = [store_sink, FingerprintSink(store_sink, rp.plans)]
+        stored = [store_sink, FingerprintSink(store_sink, builds)]
     all_sinks = stored + list(sinks)
     for s in all_sinks:
         s.run_started(run)

@@ -8,15 +8,16 @@ every problem on its own line.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from lanebench import __version__
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.lanesfile import cap_lines
 from lanebench.config.run import RunConfig
-from lanebench.engines.base import LanePlan, PlanContext, refuse_placement
+from lanebench.engines.base import LanePlan, PlanContext
 from lanebench.engines.registry import get_engine
 from lanebench.errors import LanebenchError
 from lanebench.host.hostinfo import host_basics
@@ -31,9 +32,9 @@ def plan_context(config: RunConfig) -> PlanContext:
 
 
 def plan_lane(lane: LaneSpec, config: RunConfig) -> LanePlan:
-    """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field."""
+    """Resolve one lane with its engine (which refuses the fields it does not take); raise
+    BadInput/NotFound naming the lane and field."""
     engine = get_engine(lane.engine, f"lane {lane.name!r}: field 'engine'")
-    refuse_placement(engine, lane)
     return engine.plan(lane_for_job(lane, engine, config.job), plan_context(config))
 
 
@@ -65,7 +66,8 @@ def plan_lanes(lanes: Sequence[LaneSpec], config: RunConfig) -> list[LanePlan]:
     return plans
 
 
-def new_run(config: RunConfig, plans: Sequence[LanePlan] = ()) -> RunInfo:
+def new_run(config: RunConfig, builds: Mapping[str, dict[str, Any]] | None = None) -> RunInfo:
+    """A new run of ``config``; ``builds``: each build it serves lanes with, and its ``build_info``."""
     now = datetime.now(UTC)
     return RunInfo(
         run_id=now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2),
@@ -73,7 +75,7 @@ def new_run(config: RunConfig, plans: Sequence[LanePlan] = ()) -> RunInfo:
         lanebench_version=__version__,
         job=config.job,
         host=host_basics(),
-        builds={p.build: p.build_info for p in plans},
+        builds=dict(builds or {}),
         lanes_file=str(config.lanes_file) if config.lanes_file else None,
     )
 

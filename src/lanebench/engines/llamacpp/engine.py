@@ -182,7 +182,6 @@ class LlamaCpp(Engine):
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})
         if lane.server_bin is not None:
             binary = find_server_bin(lane.server_bin, f"{label}: field 'server_bin'")
         else:
@@ -223,6 +222,7 @@ class LlamaCpp(Engine):
             problems = _draft_problems(lane, model, dialect)
             if problems:
                 raise BadInput("\n".join(problems))
+        check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})
         plan.fit = memory.memory_fit(plan)  # the fit check and the lane's memory read this one
         return plan
 
@@ -307,10 +307,9 @@ class LlamaCpp(Engine):
     def memory_sources(self, plan: LanePlan, endpoint: Endpoint) -> MemorySources | Unavailable:
         return memory.memory_sources(plan, endpoint)
 
-    def fingerprint(self, plan: LanePlan) -> dict[str, Any]:
-        assert plan.server_bin is not None
-        dialect = plan.dialect.to_dict() if isinstance(plan.dialect, Dialect) else None
-        return fingerprint.build_fingerprint(plan.server_bin, dialect)
+    def fingerprint(self, build: str, build_info: dict[str, Any]) -> dict[str, Any]:
+        """The binary ``build`` names; ``build_info`` is its flag dialect (``Dialect.to_dict``)."""
+        return fingerprint.build_fingerprint(Path(build), build_info or None)
 
     def backends(self, log_path: Path | None) -> list[str]:
         return fingerprint.log_backends(log_path)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanebench.config.placement import VISIBILITY_ENV
+from lanebench.config.placement import VISIBILITY_ENV, RpcLocal
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.engines.hooks import MemorySources, Unavailable, process_leaders
 from lanebench.engines.llamacpp.devices import list_devices
@@ -23,56 +23,48 @@ from lanebench.memory.layout import Device, Layout, Machine
 from lanebench.memory.serverdefaults import ServerDefaults, read_server_defaults
 
 
-def server_view(plan: LanePlan) -> tuple[Asked, ServerDefaults | None]:
-    """What the lane tells its server (environment, fields, extra_args) and the build's defaults."""
-    asked = asked_of(plan.lane, {**os.environ, **plan.lane.env})
-    return asked, read_server_defaults(plan.server_bin) if plan.server_bin is not None else None
+@dataclass(frozen=True, slots=True)
+class Places:
+    """Where a lane would run, as its free memory is looked up: the build (``--list-devices``),
+    the lane's device-visibility variables and its RPC servers."""
+
+    server_bin: Path | None
+    visibility: tuple[tuple[str, str], ...]
+    rpc: tuple[str, ...]
+    rpc_local: tuple[RpcLocal, ...]
 
 
-def _estimate(plan: LanePlan, asked: Asked, defaults: ServerDefaults | None) -> LaneEstimate | None:
-    """The lane's estimate; None when its files cannot be read."""
-    if plan.model is None:
-        return None
+def places_of(plan: LanePlan) -> Places:
     lane = plan.lane
-    draft = lane.draft_path(plan.model) if lane.draft is not None else None
-    try:
-        draft_kv, notes = draft_cache(asked, defaults, lane.kv)
-        est = estimate_lane(
-            plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv, lane.flash_attn != "off"
-        )
-    except (LanebenchError, OSError, ValueError):
-        return None
-    est.notes += notes if draft is not None else []
-    return est
+    env = tuple((k, v) for k, v in sorted(lane.env.items()) if k in VISIBILITY_ENV)
+    return Places(plan.server_bin, env, tuple(lane.rpc), tuple(lane.rpc_local))
 
 
-def lane_machine(plan: LanePlan, ram_mib: float | None) -> Machine:
+def lane_machine(places: Places, ram_mib: float | None) -> Machine:
     """Free memory for the lane: RAM, the build's devices here (``--list-devices``, with the
     lane's device-visibility variables) and its RPC devices (each ``rpc`` endpoint asked now;
     ``rpc_local`` ones from what they will serve)."""
-    lane = plan.lane
-    env = tuple((k, v) for k, v in sorted(lane.env.items()) if k in VISIBILITY_ENV)
-    found = list_devices(plan.server_bin, env) if plan.server_bin is not None else None
+    found = list_devices(places.server_bin, places.visibility) if places.server_bin is not None else None
     local = tuple(Device(d.name, float(d.free_mib)) for d in found) if found is not None else None
     rpc: list[Device] = []
-    for endpoint in lane.rpc:
+    for endpoint in places.rpc:
         try:
             frees = [d.free_mib for d in probe(endpoint, rounds=1).devices] or [None]
         except (OSError, RpcError):
             frees = [None]
         rpc += [Device(f"RPC{len(rpc) + j}", f, f"RPC server {endpoint}") for j, f in enumerate(frees)]
-    for i, entry in enumerate(lane.rpc_local):
+    for i, entry in enumerate(places.rpc_local):
         rpc += local_rpc_devices(entry, i, len(rpc), local, ram_mib)
     return Machine(ram_mib, local, tuple(rpc))
 
 
 @dataclass(slots=True)
 class LlamaMemoryFit:
-    """``MemoryFit`` of a llama.cpp lane: its estimate, the machine it would run on, the layout;
+    """``MemoryFit`` of a llama.cpp lane: its estimate, where it would run, the layout;
     ``asked``/``defaults``: what the lane tells its server and the build's defaults, read once."""
 
-    plan: LanePlan
     lane_estimate: LaneEstimate
+    places: Places
     asked: Asked
     defaults: ServerDefaults | None
 
@@ -81,7 +73,7 @@ class LlamaMemoryFit:
         return self.lane_estimate
 
     def machine(self, ram_mib: float | None) -> Machine:
-        return lane_machine(self.plan, ram_mib)
+        return lane_machine(self.places, ram_mib)
 
     def layout(self, machine: Machine) -> Layout:
         """The lane's memory per place, with what was assumed in its notes."""
@@ -92,11 +84,24 @@ class LlamaMemoryFit:
 
 
 def memory_fit(plan: LanePlan) -> LlamaMemoryFit | Unavailable:
-    asked, defaults = server_view(plan)
-    est = _estimate(plan, asked, defaults)
-    if est is None:
-        return Unavailable(f"lane {plan.lane.name!r}: no memory estimate (its model files could not be read)")
-    return LlamaMemoryFit(plan, est, asked, defaults)
+    """The lane's estimate from its GGUF files, with what it tells its server (environment,
+    fields, extra_args) and the build's defaults; Unavailable when its files cannot be read."""
+    lane = plan.lane
+    defaults = read_server_defaults(plan.server_bin) if plan.server_bin is not None else None
+    draft = lane.draft_path(plan.model) if lane.draft is not None and plan.model is not None else None
+    places = places_of(plan)
+    asked = asked_of(lane, {**os.environ, **lane.env})
+    try:
+        if plan.model is None:
+            raise ValueError("no model file")
+        draft_kv, notes = draft_cache(asked, defaults, lane.kv)
+        est = estimate_lane(
+            plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv, lane.flash_attn != "off"
+        )
+    except (LanebenchError, OSError, ValueError):
+        return Unavailable(f"lane {lane.name!r}: no memory estimate (its model files could not be read)")
+    est.notes += notes if draft is not None else []
+    return LlamaMemoryFit(est, places, asked, defaults)
 
 
 def memory_sources(plan: LanePlan, endpoint: Endpoint) -> MemorySources:
