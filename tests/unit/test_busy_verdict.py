@@ -258,9 +258,7 @@ def test_a_busy_kernel_view_is_run_once_more_and_says_so(monkeypatch: pytest.Mon
 
 
 def test_run_warns_in_one_line_when_the_machine_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
-    from lanebench.cli import execute
+    from lanebench.busy import meter
 
     seen: list[int] = []
 
@@ -268,16 +266,13 @@ def test_run_warns_in_one_line_when_the_machine_is_busy(monkeypatch: pytest.Monk
         seen.append(threads)
         return load(1.9, True)
 
-    monkeypatch.setattr(execute, "machine_load", fake_load)
-    local = SimpleNamespace(engine=SimpleNamespace(launches=True), lane=SimpleNamespace(threads=2))
-    attached = SimpleNamespace(engine=SimpleNamespace(launches=False), lane=SimpleNamespace(threads=None))
-    line = execute.busy_warning(SimpleNamespace(plans=[local, attached]), JOB)
+    monkeypatch.setattr(meter, "machine_load", fake_load)
+    line = meter.busy_warning(2, JOB.remeasure_budget)
     assert line is not None and "\n" not in line and seen == [2]
     assert line.startswith("warning: the machine is busy: 1.90 of 2 cores (95%) used by other processes")
     assert "at most 2 extra per lane" in line
-    assert execute.busy_warning(SimpleNamespace(plans=[attached]), JOB) is None
-    monkeypatch.setattr(execute, "machine_load", lambda seconds, threads: load(0.0, False))
-    assert execute.busy_warning(SimpleNamespace(plans=[local]), JOB) is None
+    monkeypatch.setattr(meter, "machine_load", lambda seconds, threads: load(0.0, False))
+    assert meter.busy_warning(2, JOB.remeasure_budget) is None
 
 
 def test_the_report_csv_context_table_and_tune_name_busy_figures(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from lanebench.engines.base import refuse_placement
 from lanebench.engines.llamacpp.argv import LaneRefused, build_argv, placement_args, rpc_endpoints
 from lanebench.engines.llamacpp.devices import Device, check_device_names, parse_devices
 from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
+from lanebench.engines.llamacpp.placement import placed
 from lanebench.engines.llamacpp.rpc import (
     CMD_DEVICE_COUNT,
     CMD_GET_DEVICE_MEMORY,
@@ -102,9 +103,9 @@ def test_rpc_local_never_binds_beyond_loopback() -> None:
 
 
 def test_placed() -> None:
-    assert not lane().placed
-    assert lane(main_gpu=0).placed and lane(rpc_local=[{}]).placed
-    assert lane(draft={"kind": "model", "devices": "CUDA1"}).placed
+    assert not placed(lane())
+    assert placed(lane(main_gpu=0)) and placed(lane(rpc_local=[{}]))
+    assert placed(lane(draft={"kind": "model", "devices": "CUDA1"}))
 
 
 # --- flags -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lanebench.busy.cpu import Snapshot, busy_threshold, parse_proc_stat, window_load
+from lanebench.busy.cpu import Snapshot, busy_threshold, describe, parse_proc_stat, window_load
 from lanebench.busy.gpu import GPU_BUSY_SM, PMON_ARGS, busiest_gpu, gpu_others, parse_pmon
 from lanebench.host.hostinfo import physical_cores
 from lanebench.memory.gpu import GpuToolError, run_tool
@@ -122,6 +122,20 @@ def machine_load(
             rows = []
         _fold_gpu(load, busiest_gpu(rows))
     return load
+
+
+def busy_warning(threads: int, again: int, seconds: float = 1.0) -> str | None:
+    """One line when other processes keep the machine busy now (watched for ``seconds``), for
+    lanes of ``threads`` threads that lanebench starts here; ``again``: the busy repetitions each
+    lane may re-measure. None when quiet."""
+    load = machine_load(seconds, threads)
+    if load is None or not load.busy:
+        return None
+    return (
+        f"warning: the machine is busy: {describe(load)} over {load.seconds:.1f} s; llama.cpp's threads "
+        f"spin, so figures measured now collapse: busy repetitions are re-measured (at most {again} "
+        "extra per lane) and figures that had no quiet one are marked [busy]"
+    )
 
 
 def _fold_gpu(load: LoadRecord, found: tuple[float, float] | None) -> None:

@@ -10,8 +10,6 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 
-from lanebench.busy.cpu import describe
-from lanebench.busy.meter import default_threads, machine_load
 from lanebench.cli.common import console, err_console
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
@@ -105,16 +103,19 @@ def save_run_plots(outcome: RunOutcome, directory: Path) -> None:
 
 
 class RichProgress:
-    """The pipeline's progress, as one rich bar over every request of the run."""
+    """The pipeline's progress, as one rich bar over every request of the run (its length known
+    once the run starts: the lanes it measures, with the run's job)."""
 
-    def __init__(self, bar: Bar, total_lanes: int, per_lane: int) -> None:
-        self.bar, self.per_lane = bar, per_lane
-        self.task = bar.add_task("starting", total=total_lanes * per_lane)
+    def __init__(self, bar: Bar) -> None:
+        self.bar, self.per_lane = bar, 0
+        self.task = bar.add_task("planning", total=None)
         self.finished = 0
         self.run_id: str | None = None
 
-    def run_started(self, run: RunInfo, skipped: int) -> None:
+    def run_started(self, run: RunInfo, lanes: int, skipped: int) -> None:
         self.run_id = run.run_id
+        self.per_lane = requests_per_lane(run.job)
+        self.bar.update(self.task, total=lanes * self.per_lane, description="starting")
         note = f" (resumed; skipping {skipped} lane(s))" if skipped else ""
         err_console.print(f"run {run.run_id}{note}", highlight=False, markup=False)
 
@@ -128,7 +129,7 @@ class RichProgress:
             description=f"{lane}: {done}/{total}",
         )
 
-    def lane_done(self, result: LaneResult) -> None:
+    def lane_done(self, lane: str) -> None:
         self.finished += 1
         self.bar.update(self.task, completed=self.finished * self.per_lane)
 
@@ -140,24 +141,23 @@ def measure_with_progress(
     *,
     store: ResultStore | None = None,
     resume: str | None = None,
-    planned: RunPlan | None = None,
 ) -> RunOutcome:
-    """``run_lanes`` under a progress bar on stderr; Ctrl-C names the run to resume."""
-    rp = planned or plan_run(lanes, config, store, resume)
+    """``run_lanes`` under a progress bar on stderr (it plans, warns and measures; the lines it
+    says are printed above the bar); Ctrl-C names the run to resume."""
 
     def say(text: str) -> None:
-        if progress is not None:
+        warning = text.startswith("warning:")
+        if progress is not None and not warning:
             progress.bar.update(progress.task, description=text)
-        err_console.print(text, highlight=False, markup=False)
+        style = "yellow" if warning else None
+        err_console.print(text, highlight=False, markup=False, style=style, soft_wrap=True)
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     progress: RichProgress | None = None
     try:
         with Bar(*columns, console=err_console) as bar:
-            progress = RichProgress(bar, len(rp.plans), requests_per_lane(rp.config.job))
-            return run_lanes(
-                lanes, config, sinks, store=store, resume=resume, progress=progress, planned=rp, say=say
-            )
+            progress = RichProgress(bar)
+            return run_lanes(lanes, config, sinks, store=store, resume=resume, progress=progress, say=say)
     except (KeyboardInterrupt, Interrupted):
         run_id = progress.run_id if progress else None
         raise Interrupted(
@@ -185,23 +185,6 @@ def quality_line(q: QualityOutcome) -> str:
     )
 
 
-def busy_warning(rp: RunPlan, job: JobSpec, seconds: float = 1.0) -> str | None:
-    """One line when other processes keep the machine busy now (watched for ``seconds``), for
-    the lanes lanebench starts here; None when quiet, or when it starts none."""
-    local = [p for p in rp.plans if p.engine.launches]
-    if not local:
-        return None
-    load = machine_load(seconds, max(p.lane.threads or default_threads() for p in local))
-    if load is None or not load.busy:
-        return None
-    again = job.remeasure_budget
-    return (
-        f"warning: the machine is busy: {describe(load)} over {load.seconds:.1f} s; llama.cpp's threads "
-        f"spin, so figures measured now collapse: busy repetitions are re-measured (at most {again} "
-        "extra per lane) and figures that had no quiet one are marked [busy]"
-    )
-
-
 def execute(
     lanes: Sequence[LaneSpec],
     config: RunConfig,
@@ -213,17 +196,14 @@ def execute(
 ) -> RunOutcome | None:
     """Plan, measure and report lanes; None for a dry run."""
     store = open_results(config, needed=bool(resume) or not dry_run)
-    rp = plan_run(lanes, config, store, resume)
     if dry_run:
+        rp = plan_run(lanes, config, store, resume)
         print_plan(rp, rp.config.job)
         if config.attribute:
             print_attribution_plan(rp, rp.config)
         return None
     sinks: list[Sink] = [JsonSink(config.json_out)] if config.json_out else []
-    warning = busy_warning(rp, rp.config.job)
-    if warning:
-        err_console.print(warning, highlight=False, markup=False, style="yellow", soft_wrap=True)
-    outcome = measure_with_progress(lanes, config, sinks, store=store, resume=resume, planned=rp)
+    outcome = measure_with_progress(lanes, config, sinks, store=store, resume=resume)
     err_console.print(servers_line(outcome), highlight=False, markup=False)
     if outcome.quality is not None and outcome.quality.slice is not None:
         err_console.print(quality_line(outcome.quality), highlight=False, markup=False)

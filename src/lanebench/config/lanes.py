@@ -21,7 +21,6 @@ from pydantic import (
 
 from lanebench.config.inputs import I32_MAX, show
 from lanebench.config.placement import (
-    PLACEMENT_FIELDS,
     DeviceList,
     RpcEndpoint,
     RpcLocal,
@@ -309,13 +308,6 @@ class LaneSpec(BaseModel):
     def marked_name(self) -> str:
         """The name, followed by ``[emulated]`` when the acceptance is emulated."""
         return f"{self.name} {EMULATED_MARK}" if self.emulated else self.name
-
-    @property
-    def placed(self) -> bool:
-        """Whether the lane says where its model runs (devices, split, RPC servers)."""
-        return any(getattr(self, f) not in (None, []) for f in PLACEMENT_FIELDS) or bool(
-            self.draft and self.draft.devices
-        )
 
     @property
     def rpc_count(self) -> int:

@@ -167,6 +167,14 @@ class LaneJob:
             return False
         return done < job.reps or needs_more(self.result.aggregates, job.reps, job.remeasure_budget)
 
+    async def measure(self) -> None:
+        """Run the job, then summarise what it measured into the lane's result (figures, flags,
+        busy marks), also when it stopped part way (a failure is raised after)."""
+        try:
+            await self.run()
+        finally:
+            summarize(self.result, self.job, self.endpoint.log_tail(200))
+
     async def run(self) -> None:
         # llama-server closes a connection after a streamed reply; never reuse one
         connector = aiohttp.TCPConnector(limit=0, force_close=True)

@@ -21,11 +21,12 @@ from lanebench.busy.meter import LoadMeter
 from lanebench.config.job import JobSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import Endpoint, LanePlan
+from lanebench.engines.hooks import MemorySources, Unavailable
 from lanebench.errors import LaneFailed
 from lanebench.measure.envelope import EnvelopeJob
-from lanebench.measure.job import LaneJob, RunState, summarize
+from lanebench.measure.job import LaneJob, RunState
 from lanebench.orchestration.attribute_step import attribution_for
-from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
+from lanebench.orchestration.baseline_step import baseline_for
 from lanebench.orchestration.envelope_step import summarize_envelope
 from lanebench.orchestration.grid import speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
@@ -39,35 +40,46 @@ from lanebench.store.sinks import Sink
 
 
 class Progress(Protocol):
-    def run_started(self, run: RunInfo, skipped: int) -> None: ...
+    def run_started(self, run: RunInfo, lanes: int, skipped: int) -> None: ...
     def loading(self, lane: str) -> None: ...
     def requests(self, lane: str, done: int, total: int) -> None: ...
-    def lane_done(self, result: LaneResult) -> None: ...
+    def lane_done(self, lane: str) -> None: ...
+
+
+class SampleOut:
+    """Where a lane's samples go as they are measured: every sink, and the progress bar. It knows
+    the lane by name only: the job hands it records, never the lane."""
+
+    def __init__(
+        self, name: str, run: RunInfo, sinks: Sequence[Sink], job: JobSpec, progress: Progress | None
+    ) -> None:
+        self.name, self.run, self.sinks, self.job, self.progress = name, run, sinks, job, progress
+        self.done = 0
+
+    def __call__(self, rec: RequestRecord | AggregateRecord) -> None:
+        if isinstance(rec, RequestRecord):
+            self.done += 1
+            if self.progress:
+                # re-measured busy repetitions come on top of the planned requests
+                total = max(self.done, requests_per_lane(self.job))
+                self.progress.requests(self.name, self.done, total)
+        for s in self.sinks:
+            s.sample(self.run, self.name, rec)
 
 
 class _Recorder:
-    """One lane's result: announces it to the sinks, forwards samples, finishes it."""
+    """One lane's result: announces it to the sinks, hands its samples out, finishes it."""
 
     def __init__(
         self, plan: LanePlan, run: RunInfo, sinks: Sequence[Sink], job: JobSpec, progress: Progress | None
     ) -> None:
         self.plan, self.run, self.sinks, self.job, self.progress = plan, run, sinks, job, progress
         self.result = LaneResult(name=plan.lane.name, lane=plan.lane, argv=plan.argv_preview)
-        self.done = 0
+        self.emit = SampleOut(plan.lane.name, run, sinks, job, progress)
         self.kernels: dict[int, BaselineRecord] = {}  # the envelope's kernel view per depth
         self.kept: KeptCells | None = None
         for s in sinks:
             s.lane_started(run, self.result)
-
-    def emit(self, rec: RequestRecord | AggregateRecord) -> None:
-        if isinstance(rec, RequestRecord):
-            self.done += 1
-            if self.progress:
-                # re-measured busy repetitions come on top of the planned requests
-                total = max(self.done, requests_per_lane(self.job))
-                self.progress.requests(self.plan.lane.name, self.done, total)
-        for s in self.sinks:
-            s.sample(self.run, self.result.name, rec)
 
     def keep(self, kept: KeptCells) -> None:
         """Write the cells a resume keeps into this lane, as if measured now (they were, by an
@@ -82,8 +94,9 @@ class _Recorder:
         r = self.result
         r.status, r.error, r.log_tail = LaneStatus.FAILED, str(exc), exc.log_tail or log_tail
 
-    def finish(self, log_tail: str) -> LaneResult:
-        summarize(self.result, self.job, log_tail)
+    def finish(self) -> LaneResult:
+        """The lane's result as measured (its job summarised its figures), with the envelope's
+        cells, a resume's kept cells and the backends its log named; written to every sink."""
         if self.job.envelope:
             kept = self.kept.samples if self.kept is not None else ()
             summarize_envelope(self.result, self.job, self.kernels.get, kept)
@@ -96,7 +109,7 @@ class _Recorder:
         for s in self.sinks:
             s.lane_finished(self.run, self.result)
         if self.progress:
-            self.progress.lane_done(self.result)
+            self.progress.lane_done(self.result.name)
         return self.result
 
 
@@ -116,17 +129,23 @@ class LaneMeasurer:
         budget = opts.job.budget_s
         self.deadline = time.monotonic() + budget if budget else None
 
+    def _wants_baseline(self, plan: LanePlan) -> bool:
+        """Whether the run (``--baseline``) or the lane asks for the kernel view."""
+        return self.opts.baseline or plan.lane.baseline
+
     def _baseline(self, plan: LanePlan, depth: int | None = None) -> BaselineRecord | None:
         """The kernel view at ``depth`` (the envelope's smallest when None)."""
-        if self.progress and wants_baseline(plan, self.opts):
+        if self.progress and self._wants_baseline(plan):
             self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
+        if not self._wants_baseline(plan):
+            return None
         at = min(self.opts.job.depth_levels) if depth is None else depth
         log = self._log_path(f"{plan.lane.name}-baseline")
         return baseline_for(plan, self.opts, self.baselines, log, depth=at)
 
     def _kernels(self, plan: LanePlan) -> dict[int, BaselineRecord]:
         """The envelope's kernel view at each of its depths (before the lane's server starts)."""
-        if not self.opts.job.envelope or not wants_baseline(plan, self.opts):
+        if not self.opts.job.envelope or not self._wants_baseline(plan):
             return {}
         out = {}
         for depth in self.opts.job.depth_levels:
@@ -169,14 +188,20 @@ class LaneMeasurer:
             self.servers += 1
         return plan.engine.endpoint(plan, self._log_path(label), self.opts.load_timeout_s)
 
-    def _run_job(self, plan: LanePlan, endpoint: Endpoint, rec: _Recorder, per_request: bool) -> None:
+    def _run_job(
+        self,
+        plan: LanePlan,
+        endpoint: Endpoint,
+        rec: _Recorder,
+        per_request: bool,
+        sources: MemorySources | Unavailable,
+    ) -> None:
+        """Run the lane's job on its started ``endpoint``; ``sources``: the engine's
+        ``memory_sources`` of it (the lane's process groups, none of a server lanebench did not
+        start: their memory is sampled, and what else runs beside them metered)."""
         rec.result.load_s = endpoint.load_s
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
-        rec.result.placement = plan.engine.placement(plan, endpoint)
-        # the lane's process groups (none of a server lanebench did not start): their memory is
-        # sampled, and what else runs beside them metered
-        sources = plan.engine.memory_sources(plan, endpoint)
         leaders = lane_leaders(sources)
         kind = EnvelopeJob if self.opts.job.envelope else LaneJob
         job = kind(
@@ -197,7 +222,7 @@ class LaneMeasurer:
                 job.done_cells = kept.cells
         try:
             with measured(plan, sources, rec.result):
-                asyncio.run(job.run())
+                asyncio.run(job.measure())
         finally:
             self.lanes_left = max(self.lanes_left - 1, 1)
         endpoint.check_alive()
@@ -210,15 +235,14 @@ class LaneMeasurer:
         if self.progress:
             self.progress.loading(plan.lane.name)
         endpoint = self._endpoint(plan, plan.lane.name)
-        log_tail = ""
         try:
-            with endpoint:
-                self._run_job(plan, endpoint, rec, False)
-                log_tail = endpoint.log_tail(200)
+            with endpoint:  # the engine, asked what it started: memory sources, placement
+                sources = plan.engine.memory_sources(plan, endpoint)
+                rec.result.placement = plan.engine.placement(plan, endpoint)
+                self._run_job(plan, endpoint, rec, False, sources)
         except LaneFailed as exc:
-            log_tail = endpoint.log_tail()
-            rec.fail(exc, log_tail)
-        return rec.finish(log_tail)
+            rec.fail(exc, endpoint.log_tail())
+        return rec.finish()
 
     def per_request_support(self, plan: LanePlan) -> bool | None:
         """Whether ``plan``'s build honours per-request speculative fields; None if not asked yet."""
@@ -265,11 +289,13 @@ class LaneMeasurer:
                     rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
                     rec.result.baseline = bases[plan.lane.name]
                     try:
-                        self._run_job(plan, endpoint, rec, supported)
-                        done[plan.lane.name] = rec.finish(endpoint.log_tail(200))
+                        sources = plan.engine.memory_sources(plan, endpoint)
+                        rec.result.placement = plan.engine.placement(plan, endpoint)
+                        self._run_job(plan, endpoint, rec, supported, sources)
+                        done[plan.lane.name] = rec.finish()
                     except LaneFailed as exc:
                         rec.fail(exc, endpoint.log_tail())
-                        done[plan.lane.name] = rec.finish(endpoint.log_tail())
+                        done[plan.lane.name] = rec.finish()
                         break
         except LaneFailed:
             pass

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from lanebench.busy.meter import busy_warning, default_threads
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import LanePlan
@@ -109,10 +110,14 @@ def run_lanes(
     say: Say | None = None,
 ) -> RunOutcome:
     """Plan, then measure every lane, writing to ``sinks`` (and ``store``) as measured; then
-    score quality where asked (``say`` gets a line per quality step). A ``planned`` run measures
-    with the config it was planned with."""
+    score quality where asked. ``say`` gets a line per quality step, and one before anything
+    starts when the machine is busy (watched for a second: only with ``say``, for lanes this run
+    starts). A ``planned`` run measures with the config it was planned with."""
     rp = planned or plan_run(lanes, config, store, resume)
     config = rp.config
+    local = [p.lane.threads or default_threads() for p in rp.plans if p.engine.launches]
+    if say is not None and local and (warning := busy_warning(max(local), config.job.remeasure_budget)):
+        say(warning)
     builds = rp.builds()
     run = rp.run or new_run(config, {b.build: b.info for b in builds})
     kept = {}
@@ -127,7 +132,7 @@ def run_lanes(
     for s in all_sinks:
         s.run_started(run)
     if progress is not None:
-        progress.run_started(run, len(rp.skipped))
+        progress.run_started(run, len(rp.plans), len(rp.skipped))
     measurer = LaneMeasurer(run, config, all_sinks, progress)
     measurer.lanes_left = len(rp.plans)
     measurer.kept = kept

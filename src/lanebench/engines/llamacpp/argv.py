@@ -117,6 +117,13 @@ def placement_args(lane: LaneSpec, dialect: Dialect, rpc: Sequence[str] = ()) ->
     return args
 
 
+def at_port(argv: Sequence[str], port: int) -> list[str]:
+    """``build_argv``'s argv listening on ``port`` instead (the value after its ``--port``, which
+    comes before the lane's ``extra_args``): the argv a plan built once, served where a port is free."""
+    i = list(argv).index("--port")
+    return [*argv[: i + 1], str(port), *argv[i + 2 :]]
+
+
 def build_argv(
     lane: LaneSpec,
     dialect: Dialect,

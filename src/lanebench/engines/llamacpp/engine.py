@@ -11,6 +11,7 @@ memory (``memory``), fingerprints (``fingerprint``), attribution suspects (``sus
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,10 @@ from lanebench.engines.hooks import (
     QualityTool,
     Suspects,
     Unavailable,
+    process_leaders,
 )
 from lanebench.engines.llamacpp import doctor, fingerprint, kernel, memory, placement, suspects
-from lanebench.engines.llamacpp.argv import LaneRefused, build_argv
+from lanebench.engines.llamacpp.argv import LaneRefused, at_port, build_argv
 from lanebench.engines.llamacpp.devices import check_device_names, list_devices
 from lanebench.engines.llamacpp.dialect import Dialect, probe
 from lanebench.engines.llamacpp.discovery import find_server_bin
@@ -55,6 +57,7 @@ from lanebench.gguf.check import check_draft
 from lanebench.gguf.magic import check_gguf_file
 from lanebench.records.placement import PlacementRecord
 from lanebench.records.samples import TokenCount
+from lanebench.server.process import ServerProcess
 
 
 def completion_body(
@@ -232,10 +235,20 @@ class LlamaCpp(Engine):
         return build_argv(lane, plan.dialect, plan.server_bin, plan.model, port, local_rpc_ports)
 
     def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
-        """llama-server alone, or with the lane's RPC servers (started first, probed, stopped after)."""
+        """llama-server alone, serving the argv its plan built (at the port found free), or with
+        the lane's RPC servers (started first, probed, stopped after; the argv then names their
+        ports too)."""
         lane = plan.lane
         if not (lane.rpc or lane.rpc_local):
-            return super().endpoint(plan, log_path, load_timeout_s)
+            argv = plan.argv_preview or self.argv(plan, 0)
+            return ServerProcess(
+                lambda port: at_port(argv, port),
+                log_path,
+                label=f"lane {lane.name!r}",
+                env=lane.env,
+                load_timeout_s=load_timeout_s,
+                ready_path=self.ready_path,
+            )
         assert plan.server_bin is not None
         return RpcLaneEndpoint(
             lane,
@@ -305,7 +318,11 @@ class LlamaCpp(Engine):
         return memory.memory_fit(plan)
 
     def memory_sources(self, plan: LanePlan, endpoint: Endpoint) -> MemorySources | Unavailable:
-        return memory.memory_sources(plan, endpoint)
+        """llama-server and each local RPC server, and the server log (its buffer sizes)."""
+        log = endpoint.log_path
+        return MemorySources(
+            process_leaders(endpoint), Path(log) if log else None, {**os.environ, **plan.lane.env}
+        )
 
     def fingerprint(self, build: str, build_info: dict[str, Any]) -> dict[str, Any]:
         """The binary ``build`` names; ``build_info`` is its flag dialect (``Dialect.to_dict``)."""

@@ -1,7 +1,7 @@
-"""A llama.cpp lane's memory (``LlamaCpp.memory_fit`` and ``memory_sources``): the estimate from
-its GGUF files with what the lane tells its server and the build's stated defaults, the free
-memory of the places the build would use (``--list-devices``, the lane's RPC servers), and
-what to read while it runs (its process groups, its log's buffer sizes). See ``lanebench.memory``.
+"""A llama.cpp lane's memory fit (``LlamaCpp.memory_fit``): the estimate from its GGUF files with
+what the lane tells its server and the build's stated defaults, and the free memory of the places
+the build would use (``--list-devices``, the lane's RPC servers). What to read while it runs (its
+process groups, its log's buffer sizes) is ``LlamaCpp.memory_sources``. See ``lanebench.memory``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanebench.config.placement import VISIBILITY_ENV, RpcLocal
-from lanebench.engines.base import Endpoint, LanePlan
-from lanebench.engines.hooks import MemorySources, Unavailable, process_leaders
+from lanebench.engines.base import LanePlan
+from lanebench.engines.hooks import Unavailable
 from lanebench.engines.llamacpp.devices import list_devices
 from lanebench.engines.llamacpp.rpc import RpcError, probe
 from lanebench.errors import LanebenchError
@@ -102,11 +102,3 @@ def memory_fit(plan: LanePlan) -> LlamaMemoryFit | Unavailable:
         return Unavailable(f"lane {lane.name!r}: no memory estimate (its model files could not be read)")
     est.notes += notes if draft is not None else []
     return LlamaMemoryFit(est, places, asked, defaults)
-
-
-def memory_sources(plan: LanePlan, endpoint: Endpoint) -> MemorySources:
-    """llama-server and each local RPC server, and the server log (its buffer sizes)."""
-    log = endpoint.log_path
-    return MemorySources(
-        process_leaders(endpoint), Path(log) if log else None, {**os.environ, **plan.lane.env}
-    )

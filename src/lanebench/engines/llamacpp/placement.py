@@ -4,16 +4,25 @@ the build saw here, and what each RPC endpoint answered before the lane started
 
 from __future__ import annotations
 
+from lanebench.config.lanes import LaneSpec
+from lanebench.config.placement import PLACEMENT_FIELDS
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.engines.llamacpp.devices import list_devices
 from lanebench.records.placement import PlacementRecord
+
+
+def placed(lane: LaneSpec) -> bool:
+    """Whether the lane says where its model runs (devices, split, RPC servers)."""
+    return any(getattr(lane, f) not in (None, []) for f in PLACEMENT_FIELDS) or bool(
+        lane.draft and lane.draft.devices
+    )
 
 
 def placement_record(plan: LanePlan, endpoint: Endpoint) -> PlacementRecord | None:
     """None for lanes that say nothing about placement and use no RPC server."""
     lane = plan.lane
     probes = getattr(endpoint, "placement", None)  # an RpcLaneEndpoint's probes
-    if not lane.placed and probes is None:
+    if not placed(lane) and probes is None:
         return None
     rec = PlacementRecord(
         split_mode=lane.split_mode,
