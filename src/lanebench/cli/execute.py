@@ -103,19 +103,20 @@ def save_run_plots(outcome: RunOutcome, directory: Path) -> None:
 
 
 class RichProgress:
-    """The pipeline's progress, as one rich bar over every request of the run (its length known
-    once the run starts: the lanes it measures, with the run's job)."""
+    """The pipeline's progress, as one rich bar over every request of the run, shown once the run
+    starts (nothing is drawn while lanes are planned: a plan's error is a line of its own)."""
 
     def __init__(self, bar: Bar) -> None:
         self.bar, self.per_lane = bar, 0
-        self.task = bar.add_task("planning", total=None)
+        self.task = bar.add_task("starting", total=None)
         self.finished = 0
         self.run_id: str | None = None
 
     def run_started(self, run: RunInfo, lanes: int, skipped: int) -> None:
         self.run_id = run.run_id
         self.per_lane = requests_per_lane(run.job)
-        self.bar.update(self.task, total=lanes * self.per_lane, description="starting")
+        self.bar.update(self.task, total=lanes * self.per_lane)
+        self.bar.start()
         note = f" (resumed; skipping {skipped} lane(s))" if skipped else ""
         err_console.print(f"run {run.run_id}{note}", highlight=False, markup=False)
 
@@ -154,16 +155,18 @@ def measure_with_progress(
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     progress: RichProgress | None = None
+    bar = Bar(*columns, console=err_console)
     try:
-        with Bar(*columns, console=err_console) as bar:
-            progress = RichProgress(bar)
-            return run_lanes(lanes, config, sinks, store=store, resume=resume, progress=progress, say=say)
+        progress = RichProgress(bar)
+        return run_lanes(lanes, config, sinks, store=store, resume=resume, progress=progress, say=say)
     except (KeyboardInterrupt, Interrupted):
         run_id = progress.run_id if progress else None
         raise Interrupted(
             f"interrupted; servers stopped; what run {run_id} measured is kept"
             + (f" (resume with --resume {run_id})" if store is not None and run_id else "")
         ) from None
+    finally:
+        bar.stop()
 
 
 def servers_line(outcome: RunOutcome) -> str:
