@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lanebench.config.lanes import Draft, LaneSpec
-from lanebench.engines.llamacpp.argv import LaneRefused, build_argv
+from lanebench.engines.llamacpp.argv import LaneRefused, at_port, build_argv
 from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
 from lanebench.errors import BadInput
 
@@ -364,3 +364,36 @@ def test_cache_ram_on_a_build_without_it_is_refused_naming_the_flag() -> None:
 def test_cache_ram_given_twice_is_refused() -> None:
     with pytest.raises(LaneRefused, match="both set the prompt cache"):
         argv(lane(cache_ram=0, extra_args=["--cache-ram", "1024"]), UPSTREAM)
+
+
+def test_at_port_moves_the_listening_port_and_nothing_else() -> None:
+    built = build_argv(lane(extra_args=["--alias", "43210"]), dialect(UPSTREAM), BIN, MODEL, 0)
+    moved = at_port(built, PORT)
+    assert moved == build_argv(lane(extra_args=["--alias", "43210"]), dialect(UPSTREAM), BIN, MODEL, PORT)
+    assert value_after(moved, "--port") == str(PORT) and moved[-2:] == ["--alias", "43210"]
+
+
+def test_the_server_runs_the_argv_its_plan_built_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp's endpoint serves ``argv_preview`` at the port it finds; it builds no second argv
+    (a plan whose preview is empty, built by hand, gets one built then)."""
+    from lanebench.engines.base import LanePlan
+    from lanebench.engines.llamacpp.engine import LlamaCpp
+
+    engine = LlamaCpp()
+    plan = LanePlan(
+        lane(), engine, 4096, build=str(BIN), server_bin=BIN, dialect=dialect(UPSTREAM), model=MODEL
+    )
+    plan.argv_preview = engine.argv(plan, 0)
+
+    def rebuilt(*_: object) -> list[str]:
+        raise AssertionError("the argv was built a second time")
+
+    monkeypatch.setattr(LlamaCpp, "argv", rebuilt)
+    server = engine.endpoint(plan, tmp_path / "lane.log", 1.0)
+    assert server.argv_for_port(PORT) == at_port(plan.argv_preview, PORT)  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    plan.argv_preview = []
+    server = engine.endpoint(plan, tmp_path / "lane.log", 1.0)
+    assert value_after(server.argv_for_port(PORT), "--port") == str(PORT)  # type: ignore[attr-defined]

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.placement import RpcLocal, endpoint_parts
+from lanebench.config.run import RunConfig
 from lanebench.engines.base import refuse_placement
 from lanebench.engines.llamacpp.argv import LaneRefused, build_argv, placement_args, rpc_endpoints
 from lanebench.engines.llamacpp.devices import Device, check_device_names, parse_devices
@@ -33,6 +35,7 @@ from lanebench.engines.llamacpp.rpc import (
 )
 from lanebench.engines.registry import get_engine
 from lanebench.errors import BadInput
+from lanebench.orchestration.plan import plan_lanes
 from lanebench.records.lane import LaneResult
 from lanebench.records.placement import PlacementRecord, RpcDevice, RpcProbe
 from lanebench.report.placement import placement_cells, placement_table
@@ -172,6 +175,25 @@ def test_other_engines_refuse_placement_fields() -> None:
     with pytest.raises(BadInput, match=r"draft\.devices"):
         refuse_placement(get_engine("vllm"), lane(engine="vllm", draft={"kind": "model", "devices": "CUDA1"}))
     refuse_placement(get_engine("llama.cpp"), lane(rpc=["h:1"]))  # llama.cpp takes them
+
+
+@pytest.mark.parametrize(
+    ("engine", "extra"),
+    [
+        ("openai", {"url": "http://127.0.0.1:9"}),
+        ("vllm", {}),
+        ("sglang", {}),
+        ("ollama", {"served_model": "m"}),
+    ],
+)
+def test_each_engine_s_plan_refuses_placement_fields_first(engine: str, extra: dict[str, object]) -> None:
+    """The engine refuses what it does not take (orchestration no longer checks it for every
+    engine), before anything it would look for: the binary, the URL, the model."""
+    config = RunConfig(out_dir=Path("/nonexistent")).with_job(JobSpec(n_in=8, n_out=4))
+    for placed_field in ({"tensor_split": [1, 1]}, {"draft": {"kind": "model", "devices": "CUDA1"}}):
+        spec = lane(engine=engine, **extra, **placed_field)
+        with pytest.raises(BadInput, match=r"places the model with llama\.cpp's flags"):
+            plan_lanes([spec], config)
 
 
 # --- --list-devices --------------------------------------------------------------------------
