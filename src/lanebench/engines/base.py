@@ -84,7 +84,7 @@ class Endpoint(Protocol):
 class LanePlan:
     """Everything needed to serve one lane, resolved before anything starts.
 
-    ``server_bin``/``dialect``/``model`` are set by engines that launch a binary; ``build``
+    ``server_bin``/``dialect``/``model`` (``draft_model``) are set by engines that launch a binary; ``build``
     names what serves the lane (the binary, or the URL) and ``build_info`` describes it; ``fit``
     is the lane's memory estimate, asked of the engine once while planning (None where planning
     did not take it: an engine with no estimate of its own, a plan built by hand; the engine is
@@ -98,6 +98,7 @@ class LanePlan:
     server_bin: Path | None = None
     dialect: Any = None
     model: Path | None = None
+    draft_model: Path | None = None  # the draft's GGUF (the model itself for a self-draft), resolved with it
     argv_preview: list[str] = field(default_factory=list)
     fit_notes: list[str] = field(default_factory=list)  # the fit check's estimate per place, what it assumed
     fit: MemoryFit | Unavailable | None = None  # the engine's ``memory_fit``, taken when it planned the lane

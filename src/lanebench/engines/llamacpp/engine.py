@@ -126,9 +126,8 @@ class LlamaReader(StreamReader):
         return "stream ended without a final chunk carrying timings"
 
 
-def _draft_problems(lane: LaneSpec, model: Path, dialect: Dialect) -> list[str]:
+def _draft_problems(lane: LaneSpec, model: Path, draft: Path, dialect: Dialect) -> list[str]:
     assert lane.draft is not None
-    draft = lane.draft_path(model) or model
     problems = check_draft(model, draft, lane.draft.kind, dialect)
     return [f"lane {lane.name!r}: draft check: {p}" for p in problems]
 
@@ -218,11 +217,13 @@ class LlamaCpp(Engine):
             server_bin=binary,
             dialect=dialect,
             model=model,
+            draft_model=lane.draft_path(model),
         )
         _placement_problems(lane, binary, dialect)
         plan.argv_preview = self.argv(plan, 0)  # surfaces LaneRefused before anything starts
         if lane.draft is not None and ctx.check_drafts:
-            problems = _draft_problems(lane, model, dialect)
+            assert plan.draft_model is not None
+            problems = _draft_problems(lane, model, plan.draft_model, dialect)
             if problems:
                 raise BadInput("\n".join(problems))
         check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})

@@ -88,7 +88,9 @@ def memory_fit(plan: LanePlan) -> LlamaMemoryFit | Unavailable:
     fields, extra_args) and the build's defaults; Unavailable when its files cannot be read."""
     lane = plan.lane
     defaults = read_server_defaults(plan.server_bin) if plan.server_bin is not None else None
-    draft = lane.draft_path(plan.model) if lane.draft is not None and plan.model is not None else None
+    draft = plan.draft_model
+    if draft is None and lane.draft is not None and plan.model is not None:
+        draft = lane.draft_path(plan.model)  # a plan built by hand, not by ``LlamaCpp.plan``
     places = places_of(plan)
     asked = asked_of(lane, {**os.environ, **lane.env})
     try:
