@@ -135,10 +135,10 @@ class LaneMeasurer:
 
     def _baseline(self, plan: LanePlan, depth: int | None = None) -> BaselineRecord | None:
         """The kernel view at ``depth`` (the envelope's smallest when None)."""
-        if self.progress and self._wants_baseline(plan):
-            self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
         if not self._wants_baseline(plan):
             return None
+        if self.progress:
+            self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
         at = min(self.opts.job.depth_levels) if depth is None else depth
         log = self._log_path(f"{plan.lane.name}-baseline")
         return baseline_for(plan, self.opts, self.baselines, log, depth=at)

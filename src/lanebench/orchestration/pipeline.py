@@ -106,14 +106,13 @@ def run_lanes(
     store: ResultStore | None = None,
     resume: str | None = None,
     progress: Progress | None = None,
-    planned: RunPlan | None = None,
     say: Say | None = None,
 ) -> RunOutcome:
     """Plan, then measure every lane, writing to ``sinks`` (and ``store``) as measured; then
     score quality where asked. ``say`` gets a line per quality step, and one before anything
     starts when the machine is busy (watched for a second: only with ``say``, for lanes this run
-    starts). A ``planned`` run measures with the config it was planned with."""
-    rp = planned or plan_run(lanes, config, store, resume)
+    starts). A resumed run measures with the stored run's job."""
+    rp = plan_run(lanes, config, store, resume)
     config = rp.config
     local = [p.lane.threads or default_threads() for p in rp.plans if p.engine.launches]
     if say is not None and local and (warning := busy_warning(max(local), config.job.remeasure_budget)):
