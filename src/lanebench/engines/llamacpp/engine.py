@@ -217,7 +217,7 @@ class LlamaCpp(Engine):
             server_bin=binary,
             dialect=dialect,
             model=model,
-            draft_model=lane.draft_path(model),
+            draft_model=lane.draft_path(model) if lane.draft is not None else None,
         )
         _placement_problems(lane, binary, dialect)
         plan.argv_preview = self.argv(plan, 0)  # surfaces LaneRefused before anything starts
