@@ -186,9 +186,11 @@ def test_other_engines_refuse_placement_fields() -> None:
         ("ollama", {"served_model": "m"}),
     ],
 )
-def test_each_engine_s_plan_refuses_placement_fields_first(engine: str, extra: dict[str, object]) -> None:
-    """The engine refuses what it does not take (orchestration no longer checks it for every
-    engine), before anything it would look for: the binary, the URL, the model."""
+def test_planning_refuses_placement_fields_of_engines_without_them(
+    engine: str, extra: dict[str, object]
+) -> None:
+    """Before the engine looks for anything (the binary, the URL, the model), for every engine
+    that does not list them in ``lane_fields``: a plugin engine gets it without writing it."""
     config = RunConfig(out_dir=Path("/nonexistent")).with_job(JobSpec(n_in=8, n_out=4))
     for placed_field in ({"tensor_split": [1, 1]}, {"draft": {"kind": "model", "devices": "CUDA1"}}):
         spec = lane(engine=engine, **extra, **placed_field)

@@ -262,18 +262,21 @@ class Engine(EngineHooks, ABC):
 
 
 def check_fields(engine: Engine, lane: LaneSpec, fields: dict[str, Any]) -> None:
-    """Refuse engine-only lane fields this engine does not take, naming them: ``fields`` (the
-    engine's own list), then the placement fields (``refuse_placement``)."""
+    """Refuse engine-only lane fields this engine does not take, naming them."""
     for key, value in fields.items():
         if value not in (None, "", [], {}) and key not in engine.lane_fields:
             raise BadInput(
                 f"lane {lane.name!r}: field {key!r} is for other engines; engine {engine.name!r} "
                 "does not take it"
             )
-    refuse_placement(engine, lane)
 
 
 PLACED = (*PLACEMENT_FIELDS, "draft.devices")  # lane fields only an engine that places models takes
+
+
+def takes_placement(engine: Engine) -> bool:
+    """Whether the engine takes every placement field (llama.cpp's flags) in its ``lane_fields``."""
+    return set(PLACED) <= engine.lane_fields
 
 
 def refuse_placement(engine: Engine, lane: LaneSpec) -> None:

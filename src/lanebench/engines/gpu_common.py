@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext, refuse_placement
+from lanebench.engines.base import Endpoint, Engine, LanePlan, PlanContext
 from lanebench.engines.common import labelled, refuse_set, slot_ctx
 from lanebench.errors import BadInput
 
@@ -191,7 +191,6 @@ def check_lane(
     this order: fields it has no equivalent for, ``extra_args`` repeating an ``owned`` flag, the
     model, the context."""
     label = f"lane {lane.name!r}"
-    refuse_placement(engine, lane)
     refuse_gpu_server_fields(lane, label, engine.name, display)
     check_extra_args(lane, label, owned)
     model_tag, served = model_and_name(lane, label, engine.name)

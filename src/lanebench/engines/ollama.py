@@ -49,7 +49,6 @@ from lanebench.engines.base import (
     StreamReader,
     Turn,
     api_key,
-    refuse_placement,
 )
 from lanebench.engines.common import (
     count,
@@ -294,7 +293,6 @@ class Ollama(Engine):
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        refuse_placement(self, lane)
         _refuse_fields(lane, label)
         per_slot = slot_ctx(lane, ctx.job, label)
         if lane.url:

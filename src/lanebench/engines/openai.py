@@ -35,7 +35,6 @@ from lanebench.engines.base import (
     api_key,
     check_fields,
     needed_ctx,
-    refuse_placement,
 )
 from lanebench.engines.registry import register
 from lanebench.errors import BadInput
@@ -219,7 +218,6 @@ class OpenAI(Engine):
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        refuse_placement(self, lane)
         if not lane.url:
             raise BadInput(f"{label}: field 'url': engine 'openai' needs the server's base URL")
         for key in _LLAMA_ONLY:

@@ -17,7 +17,7 @@ from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.lanesfile import cap_lines
 from lanebench.config.run import RunConfig
-from lanebench.engines.base import LanePlan, PlanContext
+from lanebench.engines.base import LanePlan, PlanContext, refuse_placement, takes_placement
 from lanebench.engines.registry import get_engine
 from lanebench.errors import LanebenchError
 from lanebench.host.hostinfo import host_basics
@@ -32,9 +32,10 @@ def plan_context(config: RunConfig) -> PlanContext:
 
 
 def plan_lane(lane: LaneSpec, config: RunConfig) -> LanePlan:
-    """Resolve one lane with its engine (which refuses the fields it does not take); raise
-    BadInput/NotFound naming the lane and field."""
+    """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field."""
     engine = get_engine(lane.engine, f"lane {lane.name!r}: field 'engine'")
+    if not takes_placement(engine):
+        refuse_placement(engine, lane)  # before the engine looks for anything
     return engine.plan(lane_for_job(lane, engine, config.job), plan_context(config))
 
 

@@ -184,6 +184,7 @@ class LlamaCpp(Engine):
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
+        check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})
         if lane.server_bin is not None:
             binary = find_server_bin(lane.server_bin, f"{label}: field 'server_bin'")
         else:
@@ -226,7 +227,6 @@ class LlamaCpp(Engine):
             problems = _draft_problems(lane, model, plan.draft_model, dialect)
             if problems:
                 raise BadInput("\n".join(problems))
-        check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})
         plan.fit = memory.memory_fit(plan)  # the fit check and the lane's memory read this one
         return plan
 
