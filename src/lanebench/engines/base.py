@@ -221,10 +221,16 @@ class Engine(EngineHooks, ABC):
     # --- serving --------------------------------------------------------------------------
     def endpoint(self, plan: LanePlan, log_path: Path, load_timeout_s: float) -> Endpoint:
         """A context manager that serves the plan: by default the plan's argv started as a
-        ``ServerProcess`` (own process group, the lane's env), ready at ``ready_path``; engines
-        that attach to a running server override this."""
+        ``ServerProcess`` (``serve``); engines that attach to a running server override this."""
+        return self.serve(plan, plan.argv, log_path, load_timeout_s)
+
+    def serve(
+        self, plan: LanePlan, argv_for_port: Callable[[int], list[str]], log_path: Path, load_timeout_s: float
+    ) -> ServerProcess:
+        """``argv_for_port(port)`` started as the lane's ``ServerProcess`` (own process group, the
+        lane's env), ready at ``ready_path``."""
         return ServerProcess(
-            plan.argv,
+            argv_for_port,
             log_path,
             label=f"lane {plan.lane.name!r}",
             env=plan.lane.env,

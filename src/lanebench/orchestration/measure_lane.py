@@ -26,7 +26,7 @@ from lanebench.errors import LaneFailed
 from lanebench.measure.envelope import EnvelopeJob
 from lanebench.measure.job import LaneJob, RunState
 from lanebench.orchestration.attribute_step import attribution_for
-from lanebench.orchestration.baseline_step import baseline_for
+from lanebench.orchestration.baseline_step import baseline_for, wants_baseline
 from lanebench.orchestration.envelope_step import summarize_envelope
 from lanebench.orchestration.grid import speculative_fields
 from lanebench.orchestration.memory_step import lane_leaders, measured
@@ -129,15 +129,9 @@ class LaneMeasurer:
         budget = opts.job.budget_s
         self.deadline = time.monotonic() + budget if budget else None
 
-    def _wants_baseline(self, plan: LanePlan) -> bool:
-        """Whether the run (``--baseline``) or the lane asks for the kernel view."""
-        return self.opts.baseline or plan.lane.baseline
-
     def _baseline(self, plan: LanePlan, depth: int | None = None) -> BaselineRecord | None:
         """The kernel view at ``depth`` (the envelope's smallest when None)."""
-        if not self._wants_baseline(plan):
-            return None
-        if self.progress:
+        if self.progress and wants_baseline(plan, self.opts):
             self.progress.loading(f"{plan.lane.name}: llama-bench (kernel view)")
         at = min(self.opts.job.depth_levels) if depth is None else depth
         log = self._log_path(f"{plan.lane.name}-baseline")
@@ -145,7 +139,7 @@ class LaneMeasurer:
 
     def _kernels(self, plan: LanePlan) -> dict[int, BaselineRecord]:
         """The envelope's kernel view at each of its depths (before the lane's server starts)."""
-        if not self.opts.job.envelope or not self._wants_baseline(plan):
+        if not self.opts.job.envelope or not wants_baseline(plan, self.opts):
             return {}
         out = {}
         for depth in self.opts.job.depth_levels:

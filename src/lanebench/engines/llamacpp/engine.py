@@ -57,7 +57,6 @@ from lanebench.gguf.check import check_draft
 from lanebench.gguf.magic import check_gguf_file
 from lanebench.records.placement import PlacementRecord
 from lanebench.records.samples import TokenCount
-from lanebench.server.process import ServerProcess
 
 
 def completion_body(
@@ -242,14 +241,7 @@ class LlamaCpp(Engine):
         lane = plan.lane
         if not (lane.rpc or lane.rpc_local):
             argv = plan.argv_preview or self.argv(plan, 0)
-            return ServerProcess(
-                lambda port: at_port(argv, port),
-                log_path,
-                label=f"lane {lane.name!r}",
-                env=lane.env,
-                load_timeout_s=load_timeout_s,
-                ready_path=self.ready_path,
-            )
+            return self.serve(plan, lambda port: at_port(argv, port), log_path, load_timeout_s)
         assert plan.server_bin is not None
         return RpcLaneEndpoint(
             lane,

@@ -87,20 +87,21 @@ def memory_fit(plan: LanePlan) -> LlamaMemoryFit | Unavailable:
     """The lane's estimate from its GGUF files, with what it tells its server (environment,
     fields, extra_args) and the build's defaults; Unavailable when its files cannot be read."""
     lane = plan.lane
+    unreadable = Unavailable(f"lane {lane.name!r}: no memory estimate (its model files could not be read)")
+    if plan.model is None:
+        return unreadable
     defaults = read_server_defaults(plan.server_bin) if plan.server_bin is not None else None
     draft = plan.draft_model
-    if draft is None and lane.draft is not None and plan.model is not None:
+    if draft is None and lane.draft is not None:
         draft = lane.draft_path(plan.model)  # a plan built by hand, not by ``LlamaCpp.plan``
     places = places_of(plan)
     asked = asked_of(lane, {**os.environ, **lane.env})
     try:
-        if plan.model is None:
-            raise ValueError("no model file")
         draft_kv, notes = draft_cache(asked, defaults, lane.kv)
         est = estimate_lane(
             plan.model, draft, plan.ctx, lane.slots, lane.kv, draft_kv, lane.flash_attn != "off"
         )
     except (LanebenchError, OSError, ValueError):
-        return Unavailable(f"lane {lane.name!r}: no memory estimate (its model files could not be read)")
+        return unreadable
     est.notes += notes if draft is not None else []
     return LlamaMemoryFit(est, places, asked, defaults)
