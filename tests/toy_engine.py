@@ -27,7 +27,6 @@ from lanebench.engines.base import (
     Request,
     StreamReader,
     Turn,
-    check_fields,
     needed_ctx,
 )
 from lanebench.engines.hooks import KernelView, Suspects, SuspectVariant, Unavailable
@@ -51,7 +50,6 @@ class Toy(Engine):
     ready_path = "/v1/models"
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
-        check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})
         build_info = {"engine": self.name, "version": VERSION, "rate": RATE}
         plan = LanePlan(lane, self, needed_ctx(ctx.job, lane.slots), build=str(FAKE), build_info=build_info)
         plan.argv_preview = plan.argv(0)

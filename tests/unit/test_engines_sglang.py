@@ -180,7 +180,6 @@ def test_an_algorithm_the_build_does_not_list_is_refused(v05: Path) -> None:
     [
         ({"kv": "q8_0"}, "this SGLang build's --kv-cache-dtype takes auto, fp8_e5m2, fp8_e4m3"),
         ({"extra_args": ["--context-length", "9"]}, "field 'extra_args' sets --context-length"),
-        ({"url": "http://h:30000"}, "use engine 'openai'"),
         ({"gpu_layers": 10}, "field 'gpu_layers' = 10 has no SGLang equivalent"),
         ({"served_model": None}, "field 'model': engine 'sglang' needs a model"),
     ],

@@ -228,7 +228,6 @@ def test_an_old_build_still_serves_a_plain_lane(v06: Path) -> None:
         ({"kv": "q8_0"}, "field 'kv' = 'q8_0': this vLLM build's --kv-cache-dtype takes auto, bfloat16"),
         ({"extra_args": ["--port=1"]}, "field 'extra_args' sets --port"),
         ({"extra_args": ["--max_num_seqs", "8"]}, "field 'extra_args' sets --max-num-seqs"),
-        ({"url": "http://h:8000"}, "use engine 'openai'"),
         ({"threads": 4}, "field 'threads' = 4 has no vLLM equivalent"),
         ({"flash_attn": "on"}, "field 'flash_attn' = 'on' has no vLLM equivalent"),
         ({"served_model": None}, "field 'model': engine 'vllm' needs a model"),

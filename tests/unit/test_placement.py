@@ -18,7 +18,6 @@ from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.placement import RpcLocal, endpoint_parts
 from lanebench.config.run import RunConfig
-from lanebench.engines.base import refuse_placement
 from lanebench.engines.llamacpp.argv import LaneRefused, build_argv, placement_args, rpc_endpoints
 from lanebench.engines.llamacpp.devices import Device, check_device_names, parse_devices
 from lanebench.engines.llamacpp.dialect import Dialect, parse_dialect
@@ -35,7 +34,7 @@ from lanebench.engines.llamacpp.rpc import (
 )
 from lanebench.engines.registry import get_engine
 from lanebench.errors import BadInput
-from lanebench.orchestration.plan import plan_lanes
+from lanebench.orchestration.plan import plan_lanes, refuse_fields
 from lanebench.records.lane import LaneResult
 from lanebench.records.placement import PlacementRecord, RpcDevice, RpcProbe
 from lanebench.report.placement import placement_cells, placement_table
@@ -171,10 +170,25 @@ def test_b11434_lists_its_split_modes() -> None:
 
 def test_other_engines_refuse_placement_fields() -> None:
     with pytest.raises(BadInput, match=r"field 'tensor_split' places the model with llama\.cpp's flags"):
-        refuse_placement(get_engine("openai"), lane(engine="openai", url="http://h:1", tensor_split=[1, 1]))
+        refuse_fields(get_engine("openai"), lane(engine="openai", url="http://h:1", tensor_split=[1, 1]))
     with pytest.raises(BadInput, match=r"draft\.devices"):
-        refuse_placement(get_engine("vllm"), lane(engine="vllm", draft={"kind": "model", "devices": "CUDA1"}))
-    refuse_placement(get_engine("llama.cpp"), lane(rpc=["h:1"]))  # llama.cpp takes them
+        refuse_fields(get_engine("vllm"), lane(engine="vllm", draft={"kind": "model", "devices": "CUDA1"}))
+    refuse_fields(get_engine("llama.cpp"), lane(rpc=["h:1"]))  # llama.cpp takes them
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "vllm", "sglang"])
+@pytest.mark.parametrize("field", ["url", "api_key_env"])
+def test_engines_that_start_their_server_refuse_the_fields_of_one_that_runs(engine: str, field: str) -> None:
+    value = "http://127.0.0.1:1" if field == "url" else "KEY"
+    spec = lane(engine=engine, **{field: value})
+    with pytest.raises(BadInput) as err:
+        refuse_fields(get_engine(engine), spec)
+    assert str(err.value) == (
+        f"lane 'L': field {field!r} is for a server that already runs (engine 'ollama' or 'openai'); "
+        f"engine {engine!r} starts its own"
+    )
+    for taker in ("ollama", "openai"):
+        refuse_fields(get_engine(taker), lane(engine=taker, **{"url": "http://127.0.0.1:1", field: value}))
 
 
 @pytest.mark.parametrize(

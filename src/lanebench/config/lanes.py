@@ -182,6 +182,9 @@ class Draft(BaseModel):
 EMULATED_MARK = "[emulated]"
 
 
+ATTACHED = ("url", "api_key_env")  # lane fields of a server that runs already (engines that attach)
+
+
 class LaneSpec(BaseModel):
     """One way of serving a model. Every field but ``name`` may come from ``[defaults]``."""
 

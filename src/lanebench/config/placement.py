@@ -114,6 +114,7 @@ class RpcLocal(BaseModel):
 
 
 PLACEMENT_FIELDS = ("split_mode", "tensor_split", "main_gpu", "devices", "rpc", "rpc_local")
+PLACED = (*PLACEMENT_FIELDS, "draft.devices")  # lane fields only an engine that places models takes
 
 
 def tensor_split_problem(v: list[float] | None) -> str | None:

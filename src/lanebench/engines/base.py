@@ -35,7 +35,6 @@ import aiohttp
 
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
-from lanebench.config.placement import PLACEMENT_FIELDS
 from lanebench.engines.hooks import EngineHooks, MemoryFit, Unavailable
 from lanebench.errors import BadInput, LaneFailed
 from lanebench.records.samples import TokenCount
@@ -208,7 +207,8 @@ class Engine(EngineHooks, ABC):
     ready_path: ClassVar[str] = "/health"  # answers 200 once a launched server can serve
     per_request_speculative: ClassVar[bool] = False  # lanes may share a server (sweep)
     conversations: ClassVar[bool] = False  # can continue a conversation held in a slot (CacheUse)
-    lane_fields: ClassVar[frozenset[str]] = frozenset()  # engine-only lane fields it accepts
+    # engine-only lane fields it takes (placement, url, api_key_env); planning refuses the others
+    lane_fields: ClassVar[frozenset[str]] = frozenset()
 
     # --- planning -------------------------------------------------------------------------
     @abstractmethod
@@ -265,37 +265,6 @@ class Engine(EngineHooks, ABC):
 
     async def supports_per_request(self, session: aiohttp.ClientSession, endpoint: Endpoint) -> bool:
         return False
-
-
-def check_fields(engine: Engine, lane: LaneSpec, fields: dict[str, Any]) -> None:
-    """Refuse engine-only lane fields this engine does not take, naming them."""
-    for key, value in fields.items():
-        if value not in (None, "", [], {}) and key not in engine.lane_fields:
-            raise BadInput(
-                f"lane {lane.name!r}: field {key!r} is for other engines; engine {engine.name!r} "
-                "does not take it"
-            )
-
-
-PLACED = (*PLACEMENT_FIELDS, "draft.devices")  # lane fields only an engine that places models takes
-
-
-def takes_placement(engine: Engine) -> bool:
-    """Whether the engine takes every placement field (llama.cpp's flags) in its ``lane_fields``."""
-    return set(PLACED) <= engine.lane_fields
-
-
-def refuse_placement(engine: Engine, lane: LaneSpec) -> None:
-    """Placement fields are llama.cpp's flags; engines whose ``lane_fields`` lack them place the
-    model themselves."""
-    values = {f: getattr(lane, f) for f in PLACEMENT_FIELDS}
-    values["draft.devices"] = lane.draft.devices if lane.draft is not None else None
-    fields = [f for f, v in values.items() if v not in (None, []) and f not in engine.lane_fields]
-    if fields:
-        raise BadInput(
-            f"lane {lane.name!r}: field {fields[0]!r} places the model with llama.cpp's flags; engine "
-            f"{engine.name!r} does not take it (give the engine's own flags in extra_args)"
-        )
 
 
 def api_key(lane: LaneSpec) -> str | None:

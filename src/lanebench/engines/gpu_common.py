@@ -127,14 +127,9 @@ def need_value(help_: ArgparseHelp, flag: str, value: str, label: str, field_nam
         )
 
 
-def refuse_gpu_server_fields(lane: LaneSpec, label: str, engine: str, display: str) -> None:
-    """Fields a GPU serving engine that lanebench starts has no equivalent for, refused by name."""
-    if lane.url or lane.api_key_env:
-        name = "url" if lane.url else "api_key_env"
-        raise BadInput(
-            f"{label}: field {name!r}: engine {engine!r} starts its own server; to measure {display} "
-            "where it already runs, use engine 'openai' with its url"
-        )
+def refuse_gpu_server_fields(lane: LaneSpec, label: str, display: str) -> None:
+    """Fields a GPU serving engine that lanebench starts has no equivalent for, refused by name
+    (engine-only fields it does not take, such as ``url``, are refused by planning)."""
     refuse_set(
         label,
         display,
@@ -191,7 +186,7 @@ def check_lane(
     this order: fields it has no equivalent for, ``extra_args`` repeating an ``owned`` flag, the
     model, the context."""
     label = f"lane {lane.name!r}"
-    refuse_gpu_server_fields(lane, label, engine.name, display)
+    refuse_gpu_server_fields(lane, label, display)
     check_extra_args(lane, label, owned)
     model_tag, served = model_and_name(lane, label, engine.name)
     return CheckedLane(label, model_tag, served, slot_ctx(lane, ctx.job, label))

@@ -33,7 +33,6 @@ from lanebench.engines.base import (
     StreamReader,
     Turn,
     api_key,
-    check_fields,
     needed_ctx,
 )
 from lanebench.engines.registry import register
@@ -227,7 +226,6 @@ class OpenAI(Engine):
                     f"{label}: field {key!r} configures a server lanebench starts; engine 'openai' "
                     "attaches to one that runs already (set it on that server)"
                 )
-        check_fields(self, lane, {})
         api_key(lane)  # a named variable that is not set is a planning error
         root = _api_root(lane.url)
         return LanePlan(

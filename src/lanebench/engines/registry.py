@@ -82,6 +82,12 @@ def known() -> list[str]:
     return sorted({cls.name for cls in _ENGINES.values()})
 
 
+def takers(field: str) -> list[str]:
+    """The engines whose ``lane_fields`` include the engine-only lane field ``field``."""
+    _load()
+    return sorted({cls.name for cls in _ENGINES.values() if field in cls.lane_fields})
+
+
 def get_engine(name: str, source: str = "field 'engine'") -> Engine:
     """A new instance of the engine called ``name``; an unknown name lists the known ones."""
     _load()

@@ -14,12 +14,13 @@ from typing import Any
 
 from lanebench import __version__
 from lanebench.config.job import JobSpec
-from lanebench.config.lanes import LaneSpec
+from lanebench.config.lanes import ATTACHED, LaneSpec
 from lanebench.config.lanesfile import cap_lines
+from lanebench.config.placement import PLACED, PLACEMENT_FIELDS
 from lanebench.config.run import RunConfig
-from lanebench.engines.base import LanePlan, PlanContext, refuse_placement, takes_placement
-from lanebench.engines.registry import get_engine
-from lanebench.errors import LanebenchError
+from lanebench.engines.base import Engine, LanePlan, PlanContext
+from lanebench.engines.registry import get_engine, takers
+from lanebench.errors import BadInput, LanebenchError
 from lanebench.host.hostinfo import host_basics
 from lanebench.orchestration.envelope_step import lane_for_job
 from lanebench.orchestration.memory_step import check_fit
@@ -31,11 +32,29 @@ def plan_context(config: RunConfig) -> PlanContext:
     return PlanContext(job=config.job, server_bin=config.server_bin, check_drafts=config.check_drafts)
 
 
+def refuse_fields(engine: Engine, lane: LaneSpec) -> None:
+    """Refuse, by name, each engine-only lane field that is set and that the engine does not list
+    in its ``lane_fields``: llama.cpp's placement fields (``PLACED``), and ``ATTACHED``."""
+    values = {f: getattr(lane, f) for f in (*ATTACHED, *PLACEMENT_FIELDS)}
+    values["draft.devices"] = lane.draft.devices if lane.draft is not None else None
+    for key, value in values.items():
+        if value in (None, "", []) or key in engine.lane_fields:
+            continue
+        label, name = f"lane {lane.name!r}: field {key!r}", f"engine {engine.name!r}"
+        if key in PLACED:
+            raise BadInput(
+                f"{label} places the model with llama.cpp's flags; {name} does not take it (give "
+                "the engine's own flags in extra_args)"
+            )
+        engines = " or ".join(repr(e) for e in takers(key))
+        raise BadInput(f"{label} is for a server that already runs (engine {engines}); {name} starts its own")
+
+
 def plan_lane(lane: LaneSpec, config: RunConfig) -> LanePlan:
-    """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field."""
+    """Resolve one lane with its engine; raise BadInput/NotFound naming the lane and field.
+    Engine-only fields the engine does not take are refused first, before it looks for anything."""
     engine = get_engine(lane.engine, f"lane {lane.name!r}: field 'engine'")
-    if not takes_placement(engine):
-        refuse_placement(engine, lane)  # before the engine looks for anything
+    refuse_fields(engine, lane)
     return engine.plan(lane_for_job(lane, engine, config.job), plan_context(config))
 
 

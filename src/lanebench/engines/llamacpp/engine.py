@@ -21,8 +21,8 @@ from lanebench.analysis import metrics as m
 from lanebench.config.job import JobSpec
 from lanebench.config.lanes import LaneSpec
 from lanebench.config.models import default_model_path
+from lanebench.config.placement import PLACED
 from lanebench.engines.base import (
-    PLACED,
     CacheUse,
     Endpoint,
     Engine,
@@ -32,7 +32,6 @@ from lanebench.engines.base import (
     Request,
     StreamReader,
     Turn,
-    check_fields,
     needed_ctx,
 )
 from lanebench.engines.hooks import (
@@ -183,7 +182,6 @@ class LlamaCpp(Engine):
 
     def plan(self, lane: LaneSpec, ctx: PlanContext) -> LanePlan:
         label = f"lane {lane.name!r}"
-        check_fields(self, lane, {"url": lane.url, "api_key_env": lane.api_key_env})
         if lane.server_bin is not None:
             binary = find_server_bin(lane.server_bin, f"{label}: field 'server_bin'")
         else:
