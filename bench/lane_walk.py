@@ -11,12 +11,17 @@ into a file the walk had already left, made by code of another file: control han
 (issue 19's measure of a lane's path). A file's own code calling one of its functions again, after
 a call it made elsewhere came back, is no return; the last line also counts those ("strict").
 "Handed the lane": the LaneSpec is an argument, or is reachable from one within three steps
-(attributes of lanebench's own objects, items of lists, tuples, sets and dict values).
+(attributes of lanebench's own objects, items of lists, tuples, sets and dict values). A
+generator's or coroutine's first run is a call; so is a generator resumed (the end of a ``with``
+block hands control back into its context manager); a coroutine the event loop resumes after its
+own await is not.
 """
 
 from __future__ import annotations
 
+import dis
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,23 @@ def holds_lane(value: object, lane: object, depth: int = 0) -> bool:
     return any(holds_lane(v, lane, depth + 1) for v in _parts(value))
 
 
+GENERATOR, COROUTINE, ASYNC_GENERATOR = 0x20, 0x80, 0x200
+
+
+@cache
+def first_offset(code: Any) -> int:
+    """Where a frame of ``code`` starts running: its first RESUME (Python 3.11+ puts
+    RETURN_GENERATOR and POP_TOP before it in a generator or coroutine), else 0."""
+    return next((i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0)
+
+
+def resumed_by_loop(frame: Any) -> bool:
+    """A coroutine the event loop resumes after one of its own awaits: it goes on with its own
+    work, nobody hands it control. A generator resumed (``next``, a ``with`` block's end) is
+    handed control by the code that resumes it, and counts as a call."""
+    return bool(frame.f_code.co_flags & COROUTINE) and frame.f_lasti != first_offset(frame.f_code)
+
+
 def caller_of(frame: Any) -> str:
     """The file of the nearest lanebench code below ``frame`` on the stack ("" for none)."""
     back = frame.f_back
@@ -78,7 +100,7 @@ def main() -> None:
             return
         if event != "call" or state.get("done"):
             return
-        if frame.f_code.co_flags & 0x2A0 and frame.f_lasti > 0:  # a generator/coroutine resumed
+        if resumed_by_loop(frame):
             return
         f = frame.f_code.co_filename
         if not f.startswith(SRC):
