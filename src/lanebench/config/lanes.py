@@ -21,6 +21,7 @@ from pydantic import (
 
 from lanebench.config.inputs import I32_MAX, show
 from lanebench.config.placement import (
+    PLACEMENT_FIELDS,
     DeviceList,
     RpcEndpoint,
     RpcLocal,
@@ -311,6 +312,13 @@ class LaneSpec(BaseModel):
     def marked_name(self) -> str:
         """The name, followed by ``[emulated]`` when the acceptance is emulated."""
         return f"{self.name} {EMULATED_MARK}" if self.emulated else self.name
+
+    def engine_fields(self) -> dict[str, Any]:
+        """The engine-only fields this lane sets, by name (``ATTACHED``, then ``PLACED``:
+        ``draft.devices`` for the draft's): only engines that list them in ``lane_fields`` take them."""
+        values = {f: getattr(self, f) for f in (*ATTACHED, *PLACEMENT_FIELDS)}
+        values["draft.devices"] = self.draft.devices if self.draft is not None else None
+        return {k: v for k, v in values.items() if v not in (None, "", [])}
 
     @property
     def rpc_count(self) -> int:

@@ -21,7 +21,6 @@ from lanebench.busy.meter import LoadMeter
 from lanebench.config.job import JobSpec
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import Endpoint, LanePlan
-from lanebench.engines.hooks import MemorySources, Unavailable
 from lanebench.errors import LaneFailed
 from lanebench.measure.envelope import EnvelopeJob
 from lanebench.measure.job import LaneJob, RunState
@@ -182,20 +181,15 @@ class LaneMeasurer:
             self.servers += 1
         return plan.engine.endpoint(plan, self._log_path(label), self.opts.load_timeout_s)
 
-    def _run_job(
-        self,
-        plan: LanePlan,
-        endpoint: Endpoint,
-        rec: _Recorder,
-        per_request: bool,
-        sources: MemorySources | Unavailable,
-    ) -> None:
-        """Run the lane's job on its started ``endpoint``; ``sources``: the engine's
-        ``memory_sources`` of it (the lane's process groups, none of a server lanebench did not
+    def _run_job(self, plan: LanePlan, endpoint: Endpoint, rec: _Recorder, per_request: bool) -> None:
+        """Run the lane's job on its started ``endpoint``, after asking the engine what it started:
+        where the model runs, and the lane's process groups (none of a server lanebench did not
         start: their memory is sampled, and what else runs beside them metered)."""
         rec.result.load_s = endpoint.load_s
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
+        rec.result.placement = plan.engine.placement(plan, endpoint)
+        sources = plan.engine.memory_sources(plan, endpoint)
         leaders = lane_leaders(sources)
         kind = EnvelopeJob if self.opts.job.envelope else LaneJob
         job = kind(
@@ -230,10 +224,8 @@ class LaneMeasurer:
             self.progress.loading(plan.lane.name)
         endpoint = self._endpoint(plan, plan.lane.name)
         try:
-            with endpoint:  # the engine, asked what it started: memory sources, placement
-                sources = plan.engine.memory_sources(plan, endpoint)
-                rec.result.placement = plan.engine.placement(plan, endpoint)
-                self._run_job(plan, endpoint, rec, False, sources)
+            with endpoint:
+                self._run_job(plan, endpoint, rec, False)
         except LaneFailed as exc:
             rec.fail(exc, endpoint.log_tail())
         return rec.finish()
@@ -283,9 +275,7 @@ class LaneMeasurer:
                     rec = _Recorder(plan, self.run, self.sinks, self.opts.job, self.progress)
                     rec.result.baseline = bases[plan.lane.name]
                     try:
-                        sources = plan.engine.memory_sources(plan, endpoint)
-                        rec.result.placement = plan.engine.placement(plan, endpoint)
-                        self._run_job(plan, endpoint, rec, supported, sources)
+                        self._run_job(plan, endpoint, rec, supported)
                         done[plan.lane.name] = rec.finish()
                     except LaneFailed as exc:
                         rec.fail(exc, endpoint.log_tail())

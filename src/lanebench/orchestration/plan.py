@@ -14,9 +14,9 @@ from typing import Any
 
 from lanebench import __version__
 from lanebench.config.job import JobSpec
-from lanebench.config.lanes import ATTACHED, LaneSpec
+from lanebench.config.lanes import LaneSpec
 from lanebench.config.lanesfile import cap_lines
-from lanebench.config.placement import PLACED, PLACEMENT_FIELDS
+from lanebench.config.placement import PLACED
 from lanebench.config.run import RunConfig
 from lanebench.engines.base import Engine, LanePlan, PlanContext
 from lanebench.engines.registry import get_engine, takers
@@ -34,11 +34,10 @@ def plan_context(config: RunConfig) -> PlanContext:
 
 def refuse_fields(engine: Engine, lane: LaneSpec) -> None:
     """Refuse, by name, each engine-only lane field that is set and that the engine does not list
-    in its ``lane_fields``: llama.cpp's placement fields (``PLACED``), and ``ATTACHED``."""
-    values = {f: getattr(lane, f) for f in (*ATTACHED, *PLACEMENT_FIELDS)}
-    values["draft.devices"] = lane.draft.devices if lane.draft is not None else None
-    for key, value in values.items():
-        if value in (None, "", []) or key in engine.lane_fields:
+    in its ``lane_fields``: llama.cpp's placement fields (``PLACED``), and ``ATTACHED``
+    (``LaneSpec.engine_fields``)."""
+    for key in lane.engine_fields():
+        if key in engine.lane_fields:
             continue
         label, name = f"lane {lane.name!r}: field {key!r}", f"engine {engine.name!r}"
         if key in PLACED:

@@ -5,7 +5,7 @@ the build saw here, and what each RPC endpoint answered before the lane started
 from __future__ import annotations
 
 from lanebench.config.lanes import LaneSpec
-from lanebench.config.placement import PLACEMENT_FIELDS
+from lanebench.config.placement import PLACED
 from lanebench.engines.base import Endpoint, LanePlan
 from lanebench.engines.llamacpp.devices import list_devices
 from lanebench.records.placement import PlacementRecord
@@ -13,9 +13,7 @@ from lanebench.records.placement import PlacementRecord
 
 def placed(lane: LaneSpec) -> bool:
     """Whether the lane says where its model runs (devices, split, RPC servers)."""
-    return any(getattr(lane, f) not in (None, []) for f in PLACEMENT_FIELDS) or bool(
-        lane.draft and lane.draft.devices
-    )
+    return any(f in PLACED for f in lane.engine_fields())
 
 
 def placement_record(plan: LanePlan, endpoint: Endpoint) -> PlacementRecord | None:
