@@ -183,13 +183,13 @@ class LaneMeasurer:
 
     def _run_job(self, plan: LanePlan, endpoint: Endpoint, rec: _Recorder, per_request: bool) -> None:
         """Run the lane's job on its started ``endpoint``, after asking the engine what it started:
-        where the model runs, and the lane's process groups (none of a server lanebench did not
-        start: their memory is sampled, and what else runs beside them metered)."""
+        the lane's process groups (none of a server lanebench did not start: their memory is
+        sampled, and what else runs beside them metered), and where the model runs."""
         rec.result.load_s = endpoint.load_s
         rec.result.argv = list(endpoint.argv) or rec.result.argv
         rec.result.log_path = str(endpoint.log_path) if endpoint.log_path else None
-        rec.result.placement = plan.engine.placement(plan, endpoint)
         sources = plan.engine.memory_sources(plan, endpoint)
+        rec.result.placement = plan.engine.placement(plan, endpoint)
         leaders = lane_leaders(sources)
         kind = EnvelopeJob if self.opts.job.envelope else LaneJob
         job = kind(
